@@ -1,0 +1,163 @@
+namespace PSStableDiffusion.Engine;
+
+/// <summary>What identifies one loaded engine: the model source, where it computes, and load options that change it.</summary>
+public sealed record EngineKey(string ModelSource, ComputeTarget Target, string LoadOptions = "")
+{
+    /// <summary>Paths compare case-insensitively on Windows and macOS, where the file systems usually do.</summary>
+    public bool Equals(EngineKey? other) =>
+        other is not null && Target == other.Target && LoadOptions == other.LoadOptions &&
+        string.Equals(ModelSource, other.ModelSource, PathComparison);
+
+    public override int GetHashCode() =>
+        HashCode.Combine(PathComparer.GetHashCode(ModelSource), Target, LoadOptions);
+
+    private static StringComparison PathComparison =>
+        OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+
+    private static StringComparer PathComparer =>
+        OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase;
+}
+
+/// <summary>A snapshot of one cache entry, for Get-SDEngine.</summary>
+public sealed record EngineInfo(
+    string Model, string Device, string Precision, string Variant, long MemoryBytes,
+    DateTimeOffset LoadedAt, DateTimeOffset LastUsed, int Uses, bool Busy);
+
+/// <summary>Anything the cache can hold: a loaded model that reports its memory and can describe itself.</summary>
+public interface ICachedEngine : IDisposable
+{
+    long MemoryBytes { get; }
+    string Variant { get; }
+}
+
+/// <summary>
+/// One loaded model per (model, device, dtype) per process, shared by every cmdlet call and runspace.
+/// A model is never loaded twice at once, and calls on one model are serialised (a lease holds its gate),
+/// so <c>ForEach-Object -Parallel</c> and thread jobs are safe. Different models run concurrently.
+/// </summary>
+public sealed class EngineCache
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<EngineKey, Entry> _entries = new();
+
+    public static EngineCache Shared { get; } = new();
+
+    /// <summary>
+    /// Returns a lease on the engine for <paramref name="key"/>, loading it with <paramref name="load"/> if needed.
+    /// The lease must be disposed; until then other callers of the same key wait (cancellably).
+    /// </summary>
+    public EngineLease<T> Acquire<T>(EngineKey key, Func<T> load, CancellationToken cancellation) where T : class, ICachedEngine
+    {
+        Entry entry;
+        lock (_gate)
+        {
+            if (!_entries.TryGetValue(key, out entry!))
+            {
+                entry = new Entry(key);
+                _entries[key] = entry;
+            }
+        }
+        entry.Gate.Wait(cancellation);
+        try
+        {
+            if (entry.Engine is null)
+            {
+                entry.Engine = load();
+                entry.LoadedAt = DateTimeOffset.Now;
+            }
+            if (entry.Engine is not T typed)
+                throw new InvalidOperationException($"The cached engine for '{key.ModelSource}' is a {entry.Engine.GetType().Name}, not a {typeof(T).Name}.");
+            entry.LastUsed = DateTimeOffset.Now;
+            entry.Uses++;
+            entry.Busy = true;
+            return new EngineLease<T>(typed, () => Release(entry));
+        }
+        catch
+        {
+            // A failed load leaves nothing behind, so the next call tries again from scratch.
+            lock (_gate)
+            {
+                if (entry.Engine is null && _entries.TryGetValue(key, out var current) && current == entry) _entries.Remove(key);
+            }
+            entry.Gate.Release();
+            throw;
+        }
+    }
+
+    /// <summary>Snapshots of the loaded engines.</summary>
+    public IReadOnlyList<EngineInfo> List()
+    {
+        lock (_gate)
+        {
+            return _entries.Values.Where(e => e.Engine is not null).Select(e => new EngineInfo(
+                e.Key.ModelSource, e.Key.Target.DeviceName, e.Key.Target.DTypeName, e.Engine!.Variant, e.Engine.MemoryBytes,
+                e.LoadedAt, e.LastUsed, e.Uses, e.Busy)).ToList();
+        }
+    }
+
+    /// <summary>
+    /// Frees the engines matching <paramref name="match"/> (all when null). A busy engine is freed when its current
+    /// call ends. Returns the snapshots of what was removed.
+    /// </summary>
+    public IReadOnlyList<EngineInfo> Clear(Func<EngineInfo, bool>? match = null)
+    {
+        var removed = new List<(Entry Entry, EngineInfo Info)>();
+        lock (_gate)
+        {
+            foreach (var entry in _entries.Values.ToList())
+            {
+                if (entry.Engine is null) continue;
+                var info = new EngineInfo(entry.Key.ModelSource, entry.Key.Target.DeviceName, entry.Key.Target.DTypeName,
+                    entry.Engine.Variant, entry.Engine.MemoryBytes, entry.LoadedAt, entry.LastUsed, entry.Uses, entry.Busy);
+                if (match is not null && !match(info)) continue;
+                _entries.Remove(entry.Key);
+                removed.Add((entry, info));
+            }
+        }
+        foreach (var (entry, _) in removed)
+        {
+            // Whoever holds the gate finishes first; taking it here means nobody uses the engine any more.
+            if (entry.Gate.Wait(0)) DisposeEntry(entry);
+            else entry.DisposeWhenReleased = true;
+        }
+        if (removed.Count > 0) GC.Collect();
+        return removed.Select(r => r.Info).ToList();
+    }
+
+    private void Release(Entry entry)
+    {
+        entry.Busy = false;
+        entry.LastUsed = DateTimeOffset.Now;
+        if (entry.DisposeWhenReleased) DisposeEntry(entry);
+        else entry.Gate.Release();
+    }
+
+    private static void DisposeEntry(Entry entry)
+    {
+        entry.Engine?.Dispose();
+        entry.Engine = null;
+        entry.Gate.Release();
+    }
+
+    private sealed class Entry(EngineKey key)
+    {
+        public EngineKey Key { get; } = key;
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public ICachedEngine? Engine { get; set; }
+        public DateTimeOffset LoadedAt { get; set; }
+        public DateTimeOffset LastUsed { get; set; }
+        public int Uses { get; set; }
+        public bool Busy { get; set; }
+        public bool DisposeWhenReleased { get; set; }
+    }
+}
+
+/// <summary>Exclusive use of a cached engine until disposed.</summary>
+public sealed class EngineLease<T>(T engine, Action release) : IDisposable where T : class
+{
+    private Action? _release = release;
+
+    public T Engine { get; } = engine;
+
+    public void Dispose() => Interlocked.Exchange(ref _release, null)?.Invoke();
+}
