@@ -1,0 +1,77 @@
+using PSStableDiffusion.Engine.Schedulers;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Pipelines;
+
+/// <summary>What one pipeline call should produce. Cmdlets build it from their parameters.</summary>
+public sealed record GenerationRequest
+{
+    public required string Prompt { get; init; }
+    public string NegativePrompt { get; init; } = "";
+    public int Steps { get; init; } = 50;
+    public double GuidanceScale { get; init; } = 7.5;
+    public long Seed { get; init; }
+
+    /// <summary>Null: the model's default size (UNet sample_size × VAE factor), or the init image's size.</summary>
+    public int? Width { get; init; }
+    public int? Height { get; init; }
+
+    /// <summary>Images per call, drawn as diffusers' <c>num_images_per_prompt</c> (one noise tensor for the batch).</summary>
+    public int Count { get; init; } = 1;
+
+    /// <summary>A scheduler name (diffusers class or AUTOMATIC1111 name); null uses the model's own.</summary>
+    public string? Scheduler { get; init; }
+
+    /// <summary>DDIM-style eta, passed to schedulers that take it.</summary>
+    public double? Eta { get; init; }
+
+    /// <summary>Karras sigmas on schedulers that support them.</summary>
+    public bool? KarrasSigmas { get; init; }
+
+    /// <summary>img2img/depth/inpaint: the image to start from, as a [1, 3, H, W] tensor in [-1, 1].</summary>
+    public Tensor? InitImage { get; init; }
+
+    /// <summary>How much of the schedule to run from the init image (diffusers' strength), in (0, 1].</summary>
+    public double Strength { get; init; } = 0.8;
+
+    /// <summary>Inpainting: [1, 1, H, W] in [0, 1], 1 where to repaint (binarised at 0.5 by the pipeline).</summary>
+    public Tensor? Mask { get; init; }
+
+    /// <summary>Depth-to-image: [1, H, W] depth map, any scale (min-max normalised).</summary>
+    public Tensor? DepthMap { get; init; }
+
+    /// <summary>x4 upscaler: noise level (class label) added to the low-res image, 0..350.</summary>
+    public int NoiseLevel { get; init; } = 20;
+
+    /// <summary>Replaces the seeded CPU generator: tests inject the noise a reference run stored.</summary>
+    public INoiseSource? NoiseOverride { get; init; }
+}
+
+/// <summary>A denoising step finished.</summary>
+public sealed record StepProgress(int Step, int TotalSteps, TimeSpan Elapsed)
+{
+    public TimeSpan? Remaining => Step == 0 ? null : Elapsed / Step * (TotalSteps - Step);
+}
+
+/// <summary>Callbacks a pipeline call reports through; all run on the calling thread.</summary>
+public sealed class PipelineObserver
+{
+    public static PipelineObserver None { get; } = new();
+
+    /// <summary>After each denoising step.</summary>
+    public Action<StepProgress>? Progress { get; init; }
+
+    /// <summary>Verbose log lines: what was loaded, dtype, device, timings.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>Warnings the user should see (e.g. a prompt truncated to 77 tokens).</summary>
+    public Action<string>? Warn { get; init; }
+
+    /// <summary>
+    /// Intermediate tensors under the names of the golden fixtures (<c>prompt_embeds</c>, <c>stepNN_unet_output</c>, …).
+    /// Only tests set it; the tensor is owned by the pipeline, so copy it to keep it.
+    /// </summary>
+    public Action<string, Tensor>? Inspect { get; init; }
+
+    public CancellationToken Cancellation { get; init; }
+}

@@ -1,0 +1,87 @@
+using System.Management.Automation;
+using PSStableDiffusion.Engine.Imaging;
+using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Pipelines;
+
+namespace PSStableDiffusion.Infrastructure;
+
+/// <summary>
+/// What every cmdlet of the module shares: a cancellation source that Ctrl+C (StopProcessing) trips, and the mapping
+/// of engine exceptions to ErrorRecords with stable ids and categories.
+/// </summary>
+public abstract class SDCmdletBase : PSCmdlet, IDisposable
+{
+    private CancellationTokenSource? _cancellation;
+
+    /// <summary>Cancelled when the user presses Ctrl+C or the pipeline stops.</summary>
+    protected CancellationToken Cancellation => _cancellation?.Token ?? CancellationToken.None;
+
+    protected override void BeginProcessing()
+    {
+        _cancellation = new CancellationTokenSource();
+    }
+
+    protected override void StopProcessing()
+    {
+        _cancellation?.Cancel();
+    }
+
+    public void Dispose()
+    {
+        _cancellation?.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Resolves a user path (relative, ~, PSDrive) to a file-system path without requiring it to exist.</summary>
+    protected string ResolvePath(string path) => GetUnresolvedProviderPathFromPSPath(path);
+
+    /// <summary>
+    /// Turns an engine exception into an ErrorRecord: a stable id per kind of failure, a category, and the bad value as
+    /// the target. Cancellation becomes PipelineStoppedException so PowerShell ends the pipeline quietly.
+    /// </summary>
+    protected ErrorRecord ToErrorRecord(Exception exception, string fallbackId, object? target)
+    {
+        var (id, category) = exception switch
+        {
+            DirectoryNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
+            FileNotFoundException => ("FileNotFound", ErrorCategory.ObjectNotFound),
+            SafeTensorsFormatException => ("InvalidSafeTensors", ErrorCategory.InvalidData),
+            ModelLoadException => ("ModelLoadFailed", ErrorCategory.InvalidData),
+            ImageFormatException => ("InvalidImage", ErrorCategory.InvalidData),
+            InvalidDataException => ("InvalidModel", ErrorCategory.InvalidData),
+            ArgumentOutOfRangeException => ("InvalidArgument", ErrorCategory.InvalidArgument),
+            ArgumentException => ("InvalidArgument", ErrorCategory.InvalidArgument),
+            NotSupportedException => ("NotSupported", ErrorCategory.NotImplemented),
+            UnauthorizedAccessException => ("AccessDenied", ErrorCategory.PermissionDenied),
+            IOException => ("IOError", ErrorCategory.WriteError),
+            _ => (fallbackId, ErrorCategory.NotSpecified),
+        };
+        return new ErrorRecord(exception, id, category, target);
+    }
+
+    /// <summary>Runs engine work, turning cancellation into a stopped pipeline.</summary>
+    protected T RunEngine<T>(Func<T> work)
+    {
+        try
+        {
+            return work();
+        }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    /// <summary>Writes Write-Progress for a denoising step, with an estimate of the time left.</summary>
+    protected void WriteStepProgress(int activityId, string activity, StepProgress step)
+    {
+        var record = new ProgressRecord(activityId, activity, $"Step {step.Step} of {step.TotalSteps}")
+        {
+            PercentComplete = (int)(100.0 * step.Step / step.TotalSteps),
+            SecondsRemaining = step.Remaining is { } left ? (int)Math.Ceiling(left.TotalSeconds) : -1,
+        };
+        if (step.Step == step.TotalSteps) record.RecordType = ProgressRecordType.Completed;
+        WriteProgress(record);
+    }
+}
