@@ -37,6 +37,7 @@ public sealed class GenerationRecord
     public string? ModelHash { get; set; }
 
     /// <summary>Compute dtype, e.g. float32 or bfloat16.</summary>
+    [JsonPropertyName("dtype")]
     public string? DType { get; set; }
 
     /// <summary>Device the model ran on, e.g. cpu or cuda:0.</summary>

@@ -105,6 +105,8 @@ public class PngMetadataTests
         Assert.Equal(image.Record.ToJson(), texts[1].Text);
         Assert.Contains("\"pipeline_kind\":\"img2img\"", texts[1].Text);
         Assert.Contains("\"guidance_scale\":7.5", texts[1].Text);
+        Assert.Contains("\"dtype\":\"float32\"", texts[1].Text);
+        Assert.Contains("\"scheduler_config\":{\"_class_name\":\"DPMSolverMultistepScheduler\"", texts[1].Text);
     }
 
     [Fact]
