@@ -1,0 +1,90 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+
+namespace PSStableDiffusion.Engine;
+
+/// <summary>
+/// Everything needed to know how an image was made (and to make it again). Stored as JSON in the PNG it
+/// describes; property names are snake_case there.
+/// </summary>
+public sealed class GenerationRecord
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = false,
+    };
+
+    public string Prompt { get; set; } = "";
+    public string NegativePrompt { get; set; } = "";
+    public long Seed { get; set; }
+    public int Steps { get; set; }
+    public double GuidanceScale { get; set; }
+
+    /// <summary>Scheduler name (diffusers class name, e.g. DPMSolverMultistepScheduler).</summary>
+    public string Scheduler { get; set; } = "";
+
+    /// <summary>The scheduler's full config, as diffusers' scheduler_config.json holds it.</summary>
+    public JsonObject? SchedulerConfig { get; set; }
+
+    public int Width { get; set; }
+    public int Height { get; set; }
+    public string? ModelPath { get; set; }
+
+    /// <summary>SHA-256 (hex) of the model's weights.</summary>
+    public string? ModelHash { get; set; }
+
+    /// <summary>Compute dtype, e.g. float32 or bfloat16.</summary>
+    [JsonPropertyName("dtype")]
+    public string? DType { get; set; }
+
+    /// <summary>Device the model ran on, e.g. cpu or cuda:0.</summary>
+    public string? Device { get; set; }
+
+    /// <summary>Seconds spent per stage (e.g. load, text_encoder, denoise, vae_decode).</summary>
+    public Dictionary<string, double> Timings { get; set; } = new(StringComparer.Ordinal);
+
+    public string? ModuleVersion { get; set; }
+    public PipelineKind? PipelineKind { get; set; }
+
+    /// <summary>Index of the image within its batch (0-based).</summary>
+    public int ImageIndex { get; set; }
+
+    /// <summary>img2img / inpaint / depth2img strength.</summary>
+    public double? Strength { get; set; }
+
+    /// <summary>x4 upscaler noise level.</summary>
+    public int? NoiseLevel { get; set; }
+
+    public string? SourceImageHash { get; set; }
+    public string? MaskHash { get; set; }
+    public double? Eta { get; set; }
+    public DateTimeOffset? CreatedUtc { get; set; }
+
+    /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>
+    [JsonIgnore]
+    public string? ModelName
+    {
+        get
+        {
+            if (string.IsNullOrWhiteSpace(ModelPath)) return null;
+            var trimmed = ModelPath.TrimEnd('/', '\\');
+            var name = trimmed[(trimmed.LastIndexOfAny(['/', '\\']) + 1)..];
+            foreach (var extension in new[] { ".safetensors", ".ckpt", ".pt", ".bin" })
+                if (name.EndsWith(extension, StringComparison.OrdinalIgnoreCase)) return name[..^extension.Length];
+            return name;
+        }
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <exception cref="JsonException">Not a JSON object of this shape.</exception>
+    public static GenerationRecord FromJson(string json) =>
+        JsonSerializer.Deserialize<GenerationRecord>(json, JsonOptions)
+        ?? throw new JsonException("A generation record must be a JSON object, not null.");
+
+    /// <summary>A deep copy.</summary>
+    public GenerationRecord Clone() => FromJson(ToJson());
+}

@@ -1,0 +1,41 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Models.Clip;
+
+/// <summary>Token embedding plus learned absolute position embedding (transformers' <c>CLIPTextEmbeddings</c>).</summary>
+public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // field names are the state-dict keys
+    private readonly Embedding token_embedding;
+    private readonly Embedding position_embedding;
+#pragma warning restore IDE1006
+
+    public CLIPTextEmbeddings(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null)
+        : base(nameof(CLIPTextEmbeddings))
+    {
+        token_embedding = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
+        position_embedding = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, device: device, dtype: dtype);
+        MaxPositions = config.MaxPositionEmbeddings;
+        // transformers keeps position ids in a non-persistent buffer (arange); it is not part of the state dict,
+        // so it is computed in forward instead, and a checkpoint copy of it is ignored by the loader.
+        RegisterComponents();
+    }
+
+    /// <summary>The longest sequence the position table covers.</summary>
+    public int MaxPositions { get; }
+
+    /// <param name="inputIds">[B, T] int64 token ids, T ≤ max_position_embeddings.</param>
+    public override Tensor forward(Tensor inputIds)
+    {
+        using var scope = NewDisposeScope();
+        var seqLength = inputIds.shape[^1];
+        if (seqLength > MaxPositions)
+            throw new ArgumentException(
+                $"Sequence length {seqLength} exceeds max_position_embeddings {MaxPositions}.", nameof(inputIds));
+        var positionIds = arange(seqLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // [1, T]
+        var embeddings = token_embedding.forward(inputIds) + position_embedding.forward(positionIds); // [B, T, D]
+        return embeddings.MoveToOuterDisposeScope();
+    }
+}
