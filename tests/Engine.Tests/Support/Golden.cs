@@ -27,6 +27,10 @@ public static class Golden
 
     public static GoldenCase Case(string name) => new(name);
 
+    /// <summary>Parses reference JSON written by Python, which may hold the non-standard literals NaN and ±Infinity.</summary>
+    public static JsonDocument ParseJson(string text) => JsonDocument.Parse(System.Text.RegularExpressions.Regex.Replace(
+        text, @"(?<=[:\[,]\s*)(-?Infinity|NaN)(?=\s*[,\]}])", "\"$1\""));
+
     /// <summary>Asserts max |expected - actual| ≤ tolerance, naming the tensor and the worst difference.</summary>
     public static double AssertClose(Tensor expected, Tensor actual, double tolerance, string what)
     {
@@ -47,7 +51,7 @@ public sealed class GoldenCase : IDisposable
     {
         Name = name;
         Folder = Golden.Path(name);
-        Json = JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(Folder, "case.json")));
+        Json = Golden.ParseJson(File.ReadAllText(System.IO.Path.Combine(Folder, "case.json")));
         _io = new Lazy<SafeTensorsFile>(() => SafeTensorsFile.Open(System.IO.Path.Combine(Folder, "io.safetensors")));
     }
 
