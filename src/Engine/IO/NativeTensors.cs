@@ -10,14 +10,29 @@ namespace PSStableDiffusion.Engine.IO;
 /// (<c>torch::from_blob</c>) and a tensor's raw data pointer. They let weights go from the file mapping to their
 /// final storage without a managed copy. Signatures match LibTorchSharp as shipped with TorchSharp 0.107.
 /// </summary>
-internal static unsafe partial class NativeTensors
+internal static unsafe class NativeTensors
 {
-    [LibraryImport("LibTorchSharp")]
-    private static partial IntPtr THSTensor_new(void* data, delegate* unmanaged[Cdecl]<void*, void> deleter, long* sizes,
-        int sizeCount, sbyte sourceType, sbyte targetType, int deviceType, int deviceIndex, [MarshalAs(UnmanagedType.U1)] bool requiresGrad);
+    /// <summary>
+    /// The exports, looked up in the very library TorchSharp itself loaded (resolved through TorchSharp's assembly,
+    /// so whatever resolver or preload makes TorchSharp work makes this work too).
+    /// </summary>
+    private static readonly Lazy<(IntPtr NewTensor, IntPtr Data)> Exports = new(() =>
+    {
+        torch.InitializeDeviceType(DeviceType.CPU);
+        var library = NativeLibrary.Load("LibTorchSharp", typeof(torch).Assembly, null);
+        return (NativeLibrary.GetExport(library, "THSTensor_new"), NativeLibrary.GetExport(library, "THSTensor_data"));
+    });
 
-    [LibraryImport("LibTorchSharp")]
-    private static partial IntPtr THSTensor_data(IntPtr handle);
+    // Tensor THSTensor_new(void* data, void (*deleter)(void*), const int64_t* sizes, int szlength,
+    //                      int8_t scalar_type, int8_t dtype, int device_type, int device_index, bool requires_grad)
+    private static IntPtr THSTensor_new(void* data, delegate* unmanaged[Cdecl]<void*, void> deleter, long* sizes,
+        int sizeCount, sbyte sourceType, sbyte targetType, int deviceType, int deviceIndex, bool requiresGrad) =>
+        ((delegate* unmanaged[Cdecl]<void*, delegate* unmanaged[Cdecl]<void*, void>, long*, int, sbyte, sbyte, int, int, byte, IntPtr>)
+            Exports.Value.NewTensor)(data, deleter, sizes, sizeCount, sourceType, targetType, deviceType, deviceIndex, requiresGrad ? (byte)1 : (byte)0);
+
+    // void* THSTensor_data(const Tensor tensor)
+    private static IntPtr THSTensor_data(IntPtr handle) =>
+        ((delegate* unmanaged[Cdecl]<IntPtr, IntPtr>)Exports.Value.Data)(handle);
 
     // The mapping outlives every blob tensor (they are disposed before Read returns), so there is nothing to free.
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
@@ -26,8 +41,6 @@ internal static unsafe partial class NativeTensors
     /// <summary>A CPU tensor viewing <paramref name="data"/> (no copy); the caller keeps the memory alive and unchanged.</summary>
     public static Tensor FromBlob(byte* data, long[] shape, ScalarType type)
     {
-        // Make sure LibTorchSharp is loaded and initialised (TorchSharp does that on first use).
-        torch.InitializeDeviceType(DeviceType.CPU);
         IntPtr handle;
         fixed (long* sizes = shape.Length == 0 ? [0L] : shape)
         {

@@ -187,4 +187,22 @@ public sealed class StateDictLoaderTests : IDisposable
         error = Assert.Throws<ModelLoadException>(() => StateDictLoader.Load(module, new[] { path }, key => key + ".x"));
         Assert.Contains("'model.scale' (as 'model.scale.x')", error.Message);
     }
+
+    [Fact]
+    public void LoadingHoldsNoManagedCopyOfTheWeights()
+    {
+        using var module = nn.Linear(1024, 1024); // 4 MB of float32 weights
+        var path = Write("big.safetensors", new Dictionary<string, Tensor>
+        {
+            ["weight"] = torch.randn(1024, 1024).to(ScalarType.BFloat16),
+            ["bias"] = torch.randn(1024).to(ScalarType.BFloat16),
+        });
+        using var file = SafeTensorsFile.Open(path);
+        StateDictLoader.Load(module, file); // warm-up: JIT and first-use costs
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        StateDictLoader.Load(module, file);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 256 * 1024, $"loading allocated {allocated} managed bytes for 4 MB of weights");
+    }
 }
