@@ -1,0 +1,112 @@
+using PSStableDiffusion.Engine.IO;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Loading;
+
+/// <summary>Weights that do not fit a module: the message names every offending key (up to a few) and its file.</summary>
+public sealed class ModelLoadException : Exception
+{
+    public ModelLoadException(string message, IReadOnlyList<string> problems) : base(message) => Problems = problems;
+
+    /// <summary>One line per problem (missing, unexpected, duplicate key, or shape mismatch), each naming key and file.</summary>
+    public IReadOnlyList<string> Problems { get; }
+}
+
+/// <summary>What a strict load did.</summary>
+/// <param name="LoadedCount">Number of module tensors (parameters and persistent buffers) filled.</param>
+/// <param name="IgnoredKeys">Source keys the key map chose to ignore (file key names).</param>
+public sealed record StateDictLoadResult(int LoadedCount, IReadOnlyList<string> IgnoredKeys);
+
+/// <summary>
+/// Strict loading of safetensors weights into a <see cref="nn.Module"/>: every parameter and persistent buffer must be
+/// filled exactly once with a tensor of its shape, and every file key must map to one of them (or be ignored by the
+/// key map). Everything is checked before anything is copied, so a failed load leaves the module untouched.
+/// Values are copied straight from the file mapping into the existing tensors (converted to their dtype/device on
+/// the fly), so no second copy of the weights is ever held.
+/// </summary>
+public static class StateDictLoader
+{
+    private const int ProblemsInMessage = 8;
+
+    /// <summary>Loads <paramref name="file"/> into <paramref name="module"/>; see the class remarks.</summary>
+    public static StateDictLoadResult Load(nn.Module module, SafeTensorsFile file, Func<string, string?>? keyMap = null) =>
+        Load(module, new[] { file }, keyMap);
+
+    /// <summary>Opens, loads and closes the given files (a sharded checkpoint is several files).</summary>
+    public static StateDictLoadResult Load(nn.Module module, IEnumerable<string> paths, Func<string, string?>? keyMap = null)
+    {
+        var files = new List<SafeTensorsFile>();
+        try
+        {
+            foreach (var path in paths) files.Add(SafeTensorsFile.Open(path));
+            return Load(module, files, keyMap);
+        }
+        finally
+        {
+            foreach (var file in files) file.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Loads weights from <paramref name="files"/> into <paramref name="module"/>.
+    /// <paramref name="keyMap"/> turns a file key into a module key, or returns null to ignore that key;
+    /// without it keys must match the module's state-dict names exactly.
+    /// </summary>
+    /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the wrong shape.</exception>
+    public static StateDictLoadResult Load(nn.Module module, IEnumerable<SafeTensorsFile> files, Func<string, string?>? keyMap = null)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var fileList = files.ToList();
+        var targets = module.state_dict();
+        var plan = new List<(SafeTensorsFile File, string SourceKey, Tensor Target)>();
+        var sources = new Dictionary<string, (SafeTensorsFile File, string SourceKey)>(StringComparer.Ordinal);
+        var ignored = new List<string>();
+        var problems = new List<string>();
+
+        foreach (var file in fileList)
+        {
+            foreach (var (sourceKey, info) in file.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+            {
+                string? moduleKey = keyMap is null ? sourceKey : keyMap(sourceKey);
+                if (moduleKey is null)
+                {
+                    ignored.Add(sourceKey);
+                    continue;
+                }
+                string named = moduleKey == sourceKey ? $"'{sourceKey}'" : $"'{sourceKey}' (as '{moduleKey}')";
+                if (!targets.TryGetValue(moduleKey, out var target))
+                {
+                    problems.Add($"unexpected key {named} in {file.Path}: the module has no such parameter or buffer");
+                    continue;
+                }
+                if (sources.TryGetValue(moduleKey, out var first))
+                {
+                    problems.Add($"duplicate key {named} in {file.Path}: '{moduleKey}' is already given by '{first.SourceKey}' in {first.File.Path}");
+                    continue;
+                }
+                sources.Add(moduleKey, (file, sourceKey));
+                if (!target.shape.SequenceEqual(info.Shape))
+                {
+                    problems.Add($"shape mismatch for key {named} in {file.Path}: file has [{string.Join(", ", info.Shape)}], module expects [{string.Join(", ", target.shape)}]");
+                    continue;
+                }
+                plan.Add((file, sourceKey, target));
+            }
+        }
+
+        string fileNames = string.Join(", ", fileList.Select(f => f.Path));
+        foreach (var moduleKey in targets.Keys.Where(k => !sources.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal))
+            problems.Add($"missing key '{moduleKey}': not found in {(fileList.Count == 0 ? "(no files)" : fileNames)}");
+
+        if (problems.Count > 0)
+        {
+            var shown = string.Join(Environment.NewLine, problems.Take(ProblemsInMessage).Select(p => "  " + p));
+            string more = problems.Count > ProblemsInMessage ? $"{Environment.NewLine}  ... and {problems.Count - ProblemsInMessage} more" : "";
+            throw new ModelLoadException(
+                $"Cannot load {fileNames} into {module.GetType().Name}: {problems.Count} problem(s){Environment.NewLine}{shown}{more}", problems);
+        }
+
+        foreach (var (file, sourceKey, target) in plan) file.ReadInto(sourceKey, target);
+        return new StateDictLoadResult(plan.Count, ignored);
+    }
+}
