@@ -67,14 +67,24 @@ $problems = @(
     $run.FailedBlocks | ForEach-Object { "failed block: $($_.ExpandedPath)" }
     $run.FailedContainers | ForEach-Object { "failed file: $($_.Item)" }
 )
+# A file or block whose setup or teardown failed also fails its tests (already counted), but one that failed where
+# no test did (a discovery error, an AfterAll) would otherwise go unseen: count each such one as one failure.
+function Test-HasFailedTest($Block) {
+    $tests = if ($Block.psobject.Properties['Tests']) { @($Block.Tests) } else { @() }
+    $blocks = if ($Block.psobject.Properties['Blocks']) { @($Block.Blocks) } else { @() }
+    @($tests | Where-Object Result -EQ 'Failed').Count -gt 0 -or @($blocks | Where-Object { Test-HasFailedTest $_ }).Count -gt 0
+}
+$failedBlocks = @($run.FailedBlocks | Where-Object { -not (Test-HasFailedTest $_) }).Count
+$failedContainers = @($run.FailedContainers | Where-Object { -not (Test-HasFailedTest $_) }).Count
+
 [ordered]@{
     Passed           = $run.PassedCount
     Failed           = $run.FailedCount
     Skipped          = $run.SkippedCount
     NotRun           = $run.NotRunCount
     Inconclusive     = $run.InconclusiveCount
-    FailedBlocks     = $run.FailedBlocksCount
-    FailedContainers = $run.FailedContainersCount
+    FailedBlocks     = $failedBlocks
+    FailedContainers = $failedContainers
     Problems         = $problems
 } | ConvertTo-Json | Set-Content -LiteralPath (Join-Path $ResultsFolder 'summary.json') -Encoding utf8
 
