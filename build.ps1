@@ -63,8 +63,10 @@ function Get-RuntimeId {
     "$os-$arch"
 }
 
+$Clock = [Diagnostics.Stopwatch]::StartNew()
+
 function Write-Step([string] $Message) {
-    Write-Host "==> $Message" -ForegroundColor Cyan
+    Write-Host ("==> [{0:mm\:ss}] {1}" -f $Clock.Elapsed, $Message) -ForegroundColor Cyan
 }
 
 function Invoke-Dotnet {
@@ -255,7 +257,7 @@ function Invoke-XunitTests {
         return $result
     }
     $trx = [xml](Get-Content -LiteralPath $trxPath -Raw)
-    foreach ($test in @($trx.TestRun.Results.UnitTestResult)) {
+    foreach ($test in @($trx.SelectNodes("//*[local-name()='UnitTestResult']"))) {
         switch ($test.outcome) {
             'Passed' { $result.Passed++ }
             { $_ -in 'Failed', 'Error', 'Timeout', 'Aborted' } {

@@ -53,6 +53,8 @@ $configuration = New-PesterConfiguration
 $configuration.Run.Path = $PSScriptRoot
 $configuration.Run.PassThru = $true
 $configuration.Output.Verbosity = 'Detailed'
+# Plain text in CI logs (output redirected); colours at a terminal.
+$configuration.Output.RenderMode = if ([Console]::IsOutputRedirected) { 'Plaintext' } else { 'Auto' }
 $configuration.TestResult.Enabled = $true
 $configuration.TestResult.OutputFormat = 'NUnit3'
 $configuration.TestResult.OutputPath = Join-Path $ResultsFolder 'pester.xml'
