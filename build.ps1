@@ -89,6 +89,8 @@ function Invoke-ChildPwsh {
         # Running as a dotnet tool: the host is dotnet and PowerShell itself is pwsh.dll in $PSHOME.
         $arguments += Join-Path $PSHOME 'pwsh.dll'
     }
+    # Plain text when the output goes to a log, as Pester does.
+    $Script = "if ([Console]::IsOutputRedirected) { `$PSStyle.OutputRendering = 'PlainText' }`n$Script"
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($Script))
     $arguments += '-NoProfile', '-NonInteractive', '-OutputFormat', 'Text', '-EncodedCommand', $encoded
 
