@@ -1,0 +1,34 @@
+@{
+    RootModule           = 'PSStableDiffusion.dll'
+    # Keep equal to <Version> in Directory.Build.props (a Pester test compares it with the assembly version).
+    ModuleVersion        = '0.1.0'
+    GUID                 = 'ee372f8f-3ddd-4957-bbce-e510ac39e95d'
+    Author               = 'PSStableDiffusion contributors'
+    CompanyName          = 'PSStableDiffusion contributors'
+    Copyright            = '(c) PSStableDiffusion contributors. MIT License.'
+    Description          = 'Stable Diffusion 2.x (text-to-image, image-to-image, inpainting, depth, x4 upscaling) in PowerShell 7, on TorchSharp/libtorch, with results matching diffusers.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('PSStableDiffusion.Format.ps1xml')
+    # Every cmdlet the module is meant to have. A Pester test (tests/Pester/Module) fails when the assembly
+    # implements a cmdlet that is missing here, or when one listed here is neither implemented nor on its
+    # short list of cmdlets still being written.
+    CmdletsToExport      = @(
+        'Clear-SDEngine'
+        'Get-SDDevice'
+        'Get-SDEngine'
+        'Import-SDImage'
+        'New-SDImage'
+        'Save-SDImage'
+    )
+    FunctionsToExport    = @()
+    VariablesToExport    = @()
+    AliasesToExport      = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('StableDiffusion', 'TorchSharp', 'AI', 'Image', 'Diffusion')
+            LicenseUri = ''
+            ProjectUri = ''
+        }
+    }
+}

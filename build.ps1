@@ -1,0 +1,396 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+Builds the PSStableDiffusion module into out/PSStableDiffusion, runs every test, or packages the module.
+
+.DESCRIPTION
+Build (default): publishes src/PSStableDiffusion for this machine's runtime identifier, lays out a ready-to-import
+module in out/PSStableDiffusion (manifest, formats, help, managed assemblies and the libtorch natives flat next to
+TorchSharp.dll), then imports it in a fresh pwsh and calls Get-SDDevice to prove the natives load.
+
+Test: builds, runs the xunit engine tests (tests/Engine.Tests) and the Pester module tests (tests/Pester, in a child
+pwsh that imports out/PSStableDiffusion), and ends with exactly one line "N passed, N failed". Skipped or not-run
+tests, and suites that did not report, count as failed; the exit code is 1 when anything failed.
+
+Package: builds, then zips out/PSStableDiffusion into out/PSStableDiffusion-<version>-<rid>-<backend>.zip.
+
+Run it from a fresh clone with: dotnet tool restore; dotnet pwsh ./build.ps1
+
+.PARAMETER Configuration
+Release (default) or Debug.
+
+.PARAMETER Backend
+cpu (default) or cuda: which TorchSharp native package to build with (the SDBackend MSBuild property). cuda picks
+TorchSharp-cuda-windows or TorchSharp-cuda-linux for the building platform.
+
+.EXAMPLE
+dotnet pwsh ./build.ps1 -Test
+#>
+[CmdletBinding(DefaultParameterSetName = 'Build')]
+param(
+    [ValidateSet('Release', 'Debug')]
+    [string] $Configuration = 'Release',
+
+    [ValidateSet('cpu', 'cuda')]
+    [string] $Backend = 'cpu',
+
+    [Parameter(ParameterSetName = 'Test', Mandatory)]
+    [switch] $Test,
+
+    [Parameter(ParameterSetName = 'Package', Mandatory)]
+    [switch] $Package
+)
+
+Set-StrictMode -Version 3.0
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+
+$ModuleName = 'PSStableDiffusion'
+$RepoRoot = $PSScriptRoot
+$OutRoot = Join-Path $RepoRoot 'out'
+$ModuleOut = Join-Path $OutRoot $ModuleName
+$TestResults = Join-Path $OutRoot 'test-results'
+
+# libtorch natives that nothing here loads (Python bindings, test backends, mobile/AOT backends, shared-memory
+# manager): about 33 MB. Matched against file names of the published natives on every platform.
+$UnneededNatives = '(torch_python|jitbackend_test|torchbind_test|nnapi_backend|aoti_custom_ops|torch_global_deps|backend_with_compiler|^(lib)?shm)\.(so|dll|dylib)'
+
+#region Helpers
+
+function Get-RuntimeId {
+    $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
+    $arch = [System.Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant()
+    "$os-$arch"
+}
+
+$Clock = [Diagnostics.Stopwatch]::StartNew()
+
+function Write-Step([string] $Message) {
+    Write-Host ("==> [{0:mm\:ss}] {1}" -f $Clock.Elapsed, $Message) -ForegroundColor Cyan
+}
+
+function Invoke-Dotnet {
+    param([Parameter(Mandatory)] [string[]] $Arguments)
+    Write-Host "dotnet $($Arguments -join ' ')" -ForegroundColor DarkGray
+    & dotnet @Arguments | Out-Host
+    $LASTEXITCODE
+}
+
+# Runs a script in a fresh pwsh: the same PowerShell as this one (the dotnet tool or an installed pwsh), with extra
+# environment variables. A binary module cannot be unloaded, so every import of a rebuilt module needs a new process.
+function Invoke-ChildPwsh {
+    param(
+        [Parameter(Mandatory)] [string] $Script,
+        [hashtable] $Environment = @{}
+    )
+    $executable = [Environment]::ProcessPath
+    $arguments = @()
+    if ([IO.Path]::GetFileNameWithoutExtension($executable) -eq 'dotnet') {
+        # Running as a dotnet tool: the host is dotnet and PowerShell itself is pwsh.dll in $PSHOME.
+        $arguments += Join-Path $PSHOME 'pwsh.dll'
+    }
+    # Plain text when the output goes to a log, as Pester does.
+    $Script = "if ([Console]::IsOutputRedirected) { `$PSStyle.OutputRendering = 'PlainText' }`n$Script"
+    $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($Script))
+    $arguments += '-NoProfile', '-NonInteractive', '-OutputFormat', 'Text', '-EncodedCommand', $encoded
+
+    $saved = @{}
+    foreach ($name in $Environment.Keys) {
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, $Environment[$name])
+    }
+    try {
+        & $executable @arguments | Out-Host
+        $LASTEXITCODE
+    }
+    finally {
+        foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
+    }
+}
+
+# An empty NuGet packages folder for processes that use the built module: TorchSharp falls back to copying natives
+# out of the NuGet cache when it cannot load them from next to TorchSharp.dll, which would hide a broken layout.
+function Get-EmptyNuGetFolder {
+    $path = Join-Path $OutRoot 'empty-nuget-packages'
+    if (Test-Path $path) { Remove-Item $path -Recurse -Force }
+    New-Item -ItemType Directory -Path $path | Out-Null
+    $path
+}
+
+# Makes $Destination hold exactly the files of $Source that pass $Include: copies new or changed files (by size and
+# time stamp), deletes the rest. Copying only what changed keeps a rebuild fast with ~450 MB of natives.
+function Sync-Folder {
+    param(
+        [Parameter(Mandatory)] [string] $Source,
+        [Parameter(Mandatory)] [string] $Destination,
+        [Parameter(Mandatory)] [scriptblock] $Include
+    )
+    New-Item -ItemType Directory -Path $Destination -Force | Out-Null
+    $wanted = @{}
+    foreach ($file in Get-ChildItem -LiteralPath $Source -File -Recurse) {
+        if (-not (& $Include $file)) { continue }
+        $relative = [IO.Path]::GetRelativePath($Source, $file.FullName)
+        $wanted[$relative] = $true
+        $target = Join-Path $Destination $relative
+        $existing = Get-Item -LiteralPath $target -ErrorAction Ignore
+        if ($existing -and $existing.Length -eq $file.Length -and $existing.LastWriteTimeUtc -eq $file.LastWriteTimeUtc) {
+            continue
+        }
+        New-Item -ItemType Directory -Path (Split-Path $target) -Force | Out-Null
+        [IO.File]::Copy($file.FullName, $target, $true)
+        [IO.File]::SetLastWriteTimeUtc($target, $file.LastWriteTimeUtc)
+    }
+    foreach ($file in Get-ChildItem -LiteralPath $Destination -File -Recurse) {
+        $relative = [IO.Path]::GetRelativePath($Destination, $file.FullName)
+        if (-not $wanted.ContainsKey($relative)) { Remove-Item -LiteralPath $file.FullName -Force }
+    }
+    Get-ChildItem -LiteralPath $Destination -Directory -Recurse |
+        Sort-Object { $_.FullName.Length } -Descending |
+        Where-Object { -not (Get-ChildItem -LiteralPath $_.FullName -Force) } |
+        Remove-Item -Force
+}
+
+#endregion
+
+#region Build
+
+function Build-Module {
+    $rid = Get-RuntimeId
+    $staging = Join-Path $OutRoot "publish/$Configuration/$rid-$Backend"
+
+    Write-Step "Publishing $ModuleName ($Configuration, $rid, backend $Backend)"
+    # With a runtime identifier the natives land flat next to TorchSharp.dll, where TorchSharp looks for them
+    # (pwsh ignores the module's .deps.json, so runtimes/<rid>/native would not be found).
+    $code = Invoke-Dotnet @(
+        'publish', (Join-Path $RepoRoot "src/$ModuleName/$ModuleName.csproj"),
+        '--configuration', $Configuration, '--runtime', $rid, '--self-contained', 'false',
+        "-p:SDBackend=$Backend", '--output', $staging, '-nologo')
+    if ($code -ne 0) { throw "dotnet publish failed with exit code $code." }
+
+    Write-Step "Laying out $ModuleOut"
+    Sync-Folder -Source $staging -Destination $ModuleOut -Include {
+        param($file)
+        $file.Name -notmatch $UnneededNatives -and $file.Name -notlike '*.deps.json'
+    }
+    foreach ($file in "$ModuleName.psd1", "src/$ModuleName/$ModuleName.Format.ps1xml") {
+        Copy-Item -LiteralPath (Join-Path $RepoRoot $file) -Destination $ModuleOut -Force
+    }
+    $helpOut = Join-Path $ModuleOut 'en-US'
+    New-Item -ItemType Directory -Path $helpOut -Force | Out-Null
+    foreach ($file in Get-ChildItem -LiteralPath (Join-Path $RepoRoot 'en-US') -File) {
+        if ($file.Extension -eq '.xml') {
+            # Hand-edited MAML: a malformed file would only show up as missing help, so fail here instead.
+            try { [xml](Get-Content -LiteralPath $file.FullName -Raw) | Out-Null }
+            catch { throw "Help file '$($file.FullName)' is not well-formed XML: $($_.Exception.Message)" }
+        }
+        Copy-Item -LiteralPath $file.FullName -Destination $helpOut -Force
+    }
+
+    Test-ModuleLayout
+    Test-ModuleImport
+}
+
+function Test-ModuleLayout {
+    $torchSharp = Join-Path $ModuleOut 'TorchSharp.dll'
+    if (-not (Test-Path $torchSharp)) { throw "TorchSharp.dll is missing from $ModuleOut." }
+    $nativeName = if ($IsWindows) { 'LibTorchSharp.dll' } elseif ($IsMacOS) { 'libLibTorchSharp.dylib' } else { 'libLibTorchSharp.so' }
+    if (-not (Test-Path (Join-Path $ModuleOut $nativeName))) {
+        throw "$nativeName is not next to TorchSharp.dll in ${ModuleOut}: the publish did not lay the natives flat."
+    }
+    # PowerShellStandard.Library is compile-time only; its reference assembly in the output breaks the module.
+    if (Test-Path (Join-Path $ModuleOut 'System.Management.Automation.dll')) {
+        throw "System.Management.Automation.dll is in $ModuleOut; reference PowerShellStandard.Library with ExcludeAssets=runtime."
+    }
+}
+
+# Imports the built module in a fresh pwsh, with an empty NuGet cache so that only the module folder can supply
+# natives: warns about cmdlets the manifest lists that the assembly lacks, fails on cmdlets the assembly has that
+# the manifest does not export, and loads libtorch through Get-SDDevice.
+function Test-ModuleImport {
+    Write-Step 'Importing the built module in a fresh pwsh'
+    $script = @'
+$ErrorActionPreference = 'Stop'
+$module = Import-Module $env:SD_MODULE_PATH -PassThru
+$listed = @((Import-PowerShellDataFile (Join-Path $env:SD_MODULE_PATH 'PSStableDiffusion.psd1')).CmdletsToExport)
+$implemented = @($module.ImplementingAssembly.GetExportedTypes() |
+    Where-Object { -not $_.IsAbstract } |
+    ForEach-Object { $_.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false) } |
+    ForEach-Object { "$($_.VerbName)-$($_.NounName)" })
+$notYet = @($listed | Where-Object { $_ -notin $implemented })
+if ($notYet) { Write-Warning "The manifest lists cmdlets that PSStableDiffusion.dll does not implement yet: $($notYet -join ', ')" }
+$unlisted = @($implemented | Where-Object { $_ -notin $listed })
+if ($unlisted) { Write-Error "PSStableDiffusion.dll implements cmdlets missing from CmdletsToExport in PSStableDiffusion.psd1: $($unlisted -join ', ')" }
+$cpu = Get-SDDevice -Type cpu
+"Module ready: $($module.Name) $($module.Version), TorchSharp $($cpu.TorchSharpVersion), libtorch $($cpu.LibTorchVersion), backend $($cpu.Backend), cmdlets: $(@($module.ExportedCmdlets.Keys | Sort-Object) -join ', ')"
+'@
+    $code = Invoke-ChildPwsh -Script $script -Environment @{
+        SD_MODULE_PATH = $ModuleOut
+        NUGET_PACKAGES = Get-EmptyNuGetFolder
+    }
+    if ($code -ne 0) { throw "The built module at $ModuleOut failed to import or to load libtorch (exit code $code)." }
+}
+
+#endregion
+
+#region Test
+
+# Counts from one suite. Skipped and not-run tests are kept apart so the summary can say what they were; they are
+# added to the failures, because a test that did not run proves nothing.
+function New-SuiteResult([string] $Name) {
+    [pscustomobject]@{ Name = $Name; Passed = 0; Failed = 0; Skipped = 0; Problems = [Collections.Generic.List[string]]::new() }
+}
+
+function Invoke-XunitTests {
+    $result = New-SuiteResult 'xunit (tests/Engine.Tests)'
+    $resultsDir = Join-Path $TestResults 'engine'
+    if (Test-Path $resultsDir) { Remove-Item $resultsDir -Recurse -Force }
+    $trxPath = Join-Path $resultsDir 'engine.trx'
+
+    Write-Step 'Running xunit engine tests'
+    $code = Invoke-Dotnet @(
+        'test', (Join-Path $RepoRoot 'tests/Engine.Tests/PSStableDiffusion.Engine.Tests.csproj'),
+        '--configuration', $Configuration, "-p:SDBackend=$Backend",
+        '--logger', 'trx;LogFileName=engine.trx', '--logger', 'console;verbosity=normal',
+        '--results-directory', $resultsDir, '-nologo')
+
+    if (-not (Test-Path $trxPath)) {
+        $result.Failed++
+        $result.Problems.Add("no TRX report at $trxPath (dotnet test exit code $code): the tests did not build or run")
+        return $result
+    }
+    $trx = [xml](Get-Content -LiteralPath $trxPath -Raw)
+    foreach ($test in @($trx.SelectNodes("//*[local-name()='UnitTestResult']"))) {
+        switch ($test.outcome) {
+            'Passed' { $result.Passed++ }
+            { $_ -in 'Failed', 'Error', 'Timeout', 'Aborted' } {
+                $result.Failed++
+                $result.Problems.Add("failed: $($test.testName)")
+            }
+            default {
+                $result.Skipped++
+                $result.Problems.Add("$($test.outcome.ToLowerInvariant()): $($test.testName)")
+            }
+        }
+    }
+    if ($result.Passed + $result.Failed + $result.Skipped -eq 0) {
+        $result.Failed++
+        $result.Problems.Add('the TRX report holds no test results')
+    }
+    elseif ($code -ne 0 -and $result.Failed -eq 0) {
+        # e.g. the test host crashed after some tests had reported
+        $result.Failed++
+        $result.Problems.Add("dotnet test exited with code $code although no test failed")
+    }
+    $result
+}
+
+function Get-PesterModulePath {
+    $toolsProject = Join-Path $RepoRoot 'tests/tools/PesterTools.csproj'
+    $version = ([xml](Get-Content -LiteralPath $toolsProject -Raw)).Project.PropertyGroup.PesterVersion |
+        Where-Object { $_ } | Select-Object -First 1
+    # The tools project downloads Pester from NuGet into the packages folder; restore is a no-op once it is there.
+    $code = Invoke-Dotnet @('restore', $toolsProject, '-nologo', '--verbosity', 'quiet')
+    if ($code -ne 0) { throw "dotnet restore $toolsProject failed with exit code $code." }
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $psd1 = Join-Path $packages "pester/$version/tools/Pester.psd1"
+    if (-not (Test-Path $psd1)) { throw "Pester $version was restored but $psd1 does not exist." }
+    $psd1
+}
+
+function Invoke-PesterTests {
+    $result = New-SuiteResult 'Pester (tests/Pester)'
+    $resultsDir = Join-Path $TestResults 'pester'
+    if (Test-Path $resultsDir) { Remove-Item $resultsDir -Recurse -Force }
+    New-Item -ItemType Directory -Path $resultsDir | Out-Null
+    $summaryPath = Join-Path $resultsDir 'summary.json'
+
+    Write-Step 'Running Pester module tests in a fresh pwsh'
+    $pester = Get-PesterModulePath
+    $runner = Join-Path $RepoRoot 'tests/Pester/Invoke-PesterSuite.ps1'
+    $script = "& '$($runner -replace "'", "''")'"
+    $code = Invoke-ChildPwsh -Script $script -Environment @{
+        SD_MODULE_PATH    = $ModuleOut
+        SD_PESTER_PATH    = $pester
+        SD_RESULTS_FOLDER = $resultsDir
+        SD_BACKEND        = $Backend
+        NUGET_PACKAGES    = Get-EmptyNuGetFolder
+    }
+
+    if (-not (Test-Path $summaryPath)) {
+        $result.Failed++
+        $result.Problems.Add("no summary at $summaryPath (child pwsh exit code $code): Pester did not run")
+        return $result
+    }
+    $summary = Get-Content -LiteralPath $summaryPath -Raw | ConvertFrom-Json
+    $result.Passed = $summary.Passed
+    $result.Failed = $summary.Failed + $summary.FailedBlocks + $summary.FailedContainers
+    $result.Skipped = $summary.Skipped + $summary.NotRun + $summary.Inconclusive
+    foreach ($problem in @($summary.Problems)) { if ($problem) { $result.Problems.Add($problem) } }
+    if ($result.Passed + $result.Failed + $result.Skipped -eq 0) {
+        $result.Failed++
+        $result.Problems.Add('Pester found no tests')
+    }
+    $result
+}
+
+function Invoke-AllTests {
+    $suites = [Collections.Generic.List[object]]::new()
+    try {
+        Build-Module | Out-Host
+    }
+    catch {
+        Write-Host "Build failed: $($_.Exception.Message)" -ForegroundColor Red
+        $build = New-SuiteResult 'build'
+        $build.Failed = 1
+        $build.Problems.Add($_.Exception.Message)
+        $suites.Add($build)
+    }
+    if ($suites.Count -eq 0) {
+        foreach ($suite in 'Invoke-XunitTests', 'Invoke-PesterTests') {
+            try { $suites.Add((& $suite)) }
+            catch {
+                $broken = New-SuiteResult $suite
+                $broken.Failed = 1
+                $broken.Problems.Add($_.Exception.Message)
+                $suites.Add($broken)
+            }
+        }
+    }
+
+    Write-Host ''
+    Write-Step 'Summary'
+    foreach ($suite in $suites) {
+        Write-Host ("{0}: {1} passed, {2} failed, {3} skipped or not run" -f $suite.Name, $suite.Passed, $suite.Failed, $suite.Skipped)
+        foreach ($problem in $suite.Problems) { Write-Host "    $problem" -ForegroundColor Yellow }
+    }
+    $passed = ($suites | Measure-Object -Property Passed -Sum).Sum
+    $skipped = ($suites | Measure-Object -Property Skipped -Sum).Sum
+    $failed = ($suites | Measure-Object -Property Failed -Sum).Sum + $skipped
+    if ($skipped -gt 0) { Write-Host "$skipped skipped or not-run test(s) are counted as failed." -ForegroundColor Yellow }
+    # The one line CI reads: keep it last and keep its shape.
+    [Console]::Out.WriteLine("$passed passed, $failed failed")
+    [int]($failed -gt 0)
+}
+
+#endregion
+
+#region Package
+
+function New-ModulePackage {
+    Build-Module
+    $version = (Import-PowerShellDataFile (Join-Path $ModuleOut "$ModuleName.psd1")).ModuleVersion
+    $zip = Join-Path $OutRoot "$ModuleName-$version-$(Get-RuntimeId)-$Backend.zip"
+    if (Test-Path $zip) { Remove-Item $zip -Force }
+    Write-Step "Packaging $zip"
+    # The archive holds the PSStableDiffusion folder, ready to unpack into a folder on $env:PSModulePath.
+    [IO.Compression.ZipFile]::CreateFromDirectory($ModuleOut, $zip, [IO.Compression.CompressionLevel]::Fastest, $true)
+    Write-Host "Package: $zip"
+}
+
+#endregion
+
+switch ($PSCmdlet.ParameterSetName) {
+    'Build' { Build-Module; Write-Host "Built $ModuleOut. Import it with: Import-Module $ModuleOut" }
+    'Test' { exit (Invoke-AllTests) }
+    'Package' { New-ModulePackage }
+}
