@@ -47,7 +47,9 @@ public sealed class GoldenCase : IDisposable
     {
         Name = name;
         Folder = Golden.Path(name);
-        Json = JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(Folder, "case.json")));
+        // Python's json writes bare Infinity/NaN (e.g. lambda_min_clipped: -Infinity), which JsonDocument rejects: quote them.
+        Json = JsonDocument.Parse(System.Text.RegularExpressions.Regex.Replace(
+            File.ReadAllText(System.IO.Path.Combine(Folder, "case.json")), @"(?<=[:\[,]\s*)(-?Infinity|NaN)\b", "\"$1\""));
         _io = new Lazy<SafeTensorsFile>(() => SafeTensorsFile.Open(System.IO.Path.Combine(Folder, "io.safetensors")));
     }
 
