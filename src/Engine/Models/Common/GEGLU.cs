@@ -24,6 +24,6 @@ public sealed class GEGLU : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var projected = proj.forward(input); // [B, N, 2*dim_out]
         var halves = projected.chunk(2, dim: -1); // 2 x [B, N, dim_out]
-        return (halves[0] * nn.functional.gelu(halves[1])).MoveToOuterDisposeScope();
+        return nn.functional.gelu(halves[1]).mul_(halves[0]).MoveToOuterDisposeScope();
     }
 }

@@ -19,6 +19,7 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
     private readonly Conv2d conv2;
     private readonly Conv2d? conv_shortcut;
     private readonly Func<Tensor, Tensor> _activation;
+    private readonly Func<Tensor, Tensor> _activationInPlace;
     private readonly double _outputScaleFactor;
 
     /// <param name="temb_channels">Width of the time embedding; null for the VAE blocks, which have none.</param>
@@ -35,6 +36,7 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
         if (in_channels != out_channels)
             conv_shortcut = nn.Conv2d(in_channels, out_channels, 1, stride: 1, padding: 0L, device: device, dtype: dtype);
         _activation = Activations.Get(act_fn);
+        _activationInPlace = Activations.Get(act_fn, inPlace: true);
         _outputScaleFactor = output_scale_factor;
         RegisterComponents();
     }
@@ -45,17 +47,18 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor input, Tensor? temb)
     {
         using var scope = NewDisposeScope();
-        var hidden = conv1.forward(_activation(norm1.forward(input))); // [B, C_out, H, W]
+        // In-place ops only touch tensors created here; temb and input are shared with the caller.
+        var hidden = conv1.forward(_activationInPlace(norm1.forward(input))); // [B, C_out, H, W]
         if (time_emb_proj is not null)
         {
             if (temb is null) throw new ArgumentNullException(nameof(temb), "this ResnetBlock2D has a time_emb_proj and needs a time embedding.");
             var projected = time_emb_proj.forward(_activation(temb)); // [B, C_out]
-            hidden = hidden + projected.unsqueeze(-1).unsqueeze(-1); // [B, C_out, 1, 1] broadcast over H, W
+            hidden.add_(projected.unsqueeze(-1).unsqueeze(-1)); // [B, C_out, 1, 1] broadcast over H, W
         }
-        hidden = conv2.forward(_activation(norm2.forward(hidden)));
+        hidden = conv2.forward(_activationInPlace(norm2.forward(hidden)));
         var shortcut = conv_shortcut is null ? input : conv_shortcut.forward(input); // [B, C_out, H, W]
-        var output = shortcut + hidden;
-        if (_outputScaleFactor != 1.0) output = output / _outputScaleFactor;
-        return output.MoveToOuterDisposeScope();
+        hidden.add_(shortcut);
+        if (_outputScaleFactor != 1.0) hidden.div_(_outputScaleFactor);
+        return hidden.MoveToOuterDisposeScope();
     }
 }

@@ -44,9 +44,10 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor hidden, Tensor context)
     {
         using var scope = NewDisposeScope();
-        hidden = attn1.forward(norm1.forward(hidden), _onlyCrossAttention ? context : null) + hidden;
-        hidden = attn2.forward(norm2.forward(hidden), context) + hidden;
-        hidden = ff.forward(norm3.forward(hidden)) + hidden;
+        // Each sub-layer output is a fresh tensor: add the stream into it in place.
+        hidden = attn1.forward(norm1.forward(hidden), _onlyCrossAttention ? context : null).add_(hidden);
+        hidden = attn2.forward(norm2.forward(hidden), context).add_(hidden);
+        hidden = ff.forward(norm3.forward(hidden)).add_(hidden);
         return hidden.MoveToOuterDisposeScope();
     }
 }

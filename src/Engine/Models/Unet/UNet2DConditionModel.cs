@@ -22,7 +22,7 @@ public sealed class UNet2DConditionModel : nn.Module
     private readonly ModuleList<UNetUpBlock> up_blocks;
     private readonly GroupNorm conv_norm_out;
     private readonly Conv2d conv_out;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly Func<Tensor, Tensor> _activation; // in place: applied to the fresh norm output
 
     /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised (random) weights.</summary>
     /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
@@ -96,7 +96,7 @@ public sealed class UNet2DConditionModel : nn.Module
 
         conv_norm_out = nn.GroupNorm(groups, channels[0], eps, affine: true, device: device, dtype: dtype);
         conv_out = nn.Conv2d(channels[0], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
-        _activation = Activations.Get(act);
+        _activation = Activations.Get(act, inPlace: true);
         RegisterComponents();
     }
 

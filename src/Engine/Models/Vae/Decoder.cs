@@ -16,7 +16,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
     private readonly ModuleList<UpDecoderBlock2D> up_blocks;
     private readonly GroupNorm conv_norm_out;
     private readonly Conv2d conv_out;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly Func<Tensor, Tensor> _activation; // in place: applied to the fresh norm output
 
     public Decoder(AutoencoderKLConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(Decoder))
     {
@@ -30,7 +30,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
             .ToArray());
         conv_norm_out = nn.GroupNorm(config.NormNumGroups, reversed[^1], Eps, affine: true, device: device, dtype: dtype);
         conv_out = nn.Conv2d(reversed[^1], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
-        _activation = Activations.Get(config.ActFn);
+        _activation = Activations.Get(config.ActFn, inPlace: true);
         RegisterComponents();
     }
 

@@ -16,7 +16,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
     private readonly UNetMidBlock2D mid_block;
     private readonly GroupNorm conv_norm_out;
     private readonly Conv2d conv_out;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly Func<Tensor, Tensor> _activation; // in place: applied to the fresh norm output
 
     public Encoder(AutoencoderKLConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(Encoder))
     {
@@ -30,7 +30,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
             device: device, dtype: dtype);
         conv_norm_out = nn.GroupNorm(config.NormNumGroups, channels[^1], Eps, affine: true, device: device, dtype: dtype);
         conv_out = nn.Conv2d(channels[^1], 2 * config.LatentChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
-        _activation = Activations.Get(config.ActFn);
+        _activation = Activations.Get(config.ActFn, inPlace: true);
         RegisterComponents();
     }
 
