@@ -122,8 +122,16 @@ public sealed class UNet2DConditionModel : nn.Module
     /// <param name="encoderHiddenStates">[B, 77, cross_attention_dim] text encoder states.</param>
     /// <param name="classLabels">[B] int64, required when the config has <c>num_class_embeds</c> (x4 upscaler: the noise level).</param>
     /// <returns>[B, out_channels, h, w]</returns>
+    /// <exception cref="ArgumentException">A tensor's shape does not fit the config.</exception>
+    /// <exception cref="ArgumentNullException">The model needs class labels and none were given.</exception>
     public Tensor forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? classLabels = null)
     {
+        if (sample.dim() != 4 || sample.shape[1] != Config.InChannels)
+            throw new ArgumentException(
+                $"sample must be [B, {Config.InChannels}, h, w] for this UNet (in_channels {Config.InChannels}), got [{string.Join(", ", sample.shape)}].", nameof(sample));
+        if (encoderHiddenStates.dim() != 3 || encoderHiddenStates.shape[0] != sample.shape[0] || encoderHiddenStates.shape[2] != Config.CrossAttentionDim[0])
+            throw new ArgumentException(
+                $"encoderHiddenStates must be [{sample.shape[0]}, tokens, {Config.CrossAttentionDim[0]}], got [{string.Join(", ", encoderHiddenStates.shape)}].", nameof(encoderHiddenStates));
         using var noGrad = torch.no_grad();
         using var scope = NewDisposeScope();
         var batch = sample.shape[0];
