@@ -1,0 +1,82 @@
+using PSStableDiffusion.Engine.Models.Common;
+using PSStableDiffusion.Engine.Models.Unet;
+using PSStableDiffusion.Engine.Tests.Support;
+using TorchSharp;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Tests.Models.Unet;
+
+public class UNetPrecisionAndLoadingTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public UNetPrecisionAndLoadingTests(ITestOutputHelper output) => _output = output;
+
+    /// <summary>
+    /// bfloat16 weights and activations (upcast attention in float32) stay close to diffusers' float32 output:
+    /// bf16 keeps 8 significant bits, so a few percent of the output range is the expected error.
+    /// </summary>
+    [Theory]
+    [InlineData("txt2img_v")]   // upcast_attention: true
+    [InlineData("upscale_x4")]  // upcast_attention: false, class labels
+    public void BFloat16UNetStaysCloseToTheFloat32Reference(string caseName)
+    {
+        using var golden = Golden.Case(caseName);
+        using var unet = UNet2DConditionModel.FromPretrained(
+            Path.Combine(golden.ModelFolder, "unet"), ScalarType.BFloat16, torch.CPU);
+        using var scope = torch.NewDisposeScope();
+        var context = torch.cat(new[] { golden.Tensor("negative_prompt_embeds"), golden.Tensor("prompt_embeds") }, dim: 0);
+        var classLabels = golden.Has("step00_class_labels") ? golden.Tensor("step00_class_labels") : null;
+        var actual = unet.forward(golden.Tensor("step00_unet_input").to(ScalarType.BFloat16), golden.Tensor("step00_timestep"),
+            context.to(ScalarType.BFloat16), classLabels);
+        Assert.Equal(ScalarType.BFloat16, actual.dtype);
+        var expected = golden.Tensor("step00_unet_output");
+        var range = expected.abs().max().item<float>();
+        var diff = Golden.AssertClose(expected, actual.to(ScalarType.Float32), 0.05 * range, $"{caseName}/step00_unet_output (bf16)");
+        _output.WriteLine($"{caseName} bf16 max abs diff {diff:G3} of output range {range:G3}");
+    }
+
+    [Fact]
+    public void LoadingWeightsOfAnotherArchitectureNamesTheMismatch()
+    {
+        // The inpainting UNet is the img2img one with 9 input channels: same keys, one different shape.
+        using var golden = Golden.Case("img2img");
+        var config = UNet2DConditionConfig.FromFile(Path.Combine(golden.ModelFolder, "unet", "config.json"));
+        using var unet = new UNet2DConditionModel(config);
+        var inpaintWeights = Golden.Path("inpaint", "model", "unet", "diffusion_pytorch_model.safetensors");
+        var error = Assert.Throws<InvalidDataException>(() => PretrainedWeights.LoadInto(unet, inpaintWeights, ScalarType.Float32, torch.CPU));
+        Assert.Contains("conv_in.weight", error.Message);
+
+        var otherKeys = Golden.Path("txt2img_v", "model", "unet", "diffusion_pytorch_model.safetensors");
+        error = Assert.Throws<InvalidDataException>(() => PretrainedWeights.LoadInto(unet, otherKeys, ScalarType.Float32, torch.CPU));
+        Assert.Contains("unexpected [", error.Message);
+        Assert.Contains("down_blocks.1.attentions", error.Message);
+    }
+
+    [Fact]
+    public void MissingFolderThrowsFileNotFound()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "no-such-unet-" + Guid.NewGuid().ToString("N"));
+        var error = Assert.Throws<FileNotFoundException>(() => UNet2DConditionModel.FromPretrained(folder, ScalarType.Float32, torch.CPU));
+        Assert.Contains("config.json", error.Message);
+    }
+}
+
+public class UNetInputValidationTests
+{
+    [Fact]
+    public void WrongInputChannelsAreRejectedWithTheExpectedShape()
+    {
+        using var golden = Golden.Case("inpaint");
+        var config = UNet2DConditionConfig.FromFile(Path.Combine(golden.ModelFolder, "unet", "config.json"));
+        using var unet = new UNet2DConditionModel(config);
+        using var scope = torch.NewDisposeScope();
+        var context = torch.zeros(2, 77, 8);
+        var error = Assert.Throws<ArgumentException>(() => unet.forward(torch.zeros(2, 4, 8, 8), torch.tensor(10L), context));
+        Assert.Contains("[B, 9, h, w]", error.Message);
+        error = Assert.Throws<ArgumentException>(() => unet.forward(torch.zeros(2, 9, 8, 8), torch.tensor(10L), torch.zeros(2, 77, 16)));
+        Assert.Contains("encoderHiddenStates", error.Message);
+    }
+}
