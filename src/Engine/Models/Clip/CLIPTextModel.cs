@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -55,7 +56,7 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
         var model = new CLIPTextModel(CLIPTextConfig.Load(configPath), dtype, device);
         try
         {
-            StateDictLoader.LoadSafeTensors(model, weightsPath, dtype, device, IgnoredCheckpointKeys);
+            PretrainedWeights.LoadInto(model, weightsPath, IgnoredCheckpointKeys);
         }
         catch
         {

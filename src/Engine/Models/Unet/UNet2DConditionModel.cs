@@ -105,14 +105,14 @@ public sealed class UNet2DConditionModel : nn.Module
 
     /// <summary>Loads <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> from a diffusers <c>unet/</c> folder (strict: every key must match).</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
-    /// <exception cref="InvalidDataException">The weights do not match the config's architecture.</exception>
+    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key and file).</exception>
     /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
     public static UNet2DConditionModel FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = UNet2DConditionConfig.FromFile(Path.Combine(folder, "config.json"));
         var model = new UNet2DConditionModel(config, device, dtype);
         model.eval();
-        PretrainedWeights.LoadInto(model, Path.Combine(folder, "diffusion_pytorch_model.safetensors"), dtype, device);
+        PretrainedWeights.LoadInto(model, Path.Combine(folder, "diffusion_pytorch_model.safetensors"));
         return model;
     }
 

@@ -132,12 +132,12 @@ public class CLIPTextModelStructureTests
 
             tensors["text_model.final_layer_norm.bias"] = zeros(4);
             SafeTensorsTestWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
-            var e = Assert.Throws<InvalidDataException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
+            var e = Assert.Throws<PSStableDiffusion.Engine.Loading.ModelLoadException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
             Assert.Contains("text_model.final_layer_norm.bias", e.Message);
 
             tensors.Remove("text_model.final_layer_norm.bias");
             SafeTensorsTestWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
-            e = Assert.Throws<InvalidDataException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
+            e = Assert.Throws<PSStableDiffusion.Engine.Loading.ModelLoadException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
             Assert.Contains("text_model.final_layer_norm.bias", e.Message);
         }
         finally
