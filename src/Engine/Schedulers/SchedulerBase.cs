@@ -295,7 +295,7 @@ public abstract class SchedulerBase : IDisposable
     {
         var alphasBarSqrt = (1.0f - betas).cumprod(0).sqrt();
         var first = alphasBarSqrt[0].clone();
-        var last = alphasBarSqrt[-1].clone();
+        var last = alphasBarSqrt[^1].clone();
         alphasBarSqrt = (alphasBarSqrt - last) * (first / (first - last));
         var alphasBar = alphasBarSqrt.pow(2);
         var alphas = torch.cat([alphasBar[..1], alphasBar[1..] / alphasBar[..^1]]);
@@ -322,6 +322,46 @@ public abstract class SchedulerBase : IDisposable
     protected static float[] Log32(float[] values) => values.Select(v => MathF.Log(v)).ToArray();
 
     // ---------------------------------------------------------------- sigma helpers shared by the k-diffusion family
+
+    /// <summary>
+    /// The float32 timesteps of the Euler / LMS / Heun / KDPM2 family (descending): linspace over [0, T-1], leading
+    /// (<c>arange(n) * (T // n) + steps_offset</c>) or trailing (<c>round(arange(T, 0, -T/n)) - 1</c>).
+    /// </summary>
+    protected double[] SigmaFamilyTimesteps(int n)
+    {
+        var spacing = Config.TimestepSpacing ?? "linspace";
+        IEnumerable<float> values = spacing switch
+        {
+            "linspace" => NumpyCompat.Reverse(NumpyCompat.Linspace(0, NumTrainTimesteps - 1, n)).Select(t => (float)t),
+            "leading" => Enumerable.Range(0, n).Reverse().Select(i => (float)(i * (NumTrainTimesteps / n)) + (Config.StepsOffset ?? 0)),
+            "trailing" => NumpyCompat.Round(NumpyCompat.Arange(NumTrainTimesteps, 0, -(NumTrainTimesteps / (double)n))).Select(t => (float)t - 1f),
+            _ => throw new ArgumentException($"Unknown timestep_spacing '{spacing}' (expected linspace, leading or trailing)."),
+        };
+        return values.Select(v => (double)v).ToArray();
+    }
+
+    /// <summary>k-diffusion init sigma: max sigma for linspace/trailing spacing, else sqrt(max^2 + 1) (float32).</summary>
+    protected double SigmaFamilyInitNoiseSigma(float[] sigmas)
+    {
+        if (sigmas.Length == 0) return 1.0;
+        var max = sigmas.Max();
+        return Config.TimestepSpacing is "linspace" or "trailing" ? max : MathF.Sqrt(max * max + 1f);
+    }
+
+    /// <summary>k-diffusion input scaling: x / sqrt(sigma^2 + 1), the coefficient rounded to float32 as torch does.</summary>
+    protected static Tensor ScaleBySigma(Tensor sample, float sigma) => sample / (double)MathF.Sqrt(sigma * sigma + 1f);
+
+    /// <summary>
+    /// x0 from the model output at noise level sigma (k-diffusion parameterisation): epsilon x0 = x - sigma eps;
+    /// v-prediction x0 = v (-sigma / sqrt(sigma^2 + 1)) + x / (sigma^2 + 1); sample x0 = output.
+    /// </summary>
+    protected Tensor PredictOriginalSampleFromSigma(Tensor modelOutput, Tensor sample, double sigma) => PredictionType switch
+    {
+        "epsilon" => sample - sigma * modelOutput,
+        "v_prediction" => modelOutput * (-sigma / Math.Sqrt(sigma * sigma + 1)) + sample / (sigma * sigma + 1),
+        _ => modelOutput,
+    };
+
 
     /// <summary>Karras et al. (2022) eq. 5: sigma_i = (max^(1/rho) + i/(n-1) (min^(1/rho) - max^(1/rho)))^rho, rho = 7.</summary>
     protected static double[] KarrasSigmas(double sigmaMin, double sigmaMax, int n)

@@ -38,8 +38,9 @@ public class SchedulerRolloutTests(ITestOutputHelper output)
         Assert.Equal(run.GetProperty("order").GetInt32(), scheduler.Order);
         var expectedTimesteps = SchedulerGolden.Tensor($"{key}/timesteps");
         Assert.Equal(expectedTimesteps.dtype, scheduler.Timesteps.dtype);
-        // Integer timesteps are exact; float ones (interpolated from the sigmas) within 2 float32 ulps.
-        var timestepUlps = SchedulerGolden.AssertUlpClose(expectedTimesteps, scheduler.Timesteps, expectedTimesteps.dtype == ScalarType.Int64 ? 0 : 2, $"{key}/timesteps");
+        // Integer timesteps are exact; float ones within 8 float32 ulps (KDPM2's midpoint timesteps come from float32
+        // log/lerp/exp of sigmas that already differ by an ulp or two; 8 ulps of t ~ 15 is 1e-5).
+        var timestepUlps = SchedulerGolden.AssertUlpClose(expectedTimesteps, scheduler.Timesteps, expectedTimesteps.dtype == ScalarType.Int64 ? 0 : 8, $"{key}/timesteps");
 
         var sigmaUlps = 0.0;
         if (SchedulerGolden.HasTensor($"{key}/sigmas"))
