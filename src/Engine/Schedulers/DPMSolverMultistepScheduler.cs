@@ -1,0 +1,321 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Schedulers;
+
+/// <summary>
+/// DPM-Solver / DPM-Solver++ multistep (Lu et al. 2022, arXiv 2206.00927 and 2211.01095), diffusers
+/// <c>DPMSolverMultistepScheduler</c>: orders 1-3, <c>dpmsolver++</c> (data prediction) and <c>sde-dpmsolver++</c>
+/// (stochastic, orders 1-2), optional Karras or Lu lambda spacing.
+/// </summary>
+[DiffusersScheduler("DPM-Solver++ multistep (orders 1-3); sde-dpmsolver++ adds noise; fast 20-25 step sampler.")]
+[SchedulerAlias("DPM++ 2M")]
+[SchedulerAlias("DPM++ 2M Karras", """{"use_karras_sigmas": true}""")]
+[SchedulerAlias("DPM++ 2M SDE", """{"algorithm_type": "sde-dpmsolver++"}""")]
+[SchedulerAlias("DPM++ 2M SDE Karras", """{"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true}""")]
+// A1111's "DPM++ SDE" is k-diffusion's singlestep dpmpp_sde with Brownian-tree noise (diffusers' DPMSolverSDEScheduler,
+// which needs torchsde). The closest scheduler here: the same DPM-Solver++ SDE family, second order, as a multistep.
+[SchedulerAlias("DPM++ SDE", """{"algorithm_type": "sde-dpmsolver++"}""")]
+[SchedulerAlias("DPM++ SDE Karras", """{"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true}""")]
+public sealed class DPMSolverMultistepScheduler : SchedulerBase
+{
+    public static SchedulerConfig Defaults { get; } = new()
+    {
+        NumTrainTimesteps = 1000,
+        BetaStart = 0.0001,
+        BetaEnd = 0.02,
+        BetaSchedule = "linear",
+        SolverOrder = 2,
+        PredictionType = "epsilon",
+        Thresholding = false,
+        DynamicThresholdingRatio = 0.995,
+        SampleMaxValue = 1.0,
+        AlgorithmType = "dpmsolver++",
+        SolverType = "midpoint",
+        LowerOrderFinal = true,
+        EulerAtFinal = false,
+        UseKarrasSigmas = false,
+        UseLuLambdas = false,
+        FinalSigmasType = "zero",
+        LambdaMinClipped = double.NegativeInfinity,
+        TimestepSpacing = "linspace",
+        StepsOffset = 0,
+        RescaleBetasZeroSnr = false,
+    };
+
+    private readonly int _solverOrder;
+    private readonly string _algorithmType;
+    private readonly string _solverType;
+    private readonly Tensor?[] _modelOutputs;
+    private float[] _sigmaValues = [];
+    private int _lowerOrderNums;
+
+    public DPMSolverMultistepScheduler(SchedulerConfig? config = null) : base(Defaults, config, "variance_type")
+    {
+        _solverOrder = Config.SolverOrder!.Value;
+        if (_solverOrder is < 1 or > 3)
+            throw new ArgumentOutOfRangeException(nameof(config), _solverOrder, "solver_order must be 1, 2 or 3");
+        // diffusers maps the other solvers' names onto this one's.
+        _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
+        if (_algorithmType is not ("dpmsolver++" or "sde-dpmsolver++" or "dpmsolver" or "sde-dpmsolver"))
+            throw new ArgumentException($"Unknown algorithm_type '{_algorithmType}' (expected dpmsolver++, sde-dpmsolver++, dpmsolver or sde-dpmsolver).");
+        _solverType = Config.SolverType is "logrho" or "bh1" or "bh2" ? "midpoint" : Config.SolverType!;
+        if (_solverType is not ("midpoint" or "heun"))
+            throw new ArgumentException($"Unknown solver_type '{_solverType}' (expected midpoint or heun).");
+        if (_algorithmType is "dpmsolver" or "sde-dpmsolver" && Config.FinalSigmasType == "zero")
+            throw new ArgumentException($"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
+        if (_algorithmType.StartsWith("sde-", StringComparison.Ordinal) && _solverOrder == 3)
+            throw new NotSupportedException($"algorithm_type '{_algorithmType}' has no third-order update (diffusers neither); use solver_order 1 or 2.");
+        if (Config.RescaleBetasZeroSnr == true) SetLastAlphaCumprod(MathF.Pow(2, -24));
+        _modelOutputs = new Tensor?[_solverOrder];
+    }
+
+    public override bool IsStochastic => _algorithmType.StartsWith("sde-", StringComparison.Ordinal);
+
+    public override void SetTimesteps(int numInferenceSteps)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
+        var trainSigmas = TrainSigmas();
+        var logSigmas = Log32(trainSigmas);
+
+        // Clip the schedule where lambda_t = log(alpha_t) - log(sigma_t) falls below lambda_min_clipped (for cosine betas).
+        var lambdaT = TrainLambdas();
+        var clippedIdx = lambdaT.Count(l => l < Config.LambdaMinClipped!.Value);
+        var lastTimestep = NumTrainTimesteps - clippedIdx;
+
+        var timesteps = (Config.TimestepSpacing ?? "linspace") switch
+        {
+            "linspace" => NumpyCompat.Reverse(NumpyCompat.Round(NumpyCompat.Linspace(0, lastTimestep - 1, numInferenceSteps + 1)))[..^1],
+            "leading" => Enumerable.Range(0, numInferenceSteps + 1).Reverse().Take(numInferenceSteps)
+                .Select(i => (double)(i * (lastTimestep / (numInferenceSteps + 1)) + Config.StepsOffset!.Value)).ToArray(),
+            "trailing" => NumpyCompat.Round(NumpyCompat.Arange(lastTimestep, 0, -(NumTrainTimesteps / (double)numInferenceSteps)))
+                .Select(t => t - 1).ToArray(),
+            var other => throw new ArgumentException($"Unknown timestep_spacing '{other}' (expected linspace, leading or trailing)."),
+        };
+
+        double[] sigmas;
+        if (Config.UseKarrasSigmas == true)
+        {
+            sigmas = KarrasSigmas(trainSigmas[0], trainSigmas[^1], numInferenceSteps);
+            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
+        }
+        else if (Config.UseLuLambdas == true)
+        {
+            // Lu et al.: uniform in lambda = -log(sigma), from log_sigmas[-1] down to log_sigmas[0].
+            var ramp = NumpyCompat.Linspace(0, 1, numInferenceSteps);
+            double lambdaMin = logSigmas[0], lambdaMax = logSigmas[^1];
+            sigmas = ramp.Select(r => Math.Exp(lambdaMax + r * (lambdaMin - lambdaMax))).ToArray();
+            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
+        }
+        else
+        {
+            sigmas = NumpyCompat.Interp(timesteps, trainSigmas);
+        }
+
+        double sigmaLast = Config.FinalSigmasType switch
+        {
+            "sigma_min" => trainSigmas[0],
+            "zero" => 0.0,
+            var other => throw new ArgumentException($"Unknown final_sigmas_type '{other}' (expected zero or sigma_min)."),
+        };
+        _sigmaValues = NumpyCompat.ToFloat32(sigmas.Append(sigmaLast));
+        NumInferenceSteps = numInferenceSteps;
+        SetSchedule(timesteps, ScalarType.Int64, _sigmaValues);
+        ResetState();
+    }
+
+    /// <summary>lambda_t = log(sqrt(alpha_bar)) - log(sqrt(1 - alpha_bar)), float32 as torch computes it.</summary>
+    private float[] TrainLambdas()
+    {
+        using var scope = torch.NewDisposeScope();
+        return (AlphasCumprod.sqrt().log() - (1.0f - AlphasCumprod).sqrt().log()).data<float>().ToArray();
+    }
+
+    private void ResetState()
+    {
+        for (var i = 0; i < _modelOutputs.Length; i++) Replace(ref _modelOutputs[i], null);
+        _lowerOrderNums = 0;
+    }
+
+    /// <summary>alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t, lambda_t = log(alpha_t) - log(sigma_t).</summary>
+    private (double Alpha, double Sigma, double Lambda) AlphaSigmaLambda(int index)
+    {
+        double sigma = _sigmaValues[index];
+        var alpha = 1 / Math.Sqrt(sigma * sigma + 1);
+        var sigmaT = sigma * alpha;
+        return (alpha, sigmaT, Math.Log(alpha) - Math.Log(sigmaT));
+    }
+
+    public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
+    {
+        var stepIndex = EnsureStepIndex(timestep, lastIfMissing: true);
+        var count = TimestepValues.Count;
+        using var scope = torch.NewDisposeScope();
+
+        // Improves numerical stability for fewer than 15 steps: the last steps fall back to lower orders.
+        var lowerOrderFinal = stepIndex == count - 1
+            && (Config.EulerAtFinal == true || (Config.LowerOrderFinal == true && count < 15) || Config.FinalSigmasType == "zero");
+        var lowerOrderSecond = stepIndex == count - 2 && Config.LowerOrderFinal == true && count < 15;
+
+        var converted = ConvertModelOutput(modelOutput, sample, stepIndex);
+        var previous = _modelOutputs[0];
+        for (var i = 0; i < _solverOrder - 1; i++) _modelOutputs[i] = _modelOutputs[i + 1];
+        _modelOutputs[^1] = Keep(converted);
+        previous?.Dispose(); // the oldest output drops out of the history
+
+        var x = sample.to(ScalarType.Float32);
+        Tensor? stepNoise = IsStochastic ? DrawNoise(noise, modelOutput, ScalarType.Float32) : null;
+
+        Tensor prevSample;
+        if (_solverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+            prevSample = FirstOrderUpdate(converted, x, stepNoise, stepIndex);
+        else if (_solverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
+            prevSample = SecondOrderUpdate(x, stepNoise, stepIndex);
+        else
+            prevSample = ThirdOrderUpdate(x, stepIndex);
+
+        if (_lowerOrderNums < _solverOrder) _lowerOrderNums++;
+        StepIndex = stepIndex + 1;
+        return prevSample.to(modelOutput.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// DPM-Solver++ solves for the data prediction x0 (dpmsolver++: x0 = (x_t - sigma_t eps) / alpha_t), DPM-Solver for
+    /// the noise prediction eps; v-prediction: x0 = alpha_t x_t - sigma_t v, eps = alpha_t v + sigma_t x_t.
+    /// </summary>
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
+    {
+        var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
+        var learnedVariance = Config.VarianceType is "learned" or "learned_range";
+        if (_algorithmType is "dpmsolver++" or "sde-dpmsolver++")
+        {
+            var x0Pred = PredictionType switch
+            {
+                "epsilon" => (sample - sigmaT * (learnedVariance ? modelOutput[.., ..3] : modelOutput)) / alphaT,
+                "sample" => modelOutput,
+                _ => alphaT * sample - sigmaT * modelOutput,
+            };
+            return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred;
+        }
+        var epsilon = PredictionType switch
+        {
+            "epsilon" => learnedVariance ? modelOutput[.., ..3] : modelOutput,
+            "sample" => (sample - alphaT * modelOutput) / sigmaT,
+            _ => alphaT * modelOutput + sigmaT * sample,
+        };
+        if (Config.Thresholding == true)
+        {
+            var x0Pred = ThresholdSample((sample - sigmaT * epsilon) / alphaT);
+            epsilon = (sample - alphaT * x0Pred) / sigmaT;
+        }
+        return epsilon;
+    }
+
+    /// <summary>
+    /// First order (DDIM-equivalent), h = lambda_t - lambda_s:
+    /// dpmsolver++: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0;
+    /// sde-dpmsolver++: x_t = (sigma_t / sigma_s) e^{-h} x_s + alpha_t (1 - e^{-2h}) x0 + sigma_t sqrt(1 - e^{-2h}) z.
+    /// </summary>
+    private Tensor FirstOrderUpdate(Tensor m0, Tensor sample, Tensor? noise, int stepIndex)
+    {
+        var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
+        var (alphaS, sigmaS, lambdaS) = AlphaSigmaLambda(stepIndex);
+        var h = lambdaT - lambdaS;
+        return _algorithmType switch
+        {
+            "dpmsolver++" => sigmaT / sigmaS * sample - alphaT * (Math.Exp(-h) - 1.0) * m0,
+            "dpmsolver" => alphaT / alphaS * sample - sigmaT * (Math.Exp(h) - 1.0) * m0,
+            "sde-dpmsolver++" => sigmaT / sigmaS * Math.Exp(-h) * sample
+                + alphaT * (1 - Math.Exp(-2.0 * h)) * m0
+                + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * noise!,
+            _ => alphaT / alphaS * sample
+                - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * m0
+                + sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * noise!,
+        };
+    }
+
+    /// <summary>
+    /// Multistep second order with h = lambda_t - lambda_s0, r0 = h_0 / h, D0 = m0, D1 = (m0 - m1) / r0;
+    /// dpmsolver++ midpoint: x_t = (sigma_t / sigma_s0) x - alpha_t (e^{-h} - 1) D0 - 0.5 alpha_t (e^{-h} - 1) D1.
+    /// </summary>
+    private Tensor SecondOrderUpdate(Tensor sample, Tensor? noise, int stepIndex)
+    {
+        var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
+        var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
+        var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
+        Tensor m0 = _modelOutputs[^1]!, m1 = _modelOutputs[^2]!;
+        double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1;
+        var r0 = h0 / h;
+        var d0 = m0;
+        var d1 = 1.0 / r0 * (m0 - m1);
+        var midpoint = _solverType == "midpoint";
+        switch (_algorithmType)
+        {
+            case "dpmsolver++":
+                return midpoint
+                    ? sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 - 0.5 * (alphaT * (Math.Exp(-h) - 1.0)) * d1
+                    : sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
+            case "dpmsolver":
+                return midpoint
+                    ? alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - 0.5 * (sigmaT * (Math.Exp(h) - 1.0)) * d1
+                    : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
+            case "sde-dpmsolver++":
+            {
+                var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * noise!;
+                return midpoint
+                    ? sigmaT / sigmaS0 * Math.Exp(-h) * sample + alphaT * (1 - Math.Exp(-2.0 * h)) * d0
+                        + 0.5 * (alphaT * (1 - Math.Exp(-2.0 * h))) * d1 + noiseTerm
+                    : sigmaT / sigmaS0 * Math.Exp(-h) * sample + alphaT * (1 - Math.Exp(-2.0 * h)) * d0
+                        + alphaT * ((1.0 - Math.Exp(-2.0 * h)) / (-2.0 * h) + 1.0) * d1 + noiseTerm;
+            }
+            default: // sde-dpmsolver
+            {
+                var noiseTerm = sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * noise!;
+                return midpoint
+                    ? alphaT / alphaS0 * sample - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * d0
+                        - sigmaT * (Math.Exp(h) - 1.0) * d1 + noiseTerm
+                    : alphaT / alphaS0 * sample - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * d0
+                        - 2.0 * (sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0)) * d1 + noiseTerm;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Multistep third order: r0 = h_0 / h, r1 = h_1 / h, D1_0 = (m0 - m1) / r0, D1_1 = (m1 - m2) / r1,
+    /// D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1), D2 = (D1_0 - D1_1) / (r0 + r1);
+    /// dpmsolver++: x_t = (sigma_t / sigma_s0) x - alpha_t (e^{-h} - 1) D0 + alpha_t ((e^{-h} - 1) / h + 1) D1
+    /// - alpha_t ((e^{-h} - 1 + h) / h^2 - 0.5) D2.
+    /// </summary>
+    private Tensor ThirdOrderUpdate(Tensor sample, int stepIndex)
+    {
+        var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
+        var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
+        var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
+        var (_, _, lambdaS2) = AlphaSigmaLambda(stepIndex - 2);
+        Tensor m0 = _modelOutputs[^1]!, m1 = _modelOutputs[^2]!, m2 = _modelOutputs[^3]!;
+        double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
+        double r0 = h0 / h, r1 = h1 / h;
+        var d0 = m0;
+        var d10 = 1.0 / r0 * (m0 - m1);
+        var d11 = 1.0 / r1 * (m1 - m2);
+        var d1 = d10 + r0 / (r0 + r1) * (d10 - d11);
+        var d2 = 1.0 / (r0 + r1) * (d10 - d11);
+        return _algorithmType == "dpmsolver++"
+            ? sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
+                - alphaT * ((Math.Exp(-h) - 1.0 + h) / (h * h) - 0.5) * d2
+            : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
+                - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
+    }
+
+    /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    {
+        using var scope = torch.NewDisposeScope();
+        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
+        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
+        var sigmaT = sigma * alphaT;
+        return (alphaT * originalSamples + sigmaT * noise).MoveToOuterDisposeScope();
+    }
+
+    protected override void DisposeState() => ResetState();
+}
