@@ -60,7 +60,7 @@ public static class StableDiffusionPipeline
         observer.Log?.Invoke($"Encoded the prompt{(guided ? " and the negative prompt" : "")} in {clock.Elapsed.TotalSeconds:F2} s.");
 
         // 2. Scheduler and timesteps.
-        using var scheduler = SchedulerFactory.Create(request.Scheduler, model.SchedulerConfig, request.Eta, request.KarrasSigmas);
+        using var scheduler = CreateScheduler(model, request);
         scheduler.SetTimesteps(request.Steps);
         IReadOnlyList<double> timesteps = scheduler.TimestepValues;
         observer.Inspect?.Invoke("init_noise_sigma", torch.tensor((float)scheduler.InitNoiseSigma));
@@ -133,11 +133,23 @@ public static class StableDiffusionPipeline
     /// <summary>Token ids for one prompt, run through the text encoder: [1, 77, D] in the model dtype.</summary>
     internal static Tensor EncodePrompt(StableDiffusionModel model, string prompt, PipelineObserver observer)
     {
-        var encoding = model.Tokenizer.Encode(prompt);
+        var encoding = model.Tokenizer.EncodeWithInfo(prompt);
         if (encoding.Truncated)
-            observer.Warn?.Invoke($"The prompt is longer than {encoding.Ids.Length} tokens; the text after token {encoding.Ids.Length - 2} was cut off: \"{prompt}\".");
+            observer.Warn?.Invoke($"The prompt is longer than the text encoder's {encoding.Ids.Length} tokens; this part was cut off: \"{encoding.DroppedText}\".");
         var ids = torch.tensor(encoding.Ids.Select(i => (long)i).ToArray(), new long[] { 1, encoding.Ids.Length }, ScalarType.Int64, model.Target.Device);  // [1, 77]
         return model.TextEncoder.forward(ids).LastHiddenState;                                   // [1, 77, D]
+    }
+
+    /// <summary>
+    /// The model's own scheduler, or the one the request names built from the model's config (diffusers' from_config),
+    /// with eta / Karras sigmas applied as overrides.
+    /// </summary>
+    internal static SchedulerBase CreateScheduler(StableDiffusionModel model, GenerationRequest request)
+    {
+        var overrides = new SchedulerConfig { Eta = request.Eta, UseKarrasSigmas = request.KarrasSigmas };
+        return string.IsNullOrWhiteSpace(request.Scheduler)
+            ? SchedulerRegistry.FromConfig(model.SchedulerConfig, overrides)
+            : SchedulerRegistry.Create(request.Scheduler, model.SchedulerConfig, overrides);
     }
 
     internal static (int Width, int Height) ResolveSize(StableDiffusionModel model, GenerationRequest request)

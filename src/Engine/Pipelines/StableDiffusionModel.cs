@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
+using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Text;
 using TorchSharp;
 
@@ -17,7 +16,7 @@ namespace PSStableDiffusion.Engine.Pipelines;
 public sealed class StableDiffusionModel : ICachedEngine
 {
     private StableDiffusionModel(string source, ComputeTarget target, ClipTokenizer tokenizer, CLIPTextModel textEncoder,
-        UNet2DConditionModel unet, AutoencoderKL vae, JsonObject schedulerConfig, JsonObject? lowResSchedulerConfig,
+        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, SchedulerConfig? lowResSchedulerConfig,
         Func<string> contentHash)
     {
         Source = source;
@@ -46,23 +45,23 @@ public sealed class StableDiffusionModel : ICachedEngine
     public AutoencoderKL Vae { get; }
 
     /// <summary>The scheduler config the model ships (diffusers <c>scheduler/scheduler_config.json</c>).</summary>
-    public JsonObject SchedulerConfig { get; }
+    public SchedulerConfig SchedulerConfig { get; }
 
     /// <summary>The x4 upscaler's DDPM scheduler that noises the low-res image.</summary>
-    public JsonObject? LowResSchedulerConfig { get; }
+    public SchedulerConfig? LowResSchedulerConfig { get; }
 
     public ModelVariant ModelVariant { get; }
     public string Variant => ModelVariant.DisplayName();
     public long MemoryBytes { get; }
 
     /// <summary>epsilon, v_prediction or sample, from the scheduler config.</summary>
-    public string PredictionType => SchedulerConfig["prediction_type"]?.GetValue<string>() ?? "epsilon";
+    public string PredictionType => SchedulerConfig.PredictionType ?? "epsilon";
 
     /// <summary>2^(VAE levels − 1): 8 for the SD VAE, 4 for the x4 upscaler's.</summary>
-    public int VaeScaleFactor => 1 << (Vae.Config.BlockOutChannels.Length - 1);
+    public int VaeScaleFactor => Vae.Config.DownscaleFactor;
 
     /// <summary>The output size the model was trained for: the UNet's sample_size in pixels.</summary>
-    public int DefaultSize => Unet.Config.SampleSize * VaeScaleFactor;
+    public int DefaultSize => (Unet.Config.SampleSize ?? 64) * VaeScaleFactor;
 
     /// <summary>
     /// A SHA-256 over the weight files (first 10 hex digits are what AUTOMATIC1111 shows as "Model hash").
@@ -80,10 +79,9 @@ public sealed class StableDiffusionModel : ICachedEngine
         if (!File.Exists(indexPath))
             throw new FileNotFoundException(
                 $"'{folder}' is not a diffusers model folder: it has no model_index.json.", indexPath);
-        var index = ReadJsonObject(indexPath);
         foreach (var component in new[] { "tokenizer", "text_encoder", "unet", "vae", "scheduler" })
         {
-            if (index[component] is null || !Directory.Exists(Path.Combine(folder, component)))
+            if (!Directory.Exists(Path.Combine(folder, component)))
                 throw new InvalidDataException($"'{folder}' lacks the '{component}' component that a Stable Diffusion pipeline needs.");
         }
 
@@ -98,34 +96,21 @@ public sealed class StableDiffusionModel : ICachedEngine
         log?.Invoke($"Loaded UNet (in_channels {unet.Config.InChannels}, widths [{string.Join(", ", unet.Config.BlockOutChannels)}]) in {clock.Elapsed.TotalSeconds:F2} s.");
         clock.Restart();
         // The x4 upscaler's VAE decodes in float32, as diffusers upcasts it; so does a float16 VAE with force_upcast.
-        var vaeConfig = AutoencoderKLConfig.Load(Path.Combine(folder, "vae", "config.json"));
+        var vaeConfig = AutoencoderKLConfig.FromFile(Path.Combine(folder, "vae", "config.json"));
         var vaeDType = unet.Config.InChannels == 7 || (dtype == torch.ScalarType.Float16 && vaeConfig.ForceUpcast)
             ? torch.ScalarType.Float32 : dtype;
         var vae = AutoencoderKL.FromPretrained(Path.Combine(folder, "vae"), vaeDType, device);
         log?.Invoke($"Loaded VAE (scaling factor {vae.Config.ScalingFactor}, {vaeDType}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
-        var scheduler = ReadJsonObject(Path.Combine(folder, "scheduler", "scheduler_config.json"));
+        var scheduler = SchedulerConfig.Load(Path.Combine(folder, "scheduler", "scheduler_config.json"));
         var lowResPath = Path.Combine(folder, "low_res_scheduler", "scheduler_config.json");
-        var lowRes = File.Exists(lowResPath) ? ReadJsonObject(lowResPath) : null;
+        var lowRes = File.Exists(lowResPath) ? SchedulerConfig.Load(lowResPath) : null;
 
         var weightFiles = new[] { "text_encoder", "unet", "vae" }
             .SelectMany(c => Directory.EnumerateFiles(Path.Combine(folder, c), "*.safetensors"))
             .OrderBy(p => p, StringComparer.Ordinal).ToList();
         return new StableDiffusionModel(folder, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
             () => HashFiles(weightFiles));
-    }
-
-    private static JsonObject ReadJsonObject(string path)
-    {
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw new InvalidDataException($"'{path}' does not hold a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e);
-        }
     }
 
     internal static string HashFiles(IEnumerable<string> files)

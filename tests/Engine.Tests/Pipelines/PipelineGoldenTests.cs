@@ -63,6 +63,14 @@ public class PipelineGoldenTests(ITestOutputHelper output)
         Assert.Contains("vae_decode_output", compared);
         Assert.Equal(golden.Tensor("timesteps").to(ScalarType.Float64).data<double>().ToArray(), result.Timesteps.ToArray());
         if (injectStoredNoise) Assert.True(stored.Drawn > 0);
+
+        // The final image is within 2 levels of diffusers' expected.png (rounding flips float64 vs float32 shows too).
+        var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
+        var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
+        Assert.Equal((expected.Width, expected.Height), (image.Width, image.Height));
+        int worstLevel = expected.Pixels.Zip(image.Pixels, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"{caseName}: final image max difference {worstLevel} level(s)");
+        Assert.True(worstLevel <= 2, $"{caseName}: image differs from expected.png by {worstLevel} levels");
         output.WriteLine($"{caseName}: {compared.Count} tensors compared, worst diff/tolerance {worstRatio:F3}");
     }
 }

@@ -1,0 +1,56 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using PSStableDiffusion.Engine.Schedulers;
+
+namespace PSStableDiffusion.Engine.Pipelines;
+
+/// <summary>Turns pipeline results into <see cref="SDImage"/> objects that carry their whole generation record.</summary>
+public static class ImageGeneration
+{
+    private static readonly JsonSerializerOptions ConfigJson = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>The engine's version, recorded in every image.</summary>
+    public static string ModuleVersion { get; } =
+        typeof(ImageGeneration).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        ?? typeof(ImageGeneration).Assembly.GetName().Version?.ToString() ?? "0.0.0";
+
+    /// <summary>Runs <paramref name="request"/> on <paramref name="model"/> and returns one image per requested image.</summary>
+    public static IReadOnlyList<SDImage> Generate(StableDiffusionModel model, GenerationRequest request, PipelineKind kind,
+        PipelineObserver? observer = null)
+    {
+        using var result = StableDiffusionPipeline.Generate(model, request, observer);
+        var created = DateTimeOffset.UtcNow;
+        var schedulerConfig = JsonSerializer.SerializeToNode(result.SchedulerConfig, ConfigJson) as JsonObject;
+        var modelHash = model.ContentHash;
+        return SDImage.FromTensorBatch(result.Images, index => new GenerationRecord
+        {
+            Prompt = request.Prompt,
+            NegativePrompt = request.NegativePrompt,
+            Seed = request.Seed,
+            Steps = request.Steps,
+            GuidanceScale = request.GuidanceScale,
+            Scheduler = result.SchedulerName,
+            SchedulerConfig = schedulerConfig?.DeepClone() as JsonObject,
+            Width = result.Width,
+            Height = result.Height,
+            ModelPath = model.Source,
+            ModelHash = modelHash,
+            DType = model.Target.DTypeName,
+            Device = model.Target.DeviceName,
+            Timings = new Dictionary<string, double>(result.Timings, StringComparer.Ordinal),
+            ModuleVersion = ModuleVersion,
+            PipelineKind = kind,
+            ImageIndex = index,
+            Eta = request.Eta,
+            Strength = kind is PipelineKind.Img2Img or PipelineKind.Depth2Img or PipelineKind.Inpaint ? request.Strength : null,
+            NoiseLevel = kind == PipelineKind.Upscale ? request.NoiseLevel : null,
+            CreatedUtc = created,
+        });
+    }
+}
