@@ -3,6 +3,7 @@ using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Schedulers;
 
 namespace PSStableDiffusion.Infrastructure;
 
@@ -44,6 +45,7 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
     {
         var (id, category) = exception switch
         {
+            UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
             DirectoryNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
             FileNotFoundException => ("FileNotFound", ErrorCategory.ObjectNotFound),
             SafeTensorsFormatException => ("InvalidSafeTensors", ErrorCategory.InvalidData),
@@ -53,6 +55,7 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             ArgumentOutOfRangeException => ("InvalidArgument", ErrorCategory.InvalidArgument),
             ArgumentException => ("InvalidArgument", ErrorCategory.InvalidArgument),
             NotSupportedException => ("NotSupported", ErrorCategory.NotImplemented),
+            InvalidOperationException => ("ModelMismatch", ErrorCategory.InvalidOperation),
             UnauthorizedAccessException => ("AccessDenied", ErrorCategory.PermissionDenied),
             IOException => ("IOError", ErrorCategory.WriteError),
             _ => (fallbackId, ErrorCategory.NotSpecified),

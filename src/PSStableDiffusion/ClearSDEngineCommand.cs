@@ -1,0 +1,44 @@
+using System.Management.Automation;
+using PSStableDiffusion.Engine;
+using PSStableDiffusion.Infrastructure;
+
+namespace PSStableDiffusion;
+
+/// <summary>
+/// Frees cached models (all, or those matching -Model / piped from Get-SDEngine). A model in use by another runspace is
+/// freed when its current call ends.
+/// </summary>
+[Cmdlet(VerbsCommon.Clear, "SDEngine", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(EngineInfo))]
+public sealed class ClearSDEngineCommand : SDCmdletBase
+{
+    #region Parameters
+
+    /// <summary>Only engines whose model path matches this wildcard pattern; all when omitted.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    public string? Model { get; set; }
+
+    /// <summary>Write the freed engines.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    #endregion
+
+    #region Overrides
+
+    protected override void ProcessRecord()
+    {
+        var pattern = Model is null ? null : new WildcardPattern(Model, WildcardOptions.IgnoreCase);
+        var removed = EngineCache.Shared.Clear(engine =>
+            (pattern is null || pattern.IsMatch(engine.Model)) &&
+            ShouldProcess($"{engine.Model} ({engine.Device}, {engine.Precision}, {engine.MemoryBytes / (1024.0 * 1024):F0} MiB)", "Free the cached engine"));
+        foreach (var engine in removed)
+        {
+            WriteVerbose($"Freed {engine.Model} on {engine.Device} ({engine.Precision}).");
+            if (PassThru) WriteObject(engine);
+        }
+    }
+
+    #endregion
+}
