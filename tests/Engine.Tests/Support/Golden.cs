@@ -47,7 +47,9 @@ public sealed class GoldenCase : IDisposable
     {
         Name = name;
         Folder = Golden.Path(name);
-        Json = JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(Folder, "case.json")));
+        // case.json is written by Python's json, which emits bare -Infinity / NaN (e.g. lambda_min_clipped).
+        Json = JsonDocument.Parse(PSStableDiffusion.Engine.Schedulers.SchedulerConfig.QuoteNonFiniteLiterals(
+            File.ReadAllText(System.IO.Path.Combine(Folder, "case.json"))));
         _io = new Lazy<SafeTensorsFile>(() => SafeTensorsFile.Open(System.IO.Path.Combine(Folder, "io.safetensors")));
     }
 
