@@ -73,6 +73,25 @@ public static class SchedulerRegistry
             : throw new UnknownSchedulerException(name, AllNames);
     }
 
+    /// <summary>
+    /// Checks that the options a user passed apply to the scheduler <paramref name="name"/> builds: eta only to the
+    /// schedulers with an <c>eta</c>, Karras sigmas only to those with <c>use_karras_sigmas</c>. Passing one that the
+    /// scheduler would ignore is an <see cref="ArgumentException"/> that names both, rather than silence.
+    /// </summary>
+    public static void ValidateOptions(string name, double? eta, bool? karrasSigmas)
+    {
+        var preset = Resolve(name);
+        var info = Instance.Value.Schedulers.First(s => s.ClassName == preset.ClassName);
+        if (eta is not null && !info.Defaults.ContainsKey("eta"))
+            throw new ArgumentException(
+                $"-Eta does not apply to the scheduler '{name}' ({info.ClassName}); it applies to {string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("eta")).Select(s => s.ShortName))}.",
+                nameof(eta));
+        if (karrasSigmas is not null && !info.Defaults.ContainsKey("use_karras_sigmas"))
+            throw new ArgumentException(
+                $"-KarrasSigmas does not apply to the scheduler '{name}' ({info.ClassName}); it applies to {string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("use_karras_sigmas")).Select(s => s.ShortName))}.",
+                nameof(karrasSigmas));
+    }
+
     public static bool TryResolve(string name, out SchedulerPreset? preset) =>
         Instance.Value.ByName.TryGetValue(name.Trim(), out preset);
 
