@@ -296,9 +296,9 @@ public sealed class HubClient : IDisposable
                 // FileShare.None takes an exclusive flock on Unix, the same lock Python's filelock takes.
                 return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException e) when (waited.Elapsed < LockPatience)
+            catch (IOException) when (waited.Elapsed < LockPatience)
             {
-                _ = e; // held by another download of the same blob (this process or another): wait for it
+                // Held by another download of the same blob (this process or another): wait for it.
                 await Task.Delay(250, ct).ConfigureAwait(false);
             }
             catch (IOException e)

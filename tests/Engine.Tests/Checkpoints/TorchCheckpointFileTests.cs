@@ -309,6 +309,40 @@ public sealed class TorchCheckpointFileTests : IDisposable
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"fuzzing took {watch.Elapsed}");
     }
 
+    /// <summary>Pickles written by CPython's pickle (protocols 2-5) of
+    /// <c>OrderedDict([('a', 1), ('b', [1.5, None, True, False, (1, 2, 3, 4)]), ('c', {'x': b'by', 'y': (7,)}),
+    /// ('big', 2**70), ('neg', -5), ('m', 70000), ('i', -2**31), ('s', 'üüü'), ('set', {3})])</c>.</summary>
+    [Theory]
+    [InlineData(2, "gAJjY29sbGVjdGlvbnMKT3JkZXJlZERpY3QKcQApUnEBKFgBAAAAYXECSwFYAQAAAGJxA11xBChHP/gAAAAAAABOiIkoSwFLAksDSwR0cQVlWAEAAABjcQZ9cQcoWAEAAAB4cQhjX2NvZGVjcwplbmNvZGUKcQlYAgAAAGJ5cQpYBgAAAGxhdGluMXELhnEMUnENWAEAAAB5cQ5LB4VxD3VYAwAAAGJpZ3EQigkAAAAAAAAAAEBYAwAAAG5lZ3ERSvv///9YAQAAAG1xEkpwEQEAWAEAAABpcRNKAAAAgFgBAAAAc3EUWAYAAADDvMO8w7xxFVgDAAAAc2V0cRZjX19idWlsdGluX18Kc2V0CnEXXXEYSwNhhXEZUnEadS4=")]
+    [InlineData(3, "gANjY29sbGVjdGlvbnMKT3JkZXJlZERpY3QKcQApUnEBKFgBAAAAYXECSwFYAQAAAGJxA11xBChHP/gAAAAAAABOiIkoSwFLAksDSwR0cQVlWAEAAABjcQZ9cQcoWAEAAAB4cQhDAmJ5cQlYAQAAAHlxCksHhXELdVgDAAAAYmlncQyKCQAAAAAAAAAAQFgDAAAAbmVncQ1K+////1gBAAAAbXEOSnARAQBYAQAAAGlxD0oAAACAWAEAAABzcRBYBgAAAMO8w7zDvHERWAMAAABzZXRxEmNidWlsdGlucwpzZXQKcRNdcRRLA2GFcRVScRZ1Lg==")]
+    [InlineData(4, "gASVqQAAAAAAAACMC2NvbGxlY3Rpb25zlIwLT3JkZXJlZERpY3SUk5QpUpQojAFhlEsBjAFilF2UKEc/+AAAAAAAAE6IiShLAUsCSwNLBHSUZYwBY5R9lCiMAXiUQwJieZSMAXmUSweFlHWMA2JpZ5SKCQAAAAAAAAAAQIwDbmVnlEr7////jAFtlEpwEQEAjAFplEoAAACAjAFzlIwGw7zDvMO8lIwDc2V0lI+UKEsDkHUu")]
+    [InlineData(5, "gAWVqQAAAAAAAACMC2NvbGxlY3Rpb25zlIwLT3JkZXJlZERpY3SUk5QpUpQojAFhlEsBjAFilF2UKEc/+AAAAAAAAE6IiShLAUsCSwNLBHSUZYwBY5R9lCiMAXiUQwJieZSMAXmUSweFlHWMA2JpZ5SKCQAAAAAAAAAAQIwDbmVnlEr7////jAFtlEpwEQEAjAFplEoAAACAjAFzlIwGw7zDvMO8lIwDc2V0lI+UKEsDkHUu")]
+    public void CPythonPickles_OfPlainData_AreInterpreted(int protocol, string base64)
+    {
+        var root = Assert.IsType<PickleDict>(RestrictedUnpickler.Load(Convert.FromBase64String(base64), _ => null));
+        object? Get(string key) => root.TryGet(key, out var v) ? v : throw new KeyNotFoundException(key);
+        Assert.Equal(new[] { "a", "b", "c", "big", "neg", "m", "i", "s", "set" }, root.Items.Select(kv => (string)kv.Key));
+        Assert.Equal(1L, Get("a"));
+        var b = Assert.IsType<PickleList>(Get("b"));
+        Assert.Equal(1.5, b[0]);
+        Assert.Null(b[1]);
+        Assert.Equal(true, b[2]);
+        Assert.Equal(false, b[3]);
+        Assert.Equal(new object?[] { 1L, 2L, 3L, 4L }, Assert.IsType<PickleTuple>(b[4]).Items);
+        var c = Assert.IsType<PickleDict>(Get("c"));
+        Assert.True(c.TryGet("x", out var bytes));
+        Assert.Equal("by"u8.ToArray(), bytes);
+        Assert.True(c.TryGet("y", out var single));
+        Assert.Equal(new object?[] { 7L }, Assert.IsType<PickleTuple>(single).Items);
+        Assert.Equal(System.Numerics.BigInteger.Pow(2, 70), Get("big"));
+        Assert.Equal(-5L, Get("neg"));
+        Assert.Equal(70000L, Get("m"));
+        Assert.Equal((long)int.MinValue, Get("i"));
+        Assert.Equal("üüü", Get("s"));
+        Assert.Equal(new object?[] { 3L }, Assert.IsType<PickleList>(Get("set")).ToArray());
+        Assert.InRange(protocol, 2, 5);
+    }
+
     [Fact]
     public void NotAZip_GivesClearError()
     {
