@@ -1,0 +1,101 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace PSStableDiffusion.Engine.Hub;
+
+/// <summary>
+/// Chooses which files of a diffusers repository a pipeline needs: <c>model_index.json</c>, then for each wanted
+/// component listed in it the config / tokenizer files of its folder and one set of weights, preferring safetensors
+/// over <c>.bin</c> and, with a variant, <c>*.{variant}.safetensors</c> (falling back to the plain weights when the
+/// variant is missing, as diffusers does). The same rule runs on the hub's file list and on a cached snapshot.
+/// </summary>
+public static partial class DiffusersFileSelection
+{
+    public const string ModelIndex = "model_index.json";
+
+    /// <summary>The components the engine loads (<c>low_res_scheduler</c> only exists in upscaler repositories).</summary>
+    public static IReadOnlyList<string> DefaultComponents { get; } =
+        new[] { "tokenizer", "text_encoder", "unet", "vae", "scheduler", "low_res_scheduler" };
+
+    private static readonly string[] WeightExtensions = { ".safetensors", ".bin" };
+    private static readonly string[] ConfigExtensions = { ".json", ".txt", ".model" };
+
+    [GeneratedRegex(@"-\d{5}-of-\d{5}$")]
+    private static partial Regex ShardSuffix();
+
+    [GeneratedRegex(@"\.(safetensors|bin)\.index(?:\.([^.]+))?\.json$")]
+    private static partial Regex IndexFile();
+
+    /// <summary>Component names listed in <paramref name="modelIndexJson"/> with a non-null [library, class], kept
+    /// in the order of <paramref name="wanted"/>; each with whether it holds weights (not a tokenizer or scheduler).</summary>
+    public static IReadOnlyList<(string Name, bool HasWeights)> Components(string modelIndexJson, IEnumerable<string> wanted)
+    {
+        using var doc = JsonDocument.Parse(modelIndexJson);
+        var result = new List<(string, bool)>();
+        foreach (var name in wanted)
+        {
+            if (!doc.RootElement.TryGetProperty(name, out var entry) || entry.ValueKind != JsonValueKind.Array ||
+                entry.GetArrayLength() != 2 || entry[1].ValueKind != JsonValueKind.String)
+                continue;
+            var cls = entry[1].GetString()!;
+            bool configOnly = cls.Contains("Tokenizer", StringComparison.Ordinal) || cls.EndsWith("Scheduler", StringComparison.Ordinal);
+            result.Add((name, !configOnly));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The files to fetch out of <paramref name="available"/> (repository paths with '/'), model_index.json first.
+    /// Throws <see cref="HubNotFoundException"/> naming the component when a needed config or weights file is absent.
+    /// </summary>
+    public static IReadOnlyList<string> Select(IReadOnlyCollection<string> available, string modelIndexJson,
+        string? variant, IEnumerable<string>? components = null)
+    {
+        var selected = new List<string> { ModelIndex };
+        foreach (var (component, hasWeights) in Components(modelIndexJson, components ?? DefaultComponents))
+        {
+            var prefix = component + "/";
+            var files = available.Where(f => f.StartsWith(prefix, StringComparison.Ordinal) && f.IndexOf('/', prefix.Length) < 0)
+                .Select(f => f[prefix.Length..]).ToList();
+            var configs = files.Where(f => ConfigExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal)) && !IndexFile().IsMatch(f))
+                .Order(StringComparer.Ordinal).ToList();
+            if (configs.Count == 0)
+                throw new HubNotFoundException($"Component '{component}' has no config files in the repository.");
+            if (hasWeights && !configs.Contains("config.json"))
+                throw new HubNotFoundException($"Component '{component}' has no config.json in the repository.");
+            selected.AddRange(configs.Select(f => prefix + f));
+            if (hasWeights) selected.AddRange(SelectWeights(files, variant, component).Select(f => prefix + f));
+        }
+        return selected;
+    }
+
+    private static IEnumerable<string> SelectWeights(List<string> files, string? variant, string component)
+    {
+        var weights = files.Select(f => (File: f, Info: Describe(f))).Where(w => w.Info is not null).ToList();
+        var preferences = variant is null
+            ? new (string Format, string? Variant)[] { ("safetensors", null), ("bin", null) }
+            : new (string, string?)[] { ("safetensors", variant), ("bin", variant), ("safetensors", null), ("bin", null) };
+        foreach (var (format, wantedVariant) in preferences)
+        {
+            var chosen = weights.Where(w => w.Info!.Value.Format == format && w.Info.Value.Variant == wantedVariant)
+                .Select(w => w.File).Order(StringComparer.Ordinal).ToList();
+            // A sharded set needs its index; a single file stands alone.
+            if (chosen.Count > 0) return chosen;
+        }
+        throw new HubNotFoundException(
+            $"Component '{component}' has no {(variant is null ? "" : variant + " or plain ")}safetensors/.bin weights " +
+            $"(files: {string.Join(", ", files)}).");
+    }
+
+    /// <summary>Format and variant of a weights file or weights index, or null when <paramref name="file"/> is neither.</summary>
+    internal static (string Format, string? Variant)? Describe(string file)
+    {
+        var index = IndexFile().Match(file);
+        if (index.Success) return (index.Groups[1].Value, index.Groups[2].Success ? index.Groups[2].Value : null);
+        var extension = WeightExtensions.FirstOrDefault(e => file.EndsWith(e, StringComparison.Ordinal));
+        if (extension is null) return null;
+        var stem = ShardSuffix().Replace(file[..^extension.Length], "");
+        var dot = stem.LastIndexOf('.');
+        return (extension[1..], dot < 0 ? null : stem[(dot + 1)..]);
+    }
+}
