@@ -34,7 +34,7 @@ public sealed class SafeTensorsFormatException : IOException
 /// dtypes, offsets inside the data section, no overlaps, byte length = elements × dtype size) before any tensor
 /// data is touched, so <see cref="Read"/> never reads outside the mapping.
 /// </summary>
-public sealed unsafe class SafeTensorsFile : IDisposable
+public sealed unsafe class SafeTensorsFile : ITensorFile
 {
     /// <summary>Same bound as the reference implementation: a larger header is refused as malformed.</summary>
     public const long MaxHeaderLength = 100_000_000;
@@ -261,6 +261,12 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     };
 
     /// <summary>Looks up a tensor entry, naming the tensor and file when absent.</summary>
+    public IReadOnlyCollection<string> Keys => (IReadOnlyCollection<string>)Tensors.Keys;
+
+    public long[] ShapeOf(string key) => Info(key).Shape;
+
+    public ScalarType DTypeOf(string key) => ToScalarType(Info(key).DType);
+
     public SafeTensorInfo Info(string name) =>
         Tensors.TryGetValue(name, out var info) ? info : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
 
