@@ -17,6 +17,7 @@
         'Clear-SDEngine'
         'Get-SDDevice'
         'Get-SDEngine'
+        'Get-SDScheduler'
         'Import-SDImage'
         'New-SDImage'
         'Save-SDImage'

@@ -71,6 +71,15 @@ public sealed class NewSDImageCommand : SDCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Scheduler { get; set; }
 
+    /// <summary>DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like ancestral sampling. Only for schedulers that take it.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(0.0, 1.0)]
+    public double? Eta { get; set; }
+
+    /// <summary>Use Karras sigmas (use_karras_sigmas) on schedulers that support them; -KarrasSigmas:$false forces them off.</summary>
+    [Parameter]
+    public SwitchParameter KarrasSigmas { get; set; }
+
     /// <summary>Images per prompt, drawn as diffusers' num_images_per_prompt.</summary>
     [Parameter]
     [ValidateRange(1, 64)]
@@ -126,6 +135,8 @@ public sealed class NewSDImageCommand : SDCmdletBase
             Height = Height,
             Count = Count,
             Scheduler = Scheduler,
+            Eta = Eta,
+            KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas)) ? KarrasSigmas.IsPresent : null,
         };
         var activity = $"New-SDImage: {Truncate(Prompt, 60)}";
         var observer = new PipelineObserver
@@ -142,6 +153,7 @@ public sealed class NewSDImageCommand : SDCmdletBase
             images = RunEngine(() =>
             {
                 using var lease = ModelStore.Acquire(modelPath, _target!, WriteVerbose, Cancellation);
+                SchedulerRegistry.ValidateOptions(Scheduler ?? lease.Engine.SchedulerConfig.ClassName ?? "DDIM", request.Eta, request.KarrasSigmas);
                 WriteVerbose($"Generating {Count} image(s), seed {seed}, {Steps} steps, guidance {GuidanceScale}.");
                 return ImageGeneration.Generate(lease.Engine, request, PipelineKind.Txt2Img, observer);
             });
