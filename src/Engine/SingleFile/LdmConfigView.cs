@@ -101,7 +101,8 @@ internal sealed class LdmConfigView
             if (disabled.Length != unet.Levels) throw Mismatch(UNet + "disable_self_attentions (entries)", disabled.Length, unet.Levels);
             for (int level = 0; level < unet.Levels; level++)
             {
-                if (!unet.LevelHasAttention[level]) continue;
+                // Levels without attention keep the config's value too, as diffusers' conversion copies the list.
+                if (!unet.LevelHasAttention[level]) { onlyCross[level] = disabled[level]; continue; }
                 bool ambiguous = unet.BlockOutChannels[level] == unet.CrossAttentionDim;
                 if (!ambiguous && disabled[level] != onlyCross[level])
                     throw Mismatch($"{UNet}disable_self_attentions[{level}]", disabled[level], onlyCross[level]);

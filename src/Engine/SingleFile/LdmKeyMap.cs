@@ -445,6 +445,7 @@ public sealed class LdmKeyMap
             Add(C, $"{s}.{ldm}.weight", $"{m}.{diffusers}.weight", new[] { ch, ch }, LdmConversion.Conv1x1ToLinear, new[] { ch, ch, 1L, 1L });
             Bias(C, $"{s}.{ldm}", $"{m}.{diffusers}", ch);
         }
+        VaeResnet(source + ".block_2", module + ".resnets.1", ch, ch);
     }
 
     private void AddText(LdmTextArchitecture t)
