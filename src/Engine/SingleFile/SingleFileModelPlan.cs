@@ -86,8 +86,12 @@ public sealed class SingleFileModelPlan
     /// <summary>Checkpoint keys that are known and not loaded (unused text block, schedule buffers, EMA copies, ...).</summary>
     public IReadOnlyList<string> IgnoredKeys { get; }
 
-    /// <summary>The folder of the CLIP tokenizer bundled with the engine (single files carry no tokenizer).</summary>
-    public static string TokenizerFolder => Path.Combine(AppContext.BaseDirectory, "Data", "clip-tokenizer");
+    /// <summary>
+    /// The folder of the CLIP tokenizer bundled with the engine (single files carry no tokenizer): <c>Data/clip-tokenizer</c>
+    /// beside the engine assembly, which in a PowerShell module is not the host's base directory.
+    /// </summary>
+    public static string TokenizerFolder =>
+        Path.Combine(Path.GetDirectoryName(typeof(SingleFileModelPlan).Assembly.Location) ?? AppContext.BaseDirectory, "Data", "clip-tokenizer");
 
     /// <summary>Checkpoint key → module key, or null for other components and ignored keys (see <see cref="LdmKeyMap.KeyMapFor"/>).</summary>
     public Func<string, string?> KeyMapFor(SingleFileComponent component) => KeyMap.KeyMapFor(component, CheckpointPath);

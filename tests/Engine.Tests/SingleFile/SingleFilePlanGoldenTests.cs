@@ -186,6 +186,22 @@ public class SingleFilePlanGoldenTests
     }
 
     [Fact]
+    public void BundledTokenizerShipsWithItsNoticeAndMatchesThePipelineIds()
+    {
+        // Single files carry no tokenizer: the engine's copy (Data/clip-tokenizer, copied to the output) stands in.
+        var folder = SingleFileModelPlan.TokenizerFolder;
+        Assert.True(File.Exists(Path.Combine(folder, "THIRD-PARTY-NOTICES.txt")), folder);
+        Assert.Contains("MIT License", File.ReadAllText(Path.Combine(folder, "THIRD-PARTY-NOTICES.txt")));
+        var tokenizer = Engine.Text.ClipTokenizer.FromFolder(folder);
+        using var golden = Golden.Case("txt2img_v");
+        var call = golden.Json.RootElement.GetProperty("call");
+        Assert.Equal(golden.Tensor("input_ids").data<long>().ToArray(),
+            tokenizer.Encode(call.GetProperty("prompt").GetString()!).Select(id => (long)id).ToArray());
+        Assert.Equal(golden.Tensor("uncond_input_ids").data<long>().ToArray(),
+            tokenizer.Encode(call.GetProperty("negative_prompt").GetString()!).Select(id => (long)id).ToArray());
+    }
+
+    [Fact]
     public void AnUnknownKeyIsAnErrorThatNamesIt()
     {
         var folder = Directory.CreateTempSubdirectory("sd-single-file-");
