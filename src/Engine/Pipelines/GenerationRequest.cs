@@ -28,20 +28,56 @@ public sealed record GenerationRequest
     /// <summary>Karras sigmas on schedulers that support them.</summary>
     public bool? KarrasSigmas { get; init; }
 
-    /// <summary>img2img/depth/inpaint: the image to start from, as a [1, 3, H, W] tensor in [-1, 1].</summary>
+    /// <summary>
+    /// img2img / inpaint / depth2img: the image to start from; x4 upscaler: the low-resolution image. A [1, 3, H, W]
+    /// tensor in [-1, 1] (<see cref="SDImage.ToTensor"/>). Its size is the output size unless Width/Height are given;
+    /// a size that is not a multiple of the VAE factor is resized down to the nearest multiple (reported through
+    /// <see cref="PipelineObserver.Log"/>).
+    /// </summary>
     public Tensor? InitImage { get; init; }
 
-    /// <summary>How much of the schedule to run from the init image (diffusers' strength), in (0, 1].</summary>
+    /// <summary>How much of the schedule to run from the init image (diffusers' strength), in (0, 1]; 1 starts from pure
+    /// noise (inpainting) or fully re-noises the image.</summary>
     public double Strength { get; init; } = 0.8;
 
-    /// <summary>Inpainting: [1, 1, H, W] in [0, 1], 1 where to repaint (binarised at 0.5 by the pipeline).</summary>
+    /// <summary>
+    /// Inpainting: [1, 1, H, W] (or [1, H, W]) in [0, 1], 1 where to repaint (binarised at 0.5 by the pipeline).
+    /// A mask whose size differs from the image's is resized to it (Lanczos, then binarised) with a warning.
+    /// </summary>
     public Tensor? Mask { get; init; }
 
-    /// <summary>Depth-to-image: [1, H, W] depth map, any scale (min-max normalised).</summary>
+    /// <summary>
+    /// Inpainting: paste the unmasked pixels of the init image back over the decoded image (pixel space, binarised mask
+    /// at full resolution), so the VAE round trip cannot shift colours outside the mask. diffusers does not do this;
+    /// set false for its exact output.
+    /// </summary>
+    public bool Composite { get; init; } = true;
+
+    /// <summary>Depth-to-image: [1, H, W] (or [H, W], [1, 1, H, W]) depth map, any scale and size (min-max normalised).
+    /// Required: MiDaS depth estimation is not available.</summary>
     public Tensor? DepthMap { get; init; }
 
     /// <summary>x4 upscaler: noise level (class label) added to the low-res image, 0..350.</summary>
     public int NoiseLevel { get; init; } = 20;
+
+    /// <summary>
+    /// x4 upscaler tiling, in latent pixels (= low-res pixels). Null: automatic, tiles of
+    /// <see cref="StableDiffusionPipeline.DefaultUpscaleTileSize"/> once the latent is larger than that; 0: never tile;
+    /// N: tiles of N×N whenever the latent exceeds N. The UNet runs per step on overlapping latent tiles whose noise
+    /// predictions are blended with linear ramps over the overlap; the VAE decodes overlapping latent tiles the same way.
+    /// </summary>
+    public int? TileSize { get; init; }
+
+    /// <summary>Overlap between neighbouring tiles in latent pixels; null = a quarter of the tile size.</summary>
+    public int? TileOverlap { get; init; }
+
+    /// <summary>Recorded in the generation record; null computes it from <see cref="InitImage"/> (equal to
+    /// <see cref="SDImage.ComputeContentHash"/> of the image the tensor came from).</summary>
+    public string? SourceImageHash { get; init; }
+
+    /// <summary>Recorded in the generation record; null computes it from <see cref="Mask"/> as an 8-bit gray image
+    /// (equal to <see cref="Imaging.GrayImage.ComputeContentHash"/> of the 8-bit mask the tensor came from).</summary>
+    public string? MaskHash { get; init; }
 
     /// <summary>Replaces the seeded CPU generator: tests inject the noise a reference run stored.</summary>
     public INoiseSource? NoiseOverride { get; init; }

@@ -24,10 +24,14 @@ public static class ImageGeneration
     public static IReadOnlyList<SDImage> Generate(StableDiffusionModel model, GenerationRequest request, PipelineKind kind,
         PipelineObserver? observer = null)
     {
-        using var result = StableDiffusionPipeline.Generate(model, request, observer);
+        using var result = StableDiffusionPipeline.Generate(model, request, kind, observer);
         var created = DateTimeOffset.UtcNow;
         var schedulerConfig = JsonSerializer.SerializeToNode(result.SchedulerConfig, ConfigJson) as JsonObject;
         var modelHash = model.ContentHash;
+        var sourceImageHash = request.SourceImageHash
+            ?? (request.InitImage is null ? null : SDImage.FromTensor(request.InitImage.cpu()).ComputeContentHash());
+        var maskHash = request.MaskHash
+            ?? (request.Mask is null ? null : ImageConditioning.ToGray8(request.Mask).ComputeContentHash());
         return SDImage.FromTensorBatch(result.Images, index => new GenerationRecord
         {
             Prompt = request.Prompt,
@@ -50,6 +54,8 @@ public static class ImageGeneration
             Eta = request.Eta,
             Strength = kind is PipelineKind.Img2Img or PipelineKind.Depth2Img or PipelineKind.Inpaint ? request.Strength : null,
             NoiseLevel = kind == PipelineKind.Upscale ? request.NoiseLevel : null,
+            SourceImageHash = sourceImageHash,
+            MaskHash = maskHash,
             CreatedUtc = created,
         });
     }

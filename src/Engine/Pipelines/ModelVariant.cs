@@ -27,4 +27,32 @@ public static class ModelVariants
         ModelVariant.Inpaint => "inpainting",
         _ => variant.ToString(),
     };
+
+    /// <summary>The UNet in_channels that identifies the variant.</summary>
+    public static int UnetInChannels(this ModelVariant variant) => variant switch
+    {
+        ModelVariant.Depth => 5,
+        ModelVariant.Upscale => 7,
+        ModelVariant.Inpaint => 9,
+        _ => 4,
+    };
+
+    /// <summary>The pipelines a model of this variant runs (legacy 4-channel inpainting is not offered).</summary>
+    public static IReadOnlyList<PipelineKind> SupportedPipelines(this ModelVariant variant) => variant switch
+    {
+        ModelVariant.TextToImage => [PipelineKind.Txt2Img, PipelineKind.Img2Img],
+        ModelVariant.Depth => [PipelineKind.Depth2Img],
+        ModelVariant.Upscale => [PipelineKind.Upscale],
+        ModelVariant.Inpaint => [PipelineKind.Inpaint],
+        _ => [],
+    };
+
+    /// <summary>The pipeline a model runs when nothing else is said.</summary>
+    public static PipelineKind DefaultPipeline(this ModelVariant variant) => variant switch
+    {
+        ModelVariant.Depth => PipelineKind.Depth2Img,
+        ModelVariant.Upscale => PipelineKind.Upscale,
+        ModelVariant.Inpaint => PipelineKind.Inpaint,
+        _ => PipelineKind.Txt2Img,
+    };
 }
