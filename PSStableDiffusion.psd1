@@ -19,7 +19,9 @@
         'Get-SDEngine'
         'Get-SDScheduler'
         'Import-SDImage'
+        'Invoke-SDInpaint'
         'New-SDImage'
+        'Resize-SDUpscale'
         'Save-SDImage'
     )
     FunctionsToExport    = @()

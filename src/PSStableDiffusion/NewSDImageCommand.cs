@@ -1,25 +1,24 @@
 using System.Management.Automation;
 using PSStableDiffusion.Engine;
+using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
-using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Infrastructure;
 
 namespace PSStableDiffusion;
 
 /// <summary>
-/// Generates images from a text prompt with a Stable Diffusion 2.x model. Each prompt from the pipeline gives
-/// <see cref="Count"/> images. Piping an SDImage in replays its prompt, seed, steps, guidance, scheduler and size.
+/// Generates images from a text prompt (text-to-image), or from a prompt and a starting image (-InitImage: image-to-image,
+/// or depth-to-image with -DepthMap on a depth model). Each prompt from the pipeline gives <see cref="Count"/> images.
+/// Piping an SDImage in replays its prompt, negative prompt, seed, steps, guidance, scheduler and size.
 /// </summary>
 [Cmdlet(VerbsCommon.New, "SDImage", DefaultParameterSetName = TextToImageSet)]
 [OutputType(typeof(SDImage))]
-public sealed class NewSDImageCommand : SDCmdletBase
+public sealed class NewSDImageCommand : GenerationCmdletBase
 {
     #region Members
 
     private const string TextToImageSet = "TextToImage";
-    private const int ProgressActivityId = 1;
-
-    private ComputeTarget? _target;
+    private const string ImageToImageSet = "ImageToImage";
 
     #endregion
 
@@ -35,12 +34,7 @@ public sealed class NewSDImageCommand : SDCmdletBase
     [AllowEmptyString]
     public string NegativePrompt { get; set; } = "";
 
-    /// <summary>A diffusers model folder (model_index.json with tokenizer, text_encoder, unet, vae, scheduler).</summary>
-    [Parameter(Mandatory = true)]
-    [ValidateNotNullOrEmpty]
-    public string Model { get; set; } = "";
-
-    /// <summary>Denoising steps (diffusers' num_inference_steps).</summary>
+    /// <summary>Denoising steps (diffusers' num_inference_steps); with -InitImage, Strength × Steps of them run.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 1000)]
     public int Steps { get; set; } = 50;
@@ -55,12 +49,12 @@ public sealed class NewSDImageCommand : SDCmdletBase
     [ValidateRange(0L, long.MaxValue)]
     public long? Seed { get; set; }
 
-    /// <summary>Output width in pixels, a multiple of 8; the model's default size when omitted.</summary>
+    /// <summary>Output width in pixels, a multiple of 8; the model's default size (or the init image's) when omitted.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(8, 4096)]
     public int? Width { get; set; }
 
-    /// <summary>Output height in pixels, a multiple of 8; the model's default size when omitted.</summary>
+    /// <summary>Output height in pixels, a multiple of 8; the model's default size (or the init image's) when omitted.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(8, 4096)]
     public int? Height { get; set; }
@@ -85,31 +79,25 @@ public sealed class NewSDImageCommand : SDCmdletBase
     [ValidateRange(1, 64)]
     public int Count { get; set; } = 1;
 
-    /// <summary>cpu, cuda or cuda:N. Defaults to the first CUDA device when there is one, else the CPU.</summary>
-    [Parameter]
-    [ValidatePattern(@"^(cpu|cuda(:\d+)?)$")]
-    public string? Device { get; set; }
+    /// <summary>Image-to-image: the image to start from (an SDImage, a path or a FileInfo).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ImageToImageSet)]
+    [SDImageTransformation]
+    [ValidateNotNull]
+    public SDImage? InitImage { get; set; }
 
-    /// <summary>float32 (default), bfloat16, or float16 (CUDA only).</summary>
-    [Parameter]
-    public Precision Precision { get; set; } = Precision.Float32;
+    /// <summary>Image-to-image: how far to move from the init image, in (0, 1]; 1 ignores it entirely.</summary>
+    [Parameter(ParameterSetName = ImageToImageSet)]
+    [ValidateRange(0.0, 1.0)]
+    public double Strength { get; set; } = 0.8;
+
+    /// <summary>Depth-to-image (a depth model): the depth map, any scale (16-bit PNGs keep their precision), an SDImage, a path or a FileInfo.</summary>
+    [Parameter(ParameterSetName = ImageToImageSet)]
+    [ValidateNotNull]
+    public object? DepthMap { get; set; }
 
     #endregion
 
     #region Overrides
-
-    protected override void BeginProcessing()
-    {
-        base.BeginProcessing();
-        try
-        {
-            _target = ComputeParameters.Resolve(Device, Precision);
-        }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException)
-        {
-            ThrowTerminatingError(ToErrorRecord(e, "InvalidDevice", Device ?? Precision.ToString()));
-        }
-    }
 
     protected override void ProcessRecord()
     {
@@ -119,18 +107,15 @@ public sealed class NewSDImageCommand : SDCmdletBase
         if (Height is { } height && height % 8 != 0)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Height must be a multiple of 8; {height} is not."),
                 "InvalidImageSize", ErrorCategory.InvalidArgument, height));
-        if (Scheduler is not null && !SchedulerRegistry.TryResolve(Scheduler, out _))
-            ThrowTerminatingError(ToErrorRecord(new UnknownSchedulerException(Scheduler, SchedulerRegistry.AllNames), "UnknownScheduler", Scheduler));
+        ValidateScheduler(Scheduler);
 
-        var modelPath = ResolvePath(Model);
-        var seed = Seed ?? Random.Shared.NextInt64(0, 1L << 32);
         var request = new GenerationRequest
         {
             Prompt = Prompt,
             NegativePrompt = NegativePrompt ?? "",
             Steps = Steps,
             GuidanceScale = GuidanceScale,
-            Seed = seed,
+            Seed = ResolveSeed(Seed),
             Width = Width,
             Height = Height,
             Count = Count,
@@ -138,44 +123,37 @@ public sealed class NewSDImageCommand : SDCmdletBase
             Eta = Eta,
             KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas)) ? KarrasSigmas.IsPresent : null,
         };
-        var activity = $"New-SDImage: {Truncate(Prompt, 60)}";
-        var observer = new PipelineObserver
+        var kind = PipelineKind.Txt2Img;
+        if (ParameterSetName == ImageToImageSet)
         {
-            Cancellation = Cancellation,
-            Log = WriteVerbose,
-            Warn = WriteWarning,
-            Progress = step => WriteStepProgress(ProgressActivityId, activity, step),
-        };
-
-        IReadOnlyList<SDImage> images;
-        try
-        {
-            images = RunEngine(() =>
+            if (Strength <= 0)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Strength), Strength,
+                    "Strength must be greater than 0 (0 would run no denoising step) and at most 1."), "InvalidStrength", ErrorCategory.InvalidArgument, Strength));
+            request = request with
             {
-                using var lease = ModelStore.Acquire(modelPath, _target!, WriteVerbose, Cancellation);
-                SchedulerRegistry.ValidateOptions(Scheduler ?? lease.Engine.SchedulerConfig.ClassName ?? "DDIM", request.Eta, request.KarrasSigmas);
-                WriteVerbose($"Generating {Count} image(s), seed {seed}, {Steps} steps, guidance {GuidanceScale}.");
-                return ImageGeneration.Generate(lease.Engine, request, PipelineKind.Txt2Img, observer);
-            });
+                InitImage = InitImage!.ToTensor(),
+                SourceImageHash = InitImage.ComputeContentHash(),
+                Strength = Strength,
+            };
+            kind = PipelineKind.Img2Img;
+            if (DepthMap is not null)
+            {
+                GrayImage depth;
+                try
+                {
+                    depth = DepthInput.Read(DepthMap, SessionState);
+                }
+                catch (Exception e) when (e is ImageFormatException or IOException or ArgumentException)
+                {
+                    ThrowTerminatingError(ToErrorRecord(e, "InvalidDepthMap", DepthMap));
+                    return;
+                }
+                request = request with { DepthMap = depth.ToTensor() };
+                kind = PipelineKind.Depth2Img;
+            }
         }
-        catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
-        {
-            ThrowTerminatingError(ToErrorRecord(e, "GenerationFailed", Model));
-            return;
-        }
-        foreach (var image in images)
-        {
-            var timings = string.Join(", ", image.Record.Timings.Select(t => $"{t.Key} {t.Value:F2} s"));
-            WriteVerbose($"Image {image.ImageIndex + 1}/{images.Count}: {timings}.");
-            WriteObject(image);
-        }
+        GenerateAndWrite(request, kind, $"New-SDImage: {Truncate(Prompt, 60)}");
     }
-
-    #endregion
-
-    #region Private methods
-
-    private static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
 
     #endregion
 }

@@ -1,0 +1,50 @@
+using System.Management.Automation;
+using PSStableDiffusion.Engine;
+using PSStableDiffusion.Engine.Imaging;
+
+namespace PSStableDiffusion.Infrastructure;
+
+/// <summary>
+/// Lets image parameters take an SDImage, a path (relative, ~, PSDrive) or a FileInfo: the file is read with the
+/// module's image reader, so a non-image file fails at binding with a message that names it.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+public sealed class SDImageTransformationAttribute : ArgumentTransformationAttribute
+{
+    public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
+    {
+        var value = inputData is PSObject wrapped ? wrapped.BaseObject : inputData;
+        try
+        {
+            return value switch
+            {
+                null => null,
+                SDImage image => image,
+                FileInfo file => ImageCodec.Read(file.FullName),
+                string path => ImageCodec.Read(engineIntrinsics.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
+                _ => throw new ArgumentTransformationMetadataException(
+                    $"Cannot use a {value.GetType().Name} as an image: pass an SDImage, a file path or a FileInfo."),
+            };
+        }
+        catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentTransformationMetadataException(e.Message, e);
+        }
+    }
+}
+
+/// <summary>Reading depth maps: 16-bit PNGs keep their precision, SDImages become 8-bit gray.</summary>
+internal static class DepthInput
+{
+    public static GrayImage Read(object value, SessionState sessionState)
+    {
+        value = value is PSObject wrapped ? wrapped.BaseObject : value;
+        return value switch
+        {
+            SDImage image => image.ToGray(),
+            FileInfo file => GrayImage.Load(file.FullName),
+            string path => GrayImage.Load(sessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
+            _ => throw new ArgumentException($"Cannot use a {value.GetType().Name} as a depth map: pass an SDImage, a file path or a FileInfo."),
+        };
+    }
+}
