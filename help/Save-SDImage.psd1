@@ -14,7 +14,7 @@ are in memory (8-bit RGB, no colour profile).
 each image's record, case-insensitively: {Seed}, {Index} (the image's place in its batch, from 0), {Steps},
 {Guidance}, {Scheduler}, {Width}, {Height}, {Prompt} (its first 60 characters), {Model} (the model folder's name),
 {Hash} (the first 10 hex digits of a SHA-256 of the pixels), {Date} (yyyyMMdd) and {Time} (HHmmss) of when the image
-was made, in local time, and {Kind} (txt2img, img2img...). Characters that a file name cannot hold become '_'. An
+was made, in local time (of when it is saved, for an image without a creation time), and {Kind} (txt2img, img2img...). Characters that a file name cannot hold become '_'. An
 unknown token is the error InvalidPathTemplate, and nothing is written. Tokens are only replaced in the file name,
 not in the folder part of the path. Quote templates: in PowerShell an unquoted {...} is a script block.
 '@
