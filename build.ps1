@@ -6,7 +6,8 @@ Builds the PSStableDiffusion module into out/PSStableDiffusion, runs every test,
 .DESCRIPTION
 Build (default): publishes src/PSStableDiffusion for this machine's runtime identifier, lays out a ready-to-import
 module in out/PSStableDiffusion (manifest, formats, help, managed assemblies and the libtorch natives flat next to
-TorchSharp.dll), then imports it in a fresh pwsh and calls Get-SDDevice to prove the natives load.
+TorchSharp.dll), generates the MAML help from help/*.psd1 (into en-US/ and the module; see help/README.md), then
+imports it in a fresh pwsh and calls Get-SDDevice to prove the natives load.
 
 Test: builds, runs the xunit engine tests (tests/Engine.Tests) and the Pester module tests (tests/Pester, in a child
 pwsh that imports out/PSStableDiffusion), and ends with exactly one line "N passed, N failed". Skipped or not-run
@@ -50,6 +51,7 @@ $RepoRoot = $PSScriptRoot
 $OutRoot = Join-Path $RepoRoot 'out'
 $ModuleOut = Join-Path $OutRoot $ModuleName
 $TestResults = Join-Path $OutRoot 'test-results'
+$HelpFileName = "$ModuleName.dll-Help.xml"
 
 # libtorch natives that nothing here loads (Python bindings, test backends, mobile/AOT backends, shared-memory
 # manager): about 33 MB. Matched against file names of the published natives on every platform.
@@ -177,17 +179,28 @@ function Build-Module {
     }
     $helpOut = Join-Path $ModuleOut 'en-US'
     New-Item -ItemType Directory -Path $helpOut -Force | Out-Null
-    foreach ($file in Get-ChildItem -LiteralPath (Join-Path $RepoRoot 'en-US') -File) {
-        if ($file.Extension -eq '.xml') {
-            # Hand-edited MAML: a malformed file would only show up as missing help, so fail here instead.
-            try { [xml](Get-Content -LiteralPath $file.FullName -Raw) | Out-Null }
-            catch { throw "Help file '$($file.FullName)' is not well-formed XML: $($_.Exception.Message)" }
-        }
+    # Conceptual topics (about_*.help.txt) are copied as they are; the MAML is generated next.
+    foreach ($file in Get-ChildItem -LiteralPath (Join-Path $RepoRoot 'en-US') -File | Where-Object Name -NE $HelpFileName) {
         Copy-Item -LiteralPath $file.FullName -Destination $helpOut -Force
     }
+    Build-Help
 
     Test-ModuleLayout
     Test-ModuleImport
+}
+
+# Generates the MAML help from help/<Cmdlet>.psd1 and the built cmdlets' metadata, in a fresh pwsh (it imports the
+# module), into the repository's en-US (committed, so a diff shows every help change) and the module's en-US.
+function Build-Help {
+    Write-Step 'Generating help from help/*.psd1'
+    $generator = Join-Path $RepoRoot 'help/Build-ModuleHelp.ps1'
+    $script = "& '$($generator -replace "'", "''")' -ModulePath `$env:SD_MODULE_PATH -SourcePath `$env:SD_HELP_SOURCES -OutputPath (`$env:SD_HELP_OUTPUTS -split [IO.Path]::PathSeparator)"
+    $code = Invoke-ChildPwsh -Script $script -Environment @{
+        SD_MODULE_PATH  = $ModuleOut
+        SD_HELP_SOURCES = Join-Path $RepoRoot 'help'
+        SD_HELP_OUTPUTS = (Join-Path $RepoRoot "en-US/$HelpFileName"), (Join-Path $ModuleOut "en-US/$HelpFileName") -join [IO.Path]::PathSeparator
+    }
+    if ($code -ne 0) { throw "Help generation failed (exit code $code): fix the help sources in $(Join-Path $RepoRoot 'help') named above." }
 }
 
 function Test-ModuleLayout {

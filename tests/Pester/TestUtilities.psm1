@@ -9,11 +9,6 @@ $script:ModuleName = 'PSStableDiffusion'
 # Cmdlets the manifest lists ahead of their implementation. Remove a name in the same change that implements its
 # cmdlet: Module.Tests.ps1 fails while an implemented cmdlet is still here, so this list can only shrink.
 $script:PendingCmdlets = @(
-    'Clear-SDEngine'
-    'Get-SDEngine'
-    'Import-SDImage'
-    'New-SDImage'
-    'Save-SDImage'
 )
 
 function Get-SDRepoRoot {
@@ -83,6 +78,201 @@ function Get-SDGoldenModelPath {
 function Get-SDGoldenCase {
     param([Parameter(Mandatory)] [string] $Case)
     Get-Content -Raw -LiteralPath (Join-Path (Get-SDGoldenCasePath -Case $Case) 'case.json') | ConvertFrom-Json
+}
+
+# The golden case's call as New-SDImage parameters, to splat: Prompt, NegativePrompt, Steps, GuidanceScale, Width,
+# Height, Seed and Model (the case's tiny diffusers folder). Diffusers made expected.png from exactly this call.
+function Get-SDGoldenCall {
+    param([Parameter(Mandatory)] [string] $Case)
+    $data = Get-SDGoldenCase -Case $Case
+    @{
+        Prompt         = $data.call.prompt
+        NegativePrompt = $data.call.negative_prompt
+        Steps          = [int] $data.call.num_inference_steps
+        GuidanceScale  = [double] $data.call.guidance_scale
+        Width          = [int] $data.call.width
+        Height         = [int] $data.call.height
+        Seed           = [long] $data.seed
+        Model          = Get-SDGoldenModelPath -Case $Case
+    }
+}
+
+# The max_abs tolerance that case.json recommends for one tensor (e.g. image_uint8).
+function Get-SDGoldenTolerance {
+    param([Parameter(Mandatory)] [string] $Case, [Parameter(Mandatory)] [string] $Name)
+    $tolerance = (Get-SDGoldenCase -Case $Case).tolerances.$Name
+    if ($null -eq $tolerance -or $null -eq $tolerance.max_abs) { throw "Golden case '$Case' states no max_abs tolerance for '$Name'." }
+    $tolerance.max_abs
+}
+
+# Copies a golden case's model folder into $Destination (e.g. TestDrive) so a test can damage it.
+function Copy-SDGoldenModel {
+    param([Parameter(Mandatory)] [string] $Case, [Parameter(Mandatory)] [string] $Destination)
+    Copy-Item -LiteralPath (Get-SDGoldenModelPath -Case $Case) -Destination $Destination -Recurse -Force
+    (Resolve-Path -LiteralPath $Destination).Path
+}
+
+# A PNG reader written for the tests, independent of the module's image code (SkiaSharp), and a process-wide store
+# for generated images. Compiled once per process.
+if (-not ('PSStableDiffusionTests.Png' -as [type])) {
+    Add-Type -TypeDefinition @'
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.IO.Compression;
+using System.Text;
+
+namespace PSStableDiffusionTests
+{
+    public static class Png
+    {
+        /// <summary>Decodes an 8-bit, non-interlaced gray, RGB, gray+alpha or RGBA PNG to RGB bytes (alpha dropped).</summary>
+        public static byte[] ReadRgb(string path, out int width, out int height)
+        {
+            var data = File.ReadAllBytes(path);
+            width = 0; height = 0;
+            int colorType = -1;
+            var idat = new MemoryStream();
+            foreach (var (type, start, length) in Chunks(data))
+            {
+                if (type == "IHDR")
+                {
+                    width = BigEndian(data, start);
+                    height = BigEndian(data, start + 4);
+                    if (data[start + 8] != 8) throw new InvalidDataException("bit depth " + data[start + 8] + " is not supported");
+                    colorType = data[start + 9];
+                    if (data[start + 12] != 0) throw new InvalidDataException("interlaced PNGs are not supported");
+                }
+                else if (type == "IDAT") idat.Write(data, start, length);
+            }
+            int channels = colorType switch { 0 => 1, 2 => 3, 4 => 2, 6 => 4, _ => throw new InvalidDataException("color type " + colorType + " is not supported") };
+            int stride = width * channels;
+            var raw = new byte[height * stride];
+            idat.Position = 0;
+            using (var zlib = new ZLibStream(idat, CompressionMode.Decompress))
+            {
+                var previous = new byte[stride];
+                var row = new byte[stride];
+                for (int y = 0; y < height; y++)
+                {
+                    int filter = zlib.ReadByte();
+                    zlib.ReadExactly(row, 0, stride);
+                    for (int i = 0; i < stride; i++)
+                    {
+                        int left = i >= channels ? row[i - channels] : 0, up = previous[i], upLeft = i >= channels ? previous[i - channels] : 0;
+                        row[i] = (byte)(row[i] + filter switch
+                        {
+                            0 => 0,
+                            1 => left,
+                            2 => up,
+                            3 => (left + up) / 2,
+                            4 => Paeth(left, up, upLeft),
+                            _ => throw new InvalidDataException("unknown filter " + filter),
+                        });
+                    }
+                    Buffer.BlockCopy(row, 0, raw, y * stride, stride);
+                    (previous, row) = (row, previous);
+                }
+            }
+            var rgb = new byte[width * height * 3];
+            for (int p = 0; p < width * height; p++)
+                for (int c = 0; c < 3; c++)
+                    rgb[3 * p + c] = raw[p * channels + (channels < 3 ? 0 : c)];
+            return rgb;
+        }
+
+        /// <summary>The tEXt and (uncompressed) iTXt chunks, keyword to text.</summary>
+        public static Dictionary<string, string> ReadText(string path)
+        {
+            var data = File.ReadAllBytes(path);
+            var texts = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (type, start, length) in Chunks(data))
+            {
+                if (type != "tEXt" && type != "iTXt") continue;
+                int zero = Array.IndexOf(data, (byte)0, start, length);
+                var keyword = Encoding.Latin1.GetString(data, start, zero - start);
+                if (type == "tEXt")
+                {
+                    texts[keyword] = Encoding.Latin1.GetString(data, zero + 1, start + length - zero - 1);
+                    continue;
+                }
+                if (data[zero + 1] != 0) continue; // compressed iTXt
+                int language = Array.IndexOf(data, (byte)0, zero + 3, start + length - zero - 3);
+                int translated = Array.IndexOf(data, (byte)0, language + 1, start + length - language - 1);
+                texts[keyword] = Encoding.UTF8.GetString(data, translated + 1, start + length - translated - 1);
+            }
+            return texts;
+        }
+
+        public static int MaxAbsDifference(byte[] a, byte[] b)
+        {
+            if (a.Length != b.Length) throw new ArgumentException("the images have " + a.Length + " and " + b.Length + " bytes");
+            int max = 0;
+            for (int i = 0; i < a.Length; i++) max = Math.Max(max, Math.Abs(a[i] - b[i]));
+            return max;
+        }
+
+        private static IEnumerable<(string Type, int Start, int Length)> Chunks(byte[] data)
+        {
+            for (int offset = 8; offset + 12 <= data.Length;)
+            {
+                int length = BigEndian(data, offset);
+                yield return (Encoding.ASCII.GetString(data, offset + 4, 4), offset + 8, length);
+                offset += 12 + length;
+            }
+        }
+
+        private static int BigEndian(byte[] data, int offset) =>
+            data[offset] << 24 | data[offset + 1] << 16 | data[offset + 2] << 8 | data[offset + 3];
+
+        private static int Paeth(int a, int b, int c)
+        {
+            int p = a + b - c, pa = Math.Abs(p - a), pb = Math.Abs(p - b), pc = Math.Abs(p - c);
+            return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        }
+    }
+
+    /// <summary>Images generated by the tests, shared by every test file of the run (keyed by the call).</summary>
+    public static class GeneratedImages
+    {
+        public static readonly Dictionary<string, object[]> ByCall = new Dictionary<string, object[]>(StringComparer.Ordinal);
+    }
+}
+'@
+}
+
+# Reads a PNG with the tests' own decoder: Width, Height and Pixels (RGB bytes, as SDImage.Pixels).
+function Read-SDTestPng {
+    param([Parameter(Mandatory)] [string] $Path)
+    $width = $height = 0
+    $pixels = [PSStableDiffusionTests.Png]::ReadRgb((Resolve-Path -LiteralPath $Path).Path, [ref] $width, [ref] $height)
+    [pscustomobject]@{ Width = $width; Height = $height; Pixels = $pixels }
+}
+
+# The PNG's text chunks (tEXt, uncompressed iTXt) as keyword = text.
+function Get-SDTestPngText {
+    param([Parameter(Mandatory)] [string] $Path)
+    [PSStableDiffusionTests.Png]::ReadText((Resolve-Path -LiteralPath $Path).Path)
+}
+
+# The largest difference between two RGB byte arrays of the same size, in levels (0..255).
+function Get-SDPixelDifference {
+    param([Parameter(Mandatory)] [byte[]] $Reference, [Parameter(Mandatory)] [byte[]] $Difference)
+    [PSStableDiffusionTests.Png]::MaxAbsDifference($Reference, $Difference)
+}
+
+# New-SDImage with these parameters, run once per test run: later calls with the same parameters (in any test file)
+# get the same SDImage objects back. Each generation takes seconds, so tests that only read images share them.
+# Do not change the returned objects.
+function New-SDTestImage {
+    param([Parameter(Mandatory)] [hashtable] $Parameters)
+    $key = ($Parameters.Keys | Sort-Object | ForEach-Object { "$_=$($Parameters[$_])" }) -join ';'
+    $images = $null
+    if (-not [PSStableDiffusionTests.GeneratedImages]::ByCall.TryGetValue($key, [ref] $images)) {
+        $images = [object[]] @(New-SDImage @Parameters -ErrorAction Stop)
+        [PSStableDiffusionTests.GeneratedImages]::ByCall[$key] = $images
+    }
+    $images
 }
 
 # A new empty folder under the system temp folder, for tests that need a real path outside Pester's TestDrive

@@ -1,0 +1,236 @@
+@{
+    Synopsis    = 'Generates images from a text prompt with a Stable Diffusion 2.x model.'
+
+    Description = @(
+        @'
+New-SDImage runs the Stable Diffusion text-to-image pipeline on a diffusers model folder and writes one SDImage
+object per image. Each image carries its full generation record (prompt, negative prompt, seed, steps, guidance
+scale, scheduler and its config, size, model path and hash, dtype, device, timings and module version), which
+Save-SDImage embeds in the PNG it writes and Import-SDImage reads back.
+'@
+        @'
+The numbers match diffusers: with the same model, prompt, negative prompt, steps, guidance scale, scheduler, size
+and seed, New-SDImage gives the image that diffusers' StableDiffusionPipeline gives with
+generator=torch.Generator('cpu').manual_seed(seed), in float32 on the CPU. When -Seed is omitted a random seed is
+drawn and recorded in the image, so every image can be made again.
+'@
+        @'
+Prompts come from the pipeline: each prompt gives -Count images, and every image's Prompt property says which prompt
+made it. Piping an SDImage (from New-SDImage or Import-SDImage) into New-SDImage replays it: its Prompt,
+NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width and Height bind by property name, so only -Model has to be
+given. Parameters given on the command line win over the piped values.
+'@
+        @'
+The model is loaded on first use and kept in the module's engine cache, shared by every runspace of the process
+(ForEach-Object -Parallel, thread jobs), so later calls start at once. Calls on the same model run one at a time;
+different models run concurrently. Get-SDEngine lists the cache and Clear-SDEngine frees it.
+'@
+        @'
+Progress is shown per denoising step (Write-Progress, with an estimate of the time left), and -Verbose reports what
+was loaded and how long each stage took. Ctrl+C stops the generation between steps.
+'@
+    )
+
+    Parameters  = @{
+        Prompt         = @'
+What to draw. Accepted from the pipeline, as strings or as the Prompt property of piped objects (SDImage records).
+A prompt longer than the text encoder's 77 tokens is cut off, with a warning that shows the part that was dropped.
+'@
+        NegativePrompt = @{
+            Description  = @'
+What to steer away from: the unconditional half of classifier-free guidance. Empty by default, as in diffusers. It
+has no effect when -GuidanceScale is 1 or less.
+'@
+            DefaultValue = '"" (empty)'
+        }
+        Model          = @'
+The diffusers model folder to run: a folder with model_index.json and the tokenizer, text_encoder, unet, vae and
+scheduler subfolders, as save_pretrained writes them (safetensors weights). Relative paths, ~ and PowerShell drives
+are resolved from the current location. A missing folder is the error ModelNotFound.
+'@
+        Steps          = @{
+            Description  = @'
+The number of denoising steps (diffusers' num_inference_steps), 1 to 1000. More steps give more detail and take
+proportionally longer; 20 to 50 is usual with DPM++ or Euler schedulers.
+'@
+            DefaultValue = '50'
+        }
+        GuidanceScale  = @{
+            Description  = @'
+The classifier-free guidance scale, 0 to 100: how strongly the image follows the prompt rather than the negative
+prompt. At 1 or less the unconditional pass is skipped (half the work) and the negative prompt is ignored.
+'@
+            DefaultValue = '7.5'
+        }
+        Seed           = @{
+            Description  = @'
+The seed of the CPU random generator that draws the initial noise (and a stochastic scheduler's noise), 0 or more.
+The same seed with the same other settings gives the same image, here and in diffusers with
+torch.Generator('cpu').manual_seed(seed). When omitted, a random seed below 2^32 is drawn and recorded in the image's
+Seed property.
+'@
+            DefaultValue = 'A random seed, recorded in the image'
+        }
+        Width          = @{
+            Description  = @'
+The image width in pixels, a multiple of 8 (the VAE's scale factor) from 8 to 4096; anything else is the error
+InvalidImageSize. When omitted, the model's trained size: 768 for SD 2.1 768-v, 512 for the 512 base model (the
+UNet's sample_size times 8).
+'@
+            DefaultValue = "The model's trained size"
+        }
+        Height         = @{
+            Description  = @'
+The image height in pixels, a multiple of 8 from 8 to 4096; anything else is the error InvalidImageSize. When
+omitted, the model's trained size.
+'@
+            DefaultValue = "The model's trained size"
+        }
+        Scheduler      = @{
+            Description  = @'
+The scheduler (sampler) that runs the denoising loop: a diffusers class name with or without the Scheduler suffix
+(DDIMScheduler, EulerDiscrete, DPMSolverMultistepScheduler, UniPCMultistep...) or an AUTOMATIC1111 sampler name
+('DPM++ 2M Karras', 'Euler a', 'DPM++ 2M SDE', 'LMS Karras'...), case-insensitive; press Tab to complete the names.
+It is built from the model's own scheduler_config.json, as diffusers' from_config does, with the settings the name
+implies (Karras sigmas, the SDE algorithm). Quote names that contain spaces or '+'. An unknown name is the error
+UnknownScheduler, whose message lists the valid names. When omitted, the model's own scheduler runs.
+'@
+            DefaultValue = "The model's scheduler (scheduler/scheduler_config.json)"
+        }
+        Count          = @{
+            Description  = @'
+The number of images per prompt, 1 to 64 (diffusers' num_images_per_prompt). They are denoised as one batch from one
+noise tensor drawn with the seed, so image i of a batch differs from a single image with the same seed; ImageIndex
+tells each image's place in its batch. Memory grows with the batch.
+'@
+            DefaultValue = '1'
+        }
+        Device         = @{
+            Description  = @'
+Where to compute: cpu, cuda (the first GPU) or cuda:N (see Get-SDDevice). CUDA needs the cuda build of the module; a
+device that this build or machine does not have is the error InvalidDevice. Each device keeps its own copy of the
+model in the engine cache.
+'@
+            DefaultValue = 'cuda:0 when the build and machine have a CUDA GPU, else cpu'
+        }
+        Precision      = @{
+            Description  = @'
+The compute dtype of the model: Float32 (exact diffusers parity), BFloat16 (about twice as fast on CPUs with
+AVX512_BF16 and half the memory, with small differences in the pixels) or Float16 (CUDA only; on the CPU it is the
+error InvalidDevice, because CPU float16 is orders of magnitude slower). Latents stay float32 between steps. Each
+precision keeps its own copy of the model in the engine cache.
+'@
+            DefaultValue = 'Float32'
+        }
+    }
+
+    Inputs      = @(
+        @{ Type = 'System.String'; Description = 'Prompts. Each prompt from the pipeline gives -Count images.' }
+        @{
+            Type        = 'PSStableDiffusion.Engine.SDImage'
+            Description = @'
+An image to make again: its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width and Height bind by
+property name. Any object with a Prompt property binds the same way (for example rows from Import-Csv).
+'@
+        }
+    )
+
+    Outputs     = @(
+        @{
+            Type        = 'PSStableDiffusion.Engine.SDImage'
+            Description = @'
+One per image: Width, Height, Pixels (RGB bytes, row-major), the Record (PSStableDiffusion.Engine.GenerationRecord)
+and shortcuts to its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Scheduler (the diffusers class name), Model
+(the model folder's name), PipelineKind and ImageIndex. Nothing is written to disk; pipe the images to Save-SDImage.
+'@
+        }
+    )
+
+    Notes       = @(
+        @'
+Errors have stable ids (the start of FullyQualifiedErrorId) and categories: ModelNotFound (ObjectNotFound),
+FileNotFound (a model folder without model_index.json or weights), InvalidModel (a component folder missing),
+InvalidSafeTensors (a damaged weights file), ModelLoadFailed (weights that do not fit the model's config),
+InvalidImageSize, UnknownScheduler, InvalidDevice (InvalidArgument), and ParameterArgumentValidationError for values
+outside a parameter's range. All of them stop the command before any image is written.
+'@
+        'See about_PSStableDiffusion for the engine cache, seeds, precision and devices.'
+    )
+
+    Examples    = @(
+        @{
+            Title   = 'Generate an image and save it'
+            Code    = @'
+New-SDImage 'a lighthouse on a cliff at dawn, oil painting' -Model ~/models/stable-diffusion-2-1 -Steps 25 -Scheduler 'DPM++ 2M Karras' |
+    Save-SDImage './out/{Seed}.png'
+'@
+            Remarks = @'
+Generates one 768x768 image with a random seed and saves it as out/<seed>.png, with its generation record embedded.
+The first call loads the model (several seconds); later calls in the same session reuse it.
+'@
+        }
+        @{
+            Title   = 'Make the same image as diffusers'
+            Code    = @'
+$image = New-SDImage 'an astronaut riding a horse' -Model ./sd21 -NegativePrompt 'blurry, low quality' -Seed 42 -Steps 30 -GuidanceScale 7.5
+$image | Format-List Seed, Steps, Scheduler, Width, Height
+'@
+            Remarks = @'
+The same call in diffusers, with pipe(prompt, negative_prompt=..., num_inference_steps=30, guidance_scale=7.5,
+generator=torch.Generator('cpu').manual_seed(42)), gives the same pixels in float32 on the CPU.
+'@
+        }
+        @{
+            Title   = 'Several prompts, several images each'
+            Code    = @'
+'a red fox in the snow', 'a blue whale in the deep sea' |
+    New-SDImage -Model ./sd21 -Count 2 -Seed 7 -Steps 20 |
+    Save-SDImage './out/{Prompt}-{Index}.png'
+'@
+            Remarks = 'Writes four files: two images per prompt, named after the prompt and the image''s index in its batch.'
+        }
+        @{
+            Title   = 'Make a saved image again'
+            Code    = 'Import-SDImage ./out/1234567.png | New-SDImage -Model ./sd21'
+            Remarks = @'
+Reads the record from the PNG and replays it: same prompt, negative prompt, seed, steps, guidance scale, scheduler
+and size, so the same model gives the same pixels. Add parameters to vary it, for example -Steps 50.
+'@
+        }
+        @{
+            Title   = 'Explore seeds in parallel runspaces'
+            Code    = @'
+$module = (Get-Module PSStableDiffusion).Path
+1..4 | ForEach-Object -Parallel {
+    Import-Module $using:module
+    New-SDImage 'a castle in the clouds' -Model ./sd21 -Seed $_ -Steps 20
+} | Save-SDImage './out/castle-{Seed}.png'
+'@
+            Remarks = @'
+The runspaces share one loaded copy of the model (the engine cache is per process) and take turns on it. On one CPU
+this is no faster than a loop, but it keeps the console free and works the same with thread jobs.
+'@
+        }
+        @{
+            Title   = 'bfloat16 on a CPU that has AVX512_BF16'
+            Code    = @'
+if ((Get-SDDevice -Type cpu).HasAvx512Bf16) {
+    New-SDImage 'a watercolour of a harbour' -Model ./sd21 -Precision BFloat16 -Verbose | Save-SDImage ./out/
+}
+'@
+            Remarks = @'
+Runs the model in bfloat16 (about twice as fast there, half the memory) and saves the image in ./out/ under the
+default name {Date}-{Time}-{Seed}-{Index}.png. -Verbose shows the load and the time of each stage.
+'@
+        }
+    )
+
+    Links       = @(
+        'Save-SDImage'
+        'Import-SDImage'
+        'Get-SDEngine'
+        'Clear-SDEngine'
+        'Get-SDDevice'
+        'about_PSStableDiffusion'
+    )
+}
