@@ -25,6 +25,7 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
         Config = config;
         text_model = new CLIPTextTransformer(config, dtype, device);
         RegisterComponents();
+        NormInitialization.Reset(this);
     }
 
     public CLIPTextConfig Config { get; }

@@ -98,6 +98,7 @@ public sealed class UNet2DConditionModel : nn.Module
         conv_out = nn.Conv2d(channels[0], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         _activation = Activations.Get(act, inPlace: true);
         RegisterComponents();
+        NormInitialization.Reset(this);
     }
 
     /// <summary>The configuration this model was built from.</summary>

@@ -46,6 +46,7 @@ public sealed class AutoencoderKL : nn.Module
         if (config.UsePostQuantConv)
             post_quant_conv = nn.Conv2d(latent, latent, 1, stride: 1, padding: 0L, device: device, dtype: dtype);
         RegisterComponents();
+        NormInitialization.Reset(this);
     }
 
     /// <summary>The configuration this model was built from.</summary>
