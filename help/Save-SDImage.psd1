@@ -10,13 +10,13 @@ scale, seed, size, model hash and model, which most image viewers and web UIs re
 are in memory (8-bit RGB, no colour profile).
 '@
         @'
--Path is a file name, a folder, or a template. A template's tokens are replaced in the file name with values from
+-Path is a file name, a folder, or a template. A template's tokens are replaced, in folder names too, with values from
 each image's record, case-insensitively: {Seed}, {Index} (the image's place in its batch, from 0), {Steps},
 {Guidance}, {Scheduler}, {Width}, {Height}, {Prompt} (its first 60 characters), {Model} (the model folder's name),
 {Hash} (the first 10 hex digits of a SHA-256 of the pixels), {Date} (yyyyMMdd) and {Time} (HHmmss) of when the image
 was made, in local time (of when it is saved, for an image without a creation time), and {Kind} (txt2img, img2img...). Characters that a file name cannot hold become '_'. An
-unknown token is the error InvalidPathTemplate, and nothing is written. Tokens are only replaced in the file name,
-not in the folder part of the path. Quote templates: in PowerShell an unquoted {...} is a script block.
+unknown token is the error InvalidPathTemplate, and nothing is written. Token values never contain path separators,
+so 'out/{Model}/{Seed}.png' makes one folder per model. Quote templates: in PowerShell an unquoted {...} is a script block.
 '@
         @'
 When -Path is an existing folder, or ends with / or \, the images are saved there as

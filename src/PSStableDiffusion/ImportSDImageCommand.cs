@@ -25,6 +25,7 @@ public sealed class ImportSDImageCommand : SDCmdletBase
 
     /// <summary>Image files; wildcards allowed.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PathSet)]
+    [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = Array.Empty<string>();
 

@@ -79,6 +79,16 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(1, 64)]
     public int Count { get; set; } = 1;
 
+    /// <summary>Replay: the index of the piped image in its batch; only that image is generated again (hidden, bound from SDImage).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
+    [ValidateRange(0, 63)]
+    public int? ImageIndex { get; set; }
+
+    /// <summary>Replay: the size of the piped image's batch, whose noise is drawn together (hidden, bound from SDImage).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
+    [ValidateRange(1, 64)]
+    public int? BatchSize { get; set; }
+
     /// <summary>Image-to-image: the image to start from (an SDImage, a path or a FileInfo).</summary>
     [Parameter(Mandatory = true, ParameterSetName = ImageToImageSet)]
     [SDImageTransformation]
@@ -152,7 +162,14 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
                 kind = PipelineKind.Depth2Img;
             }
         }
-        GenerateAndWrite(request, kind, $"New-SDImage: {Truncate(Prompt, 60)}");
+        int? onlyIndex = null;
+        if (ImageIndex is { } index && (index > 0 || BatchSize > 1))
+        {
+            // A replay of one image of a batch: the batch's noise is one draw, so draw the whole batch again.
+            request = request with { Count = Math.Max(BatchSize ?? index + 1, index + 1) };
+            onlyIndex = index;
+        }
+        GenerateAndWrite(request, kind, $"New-SDImage: {Truncate(Prompt, 60)}", onlyIndex);
     }
 
     #endregion

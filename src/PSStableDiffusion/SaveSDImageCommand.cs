@@ -94,13 +94,11 @@ public sealed class SaveSDImageCommand : SDCmdletBase
 
     private string TargetPath(SDImage image)
     {
-        var resolved = ResolvePath(Path);
-        if (Directory.Exists(resolved) || Path.EndsWith('/') || Path.EndsWith('\\'))
-            resolved = System.IO.Path.Combine(resolved, OutputPathTemplate.DefaultFileName);
-        return OutputPathTemplate.HasTokens(resolved)
-            ? System.IO.Path.Combine(System.IO.Path.GetDirectoryName(resolved) ?? "",
-                OutputPathTemplate.Expand(System.IO.Path.GetFileName(resolved), image, DateTimeOffset.Now))
-            : resolved;
+        var template = Path;
+        if (Path.EndsWith('/') || Path.EndsWith('\\') || Directory.Exists(ResolvePath(Path)))
+            template = System.IO.Path.Combine(Path, OutputPathTemplate.DefaultFileName);
+        // Tokens may stand in folder names too ('out/{Model}/{Seed}.png'); their values never hold separators.
+        return ResolvePath(OutputPathTemplate.HasTokens(template) ? OutputPathTemplate.Expand(template, image, DateTimeOffset.Now) : template);
     }
 
     #endregion

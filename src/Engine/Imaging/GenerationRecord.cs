@@ -52,6 +52,10 @@ public sealed class GenerationRecord
     /// <summary>Index of the image within its batch (0-based).</summary>
     public int ImageIndex { get; set; }
 
+    /// <summary>How many images the call drew together (diffusers' num_images_per_prompt): replaying image
+    /// <see cref="ImageIndex"/> exactly needs the same batch, since the noise of the whole batch is one draw.</summary>
+    public int BatchSize { get; set; } = 1;
+
     /// <summary>img2img / inpaint / depth2img strength.</summary>
     public double? Strength { get; set; }
 

@@ -40,6 +40,7 @@ public sealed class SDImage
     public string? Model => Record.ModelName;
     public PipelineKind? PipelineKind => Record.PipelineKind;
     public int ImageIndex => Record.ImageIndex;
+    public int BatchSize => Record.BatchSize;
 
     /// <summary>Reads PNG (with its record), JPEG, WebP or BMP; see <see cref="ImageCodec.Read(string)"/>.</summary>
     public static SDImage Load(string path) => ImageCodec.Read(path);

@@ -39,7 +39,8 @@ public static class ImageGeneration
             Seed = request.Seed,
             Steps = request.Steps,
             GuidanceScale = request.GuidanceScale,
-            Scheduler = result.SchedulerName,
+            // The name asked for ("DPM++ 2M Karras") implies config keys the class name does not, so replays need it.
+            Scheduler = request.Scheduler is { } asked ? SchedulerRegistry.Resolve(asked).Name : result.SchedulerName,
             SchedulerConfig = schedulerConfig?.DeepClone() as JsonObject,
             Width = result.Width,
             Height = result.Height,
@@ -51,6 +52,7 @@ public static class ImageGeneration
             ModuleVersion = ModuleVersion,
             PipelineKind = kind,
             ImageIndex = index,
+            BatchSize = request.Count,
             Eta = request.Eta,
             Strength = kind is PipelineKind.Img2Img or PipelineKind.Depth2Img or PipelineKind.Inpaint ? request.Strength : null,
             NoiseLevel = kind == PipelineKind.Upscale ? request.NoiseLevel : null,

@@ -47,7 +47,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
-            ThrowTerminatingError(ToErrorRecord(e, "InvalidDevice", Device ?? Precision.ToString()));
+            ThrowTerminatingError(new ErrorRecord(e, "InvalidDevice", ErrorCategory.InvalidArgument, Device ?? Precision.ToString()));
         }
     }
 
@@ -69,7 +69,8 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     /// Runs <paramref name="request"/> on the cached model, with Write-Progress per step, -Verbose logging and Ctrl+C,
     /// and writes the images. Any failure ends the command with an ErrorRecord naming the bad value.
     /// </summary>
-    protected void GenerateAndWrite(GenerationRequest request, PipelineKind kind, string activity)
+    /// <param name="onlyIndex">Write only the image with this batch index (a replay of one image of a batch).</param>
+    protected void GenerateAndWrite(GenerationRequest request, PipelineKind kind, string activity, int? onlyIndex = null)
     {
         var observer = new PipelineObserver
         {
@@ -96,6 +97,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         }
         foreach (var image in images)
         {
+            if (onlyIndex is { } only && image.ImageIndex != only) continue;
             var timings = string.Join(", ", image.Record.Timings.Select(t => $"{t.Key} {t.Value:F2} s"));
             WriteVerbose($"Image {image.ImageIndex + 1}/{images.Count}: {timings}.");
             WriteObject(image);
