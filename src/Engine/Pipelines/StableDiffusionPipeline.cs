@@ -240,14 +240,9 @@ public static class StableDiffusionPipeline
         if (unetTiles is not null)
             observer.Log?.Invoke($"Tiled UNet: {unetTileCount} tiles of {Math.Min(unetTiles.TileSize, latentWidth)}x{Math.Min(unetTiles.TileSize, latentHeight)} latent pixels (overlap {unetTiles.Overlap}) per step over the {latentWidth}x{latentHeight} latent.");
         clock.Restart();
-        var loopClock = Stopwatch.StartNew();
-        for (int i = 0; i < timesteps.Count; i++)
+        latents = DenoisingLoop.Run(scheduler, timesteps, latents, noise, observer, (current, t, name) =>
         {
-            cancellation.ThrowIfCancellationRequested();
-            using var stepScope = torch.NewDisposeScope();
-            double t = timesteps[i];
-            var name = $"step{i:D2}";
-            var modelInput = guided ? torch.cat(new[] { latents, latents }) : latents;        // [2N, 4, h, w]
+            var modelInput = guided ? torch.cat(new[] { current, current }) : current;        // [2N, 4, h, w]
             modelInput = scheduler.ScaleModelInput(modelInput, t);
             modelInput = kind switch
             {
@@ -266,23 +261,10 @@ public static class StableDiffusionPipeline
                 : TiledInference.Run(unetInput, unetTiles, 1, tile => model.Unet.forward(tile, timestep, embeds, classLabels)))
                 .to(ScalarType.Float32);                                                          // [2N, 4, h, w]
             observer.Inspect?.Invoke(name + "_unet_output", unetOutput);
-            Tensor noisePred;
-            if (guided)
-            {
-                var chunks = unetOutput.chunk(2);                                                 // 2 × [N, 4, h, w]
-                noisePred = chunks[0] + request.GuidanceScale * (chunks[1] - chunks[0]);
-            }
-            else
-            {
-                noisePred = unetOutput;
-            }
-            observer.Inspect?.Invoke(name + "_noise_pred", noisePred);
-            observer.Inspect?.Invoke(name + "_sample_in", latents);
-            var next = scheduler.Step(noisePred, t, latents, noise);
-            observer.Inspect?.Invoke(name + "_latents", next);
-            latents = next.MoveToOuterDisposeScope();
-            observer.Progress?.Invoke(new StepProgress(i + 1, timesteps.Count, loopClock.Elapsed));
-        }
+            if (!guided) return unetOutput;
+            var chunks = unetOutput.chunk(2);                                                     // 2 × [N, 4, h, w]
+            return chunks[0] + request.GuidanceScale * (chunks[1] - chunks[0]);
+        });
         timings["denoise"] = clock.Elapsed.TotalSeconds;
         observer.Inspect?.Invoke("final_latents", latents);
         observer.Log?.Invoke($"Ran {timesteps.Count} {scheduler.Name} steps in {clock.Elapsed.TotalSeconds:F2} s.");
