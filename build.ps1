@@ -39,7 +39,22 @@ param(
     [switch] $Test,
 
     [Parameter(ParameterSetName = 'Package', Mandatory)]
-    [switch] $Package
+    [switch] $Package,
+
+    # Build, then generate an image with the built module (the README's first command).
+    [Parameter(ParameterSetName = 'Generate', Mandatory)]
+    [switch] $Generate,
+
+    # -Generate: a diffusers folder, a single .safetensors/.ckpt checkpoint or a hub id. Default: $env:SD_MODEL, else
+    # the tiny random-weight SD 2.1 test model in tests/golden (it proves the whole path; its images are coloured noise).
+    [Parameter(ParameterSetName = 'Generate')]
+    [string] $Model,
+
+    [Parameter(ParameterSetName = 'Generate')]
+    [string] $Prompt = 'a lighthouse on a cliff at dawn, oil painting',
+
+    [Parameter(ParameterSetName = 'Generate')]
+    [string] $OutputPath = 'out/images'
 )
 
 Set-StrictMode -Version 3.0
@@ -402,8 +417,36 @@ function New-ModulePackage {
 
 #endregion
 
+#region Generate
+
+function Invoke-Generation {
+    $modelPath = if ($Model) { $Model } elseif ($env:SD_MODEL) { $env:SD_MODEL } else { Join-Path $RepoRoot 'tests/golden/txt2img_v/model' }
+    if (-not $Model -and -not $env:SD_MODEL) {
+        Write-Host 'No -Model or $env:SD_MODEL: using the tiny random-weight test model (tests/golden/txt2img_v), whose images are coloured noise. Pass -Model <diffusers folder | .safetensors | hub id> for real pictures.' -ForegroundColor Yellow
+    }
+    Write-Step "Generating '$Prompt' with $modelPath"
+    $script = @'
+$ErrorActionPreference = 'Stop'
+Import-Module $env:SD_MODULE_PATH
+$image = New-SDImage -Model $env:SD_GEN_MODEL -Prompt $env:SD_GEN_PROMPT -Seed 42 -Steps 25 -Verbose
+$file = $image | Save-SDImage -Path (Join-Path $env:SD_GEN_OUT '{Seed}-{Index}.png') -Force
+$image | Format-Table | Out-String | Write-Host
+"Saved $($file.FullName)"
+'@
+    $code = Invoke-ChildPwsh -Script $script -Environment @{
+        SD_MODULE_PATH = $ModuleOut
+        SD_GEN_MODEL   = $modelPath
+        SD_GEN_PROMPT  = $Prompt
+        SD_GEN_OUT     = [IO.Path]::GetFullPath($OutputPath, $RepoRoot)
+    }
+    if ($code -ne 0) { throw "Generation failed (exit code $code)." }
+}
+
+#endregion
+
 switch ($PSCmdlet.ParameterSetName) {
     'Build' { Build-Module; Write-Host "Built $ModuleOut. Import it with: Import-Module $ModuleOut" }
     'Test' { exit (Invoke-AllTests) }
     'Package' { New-ModulePackage }
+    'Generate' { Build-Module; Invoke-Generation }
 }
