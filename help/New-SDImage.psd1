@@ -1,10 +1,10 @@
 @{
-    Synopsis    = 'Generates images from a text prompt with a Stable Diffusion 2.x model.'
+    Synopsis    = 'Generates images from a text prompt, or from a prompt and a starting image, with a Stable Diffusion 2.x model.'
 
     Description = @(
         @'
 New-SDImage runs the Stable Diffusion text-to-image pipeline on a diffusers model folder and writes one SDImage
-object per image. Each image carries its full generation record (prompt, negative prompt, seed, steps, guidance
+object per image. With -InitImage it runs image-to-image instead, and with -InitImage and -DepthMap depth-to-image. Each image carries its full generation record (prompt, negative prompt, seed, steps, guidance
 scale, scheduler and its config, size, model path and hash, dtype, device, timings and module version), which
 Save-SDImage embeds in the PNG it writes and Import-SDImage reads back.
 '@
@@ -15,10 +15,27 @@ generator=torch.Generator('cpu').manual_seed(seed), in float32 on the CPU. When 
 drawn and recorded in the image, so every image can be made again.
 '@
         @'
+Image-to-image (-InitImage, diffusers' StableDiffusionImg2ImgPipeline, on a text-to-image model): the init image is
+encoded, noised to the point of the schedule that -Strength sets, and denoised from there following the prompt, so
+the result keeps the init image's composition and colors. -Strength 1 noises it completely; lower values stay
+closer to it and run only int(Steps x Strength) of the steps. The output has the init image's size (rounded down to a
+multiple of 8) unless -Width and -Height are given, in which case the init image is resized (Lanczos) first.
+'@
+        @'
+Depth-to-image (-InitImage with -DepthMap, diffusers' StableDiffusionDepth2ImgPipeline, on a depth model such as
+stabilityai/stable-diffusion-2-depth, whose UNet takes 5 input channels): the depth map is resized to the latent size
+and scaled to [-1, 1], and steers the shapes of the result while the prompt sets its content. The depth map is
+required: MiDaS depth estimation is not available. A model that does not serve the pipeline asked for (a depth
+model without -DepthMap, -DepthMap on a text-to-image model, an inpainting or upscaler model) is the error
+ModelMismatch, whose message names the model's variant and the pipelines it serves.
+'@
+        @'
 Prompts come from the pipeline: each prompt gives -Count images, and every image's Prompt property says which prompt
 made it. Piping an SDImage (from New-SDImage or Import-SDImage) into New-SDImage replays it: its Prompt,
-NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width and Height bind by property name, so only -Model has to be
-given. Parameters given on the command line win over the piped values.
+NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width, Height, ImageIndex and BatchSize bind by property
+name, so only -Model has to be given; image k of a -Count batch is made again exactly, because the whole batch's noise
+is drawn again and only image k is written. Parameters given on the command line win over the piped values. A replay
+is text-to-image: to replay an image-to-image image, pass its init image again with -InitImage.
 '@
         @'
 The model is loaded on first use and kept in the module's engine cache, shared by every runspace of the process
@@ -46,12 +63,60 @@ has no effect when -GuidanceScale is 1 or less.
         Model          = @'
 The diffusers model folder to run: a folder with model_index.json and the tokenizer, text_encoder, unet, vae and
 scheduler subfolders, as save_pretrained writes them (safetensors weights). Relative paths, ~ and PowerShell drives
-are resolved from the current location. A missing folder is the error ModelNotFound.
+are resolved from the current location. A missing folder is the error ModelNotFound. Text-to-image and -InitImage
+need a text-to-image model (4-channel UNet: SD 2.1 768-v or 512-base); -DepthMap needs a depth model (5-channel UNet).
+Another model is the error ModelMismatch.
+'@
+        InitImage      = @'
+Image-to-image: the image to start from, an SDImage (for example from New-SDImage or Import-SDImage) or the path or
+FileInfo of an image file (PNG, JPEG, WebP, BMP or GIF). Selects the ImageToImage parameter set. A file that is not an
+image is the error ParameterArgumentTransformationError. Its size is the output size unless -Width and -Height are
+given. The record keeps a SHA-256 of its pixels (SourceImageHash), not the image.
+'@
+        Strength       = @{
+            Description  = @'
+Image-to-image: how far to move away from the init image, greater than 0 and at most 1 (diffusers' strength). The init
+image is noised to the point of the schedule that Strength sets, and int(Steps x Strength) steps run from there: low
+values change little, 1 keeps only the init image's rough colors. 0 is the error InvalidStrength, and a strength that
+leaves no step at all (for example -Strength 0.1 -Steps 5) is the error InvalidArgument.
+'@
+            DefaultValue = '0.8'
+        }
+        DepthMap       = @'
+Depth-to-image, with -InitImage on a depth model: the depth map, an SDImage or the path or FileInfo of a grayscale
+image, of any size and scale (it is resized bicubic to the latent size and min-max scaled to [-1, 1]; brighter is
+nearer, as MiDaS writes it). 16-bit PNGs keep their full precision; an SDImage or a color image is read as 8-bit gray.
+A file that cannot be read is the error InvalidImage, and a constant depth map is the error InvalidArgument.
+'@
+        Eta            = @{
+            Description  = @'
+DDIM's eta, 0 to 1: 0 is deterministic DDIM, 1 adds as much fresh noise per step as DDPM (drawn from the seed, so the
+image is still reproducible). Only for schedulers that take an eta (those whose Get-SDScheduler Defaults hold eta:
+DDIM); for any other scheduler it is the error InvalidArgument, whose message names -Eta and the schedulers that take it.
+'@
+            DefaultValue = "The scheduler's own (0 for DDIM)"
+        }
+        KarrasSigmas   = @{
+            Description  = @'
+Use the Karras et al. noise schedule (diffusers' use_karras_sigmas) on schedulers that support it (those whose
+Get-SDScheduler Defaults hold use_karras_sigmas: DPMSolverMultistep, Euler, Heun, LMS, DPM2, UniPC...).
+-KarrasSigmas:$false turns it off, also for a name that implies it such as 'DPM++ 2M Karras'. For a scheduler without
+Karras sigmas (DDIM, DDPM, PNDM, Euler a) it is the error InvalidArgument, whose message names -KarrasSigmas.
+'@
+            DefaultValue = "As the scheduler name implies, else the model's scheduler config"
+        }
+        ImageIndex     = @'
+Replay only (hidden; bound from a piped SDImage): the image's place in its batch. With BatchSize, the batch's noise is
+drawn again and only this image is written, so image k of a -Count batch is made again exactly.
+'@
+        BatchSize      = @'
+Replay only (hidden; bound from a piped SDImage): the size of the batch the image was drawn in (its -Count).
 '@
         Steps          = @{
             Description  = @'
 The number of denoising steps (diffusers' num_inference_steps), 1 to 1000. More steps give more detail and take
-proportionally longer; 20 to 50 is usual with DPM++ or Euler schedulers.
+proportionally longer; 20 to 50 is usual with DPM++ or Euler schedulers. With -InitImage only int(Steps x Strength)
+of them run; a product below 1 is the error InvalidArgument.
 '@
             DefaultValue = '50'
         }
@@ -75,16 +140,17 @@ Seed property.
             Description  = @'
 The image width in pixels, a multiple of 8 (the VAE's scale factor) from 8 to 4096; anything else is the error
 InvalidImageSize. When omitted, the model's trained size: 768 for SD 2.1 768-v, 512 for the 512 base model (the
-UNet's sample_size times 8).
+UNet's sample_size times 8). With -InitImage, the init image's width (rounded down to a multiple of 8); a given width
+resizes the init image.
 '@
-            DefaultValue = "The model's trained size"
+            DefaultValue = "The model's trained size, or the init image's"
         }
         Height         = @{
             Description  = @'
 The image height in pixels, a multiple of 8 from 8 to 4096; anything else is the error InvalidImageSize. When
-omitted, the model's trained size.
+omitted, the model's trained size, or with -InitImage the init image's height (rounded down to a multiple of 8).
 '@
-            DefaultValue = "The model's trained size"
+            DefaultValue = "The model's trained size, or the init image's"
         }
         Scheduler      = @{
             Description  = @'
@@ -93,7 +159,8 @@ The scheduler (sampler) that runs the denoising loop: a diffusers class name wit
 ('DPM++ 2M Karras', 'Euler a', 'DPM++ 2M SDE', 'LMS Karras'...), case-insensitive; press Tab to complete the names.
 It is built from the model's own scheduler_config.json, as diffusers' from_config does, with the settings the name
 implies (Karras sigmas, the SDE algorithm). Quote names that contain spaces or '+'. An unknown name is the error
-UnknownScheduler, whose message lists the valid names. When omitted, the model's own scheduler runs.
+UnknownScheduler, whose message lists the valid names; Get-SDScheduler lists them all. When omitted, the model's own
+scheduler runs.
 '@
             DefaultValue = "The model's scheduler (scheduler/scheduler_config.json)"
         }
@@ -129,8 +196,8 @@ precision keeps its own copy of the model in the engine cache.
         @{
             Type        = 'PSStableDiffusion.Engine.SDImage'
             Description = @'
-An image to make again: its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width and Height bind by
-property name. Any object with a Prompt property binds the same way (for example rows from Import-Csv).
+An image to make again: its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width, Height, ImageIndex
+and BatchSize bind by property name. Any object with a Prompt property binds the same way (for example rows from Import-Csv).
 '@
         }
     )
@@ -140,8 +207,10 @@ property name. Any object with a Prompt property binds the same way (for example
             Type        = 'PSStableDiffusion.Engine.SDImage'
             Description = @'
 One per image: Width, Height, Pixels (RGB bytes, row-major), the Record (PSStableDiffusion.Engine.GenerationRecord)
-and shortcuts to its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Scheduler (the diffusers class name), Model
-(the model folder's name), PipelineKind and ImageIndex. Nothing is written to disk; pipe the images to Save-SDImage.
+and shortcuts to its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Scheduler (the name asked for, else the
+model's scheduler class), Model (the model folder's name), PipelineKind (Txt2Img, Img2Img or Depth2Img), ImageIndex
+and BatchSize. Image-to-image and depth-to-image records also hold the Strength and the SourceImageHash. Nothing is
+written to disk; pipe the images to Save-SDImage.
 '@
         }
     )
@@ -151,8 +220,11 @@ and shortcuts to its Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Schedul
 Errors have stable ids (the start of FullyQualifiedErrorId) and categories: ModelNotFound (ObjectNotFound),
 FileNotFound (a model folder without model_index.json or weights), InvalidModel (a component folder missing),
 InvalidSafeTensors (a damaged weights file), ModelLoadFailed (weights that do not fit the model's config),
-InvalidImageSize, UnknownScheduler, InvalidDevice (InvalidArgument), and ParameterArgumentValidationError for values
-outside a parameter's range. All of them stop the command before any image is written.
+ModelMismatch (InvalidOperation: a model that does not serve the pipeline), InvalidImageSize, InvalidStrength,
+UnknownScheduler, InvalidDevice, InvalidArgument (-Eta or -KarrasSigmas on a scheduler that ignores them, a strength
+that leaves no step, a constant depth map; all InvalidArgument), InvalidImage (an unreadable -DepthMap),
+ParameterArgumentTransformationError for an -InitImage that is not an image, and ParameterArgumentValidationError for
+values outside a parameter's range. All of them stop the command before any image is written.
 '@
         'See about_PSStableDiffusion for the engine cache, seeds, precision and devices.'
     )
@@ -198,6 +270,45 @@ and size, so the same model gives the same pixels. Add parameters to vary it, fo
 '@
         }
         @{
+            Title   = 'Image-to-image: vary an image'
+            Code    = @'
+New-SDImage 'a house by a lake' -Model ./sd21-base -Seed 1 -Steps 25 |
+    ForEach-Object { New-SDImage -InitImage $_ -Strength 0.6 'a watercolor painting of a house by a lake' -Model ./sd21-base -Steps 25 } |
+    Save-SDImage './out/{Kind}-{Seed}.png'
+'@
+            Remarks = @'
+Generates an image, then repaints it as a watercolor: with -Strength 0.6 the composition stays and 15 of the 25 steps
+run. The second image's record has PipelineKind Img2Img, Strength 0.6 and the SourceImageHash of the first.
+'@
+        }
+        @{
+            Title   = 'Image-to-image from a file'
+            Code    = 'New-SDImage ''a snowy mountain village at night'' -InitImage ./photo.jpg -Strength 0.75 -Model ./sd21-base -Width 512 -Height 384'
+            Remarks = 'The photo is resized to 512x384 (Lanczos) and used as the starting point.'
+        }
+        @{
+            Title   = 'Depth-to-image with a 16-bit depth map'
+            Code    = @'
+New-SDImage 'a cozy wooden cabin interior, warm light' -InitImage ./room.png -DepthMap ./room-depth.png -Strength 0.8 `
+    -Model ~/models/stable-diffusion-2-depth -Seed 2024 -Steps 30 | Save-SDImage './out/cabin-{Seed}.png'
+'@
+            Remarks = @'
+Keeps the room's geometry from the depth map (a 16-bit grayscale PNG is read at full precision) and paints a cabin
+into it.
+'@
+        }
+        @{
+            Title   = 'DDIM with eta, and Karras sigmas'
+            Code    = @'
+New-SDImage 'a koi pond' -Model ./sd21 -Scheduler DDIM -Eta 0.5 -Seed 9
+New-SDImage 'a koi pond' -Model ./sd21 -Scheduler EulerDiscrete -KarrasSigmas -Seed 9
+'@
+            Remarks = @'
+-Eta works only with a scheduler that takes an eta, and -KarrasSigmas only with one that has Karras sigmas:
+New-SDImage 'x' -Model ./sd21 -Scheduler 'Euler a' -Eta 0.5 is the error InvalidArgument.
+'@
+        }
+        @{
             Title   = 'Explore seeds in parallel runspaces'
             Code    = @'
 $module = (Get-Module PSStableDiffusion).Path
@@ -226,6 +337,9 @@ default name {Date}-{Time}-{Seed}-{Index}.png. -Verbose shows the load and the t
     )
 
     Links       = @(
+        'Invoke-SDInpaint'
+        'Resize-SDUpscale'
+        'Get-SDScheduler'
         'Save-SDImage'
         'Import-SDImage'
         'Get-SDEngine'

@@ -1,0 +1,220 @@
+@{
+    Synopsis    = 'Repaints the masked part of images with a Stable Diffusion 2.x inpainting model.'
+
+    Description = @(
+        @'
+Invoke-SDInpaint runs the Stable Diffusion inpainting pipeline (diffusers' StableDiffusionInpaintPipeline) on an
+inpainting model: a model whose UNet takes 9 input channels (the latents, the mask and the latents of the masked
+image), such as stabilityai/stable-diffusion-2-inpainting. It repaints the white part of -Mask following -Prompt
+and keeps the black part, and writes one SDImage per image (-Count per input image) with its generation record.
+'@
+        @'
+Images come from the pipeline: SDImage objects (from New-SDImage or Import-SDImage), paths, or the files that
+Get-ChildItem lists. Each input image is repainted with the same mask, and each gets its own random seed when -Seed is
+omitted. When an SDImage is piped, its Prompt and NegativePrompt bind to -Prompt and -NegativePrompt unless they are
+given.
+'@
+        @'
+The mask is read as a grayscale image (a color mask is converted to gray) and binarised at 0.5: white (128 and above)
+is repainted, black is kept; -InvertMask swaps them. A mask whose size differs from the image's is resized to it
+(Lanczos, then binarised) with a warning. An image whose width or height is not a multiple of 8 is resized down to the
+nearest multiple (reported with -Verbose), and the output has that size.
+'@
+        @'
+By default the pixels outside the mask are copied back from the input image after decoding, so the round trip through
+the VAE cannot shift their colors: only the masked area changes. diffusers does not do this; -NoComposite keeps the
+model's output everywhere and gives diffusers' exact image (with the same seed and settings, within 2 levels out of 255
+in float32 on the CPU).
+'@
+        @'
+-Strength 1 (the default) starts the masked area from pure noise, as the released inpainting model expects. Below 1,
+the input image is encoded and noised to that point of the schedule, so the repainted area keeps some of its former
+shapes and colors, and only int(Steps x Strength) steps run.
+'@
+        @'
+The model is loaded on first use and kept in the engine cache (see Get-SDEngine); progress, -Verbose and Ctrl+C work as
+in New-SDImage.
+'@
+    )
+
+    Parameters  = @{
+        Image          = @'
+The image to repaint: an SDImage, or the path or FileInfo of an image file (PNG, JPEG, WebP, BMP or GIF). Accepted from
+the pipeline, so Get-ChildItem *.png | Invoke-SDInpaint works. A file that is not an image is the error
+ParameterArgumentTransformationError; from the pipeline it fails that input only, and the other inputs are still
+repainted.
+'@
+        LiteralPath    = @'
+Paths of image files to repaint, used exactly as written (no wildcards). Each file is read in turn; a file that
+cannot be read (missing, not an image) is the non-terminating error InvalidImage, and the other files are still
+repainted, for example: Invoke-SDInpaint -LiteralPath (Get-ChildItem ./in).FullName -Mask ./mask.png ... Files piped
+from Get-ChildItem bind to -Image.
+'@
+        Mask           = @'
+The mask: an SDImage, or the path or FileInfo of an image file. White (gray 128 and above) marks what to repaint,
+black what to keep. A mask of another size than the image is resized to the image's size (Lanczos, then binarised at
+0.5) with a warning. A file that is not an image is the error ParameterArgumentTransformationError.
+'@
+        InvertMask     = 'Repaint the black part of the mask and keep the white part. The record''s MaskHash ends in -inverted.'
+        NoComposite    = @'
+Keep the model's output everywhere. By default the pixels outside the mask are copied back from the input image, so
+only the masked area changes; with -NoComposite the unmasked area is the VAE's reconstruction (slightly different
+colors), as diffusers returns it.
+'@
+        Prompt         = @'
+What to paint into the masked area. Required; when an SDImage is piped, its own prompt binds by property name unless
+-Prompt is given.
+'@
+        NegativePrompt = @{
+            Description  = @'
+What to steer away from: the unconditional half of classifier-free guidance. It has no effect when -GuidanceScale is
+1 or less. When an SDImage is piped, its own negative prompt binds by property name unless this is given.
+'@
+            DefaultValue = '"" (empty)'
+        }
+        Strength       = @{
+            Description  = @'
+How far to move away from the input image inside the mask, greater than 0 and at most 1. 1 starts the masked area
+from pure noise; lower values keep more of what was there, and run only int(Steps x Strength) denoising steps. 0 is
+the error InvalidStrength, and a strength that leaves no step at all (for example -Strength 0.1 -Steps 5) is the
+error InvalidArgument.
+'@
+            DefaultValue = '1'
+        }
+        Steps          = @{
+            Description  = 'The number of denoising steps (diffusers'' num_inference_steps), 1 to 1000.'
+            DefaultValue = '50'
+        }
+        GuidanceScale  = @{
+            Description  = @'
+The classifier-free guidance scale, 0 to 100. At 1 or less the unconditional pass is skipped and the negative prompt
+is ignored.
+'@
+            DefaultValue = '7.5'
+        }
+        Seed           = @{
+            Description  = @'
+The seed of the CPU random generator, 0 or more. The same seed and settings give diffusers' image with
+torch.Generator('cpu').manual_seed(seed) (with -NoComposite). When omitted, a random seed below 2^32 is drawn for each
+input image and recorded.
+'@
+            DefaultValue = 'A random seed per input image, recorded in the image'
+        }
+        Scheduler      = @{
+            Description  = @'
+The scheduler (sampler): a diffusers class name, with or without the Scheduler suffix, or an AUTOMATIC1111 sampler
+name such as 'DPM++ 2M Karras' or 'Euler a'; press Tab to complete, and see Get-SDScheduler. An unknown name is the
+error UnknownScheduler.
+'@
+            DefaultValue = "The model's scheduler (scheduler/scheduler_config.json)"
+        }
+        Count          = @{
+            Description  = 'The number of images per input image, 1 to 64, denoised as one batch from one noise draw.'
+            DefaultValue = '1'
+        }
+        Model          = @'
+The inpainting model: a diffusers model folder (model_index.json with the tokenizer, text_encoder, unet, vae and
+scheduler subfolders, safetensors weights) whose UNet has 9 input channels. Relative paths, ~ and PowerShell drives are
+resolved from the current location. Any other model (text-to-image, depth, upscaler) is the error ModelMismatch,
+whose message names the model's variant and what it can do; a missing folder is ModelNotFound.
+'@
+        Device         = @{
+            Description  = 'Where to compute: cpu, cuda or cuda:N (see Get-SDDevice). One that this build or machine lacks is the error InvalidDevice.'
+            DefaultValue = 'cuda:0 when the build and machine have a CUDA GPU, else cpu'
+        }
+        Precision      = @{
+            Description  = 'The compute dtype: Float32 (diffusers parity), BFloat16, or Float16 (CUDA only; InvalidDevice on the CPU).'
+            DefaultValue = 'Float32'
+        }
+    }
+
+    Inputs      = @(
+        @{
+            Type        = 'PSStableDiffusion.Engine.SDImage'
+            Description = 'An image to repaint. Its Prompt and NegativePrompt bind to -Prompt and -NegativePrompt unless they are given.'
+        }
+        @{ Type = 'System.IO.FileInfo'; Description = 'An image file to repaint, for example from Get-ChildItem.' }
+        @{ Type = 'System.String'; Description = 'The path of an image file to repaint.' }
+    )
+
+    Outputs     = @(
+        @{
+            Type        = 'PSStableDiffusion.Engine.SDImage'
+            Description = @'
+One per image, of the input image's size (rounded down to a multiple of 8). Its record has PipelineKind Inpaint, the
+Strength, SourceImageHash (a SHA-256 of the input image's pixels) and MaskHash (of the 8-bit mask, with -inverted
+appended for -InvertMask), besides the prompt, seed, steps, scheduler and model. Nothing is written to disk; pipe the
+images to Save-SDImage.
+'@
+        }
+    )
+
+    Notes       = @(
+        @'
+Errors (the start of FullyQualifiedErrorId): ModelMismatch (InvalidOperation) for a model that is not an inpainting
+model; InvalidStrength (InvalidArgument) for -Strength 0; InvalidArgument when Strength x Steps leaves no step;
+ParameterArgumentTransformationError (InvalidData) for an -Image or -Mask that is not an image; InvalidImage
+(InvalidData, non-terminating) for a file among -LiteralPath that cannot be read; UnknownScheduler, InvalidDevice,
+ModelNotFound and the model loading errors as in New-SDImage; ParameterArgumentValidationError for values outside a
+parameter's range. Except for the non-terminating ones, they stop the command before any image is written.
+'@
+        'See about_PSStableDiffusion for the pipelines, model variants and error ids.'
+    )
+
+    Examples    = @(
+        @{
+            Title   = 'Repaint part of a photo'
+            Code    = @'
+Invoke-SDInpaint ./street.png -Mask ./street-mask.png -Prompt 'a red sports car parked on the street' -Model ~/models/sd2-inpainting -Steps 30 |
+    Save-SDImage './out/{Seed}.png'
+'@
+            Remarks = @'
+Repaints the white part of street-mask.png with a red sports car and saves the result. Outside the mask the pixels
+are those of street.png.
+'@
+        }
+        @{
+            Title   = 'Repaint every PNG of a folder with one mask'
+            Code    = @'
+Get-ChildItem ./frames/*.png |
+    Invoke-SDInpaint -Mask ./logo-mask.png -Prompt 'a clear blue sky' -Model ./sd2-inpainting -Seed 1 -Steps 25 |
+    Save-SDImage './cleaned/{Index}-{Hash}.png'
+'@
+            Remarks = @'
+Each file from Get-ChildItem binds to -Image. A file that is not an image is reported and skipped; the other files
+are still repainted.
+'@
+        }
+        @{
+            Title   = 'The exact output of diffusers'
+            Code    = @'
+Invoke-SDInpaint ./input.png -Mask ./mask.png -Prompt 'a red sports car parked on the street' -NegativePrompt cartoon `
+    -Steps 5 -Seed 99 -NoComposite -Model ./sd2-inpainting
+'@
+            Remarks = @'
+With -NoComposite the image is what StableDiffusionInpaintPipeline returns for the same call with
+generator=torch.Generator('cpu').manual_seed(99).
+'@
+        }
+        @{
+            Title   = 'Keep the masked area, repaint the rest, a little'
+            Code    = @'
+New-SDImage 'a portrait of an astronaut' -Model ./sd21-base -Seed 5 |
+    Invoke-SDInpaint -Mask ./face.png -InvertMask -Strength 0.5 -Prompt 'an astronaut on the moon' -Model ./sd2-inpainting
+'@
+            Remarks = @'
+Repaints the background (the black part of face.png) and keeps the face. With -Strength 0.5 the new background starts
+from the old one, half noised, and half of the steps run.
+'@
+        }
+    )
+
+    Links       = @(
+        'New-SDImage'
+        'Resize-SDUpscale'
+        'Save-SDImage'
+        'Import-SDImage'
+        'Get-SDScheduler'
+        'about_PSStableDiffusion'
+    )
+}

@@ -1,0 +1,183 @@
+@{
+    Synopsis    = 'Upscales images four times with the Stable Diffusion x4 upscaler, guided by a prompt.'
+
+    Description = @(
+        @'
+Resize-SDUpscale runs diffusers' StableDiffusionUpscalePipeline on the x4 upscaler model
+(stabilityai/stable-diffusion-x4-upscaler: a UNet with 7 input channels, the latents and the noised low-resolution
+image, and the noise level as its class label). Each input image comes out four times wider and higher, with detail
+that the model invents following the prompt: a 128x128 image becomes 512x512, a 512x512 image 2048x2048.
+'@
+        @'
+Images come from the pipeline: SDImage objects (from New-SDImage or Import-SDImage), paths, or files from
+Get-ChildItem. When an SDImage is piped, its Prompt and NegativePrompt bind to -Prompt and -NegativePrompt, so an image
+is upscaled with the prompt that made it unless -Prompt is given; an image file without a generation record gets an
+empty prompt. An input whose width or height is not a multiple of 4 is resized down to the nearest multiple (bicubic,
+reported with -Verbose).
+'@
+        @'
+Before upscaling, noise of -NoiseLevel is added to the low-resolution image (the model's noise_level): more noise
+lets the model change more. -Steps and -GuidanceScale default to diffusers' defaults for this pipeline, 75 and 9.
+'@
+        @'
+Large inputs are processed in overlapping tiles, so that a 512x512 to 2048x2048 upscale fits in a CPU's memory: the
+UNet runs each step on tiles of -TileSize input pixels (overlapping by a quarter of a tile, their predictions blended
+with linear ramps), and the VAE decodes overlapping tiles the same way. Inputs up to the tile size (128x128 by
+default) are not tiled, and then the result matches diffusers. Tiled results differ slightly from an untiled run.
+'@
+    )
+
+    Parameters  = @{
+        Image          = @'
+The low-resolution image: an SDImage, or the path or FileInfo of an image file (PNG, JPEG, WebP, BMP or GIF). Accepted
+from the pipeline. A file that is not an image is the error ParameterArgumentTransformationError.
+'@
+        Prompt         = @{
+            Description  = @'
+What the image shows, to guide the invented detail. When an SDImage is piped, its own prompt binds by property name
+unless -Prompt is given. An empty prompt works too.
+'@
+            DefaultValue = 'The piped image''s prompt, else "" (empty)'
+        }
+        NegativePrompt = @{
+            Description  = @'
+What to steer away from. When an SDImage is piped, its own negative prompt binds by property name unless this is
+given.
+'@
+            DefaultValue = 'The piped image''s negative prompt, else "" (empty)'
+        }
+        NoiseLevel     = @{
+            Description  = @'
+The noise added to the low-resolution image before upscaling, 0 to 350 (the model's max_noise_level); 400 is the
+error ParameterArgumentValidationError. Low values keep the input faithfully; high values let the model re-imagine it.
+'@
+            DefaultValue = '20'
+        }
+        Steps          = @{
+            Description  = 'The number of denoising steps, 1 to 1000.'
+            DefaultValue = '75'
+        }
+        GuidanceScale  = @{
+            Description  = 'The classifier-free guidance scale, 0 to 100. At 1 or less the unconditional pass is skipped.'
+            DefaultValue = '9'
+        }
+        Seed           = @{
+            Description  = @'
+The seed of the CPU random generator, 0 or more: the same seed and settings give diffusers' image with
+torch.Generator('cpu').manual_seed(seed) (for untiled inputs). When omitted, a random seed below 2^32 is drawn for each
+image and recorded.
+'@
+            DefaultValue = 'A random seed per image, recorded in the image'
+        }
+        Scheduler      = @{
+            Description  = @'
+The scheduler (sampler): a diffusers class name or an AUTOMATIC1111 sampler name; press Tab to complete, and see
+Get-SDScheduler. An unknown name is the error UnknownScheduler. The noise added to the low-resolution image always
+uses the model's own low_res_scheduler.
+'@
+            DefaultValue = "The model's scheduler (DDIM for the released upscaler)"
+        }
+        TileSize       = @{
+            Description  = @'
+The tile edge, in input pixels (the upscaler's latents have the input's size), 8 to 4096, or 0 to never tile. An input
+whose width or height exceeds it is processed in tiles of TileSize x TileSize input pixels (4 x TileSize output
+pixels); smaller inputs run whole. Smaller tiles need less memory and run more UNet calls.
+'@
+            DefaultValue = '128 (tiles of 512x512 output pixels)'
+        }
+        Model          = @'
+The x4 upscaler: a diffusers model folder (model_index.json with tokenizer, text_encoder, unet, vae, scheduler and
+low_res_scheduler subfolders) whose UNet has 7 input channels. Any other model is the error ModelMismatch; a missing
+folder is ModelNotFound.
+'@
+        Device         = @{
+            Description  = 'Where to compute: cpu, cuda or cuda:N (see Get-SDDevice). One that this build or machine lacks is the error InvalidDevice.'
+            DefaultValue = 'cuda:0 when the build and machine have a CUDA GPU, else cpu'
+        }
+        Precision      = @{
+            Description  = @'
+The compute dtype of the UNet and text encoder: Float32 (diffusers parity), BFloat16, or Float16 (CUDA only). The
+upscaler's VAE always runs in float32, as diffusers runs it.
+'@
+            DefaultValue = 'Float32'
+        }
+    }
+
+    Inputs      = @(
+        @{
+            Type        = 'PSStableDiffusion.Engine.SDImage'
+            Description = 'An image to upscale. Its Prompt and NegativePrompt bind to -Prompt and -NegativePrompt unless they are given.'
+        }
+        @{ Type = 'System.IO.FileInfo'; Description = 'An image file to upscale, for example from Get-ChildItem.' }
+        @{ Type = 'System.String'; Description = 'The path of an image file to upscale.' }
+    )
+
+    Outputs     = @(
+        @{
+            Type        = 'PSStableDiffusion.Engine.SDImage'
+            Description = @'
+One per input image, four times its width and height. Its record has PipelineKind Upscale, the NoiseLevel and
+SourceImageHash (a SHA-256 of the input image's pixels), besides the prompt, seed, steps, scheduler and model. Nothing
+is written to disk; pipe the images to Save-SDImage.
+'@
+        }
+    )
+
+    Notes       = @(
+        @'
+Errors (the start of FullyQualifiedErrorId): ModelMismatch (InvalidOperation) for a model that is not the x4
+upscaler; ParameterArgumentValidationError for -NoiseLevel outside 0..350 and other values out of range;
+ParameterArgumentTransformationError (InvalidData) for an -Image that is not an image; InvalidArgument for a
+-TileSize below 8; UnknownScheduler, InvalidDevice, ModelNotFound and the model loading errors as in New-SDImage.
+'@
+        'See about_PSStableDiffusion for the pipelines, model variants and error ids.'
+    )
+
+    Examples    = @(
+        @{
+            Title   = 'Generate small, then upscale'
+            Code    = @'
+New-SDImage 'a lighthouse on a cliff at dawn' -Model ./sd21-base -Width 256 -Height 256 -Seed 3 -Steps 25 |
+    Resize-SDUpscale -Model ~/models/sd-x4-upscaler -Steps 30 |
+    Save-SDImage './out/{Seed}-x4.png'
+'@
+            Remarks = @'
+The 256x256 image is upscaled to 1024x1024 with its own prompt. It is larger than the default tile, so it is
+processed in 9 overlapping tiles of 128x128 input pixels (512x512 output pixels).
+'@
+        }
+        @{
+            Title   = 'Upscale files with a prompt of your own'
+            Code    = @'
+Get-ChildItem ./thumbnails/*.png |
+    Resize-SDUpscale -Prompt 'a white cat sitting on a sofa, detailed fur' -NoiseLevel 10 -Model ./sd-x4-upscaler |
+    Save-SDImage './large/{Hash}.png'
+'@
+            Remarks = 'Files without a generation record have no prompt of their own, so one is given.'
+        }
+        @{
+            Title   = 'The exact output of diffusers'
+            Code    = @'
+Resize-SDUpscale ./small.png -Prompt 'a white cat sitting on a sofa' -NegativePrompt noisy -Steps 4 -NoiseLevel 20 `
+    -Seed 31337 -Model ./sd-x4-upscaler
+'@
+            Remarks = @'
+For an input of up to 128x128 pixels (not tiled), the image is what StableDiffusionUpscalePipeline returns for the same
+call with generator=torch.Generator('cpu').manual_seed(31337).
+'@
+        }
+        @{
+            Title   = 'Smaller tiles for less memory'
+            Code    = 'Import-SDImage ./out/big.png | Resize-SDUpscale -Model ./sd-x4-upscaler -TileSize 64 -Verbose'
+            Remarks = '-Verbose reports how many tiles the UNet and the VAE decoder ran.'
+        }
+    )
+
+    Links       = @(
+        'New-SDImage'
+        'Invoke-SDInpaint'
+        'Save-SDImage'
+        'Import-SDImage'
+        'about_PSStableDiffusion'
+    )
+}
