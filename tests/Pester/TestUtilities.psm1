@@ -275,6 +275,34 @@ function New-SDTestImage {
     $images
 }
 
+# Runs a command that should fail and returns its first ErrorRecord: the terminating error that stopped it, or else
+# the first non-terminating one it wrote; $null when it wrote none.
+function Get-SDCommandError {
+    param([Parameter(Mandatory)] [scriptblock] $Command)
+    try {
+        @(& $Command 2>&1) | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | Select-Object -First 1
+    }
+    catch { $_ }
+}
+
+# A copy of a golden case's input file (input_image.png, input_mask.png, input_depth.png...) in $Destination.
+function Copy-SDGoldenInput {
+    param([Parameter(Mandatory)] [string] $Case, [Parameter(Mandatory)] [string] $Name, [Parameter(Mandatory)] [string] $Destination)
+    $source = Join-Path (Get-SDGoldenCasePath -Case $Case) $Name
+    if (-not (Test-Path -LiteralPath $source)) { throw "Golden case '$Case' has no input file '$Name'." }
+    $folder = Split-Path $Destination
+    if ($folder) { New-Item -ItemType Directory -Path $folder -Force | Out-Null }
+    Copy-Item -LiteralPath $source -Destination $Destination -Force
+    (Resolve-Path -LiteralPath $Destination).Path
+}
+
+# A file that has an image's name but not its content, for the "not an image" errors.
+function New-SDNotAnImageFile {
+    param([Parameter(Mandatory)] [string] $Path)
+    Set-Content -LiteralPath $Path -Value 'this is not an image' -Encoding utf8
+    (Resolve-Path -LiteralPath $Path).Path
+}
+
 # A new empty folder under the system temp folder, for tests that need a real path outside Pester's TestDrive
 # (e.g. to hand to a child process). Remove it with Remove-SDTestDirectory in AfterAll/AfterEach.
 function New-SDTestDirectory {
