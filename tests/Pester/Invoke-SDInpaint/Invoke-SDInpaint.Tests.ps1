@@ -17,7 +17,8 @@ BeforeAll {
     $repaint = [Collections.Generic.List[int]]::new()
     $keep = [Collections.Generic.List[int]]::new()
     for ($p = 0; $p -lt $maskPng.Width * $maskPng.Height; $p++) {
-        $list = if ($maskPng.Pixels[3 * $p] -ge 128) { $repaint } else { $keep }
+        $list = $keep
+        if ($maskPng.Pixels[3 * $p] -ge 128) { $list = $repaint }
         $list.Add(3 * $p); $list.Add(3 * $p + 1); $list.Add(3 * $p + 2)
     }
     $script:repaintBytes = $repaint.ToArray()
@@ -42,11 +43,12 @@ Describe 'Invoke-SDInpaint' {
             $mask = Copy-SDGoldenInput -Case inpaint -Name input_mask.png -Destination (Join-Path $TestDrive 'mask.png')
             Push-Location $TestDrive
             try {
+                # No -Seed: each input image draws its own seed.
                 $script:results = @(Get-ChildItem ./in/*.png |
-                    Invoke-SDInpaint -Mask mask.png -Prompt 'a red sports car parked on the street' -Model $inpaintModel -Steps 2 -Seed 3)
-                $script:files = @($results | Save-SDImage './out/{Kind}-{Index}-{Hash}.png')
+                    Invoke-SDInpaint -Mask mask.png -Prompt 'a red sports car parked on the street' -Model $inpaintModel -Steps 2)
+                $script:files = @($results | Save-SDImage './out/{Kind}-{Seed}.png')
                 $script:noComposite = @(Get-Item ./in/first.png |
-                    Invoke-SDInpaint -Mask $mask -Prompt 'a red sports car parked on the street' -Model $inpaintModel -Steps 2 -Seed 3 -NoComposite)
+                    Invoke-SDInpaint -Mask $mask -Prompt 'a red sports car parked on the street' -Model $inpaintModel -Steps 2 -Seed $results[0].Seed -NoComposite)
             }
             finally { Pop-Location }
         }
@@ -71,8 +73,8 @@ Describe 'Invoke-SDInpaint' {
                 $image.Record.MaskHash | Should -Be $expectedMask
                 $image.Record.MaskHash | Should -Match '^[0-9a-f]{64}$'
                 $image.Prompt | Should -BeExactly 'a red sports car parked on the street'
-                $image.Seed | Should -Be 3
             }
+            $results[1].Seed | Should -Not -Be $results[0].Seed -Because 'each input image draws its own seed'
         }
 
         It 'keeps the unmasked pixels of the source exactly' {

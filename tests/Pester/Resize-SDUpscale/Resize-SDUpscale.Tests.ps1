@@ -64,12 +64,14 @@ Describe 'Resize-SDUpscale' {
 
     Context 'Tiling' {
         It 'tiles the UNet and the decoder when the input exceeds -TileSize, and still gives a 4x image' {
-            $out = @(Resize-SDUpscale -Image $small -Model $upscaler -Steps 1 -Seed 5 -TileSize 16 -Verbose 4>&1)
+            # 16x16 input pixels in tiles of 12 (overlap 3): 2 x 2 tiles. Guidance 1 runs one UNet pass per tile.
+            $input = Join-Path (Get-SDGoldenCasePath -Case upscale_x4) 'input_image.png'
+            $out = @(Resize-SDUpscale -Image $input -Prompt 'a cat' -Model $upscaler -Steps 1 -GuidanceScale 1 -Seed 5 -TileSize 12 -Verbose 4>&1)
             $image = @($out | Where-Object { $_ -is [PSStableDiffusion.Engine.SDImage] })
             $image.Count | Should -Be 1
-            $image[0].Width | Should -Be 128
+            $image[0].Width | Should -Be 64
             $log = ($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n"
-            $log | Should -Match 'Tiled UNet: \d+ tiles of 16x16'
+            $log | Should -Match 'Tiled UNet: 4 tiles of 12x12'
             $log | Should -Match 'Tiled VAE decoder'
         }
     }
