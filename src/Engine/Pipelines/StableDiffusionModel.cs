@@ -176,7 +176,8 @@ public sealed class StableDiffusionModel : ICachedEngine
     /// <exception cref="FileNotFoundException">The checkpoint or the given YAML does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">Not valid safetensors.</exception>
     /// <exception cref="Checkpoints.CheckpointFormatException">A malformed, legacy or unsafe torch checkpoint.</exception>
-    /// <exception cref="SingleFileCheckpointException">Not the SD 2.x layout, unknown keys, or a YAML that disagrees with the weights.</exception>
+    /// <exception cref="SingleFileCheckpointException">Not the SD 2.x layout, unknown keys, a YAML that disagrees with the
+    /// weights, or (without a YAML) a layout detection cannot settle (<see cref="SingleFileModelPlan.Unresolved"/>).</exception>
     /// <exception cref="ModelLoadException">The weights do not fit the planned modules.</exception>
     public static StableDiffusionModel LoadSingleFile(string checkpointPath, ComputeTarget target, SingleFileOptions? options = null,
         Action<string>? log = null)
@@ -186,6 +187,10 @@ public sealed class StableDiffusionModel : ICachedEngine
         using var file = CheckpointFiles.Open(checkpointPath);
         var plan = SingleFilePlanner.Plan(file, options);
         foreach (var note in plan.Notes) log?.Invoke(note);
+        if (plan.Unresolved.Count > 0)
+            throw new SingleFileCheckpointException(checkpointPath,
+                $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. Give the model's ldm YAML (-Config, or " +
+                $"'{Path.GetFileNameWithoutExtension(checkpointPath)}.yaml' beside the checkpoint).");
         log?.Invoke($"Planned {checkpointPath} ({plan.Variant}, {plan.PredictionType}, default {plan.DefaultSize}x{plan.DefaultSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
         var dtype = target.DType;

@@ -89,8 +89,9 @@ public static class SingleFilePlanner
         if (upcast)
             notes.Add("Set upcast_attention: SD 2.1 768-v (v-prediction text-to-image) ships with it in diffusers' stable-diffusion-2-1 unet config.");
 
-        var heads = HeadLayout(yaml, variant, unet, notes);
-        int textHeads = TextHeads(yaml, text, notes);
+        var unresolved = new List<string>();
+        var heads = HeadLayout(yaml, variant, unet, notes, unresolved);
+        int textHeads = TextHeads(yaml, text, notes, unresolved);
         double scaling = yaml?.ScaleFactor ?? Assumed(variant == SingleFileVariant.Upscale ? 0.08333 : 0.18215, notes,
             v => $"Assumed VAE scaling_factor {v.ToString(CultureInfo.InvariantCulture)} (the released {(variant == SingleFileVariant.Upscale ? "x4 upscaler" : "SD 2.x")} value).");
 
@@ -113,7 +114,7 @@ public static class SingleFilePlanner
             UNetConfig(unet, heads, upcast, defaultSize / factor).ToJsonString(Indented),
             VaeConfig(vae, scaling, defaultSize).ToJsonString(Indented),
             TextConfig(text, textHeads).ToJsonString(Indented),
-            scheduler, lowRes, maxNoise, notes, keyMap, ignored);
+            scheduler, lowRes, maxNoise, notes, keyMap, ignored, unresolved);
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
@@ -199,7 +200,8 @@ public static class SingleFilePlanner
     }
 
     /// <summary>Heads per level as diffusers' <c>attention_head_dim</c> holds them (SD 2.x: a head count): a list, or one value.</summary>
-    private static JsonNode HeadLayout(LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet, List<string> notes)
+    private static JsonNode HeadLayout(LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet, List<string> notes,
+        List<string> unresolved)
     {
         if (yaml is not null)
         {
@@ -226,11 +228,14 @@ public static class SingleFilePlanner
         var layout = unet.BlockOutChannels.Select(w => w % Sd2HeadChannels == 0 ? w / Sd2HeadChannels : 1).ToArray();
         notes.Add($"Assumed {Sd2HeadChannels} channels per attention head (released SD 2.x num_head_channels; weights cannot show the head layout): heads [{string.Join(", ", layout)}].");
         foreach (var w in unet.BlockOutChannels.Distinct().Where(w => w % Sd2HeadChannels != 0))
+        {
             notes.Add($"Assumed a single head for UNet width {w}, which is not a multiple of {Sd2HeadChannels}: give an ldm config for this model.");
+            unresolved.Add($"the attention heads of UNet width {w} (not a multiple of the {Sd2HeadChannels} channels per head of every released SD 2.x UNet)");
+        }
         return new JsonArray(layout.Select(h => (JsonNode)h).ToArray());
     }
 
-    private static int TextHeads(LdmConfigView? yaml, LdmTextArchitecture text, List<string> notes)
+    private static int TextHeads(LdmConfigView? yaml, LdmTextArchitecture text, List<string> notes, List<string> unresolved)
     {
         if (yaml?.TextTowerHeads is int heads)
         {
@@ -243,6 +248,7 @@ public static class SingleFilePlanner
             return text.Width / OpenClipHeadChannels;
         }
         notes.Add($"Assumed a single text encoder head: width {text.Width} is not a multiple of {OpenClipHeadChannels}.");
+        unresolved.Add($"the text encoder heads of width {text.Width} (not a multiple of OpenCLIP's {OpenClipHeadChannels} channels per head)");
         return 1;
     }
 
