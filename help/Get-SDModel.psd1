@@ -17,7 +17,7 @@ folder given (not its subfolders); a hub cache folder or a models--org--name fol
 '@
         @'
 For a single file, the variant, prediction type and default size are what the loader will decide: from the ldm YAML
-beside the checkpoint (the checkpoint''s name with .yaml) when there is one, else detected from the tensor shapes with
+beside the checkpoint (the checkpoint's name with .yaml) when there is one, else detected from the tensor shapes with
 the rules diffusers uses (an SD 2.x text-to-image checkpoint is taken as v_prediction unless its global_step is 875000).
 Use -Verbose to see the evidence and every assumption. A file that cannot be described (not an SD 2.x checkpoint,
 damaged) is still listed, with its Error property set and a warning.

@@ -79,11 +79,11 @@ public sealed class ModelNotFoundException : DirectoryNotFoundException
 /// <see cref="FileNotFoundException"/>.</item>
 /// </list>
 /// Engine cache keys: the full path of the folder or file, plus <see cref="ModelLoadOptions.CacheKey"/> (with the
-/// config path made absolute). A hub model is keyed by its resolved snapshot folder
-/// (<c>models--org--name/snapshots/&lt;commit&gt;</c>), so an id whose branch moved loads the new commit, and the id and
-/// its snapshot folder given as a path share one loaded model only when the options match. Resolving a branch costs
-/// one request to the hub per call (none offline or for a commit hash; a complete cached snapshot is used when the hub
-/// is unreachable).
+/// config path made absolute and the prediction type normalised). A hub model is keyed by its resolved snapshot folder
+/// (<c>models--org--name/snapshots/&lt;commit&gt;</c>) and not by id + revision: an id whose branch moved loads the new
+/// commit, while a branch, its commit hash and the snapshot folder given as a path share one loaded model (with the
+/// same variant). The price is that resolving a branch costs one request to the hub per call (none offline or for a
+/// commit hash; a complete cached snapshot is used when the hub is unreachable).
 /// </remarks>
 public static partial class ModelStore
 {
@@ -146,8 +146,9 @@ public static partial class ModelStore
     }
 
     /// <summary>
-    /// A lease on the model <paramref name="model"/> names (a diffusers folder; see <see cref="Resolve"/>) on
-    /// <paramref name="target"/>. <paramref name="log"/> says whether it was loaded now (and how long it took) or reused.
+    /// A lease on the model <paramref name="modelPath"/> names (a folder, checkpoint or hub id; see <see cref="Resolve"/>)
+    /// on <paramref name="target"/>, with default options. <paramref name="log"/> says whether it was loaded now (and how
+    /// long it took) or reused.
     /// </summary>
     public static EngineLease<StableDiffusionModel> Acquire(string modelPath, ComputeTarget target, Action<string>? log,
         CancellationToken cancellation) =>
@@ -188,7 +189,10 @@ public static partial class ModelStore
             location = Download(source.Location, options, hubOptions, log, cancellation);
         }
 
-        var key = new EngineKey(location, target, (options with { ConfigPath = configPath, PredictionType = predictionType }).CacheKey);
+        // A hub model is keyed by its snapshot folder, which pins the commit: the revision that led there is left out,
+        // so "main", its commit hash and the snapshot folder given as a path share one engine.
+        var key = new EngineKey(location, target,
+            (options with { ConfigPath = configPath, PredictionType = predictionType, Revision = null }).CacheKey);
         bool loadedNow = false;
         var clock = Stopwatch.StartNew();
         var lease = EngineCache.Shared.Acquire(key, () =>

@@ -78,7 +78,8 @@ public sealed class GetSDModelCommand : SDCmdletBase
         foreach (var model in models)
         {
             if (patterns is not null && !patterns.Any(p => p.IsMatch(model.Name))) continue;
-            if (model.Error is not null) WriteWarning($"{model.Path}: {model.Error}");
+            if (model.Error is not null)
+                WriteWarning(model.Error.Contains(model.Path, StringComparison.Ordinal) ? model.Error : $"{model.Path}: {model.Error}");
             foreach (var note in model.Notes) WriteVerbose($"{model.Name}: {note}");
             WriteObject(model);
         }

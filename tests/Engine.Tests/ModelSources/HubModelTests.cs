@@ -73,11 +73,14 @@ public sealed class HubModelTests(ITestOutputHelper output) : IDisposable
             Assert.True(levels <= 2);
         }
 
-        // A second acquire asks the hub once (has main moved?) and reuses the loaded engine.
+        // A second acquire asks the hub once (has main moved?) and reuses the loaded engine: the key is the snapshot
+        // folder, so naming the branch, or giving the snapshot folder as a path, is the same engine.
         int requests = server.Requests.Count;
-        using (ModelStore.Acquire(source, ComputeTarget.Cpu32, ModelLoadOptions.Default, HubOptionsFor(server), log.Add, default)) { }
+        using (ModelStore.Acquire(source, ComputeTarget.Cpu32, new ModelLoadOptions { Revision = "main" }, HubOptionsFor(server), log.Add, default)) { }
         Assert.Equal(requests + 1, server.Requests.Count);
-        Assert.Contains(log, l => l.StartsWith("Using the cached txt2img model", StringComparison.Ordinal));
+        Assert.Equal(1, log.Count(l => l.StartsWith("Using the cached txt2img model", StringComparison.Ordinal)));
+        using (var byPath = ModelStore.Acquire(snapshot, ComputeTarget.Cpu32, null, default)) Assert.Equal(snapshot, byPath.Engine.Source);
+        Assert.Single(EngineCache.Shared.List(), e => e.Model == snapshot);
 
         // The fp16 variant: another engine (the key holds the variant), the UNet from the fp16 file, widened to float32.
         using (var lease = ModelStore.Acquire(source, ComputeTarget.Cpu32, new ModelLoadOptions { Variant = "fp16" }, HubOptionsFor(server), log.Add, default))
