@@ -15,13 +15,20 @@ public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
     public CLIPTextEmbeddings(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null)
         : base(nameof(CLIPTextEmbeddings))
     {
-        token_embedding = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
-        position_embedding = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, device: device, dtype: dtype);
+        token_embedding = NewEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
+        position_embedding = NewEmbedding(config.MaxPositionEmbeddings, config.HiddenSize, dtype, device);
         MaxPositions = config.MaxPositionEmbeddings;
         // transformers keeps position ids in a non-persistent buffer (arange); it is not part of the state dict,
         // so it is computed in forward instead, and a checkpoint copy of it is ignored by the loader.
         RegisterComponents();
     }
+
+    // TorchSharp's Embedding is built (and normal-initialised) on the CPU, then moved: 200 MB of work for the token
+    // table. On the meta device (weights come from a file next) it is built around an empty meta table instead.
+    private static Embedding NewEmbedding(long count, long width, ScalarType? dtype, Device? device) =>
+        device?.type == DeviceType.META
+            ? nn.Embedding_from_pretrained(torch.empty(new[] { count, width }, dtype ?? ScalarType.Float32, device), freeze: true)
+            : nn.Embedding(count, width, device: device, dtype: dtype);
 
     /// <summary>The longest sequence the position table covers.</summary>
     public int MaxPositions { get; }
