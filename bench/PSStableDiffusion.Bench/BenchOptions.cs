@@ -16,7 +16,8 @@ internal sealed class BenchOptions
     public int? Threads { get; set; }
     public int? Repeats { get; set; }
     public int Steps { get; set; } = 20;
-    public string? ProfileStage { get; set; }
+    public bool HugePages { get; set; } = true;
+    public bool ForceBf16 { get; set; }
 
     // Child-process mode: one stage in one dtype, result as JSON on stdout.
     public string? ChildStage { get; set; }
@@ -35,6 +36,10 @@ internal sealed class BenchOptions
           --threads N            libtorch intra-op threads (default: the processors this process may use)
           --repeats N            timed runs per stage (default 3, or 1 with --quick)
           --steps N              denoising steps of txt2img512 (default 20)
+          --no-huge-pages        do not ask libtorch for transparent huge pages (THP_MEM_ALLOC_ENABLE)
+          --force-bf16           run bfloat16 UNet/VAE/txt2img/upscaler stages even on a CPU without bf16
+                                 instructions (there bf16 convolutions run at ~1-7 GFLOP/s: a UNet step takes
+                                 many minutes), instead of skipping them with an estimate
         Each stage runs in its own child process, so its peak resident memory is its own.
         """;
 
@@ -57,6 +62,8 @@ internal sealed class BenchOptions
                 case "--repeats": options.Repeats = int.Parse(Next()); break;
                 case "--steps": options.Steps = int.Parse(Next()); break;
                 case "--child": options.ChildStage = Next(); break;
+                case "--no-huge-pages": options.HugePages = false; break;
+                case "--force-bf16": options.ForceBf16 = true; break;
                 case "-h" or "--help": Console.Error.WriteLine(Usage); Environment.Exit(0); break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.{Environment.NewLine}{Usage}");
             }
@@ -78,6 +85,7 @@ internal sealed class BenchOptions
         var list = new List<string> { "--child", stage, "--dtype", dtype, "--model", modelFolder,
             "--repeats", RepeatCount.ToString(), "--steps", Steps.ToString(), "--save-folder", SaveFolder! };
         if (Quick) list.Add("--quick");
+        if (!HugePages) list.Add("--no-huge-pages");
         if (Threads is { } threads) { list.Add("--threads"); list.Add(threads.ToString()); }
         return list;
     }

@@ -10,12 +10,14 @@ internal static class Measure
     public static List<double> LastCpuSeconds { get; } = new();
     public static List<double> LastPageFaults { get; } = new();
     public static List<double> LastWarmups { get; } = new();
+    public static List<double> LastSystemSeconds { get; } = new();
 
     public static List<double> Time(Action run, int warmups, int repeats, string label)
     {
         LastCpuSeconds.Clear();
         LastPageFaults.Clear();
         LastWarmups.Clear();
+        LastSystemSeconds.Clear();
         for (int i = 0; i < warmups; i++)
         {
             var clock = Stopwatch.StartNew();
@@ -28,13 +30,15 @@ internal static class Measure
         {
             GC.Collect();
             var cpuBefore = CpuSeconds();
+            var systemBefore = SystemSeconds();
             var faultsBefore = MinorFaults();
             var clock = Stopwatch.StartNew();
             run();
             runs.Add(clock.Elapsed.TotalSeconds);
             LastCpuSeconds.Add(CpuSeconds() - cpuBefore);
+            LastSystemSeconds.Add(SystemSeconds() - systemBefore);
             LastPageFaults.Add(MinorFaults() - faultsBefore);
-            Log($"  {label}: run {i + 1}/{repeats} {runs[^1]:F3} s (CPU {LastCpuSeconds[^1]:F1} s, {LastPageFaults[^1]:F0} page faults)");
+            Log($"  {label}: run {i + 1}/{repeats} {runs[^1]:F3} s (CPU {LastCpuSeconds[^1]:F1} s of which kernel {LastSystemSeconds[^1]:F1} s, {LastPageFaults[^1]:F0} page faults)");
         }
         return runs;
     }
@@ -43,6 +47,12 @@ internal static class Measure
     {
         using var process = Process.GetCurrentProcess();
         return process.TotalProcessorTime.TotalSeconds;
+    }
+
+    public static double SystemSeconds()
+    {
+        using var process = Process.GetCurrentProcess();
+        return process.PrivilegedProcessorTime.TotalSeconds;
     }
 
     /// <summary>Minor page faults of this process so far (Linux; 0 elsewhere): each is a fresh page being mapped.</summary>

@@ -23,7 +23,9 @@ catch (Exception e) when (e is ArgumentException or FormatException)
 
 if (options.ChildStage is { } childStage)
 {
-    // Child: one stage, one dtype; the result is the last stdout line.
+    // Child: one stage, one dtype; the result is the last stdout line. Huge pages must be asked for before
+    // libtorch allocates anything.
+    if (options.HugePages) TorchMemory.EnableHugePages();
     StageResult result;
     try
     {
@@ -66,7 +68,18 @@ foreach (var stage in options.Stages)
         continue;
     }
     var dtypes = stage == "kernels" ? new List<string> { "float32" } : options.DTypes;
-    foreach (var dtype in dtypes) results.Add(RunChild(stage, dtype));
+    foreach (var dtype in dtypes)
+    {
+        if (dtype == "bfloat16" && !options.ForceBf16 && !HasBf16Instructions() && stage is not ("kernels" or "load-fp32" or "load-fp16" or "text"))
+        {
+            var note = "skipped: this CPU has no bf16 instructions (avx512_bf16/amx_bf16) and libtorch's bf16 convolutions " +
+                "run at ~1-7 GFLOP/s here (see the kernels stage), so this stage would take many minutes; --force-bf16 runs it";
+            Measure.Log($"== {stage} ({dtype}) {note}");
+            results.Add(new StageResult { Stage = stage, DType = dtype, Note = note });
+            continue;
+        }
+        results.Add(RunChild(stage, dtype));
+    }
 }
 
 var document = new JsonObject
@@ -114,6 +127,14 @@ StageResult RunChild(string stage, string dtype)
     return JsonSerializer.Deserialize<StageResult>(resultLine, json)!;
 }
 
+static bool HasBf16Instructions()
+{
+    if (!File.Exists("/proc/cpuinfo")) return true; // unknown: measure
+    var flagsLine = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+    var flags = flagsLine.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16");
+}
+
 static JsonObject MachineInfo()
 {
     string cpu = "unknown";
@@ -147,9 +168,18 @@ static JsonObject MachineInfo()
         ["dotnet"] = RuntimeInformation.FrameworkDescription,
         ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(),
         ["libtorch_default_threads"] = TorchThreads.LibTorchDefault,
+        ["transparent_hugepage"] = TorchMemory.KernelHugePageMode(),
         ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : null,
     };
 }
+
+static string ShortNote(string? note) => note switch
+{
+    null => "",
+    _ when note.StartsWith("skipped", StringComparison.Ordinal) => "skipped: no bf16 instructions (--force-bf16 runs it)",
+    _ when note.StartsWith("measured on", StringComparison.Ordinal) => note,
+    _ => "",
+};
 
 static string Table(List<StageResult> results)
 {
@@ -163,7 +193,7 @@ static string Table(List<StageResult> results)
             {
                 item.Stage, item.DType, double.IsNaN(item.MedianS) ? "" : item.MedianS.ToString("F3"), item.RunsS.Count.ToString(),
                 item.GflopPerS?.ToString("F0") ?? "", item == r ? Gib(r.PeakRssBytes) : "", item == r ? Gib(r.PeakRssRunBytes) : "",
-                item.Error ?? (item.OutputFinite == false ? "NON-FINITE OUTPUT" : ""),
+                item.Error ?? (item.OutputFinite == false ? "NON-FINITE OUTPUT" : ShortNote(item.Note)),
             });
         }
     }

@@ -22,6 +22,7 @@ internal static partial class Stages
         var result = new StageResult { Stage = stage, DType = dtypeName };
         result.LibTorchDefaultThreads = TorchThreads.LibTorchDefault;
         result.Threads = TorchThreads.Configure(options.Threads);
+        result.Details["huge_pages"] = options.HugePages ? 1 : 0;
         int warmups = 1, repeats = options.RepeatCount;
         using var noGrad = torch.no_grad();
         var folder = options.ModelFolder!;
@@ -184,6 +185,7 @@ internal static partial class Stages
         {
             result.Details["cpu_s_median"] = Measure.Median(Measure.LastCpuSeconds);
             result.Details["page_faults_median"] = Measure.Median(Measure.LastPageFaults);
+            result.Details["kernel_cpu_s_median"] = Measure.Median(Measure.LastSystemSeconds);
             if (Measure.LastWarmups.Count > 0) result.Details["first_run_s"] = Measure.LastWarmups[0];
         }
         if (result.Flop is { } flop && result.RunsS.Count > 0) result.GflopPerS = flop / result.MedianS / 1e9;

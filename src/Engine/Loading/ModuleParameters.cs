@@ -4,6 +4,15 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Loading;
 
+/// <summary>A module of our own whose parameters <see cref="ModuleParameters"/> may replace.</summary>
+public interface IReplaceableParameters
+{
+    bool CanReplace(string name);
+
+    /// <summary>Makes <paramref name="parameter"/> the module's parameter <paramref name="name"/>, disposing the old one.</summary>
+    void Replace(string name, Parameter parameter);
+}
+
 /// <summary>
 /// Replaces a module's parameters by state-dict name, through the settable <c>weight</c>/<c>bias</c> properties of
 /// the TorchSharp layers the models are made of (so the layer's forward sees the new tensor). This is how a model
@@ -52,6 +61,7 @@ public static class ModuleParameters
             case LayerNorm norm when attribute == "weight": norm.weight = parameter; break;
             case LayerNorm norm: norm.bias = parameter; break;
             case Embedding embedding: embedding.weight = parameter; break;
+            case IReplaceableParameters own: own.Replace(attribute, parameter); break;
         }
     }
 
@@ -59,6 +69,7 @@ public static class ModuleParameters
     {
         Linear or Convolution or GroupNorm or LayerNorm => attribute is "weight" or "bias",
         Embedding => attribute == "weight",
+        IReplaceableParameters own => own.CanReplace(attribute),
         _ => false,
     };
 

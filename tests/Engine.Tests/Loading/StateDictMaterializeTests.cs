@@ -16,7 +16,7 @@ public sealed class StateDictMaterializeTests : IDisposable
 #pragma warning disable IDE1006 // fields are named after their state-dict keys
     private sealed class MetaBlock : nn.Module<Tensor, Tensor>
     {
-        private readonly Embedding embed;
+        private readonly PSStableDiffusion.Engine.Models.Common.LookupEmbedding embed;
         private readonly Linear proj;
         private readonly LayerNorm norm;
         private readonly Conv2d conv;
@@ -24,7 +24,7 @@ public sealed class StateDictMaterializeTests : IDisposable
 
         public MetaBlock(Device device) : base(nameof(MetaBlock))
         {
-            embed = nn.Embedding_from_pretrained(torch.empty(new long[] { 10, 4 }, device: device), freeze: true);
+            embed = new PSStableDiffusion.Engine.Models.Common.LookupEmbedding(10, 4, device: device);
             proj = nn.Linear(4, 3, device: device);
             norm = nn.LayerNorm(3, device: device);
             conv = nn.Conv2d(2, 4, 3, device: device);

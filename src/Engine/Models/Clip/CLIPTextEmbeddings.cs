@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,27 +9,20 @@ namespace PSStableDiffusion.Engine.Models.Clip;
 public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
-    private readonly Embedding token_embedding;
-    private readonly Embedding position_embedding;
+    private readonly LookupEmbedding token_embedding;
+    private readonly LookupEmbedding position_embedding;
 #pragma warning restore IDE1006
 
     public CLIPTextEmbeddings(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null)
         : base(nameof(CLIPTextEmbeddings))
     {
-        token_embedding = NewEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
-        position_embedding = NewEmbedding(config.MaxPositionEmbeddings, config.HiddenSize, dtype, device);
+        token_embedding = new LookupEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
+        position_embedding = new LookupEmbedding(config.MaxPositionEmbeddings, config.HiddenSize, dtype, device);
         MaxPositions = config.MaxPositionEmbeddings;
         // transformers keeps position ids in a non-persistent buffer (arange); it is not part of the state dict,
         // so it is computed in forward instead, and a checkpoint copy of it is ignored by the loader.
         RegisterComponents();
     }
-
-    // TorchSharp's Embedding is built (and normal-initialised) on the CPU, then moved: 200 MB of work for the token
-    // table. On the meta device (weights come from a file next) it is built around an empty meta table instead.
-    private static Embedding NewEmbedding(long count, long width, ScalarType? dtype, Device? device) =>
-        device?.type == DeviceType.META
-            ? nn.Embedding_from_pretrained(torch.empty(new[] { count, width }, dtype ?? ScalarType.Float32, device), freeze: true)
-            : nn.Embedding(count, width, device: device, dtype: dtype);
 
     /// <summary>The longest sequence the position table covers.</summary>
     public int MaxPositions { get; }
