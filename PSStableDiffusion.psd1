@@ -17,6 +17,7 @@
         'Clear-SDEngine'
         'Get-SDDevice'
         'Get-SDEngine'
+        'Get-SDModel'
         'Get-SDScheduler'
         'Import-SDImage'
         'Invoke-SDInpaint'

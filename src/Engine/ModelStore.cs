@@ -23,46 +23,241 @@ public sealed record ModelLoadOptions
     /// <summary>Hub ids: an access token for gated repositories (else HF_TOKEN).</summary>
     public string? Token { get; init; }
 
-    /// <summary>Hub ids: download progress (file, bytes, speed).</summary>
+    /// <summary>Hub ids: download progress (file, bytes done, bytes total, bytes per second), called on a worker thread.</summary>
     public Action<string, long, long, double>? DownloadProgress { get; init; }
 
     /// <summary>A string that tells load options apart in the engine cache key.</summary>
     public string CacheKey => $"{ConfigPath}|{PredictionType}|{Revision}|{Variant}";
 }
 
+/// <summary>What kind of thing a <c>-Model</c> value names.</summary>
+public enum ModelSourceKind
+{
+    /// <summary>A diffusers pipeline folder (<c>model_index.json</c> + one folder per component).</summary>
+    DiffusersFolder,
+    /// <summary>One original (ldm layout) checkpoint file: safetensors or a torch <c>.ckpt</c>.</summary>
+    SingleFile,
+    /// <summary>A Hugging Face hub repository id (<c>org/name</c>), downloaded into the hub cache.</summary>
+    HubRepository,
+}
+
+/// <summary>A resolved <c>-Model</c> value: what it is, and its full path (folder, file) or repository id (hub).</summary>
+/// <param name="Kind">Folder, single file or hub repository.</param>
+/// <param name="Location">The full path (folders without a trailing separator) or the repository id as given.</param>
+/// <param name="Value">What the user passed.</param>
+public sealed record ModelSource(ModelSourceKind Kind, string Location, string Value);
+
+/// <summary>
+/// A <c>-Model</c> value that names nothing: no folder or file there, and not a hub id. It derives from
+/// <see cref="DirectoryNotFoundException"/>, so the cmdlets report it as ModelNotFound.
+/// </summary>
+public sealed class ModelNotFoundException : DirectoryNotFoundException
+{
+    public ModelNotFoundException(string value, string message) : base(message) => Value = value;
+
+    /// <summary>The value as the user passed it.</summary>
+    public string Value { get; }
+}
+
 /// <summary>
 /// Resolves what a user passes as <c>-Model</c> and hands out leases on the loaded model from the shared
-/// <see cref="EngineCache"/>, loading it on first use.
+/// <see cref="EngineCache"/>, loading it (and downloading it, for a hub id) on first use.
 /// </summary>
-public static class ModelStore
+/// <remarks>
+/// Resolution rules, in this order (see <see cref="Resolve"/>):
+/// <list type="number">
+/// <item>An existing directory is a diffusers folder (checked for <c>model_index.json</c> when loaded).</item>
+/// <item>An existing file ending in <c>.safetensors</c>, <c>.ckpt</c>, <c>.pt</c> or <c>.pth</c> is a single-file
+/// checkpoint (the format is then told by its first bytes). An existing file with another extension is refused
+/// (<see cref="NotSupportedException"/>).</item>
+/// <item>Otherwise a value of the form <c>org/name</c> (letters, digits, <c>-</c>, <c>_</c>, <c>.</c>; no <c>--</c> or
+/// <c>..</c>; at most 96 characters per part) is a Hugging Face hub repository id, downloaded into the hub cache
+/// (HF_HOME / HF_HUB_CACHE, shared with Python) and loaded as a folder. A local path always wins over an id, so
+/// <c>./org/name</c> is never downloaded.</item>
+/// <item>Anything else is a <see cref="ModelNotFoundException"/> (a <see cref="DirectoryNotFoundException"/>) that names
+/// the value and the three accepted forms; a missing path ending in a checkpoint extension is a
+/// <see cref="FileNotFoundException"/>.</item>
+/// </list>
+/// Engine cache keys: the full path of the folder or file, plus <see cref="ModelLoadOptions.CacheKey"/> (with the
+/// config path made absolute and the prediction type normalised). A hub model is keyed by its resolved snapshot folder
+/// (<c>models--org--name/snapshots/&lt;commit&gt;</c>) and not by id + revision: an id whose branch moved loads the new
+/// commit, while a branch, its commit hash and the snapshot folder given as a path share one loaded model (with the
+/// same variant). The price is that resolving a branch costs one request to the hub per call (none offline or for a
+/// commit hash; a complete cached snapshot is used when the hub is unreachable).
+/// </remarks>
+public static partial class ModelStore
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")]
+    private static partial System.Text.RegularExpressions.Regex HubIdPattern();
+
+    private const string AcceptedForms =
+        "-Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
+        "or a Hugging Face hub id such as 'stabilityai/stable-diffusion-2-1'.";
+
+    /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
+    /// validates it. Says nothing about whether the repository exists.</summary>
+    public static bool IsHubRepoId(string value) =>
+        HubIdPattern().IsMatch(value) && !value.Contains("..", StringComparison.Ordinal) && !value.Contains("--", StringComparison.Ordinal) &&
+        !value.EndsWith('.') && !value.EndsWith('-');
+
     /// <summary>
-    /// A lease on the model at <paramref name="modelPath"/> (a diffusers folder) on <paramref name="target"/>.
-    /// <paramref name="log"/> says whether it was loaded now (and how long it took) or reused from the cache.
+    /// Applies the resolution rules (see the class remarks) to <paramref name="model"/>. <paramref name="resolvePath"/>
+    /// turns a user path into a full file-system path (a cmdlet passes its provider-aware resolver so relative paths
+    /// follow the PowerShell location); by default <see cref="Path.GetFullPath(string)"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">An empty value.</exception>
+    /// <exception cref="ModelNotFoundException">Nothing at that path and not a hub id.</exception>
+    /// <exception cref="FileNotFoundException">A missing path with a checkpoint extension.</exception>
+    /// <exception cref="NotSupportedException">An existing file that is not a checkpoint.</exception>
+    public static ModelSource Resolve(string model, Func<string, string>? resolvePath = null)
+    {
+        if (string.IsNullOrWhiteSpace(model)) throw new ArgumentException("-Model is empty. " + AcceptedForms, nameof(model));
+        string? fullPath;
+        try
+        {
+            fullPath = Path.TrimEndingDirectorySeparator((resolvePath ?? Path.GetFullPath)(model));
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            fullPath = null; // not a usable path; it may still be a hub id
+        }
+        if (fullPath is not null)
+        {
+            if (Directory.Exists(fullPath)) return new ModelSource(ModelSourceKind.DiffusersFolder, fullPath, model);
+            if (File.Exists(fullPath))
+            {
+                if (SingleFile.CheckpointFiles.HasCheckpointExtension(fullPath))
+                    return new ModelSource(ModelSourceKind.SingleFile, fullPath, model);
+                throw new NotSupportedException(
+                    $"'{fullPath}' is a {(Path.GetExtension(fullPath) is { Length: > 0 } ext ? ext : "extension-less")} file, not a model. {AcceptedForms}");
+            }
+            if (SingleFile.CheckpointFiles.HasCheckpointExtension(fullPath))
+                throw new FileNotFoundException($"Checkpoint file '{fullPath}' does not exist. {AcceptedForms}", fullPath);
+        }
+        var trimmed = model.Trim();
+        if (IsHubRepoId(trimmed)) return new ModelSource(ModelSourceKind.HubRepository, trimmed, model);
+
+        bool looksLikeId = trimmed.Count(c => c == '/') >= 1 && !trimmed.Contains('\\') &&
+            !trimmed.StartsWith('.') && !trimmed.StartsWith('/') && !trimmed.StartsWith('~') && !(trimmed.Length > 1 && trimmed[1] == ':');
+        throw new ModelNotFoundException(model,
+            $"Model '{model}' not found: {(fullPath is null ? "it is not a valid path" : $"there is no folder or file at '{fullPath}'")}" +
+            (looksLikeId ? ", and it is not a valid hub id (org/name: letters, digits, '-', '_', '.'; no '--' or '..')" : ", and it is not a hub id") +
+            $". {AcceptedForms}");
+    }
+
+    /// <summary>
+    /// A lease on the model <paramref name="modelPath"/> names (a folder, checkpoint or hub id; see <see cref="Resolve"/>)
+    /// on <paramref name="target"/>, with default options. <paramref name="log"/> says whether it was loaded now (and how
+    /// long it took) or reused.
     /// </summary>
     public static EngineLease<StableDiffusionModel> Acquire(string modelPath, ComputeTarget target, Action<string>? log,
-        CancellationToken cancellation)
+        CancellationToken cancellation) =>
+        Acquire(modelPath, target, ModelLoadOptions.Default, log, cancellation);
+
+    /// <summary>
+    /// A lease on the model <paramref name="model"/> names: a diffusers folder, a single-file checkpoint or a hub id
+    /// (resolved by <see cref="Resolve"/> with <see cref="Path.GetFullPath(string)"/>; a cmdlet resolves first with its
+    /// own path resolver and calls the <see cref="ModelSource"/> overload).
+    /// </summary>
+    /// <exception cref="ArgumentException">An option that does not apply to this kind of model (e.g. a config for a
+    /// folder, a revision for a local path), or an unknown prediction type.</exception>
+    /// <exception cref="Hub.HubException">The download failed; the message says what to do (token, licence, offline).</exception>
+    public static EngineLease<StableDiffusionModel> Acquire(string model, ComputeTarget target, ModelLoadOptions options,
+        Action<string>? log, CancellationToken cancellation) =>
+        Acquire(Resolve(model), target, options, log, cancellation);
+
+    /// <summary>A lease on a resolved model; see <see cref="Acquire(string, ComputeTarget, ModelLoadOptions, Action{string}?, CancellationToken)"/>.</summary>
+    public static EngineLease<StableDiffusionModel> Acquire(ModelSource source, ComputeTarget target, ModelLoadOptions options,
+        Action<string>? log, CancellationToken cancellation) =>
+        Acquire(source, target, options, hubOptions: null, log, cancellation);
+
+    /// <summary>As the public overload, with the hub settings given instead of read from the environment (tests).</summary>
+    internal static EngineLease<StableDiffusionModel> Acquire(ModelSource source, ComputeTarget target, ModelLoadOptions options,
+        Hub.HubOptions? hubOptions, Action<string>? log, CancellationToken cancellation)
     {
-        var fullPath = Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath));
-        if (!Directory.Exists(fullPath))
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        CheckOptions(source, options);
+        var configPath = options.ConfigPath is null ? null : Path.GetFullPath(options.ConfigPath);
+        if (configPath is not null && !File.Exists(configPath))
+            throw new FileNotFoundException($"Config file '{configPath}' does not exist.", configPath);
+        var predictionType = options.PredictionType is null ? null : SingleFile.SingleFilePlanner.NormalizePredictionType(options.PredictionType);
+
+        string location = source.Location;
+        if (source.Kind == ModelSourceKind.HubRepository)
         {
-            throw File.Exists(fullPath)
-                ? new NotSupportedException($"'{fullPath}' is a file; -Model takes a diffusers model folder (one with model_index.json).")
-                : new DirectoryNotFoundException($"Model folder '{fullPath}' does not exist.");
+            location = Download(source.Location, options, hubOptions, log, cancellation);
         }
-        var key = new EngineKey(fullPath, target);
+
+        // A hub model is keyed by its snapshot folder, which pins the commit: the revision that led there is left out,
+        // so "main", its commit hash and the snapshot folder given as a path share one engine.
+        var key = new EngineKey(location, target,
+            (options with { ConfigPath = configPath, PredictionType = predictionType, Revision = null }).CacheKey);
         bool loadedNow = false;
         var clock = Stopwatch.StartNew();
         var lease = EngineCache.Shared.Acquire(key, () =>
         {
             loadedNow = true;
-            log?.Invoke($"Loading the diffusers model '{fullPath}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
-            return StableDiffusionModel.LoadDiffusersFolder(fullPath, target, log);
+            switch (source.Kind)
+            {
+                case ModelSourceKind.SingleFile:
+                    log?.Invoke($"Loading the single-file checkpoint '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
+                    return StableDiffusionModel.LoadSingleFile(location, target,
+                        new SingleFile.SingleFileOptions { ConfigPath = configPath, PredictionType = predictionType }, log);
+                default:
+                    log?.Invoke($"Loading the diffusers model '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
+                    return StableDiffusionModel.LoadDiffusersFolder(location, target, options.Variant, predictionType, log);
+            }
         }, cancellation);
         var model = lease.Engine;
         log?.Invoke(loadedNow
             ? $"Loaded {model.Variant} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."
-            : $"Using the cached {model.Variant} model '{fullPath}' on {target} (Clear-SDEngine frees it).");
+            : $"Using the cached {model.Variant} model '{location}' on {target} (Clear-SDEngine frees it).");
         return lease;
+    }
+
+    /// <summary>Refuses options that cannot apply to this kind of model, rather than ignoring them.</summary>
+    private static void CheckOptions(ModelSource source, ModelLoadOptions options)
+    {
+        string what = source.Kind switch
+        {
+            ModelSourceKind.DiffusersFolder => "a diffusers folder",
+            ModelSourceKind.SingleFile => "a single-file checkpoint",
+            _ => "a hub id",
+        };
+        if (options.ConfigPath is not null && source.Kind != ModelSourceKind.SingleFile)
+            throw new ArgumentException(
+                $"A config (ldm YAML '{options.ConfigPath}') applies to single-file checkpoints only; '{source.Value}' is {what}, whose configs are its own.", nameof(options));
+        if (source.Kind != ModelSourceKind.HubRepository)
+        {
+            if (options.Revision is not null)
+                throw new ArgumentException($"A revision ('{options.Revision}') applies to hub ids only; '{source.Value}' is {what} on disk.", nameof(options));
+            if (options.Token is not null)
+                throw new ArgumentException($"A hub token applies to hub ids only; '{source.Value}' is {what} on disk.", nameof(options));
+        }
+        if (options.Variant is not null && source.Kind == ModelSourceKind.SingleFile)
+            throw new ArgumentException(
+                $"A weights variant ('{options.Variant}') applies to diffusers folders and hub ids; '{source.Value}' is a single-file checkpoint (its precision is converted on load).", nameof(options));
+    }
+
+    private static string Download(string repoId, ModelLoadOptions options, Hub.HubOptions? hubOptions, Action<string>? log,
+        CancellationToken cancellation)
+    {
+        var revision = options.Revision ?? "main";
+        using var client = new Hub.HubClient(hubOptions ?? Hub.HubOptions.FromEnvironment());
+        var progress = options.DownloadProgress is { } report
+            ? new InlineProgress(p => report(p.File, p.BytesDone, p.BytesTotal, p.BytesPerSecond))
+            : null;
+        var clock = Stopwatch.StartNew();
+        var folder = client.Download(repoId, revision, options.Variant, options.Token, progress, cancellation);
+        log?.Invoke($"Hub model '{repoId}' at '{revision}'{(options.Variant is null ? "" : $" ({options.Variant} weights)")} is '{folder}' " +
+                    $"(cache {client.Options.CacheRoot}; {clock.Elapsed.TotalSeconds:F2} s).");
+        return Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
+    }
+
+    /// <summary>Reports on the calling thread (<see cref="Progress{T}"/> would post to a synchronization context).</summary>
+    private sealed class InlineProgress(Action<Hub.HubProgress> report) : IProgress<Hub.HubProgress>
+    {
+        public void Report(Hub.HubProgress value) => report(value);
     }
 }

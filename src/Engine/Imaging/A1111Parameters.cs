@@ -46,11 +46,8 @@ public static partial class A1111Parameters
         foreach (var (s, sampler) in SamplerNames)
         {
             if (!string.Equals(s, className, StringComparison.OrdinalIgnoreCase)) continue;
-            var name = s == "DPMSolverMultistepScheduler" && ConfigString(config, "algorithm_type") is "sde-dpmsolver++"
+            return s == "DPMSolverMultistepScheduler" && ConfigString(config, "algorithm_type") is "sde-dpmsolver++"
                 ? "DPM++ 2M SDE" : sampler;
-            // The web UI names the Karras variants separately ("DPM++ 2M Karras").
-            return config?["use_karras_sigmas"] is JsonValue karras && karras.TryGetValue<bool>(out var on) && on
-                ? name + " Karras" : name;
         }
         return scheduler;
     }

@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.IO;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Loading;
@@ -56,9 +57,74 @@ public static class StateDictLoader
     public static StateDictLoadResult Load(nn.Module module, IEnumerable<SafeTensorsFile> files, Func<string, string?>? keyMap = null)
     {
         ArgumentNullException.ThrowIfNull(module);
-        var fileList = files.ToList();
+        var (plan, ignored) = Plan(module, files.ToList(), keyMap);
+        foreach (var item in plan) item.File.ReadInto(item.SourceKey, item.Target);
+        return new StateDictLoadResult(plan.Count, ignored);
+    }
+
+    /// <summary>
+    /// Gives <paramref name="module"/> its weights from <paramref name="paths"/> as new tensors of
+    /// <paramref name="dtype"/> on <paramref name="device"/>, replacing its parameters instead of copying into them.
+    /// Meant for a module built on the <c>meta</c> device (no storage, no random initialisation): each weight is read
+    /// from the file once, straight into its final storage; on the CPU a weight whose file dtype is already
+    /// <paramref name="dtype"/> is not copied at all but viewed through a copy-on-write mapping of the file
+    /// (its pages are shared with the page cache). The keys are checked exactly as <see cref="Load(nn.Module, IEnumerable{SafeTensorsFile}, Func{string, string?})"/>
+    /// checks them, before anything is read. Parameters come out without gradients (inference).
+    /// </summary>
+    /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the wrong shape.</exception>
+    /// <exception cref="NotSupportedException">A parameter belongs to a module type whose parameters cannot be replaced.</exception>
+    public static StateDictLoadResult Materialize(nn.Module module, IEnumerable<string> paths, ScalarType dtype, Device device,
+        Func<string, string?>? keyMap = null)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var files = new List<SafeTensorsFile>();
+        try
+        {
+            foreach (var path in paths) files.Add(SafeTensorsFile.Open(path));
+            var (plan, ignored) = Plan(module, files, keyMap);
+            var owners = ModuleParameters.Owners(module);
+            // Check every target can be replaced before reading anything.
+            foreach (var item in plan) ModuleParameters.CheckReplaceable(owners, item.ModuleKey);
+
+            // On the CPU, weights already in the wanted dtype are used straight from the file mapping (no copy).
+            var loaded = SafeTensorsBulkReader.ReadAll(
+                plan.Select(item => new SafeTensorsBulkReader.Request(item.File.Path, item.File.Info(item.SourceKey), dtype)).ToList(),
+                mapWhenPossible: device.type == DeviceType.CPU);
+            try
+            {
+                for (int i = 0; i < plan.Count; i++)
+                {
+                    var tensor = loaded[i]!;
+                    if (device.type != DeviceType.CPU)
+                    {
+                        var moved = tensor.to(device);
+                        tensor.Dispose();
+                        tensor = moved;
+                    }
+                    ModuleParameters.Replace(owners, plan[i].ModuleKey, tensor);
+                    loaded[i] = null;
+                }
+            }
+            finally
+            {
+                foreach (var left in loaded) left?.Dispose();
+            }
+            return new StateDictLoadResult(plan.Count, ignored);
+        }
+        finally
+        {
+            foreach (var file in files) file.Dispose();
+        }
+    }
+
+    private sealed record PlanItem(SafeTensorsFile File, string SourceKey, string ModuleKey, Tensor Target);
+
+    /// <summary>Matches file keys to module tensors; throws naming every problem before anything is read.</summary>
+    private static (List<PlanItem> Plan, List<string> Ignored) Plan(nn.Module module, List<SafeTensorsFile> fileList,
+        Func<string, string?>? keyMap)
+    {
         var targets = module.state_dict();
-        var plan = new List<(SafeTensorsFile File, string SourceKey, Tensor Target)>();
+        var plan = new List<PlanItem>();
         var sources = new Dictionary<string, (SafeTensorsFile File, string SourceKey)>(StringComparer.Ordinal);
         var ignored = new List<string>();
         var problems = new List<string>();
@@ -90,7 +156,7 @@ public static class StateDictLoader
                     problems.Add($"shape mismatch for key {named} in {file.Path}: file has [{string.Join(", ", info.Shape)}], module expects [{string.Join(", ", target.shape)}]");
                     continue;
                 }
-                plan.Add((file, sourceKey, target));
+                plan.Add(new PlanItem(file, sourceKey, moduleKey, target));
             }
         }
 
@@ -105,8 +171,6 @@ public static class StateDictLoader
             throw new ModelLoadException(
                 $"Cannot load {fileNames} into {module.GetType().Name}: {problems.Count} problem(s){Environment.NewLine}{shown}{more}", problems);
         }
-
-        foreach (var (file, sourceKey, target) in plan) file.ReadInto(sourceKey, target);
-        return new StateDictLoadResult(plan.Count, ignored);
+        return (plan, ignored);
     }
 }

@@ -183,7 +183,11 @@ public sealed class LdmKeyMap
     /// </summary>
     /// <exception cref="UnknownCheckpointKeyException">Keys the map does not know (all of them are listed).</exception>
     /// <exception cref="SingleFileCheckpointException">A mapped key is missing or has another shape.</exception>
-    public void Validate(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath)
+    public void Validate(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath) =>
+        Validate(SingleFileDetector.Shapes(tensors), filePath);
+
+    /// <summary>As <see cref="Validate(IReadOnlyDictionary{string, SafeTensorInfo}, string)"/>, from key → shape.</summary>
+    public void Validate(IReadOnlyDictionary<string, long[]> tensors, string filePath)
     {
         var unknown = tensors.Keys.Where(k => !IsKnown(k)).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0) throw new UnknownCheckpointKeyException(filePath, unknown);
@@ -191,8 +195,8 @@ public sealed class LdmKeyMap
         foreach (var (key, mappings) in _bySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (!tensors.TryGetValue(key, out var info)) problems.Add($"missing '{key}' ([{Dims(mappings[0].SourceShape)}])");
-            else if (!info.Shape.SequenceEqual(mappings[0].SourceShape))
-                problems.Add($"'{key}' has shape [{Dims(info.Shape)}], expected [{Dims(mappings[0].SourceShape)}]");
+            else if (!info.SequenceEqual(mappings[0].SourceShape))
+                problems.Add($"'{key}' has shape [{Dims(info)}], expected [{Dims(mappings[0].SourceShape)}]");
         }
         if (problems.Count > 0)
             throw new SingleFileCheckpointException(filePath,

@@ -3,8 +3,8 @@ using PSStableDiffusion.Engine.IO;
 namespace PSStableDiffusion.Engine.SingleFile;
 
 /// <summary>
-/// Reads the architecture of an SD 2.x single-file checkpoint from its tensor shapes alone (the safetensors header:
-/// no tensor data is touched). What shapes cannot show (attention head layout, prediction type) is left to
+/// Reads the architecture of an SD 2.x single-file checkpoint from its tensor shapes alone (the safetensors header or
+/// the torch checkpoint's pickle: no tensor data is touched). What shapes cannot show (attention head layout, prediction type) is left to
 /// <see cref="SingleFilePlanner"/>.
 /// </summary>
 public static class SingleFileDetector
@@ -12,12 +12,27 @@ public static class SingleFileDetector
     /// <summary>Detects every component the file holds.</summary>
     /// <param name="notes">Receives one line per finding or ambiguity (for -Verbose output).</param>
     /// <exception cref="SingleFileCheckpointException">The tensors do not have the SD 2.x layout; the message names the key.</exception>
-    public static LdmArchitecture Detect(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath, IList<string>? notes = null)
+    public static LdmArchitecture Detect(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath, IList<string>? notes = null) =>
+        Detect(Shapes(tensors), filePath, notes);
+
+    /// <summary>Detects every component of an opened checkpoint (safetensors or torch zip): shapes only, no data read.</summary>
+    public static LdmArchitecture Detect(ITensorFile file, IList<string>? notes = null) => Detect(Shapes(file), file.Path, notes);
+
+    /// <summary>Detects every component from tensor shapes (key → shape).</summary>
+    public static LdmArchitecture Detect(IReadOnlyDictionary<string, long[]> shapes, string filePath, IList<string>? notes = null)
     {
-        var header = new Header(tensors, filePath);
+        var header = new Header(shapes, filePath);
         notes ??= new List<string>();
         return new LdmArchitecture(DetectUNet(header, notes), DetectVae(header, notes), DetectText(header, notes));
     }
+
+    /// <summary>Key → shape of a safetensors header.</summary>
+    public static IReadOnlyDictionary<string, long[]> Shapes(IReadOnlyDictionary<string, SafeTensorInfo> tensors) =>
+        tensors.ToDictionary(t => t.Key, t => t.Value.Shape, StringComparer.Ordinal);
+
+    /// <summary>Key → shape of any tensor file, read from its index (no tensor data).</summary>
+    public static IReadOnlyDictionary<string, long[]> Shapes(ITensorFile file) =>
+        file.Keys.ToDictionary(k => k, file.ShapeOf, StringComparer.Ordinal);
 
     /// <summary>The variant a UNet belongs to, from its input channels and class embedding.</summary>
     /// <exception cref="NotSupportedException">A combination no SD 2.x model has.</exception>
@@ -34,9 +49,9 @@ public static class SingleFileDetector
 
     private sealed class Header
     {
-        private readonly IReadOnlyDictionary<string, SafeTensorInfo> _tensors;
+        private readonly IReadOnlyDictionary<string, long[]> _tensors;
 
-        public Header(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath) { _tensors = tensors; FilePath = filePath; }
+        public Header(IReadOnlyDictionary<string, long[]> tensors, string filePath) { _tensors = tensors; FilePath = filePath; }
 
         public string FilePath { get; }
 
@@ -44,7 +59,7 @@ public static class SingleFileDetector
 
         public bool HasPrefix(string prefix) => _tensors.Keys.Any(k => k.StartsWith(prefix, StringComparison.Ordinal));
 
-        public long[]? Shape(string key) => _tensors.TryGetValue(key, out var info) ? info.Shape : null;
+        public long[]? Shape(string key) => _tensors.TryGetValue(key, out var shape) ? shape : null;
 
         public long[] Require(string key, int rank, string what)
         {

@@ -18,12 +18,16 @@ public static class SingleFileLoader
     /// <summary>Loads <paramref name="component"/> from <paramref name="file"/> into <paramref name="module"/>.</summary>
     /// <exception cref="UnknownCheckpointKeyException">The file has keys the map does not know.</exception>
     /// <exception cref="ModelLoadException">A module tensor is missing, or a shape differs.</exception>
-    public static StateDictLoadResult Load(nn.Module module, SafeTensorsFile file, LdmKeyMap map, SingleFileComponent component)
+    /// <remarks>
+    /// <paramref name="file"/> is safetensors or a torch checkpoint; values are converted to each module tensor's dtype
+    /// on read, so an fp16 file loads into a float32 (or bfloat16) module and the other way round.
+    /// </remarks>
+    public static StateDictLoadResult Load(nn.Module module, ITensorFile file, LdmKeyMap map, SingleFileComponent component)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(map);
-        var unknown = file.Tensors.Keys.Where(k => !map.IsKnown(k)).Order(StringComparer.Ordinal).ToList();
+        var unknown = file.Keys.Where(k => !map.IsKnown(k)).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0) throw new UnknownCheckpointKeyException(file.Path, unknown);
 
         var targets = module.state_dict();
@@ -31,7 +35,7 @@ public static class SingleFileLoader
         var filled = new HashSet<string>(StringComparer.Ordinal);
         var ignored = new List<string>();
         var problems = new List<string>();
-        foreach (var (sourceKey, info) in file.Tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        foreach (var sourceKey in file.Keys.Order(StringComparer.Ordinal))
         {
             var mappings = map.Resolve(sourceKey, file.Path).Where(m => m.Component == component).ToList();
             if (mappings.Count == 0)
@@ -47,9 +51,10 @@ public static class SingleFileLoader
                     problems.Add($"unexpected key {named} in {file.Path}: the {module.GetType().Name} has no such parameter or buffer");
                     continue;
                 }
-                if (!info.Shape.SequenceEqual(mapping.SourceShape))
+                var fileShape = file.ShapeOf(sourceKey);
+                if (!fileShape.SequenceEqual(mapping.SourceShape))
                 {
-                    problems.Add($"shape mismatch for key '{sourceKey}' in {file.Path}: file has [{string.Join(", ", info.Shape)}], the architecture expects [{string.Join(", ", mapping.SourceShape)}]");
+                    problems.Add($"shape mismatch for key '{sourceKey}' in {file.Path}: file has [{string.Join(", ", fileShape)}], the architecture expects [{string.Join(", ", mapping.SourceShape)}]");
                     continue;
                 }
                 if (!target.shape.SequenceEqual(mapping.ModuleShape))
@@ -80,13 +85,13 @@ public static class SingleFileLoader
             var first = group.First().Mapping;
             if (first.Conversion == LdmConversion.Copy)
             {
-                file.ReadInto(first.SourceKey, group.Single().Target);
+                ReadInto(file, first.SourceKey, group.Single().Target);
             }
             else if (first.Conversion == LdmConversion.Conv1x1ToLinear)
             {
                 // [C, C] seen as [C, C, 1, 1]: the file's bytes land in the parameter with no intermediate tensor.
                 using var asConv = group.Single().Target.view(first.SourceShape);
-                file.ReadInto(first.SourceKey, asConv);
+                ReadInto(file, first.SourceKey, asConv);
             }
             else
             {
@@ -103,7 +108,22 @@ public static class SingleFileLoader
     public static StateDictLoadResult Load(nn.Module module, SingleFileModelPlan plan, SingleFileComponent component)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        using var file = SafeTensorsFile.Open(plan.CheckpointPath);
+        using var file = CheckpointFiles.Open(plan.CheckpointPath);
         return Load(module, file, plan.KeyMap, component);
+    }
+
+    /// <summary>
+    /// Copies one tensor into <paramref name="destination"/>, converting dtype: straight from the mapped bytes for
+    /// safetensors, through one read tensor for other formats.
+    /// </summary>
+    private static void ReadInto(ITensorFile file, string key, Tensor destination)
+    {
+        if (file is SafeTensorsFile safetensors)
+        {
+            safetensors.ReadInto(key, destination);
+            return;
+        }
+        using var value = file.Read(key);
+        destination.copy_(value);
     }
 }

@@ -34,8 +34,10 @@ public sealed class SingleFileModelPlan
 {
     internal SingleFileModelPlan(string checkpointPath, string? configPath, SingleFileVariant variant, string predictionType,
         int defaultSize, string unetConfigJson, string vaeConfigJson, string textEncoderConfigJson, string schedulerConfigJson,
-        string? lowResSchedulerConfigJson, int? maxNoiseLevel, IReadOnlyList<string> notes, LdmKeyMap keyMap, IReadOnlyList<string> ignoredKeys)
+        string? lowResSchedulerConfigJson, int? maxNoiseLevel, IReadOnlyList<string> notes, LdmKeyMap keyMap, IReadOnlyList<string> ignoredKeys,
+        IReadOnlyList<string>? unresolved = null)
     {
+        Unresolved = unresolved ?? Array.Empty<string>();
         CheckpointPath = checkpointPath; ConfigPath = configPath; Variant = variant; PredictionType = predictionType;
         DefaultSize = defaultSize; UNetConfigJson = unetConfigJson; VaeConfigJson = vaeConfigJson;
         TextEncoderConfigJson = textEncoderConfigJson; SchedulerConfigJson = schedulerConfigJson;
@@ -77,6 +79,13 @@ public sealed class SingleFileModelPlan
 
     /// <summary>One line per detection, assumption and piece of evidence, for <c>-Verbose</c>.</summary>
     public IReadOnlyList<string> Notes { get; }
+
+    /// <summary>
+    /// Settings detection had to guess without any released SD 2.x model to go by (e.g. attention heads for a width that is
+    /// not a multiple of 64). Such a plan describes the file, but loading it refuses to run a guessed architecture:
+    /// the model's ldm YAML is needed. Empty with a YAML, and for every released SD 2.x layout.
+    /// </summary>
+    public IReadOnlyList<string> Unresolved { get; }
 
     /// <summary>Assumptions only (the notes that start with "Assumed").</summary>
     public IEnumerable<string> Assumptions => Notes.Where(n => n.StartsWith("Assumed", StringComparison.Ordinal));

@@ -26,9 +26,10 @@ public static class SingleFilePlanner
 
     private const string ResourcePrefix = "PSStableDiffusion.Engine.SingleFile.Configs.";
 
-    /// <summary>Plans the checkpoint at <paramref name="checkpointPath"/>.</summary>
+    /// <summary>Plans the checkpoint at <paramref name="checkpointPath"/> (safetensors or a torch <c>.ckpt</c>).</summary>
     /// <exception cref="FileNotFoundException">The checkpoint (or the given config) does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">The file is not valid safetensors.</exception>
+    /// <exception cref="Checkpoints.CheckpointFormatException">The file is a malformed, legacy or unsafe torch checkpoint.</exception>
     /// <exception cref="UnknownCheckpointKeyException">The file has keys that are neither weights nor known unused buffers.</exception>
     /// <exception cref="SingleFileCheckpointException">The weights do not have the SD 2.x layout or disagree with the config.</exception>
     /// <exception cref="FormatException">The YAML is malformed.</exception>
@@ -37,12 +38,26 @@ public static class SingleFilePlanner
         options ??= new SingleFileOptions();
         checkpointPath = Path.GetFullPath(checkpointPath);
         if (!File.Exists(checkpointPath)) throw new FileNotFoundException($"Checkpoint not found: {checkpointPath}", checkpointPath);
-        using var file = SafeTensorsFile.Open(checkpointPath);
-        return Plan(file.Tensors, checkpointPath, options);
+        using var file = CheckpointFiles.Open(checkpointPath);
+        return Plan(file, options);
+    }
+
+    /// <summary>
+    /// Plans an opened checkpoint from its tensor shapes. A torch checkpoint's <c>global_step</c> takes part in the
+    /// prediction-type guess as in diffusers (875000, the SD 2.x 512-base release, means epsilon).
+    /// </summary>
+    public static SingleFileModelPlan Plan(ITensorFile file, SingleFileOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        return Plan(SingleFileDetector.Shapes(file), Path.GetFullPath(file.Path), options, CheckpointFiles.GlobalStep(file));
     }
 
     /// <summary>Plans from an already opened header (<see cref="SafeTensorsFile.Tensors"/>).</summary>
-    public static SingleFileModelPlan Plan(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string checkpointPath, SingleFileOptions? options = null)
+    public static SingleFileModelPlan Plan(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string checkpointPath, SingleFileOptions? options = null) =>
+        Plan(SingleFileDetector.Shapes(tensors), checkpointPath, options, globalStep: null);
+
+    /// <summary>Plans from tensor shapes (key → shape) and, for torch checkpoints, their <c>global_step</c>.</summary>
+    public static SingleFileModelPlan Plan(IReadOnlyDictionary<string, long[]> tensors, string checkpointPath, SingleFileOptions? options, long? globalStep)
     {
         options ??= new SingleFileOptions();
         var notes = new List<string>();
@@ -67,15 +82,16 @@ public static class SingleFilePlanner
         }
         else notes.Add("Config: none given or beside the checkpoint; the settings below that weights cannot show are assumed.");
 
-        var prediction = PredictionType(options, yaml, variant, unet, notes);
+        var prediction = PredictionType(options, yaml, variant, unet, globalStep, notes);
         int factor = vae.DownscaleFactor;
         int defaultSize = DefaultSize(yaml, variant, prediction, factor, notes);
         bool upcast = variant == SingleFileVariant.TextToImage && prediction == "v_prediction";
         if (upcast)
             notes.Add("Set upcast_attention: SD 2.1 768-v (v-prediction text-to-image) ships with it in diffusers' stable-diffusion-2-1 unet config.");
 
-        var heads = HeadLayout(yaml, variant, unet, notes);
-        int textHeads = TextHeads(yaml, text, notes);
+        var unresolved = new List<string>();
+        var heads = HeadLayout(yaml, variant, unet, notes, unresolved);
+        int textHeads = TextHeads(yaml, text, notes, unresolved);
         double scaling = yaml?.ScaleFactor ?? Assumed(variant == SingleFileVariant.Upscale ? 0.08333 : 0.18215, notes,
             v => $"Assumed VAE scaling_factor {v.ToString(CultureInfo.InvariantCulture)} (the released {(variant == SingleFileVariant.Upscale ? "x4 upscaler" : "SD 2.x")} value).");
 
@@ -83,13 +99,22 @@ public static class SingleFilePlanner
         keyMap.Validate(tensors, checkpointPath);
         var ignored = tensors.Keys.Where(keyMap.IsIgnored).Order(StringComparer.Ordinal).ToList();
         if (ignored.Count > 0) notes.Add($"Ignoring {ignored.Count} known key(s) inference never uses (unused text block, projection, schedule buffers, EMA copies).");
+        if (variant == SingleFileVariant.Depth)
+        {
+            // Released depth checkpoints bundle MiDaS (DPT-Hybrid) under depth_model.*; the engine takes depth maps as
+            // input instead of estimating them, so those weights are skipped whether present or not.
+            int midas = tensors.Keys.Count(k => k.StartsWith(LdmKeyMap.DepthModelPrefix, StringComparison.Ordinal));
+            notes.Add(midas > 0
+                ? $"Ignoring the {midas} MiDaS depth estimator tensors ('{LdmKeyMap.DepthModelPrefix}*'): depth is not estimated here; pass a depth map."
+                : $"No MiDaS depth estimator ('{LdmKeyMap.DepthModelPrefix}*') in the file; none is used: depth maps are passed in, not estimated.");
+        }
 
         var (scheduler, lowRes, maxNoise) = SchedulerConfigs(yaml, variant, prediction, notes);
         return new SingleFileModelPlan(checkpointPath, configPath, variant, prediction, defaultSize,
             UNetConfig(unet, heads, upcast, defaultSize / factor).ToJsonString(Indented),
             VaeConfig(vae, scaling, defaultSize).ToJsonString(Indented),
             TextConfig(text, textHeads).ToJsonString(Indented),
-            scheduler, lowRes, maxNoise, notes, keyMap, ignored);
+            scheduler, lowRes, maxNoise, notes, keyMap, ignored, unresolved);
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
@@ -109,7 +134,11 @@ public static class SingleFilePlanner
         _ => throw new ArgumentException($"Unknown prediction type '{value}' (epsilon or v_prediction).", nameof(value)),
     };
 
-    private static string PredictionType(SingleFileOptions options, LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet, List<string> notes)
+    /// <summary>diffusers' <c>global_step</c> of the SD 2.x 512-base release: the one step it takes as epsilon.</summary>
+    public const long Sd2BaseGlobalStep = 875000;
+
+    private static string PredictionType(SingleFileOptions options, LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet,
+        long? globalStep, List<string> notes)
     {
         if (options.PredictionType is not null)
         {
@@ -128,12 +157,19 @@ public static class SingleFilePlanner
         {
             case SingleFileVariant.TextToImage:
                 // diffusers' from_single_file: an SD 2.x text-to-image checkpoint is v_prediction unless its global_step is
-                // 875000 (the 512-base release); a safetensors file has no global_step, so it takes v_prediction.
+                // 875000 (the 512-base release). Safetensors files carry no global_step, so they take v_prediction.
                 var evidenceKey = LdmKeyMap.UNetPrefix + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight";
-                notes.Add($"Assumed prediction type v_prediction, as diffusers' from_single_file does for an SD 2.x checkpoint " +
-                          $"(text width {unet.CrossAttentionDim} at '{evidenceKey}') without global_step: it picks epsilon only for " +
-                          "global_step 875000 (2.x 512-base), which a safetensors file cannot carry. For stable-diffusion-2(-1)-base, " +
-                          "give PredictionType epsilon.");
+                var evidence = $"an SD 2.x checkpoint (text width {unet.CrossAttentionDim} at '{evidenceKey}')";
+                if (globalStep == Sd2BaseGlobalStep)
+                {
+                    notes.Add($"Assumed prediction type epsilon, as diffusers' from_single_file does for {evidence} whose global_step is " +
+                              $"{Sd2BaseGlobalStep} (the 2.x 512-base release). For a v-prediction model, give PredictionType v_prediction.");
+                    return "epsilon";
+                }
+                notes.Add($"Assumed prediction type v_prediction, as diffusers' from_single_file does for {evidence} " +
+                          (globalStep is { } step ? $"with global_step {step}" : "without global_step (safetensors files have none)") +
+                          $": it picks epsilon only for global_step {Sd2BaseGlobalStep} (2.x 512-base). For stable-diffusion-2(-1)-base " +
+                          "and other epsilon models, give PredictionType epsilon.");
                 return "v_prediction";
             case SingleFileVariant.Upscale:
                 notes.Add("Assumed prediction type v_prediction: the x4 upscaler's released config (x4-upscaling.yaml parameterization v; diffusers' stable-diffusion-x4-upscaler scheduler).");
@@ -164,7 +200,8 @@ public static class SingleFilePlanner
     }
 
     /// <summary>Heads per level as diffusers' <c>attention_head_dim</c> holds them (SD 2.x: a head count): a list, or one value.</summary>
-    private static JsonNode HeadLayout(LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet, List<string> notes)
+    private static JsonNode HeadLayout(LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet, List<string> notes,
+        List<string> unresolved)
     {
         if (yaml is not null)
         {
@@ -191,11 +228,14 @@ public static class SingleFilePlanner
         var layout = unet.BlockOutChannels.Select(w => w % Sd2HeadChannels == 0 ? w / Sd2HeadChannels : 1).ToArray();
         notes.Add($"Assumed {Sd2HeadChannels} channels per attention head (released SD 2.x num_head_channels; weights cannot show the head layout): heads [{string.Join(", ", layout)}].");
         foreach (var w in unet.BlockOutChannels.Distinct().Where(w => w % Sd2HeadChannels != 0))
+        {
             notes.Add($"Assumed a single head for UNet width {w}, which is not a multiple of {Sd2HeadChannels}: give an ldm config for this model.");
+            unresolved.Add($"the attention heads of UNet width {w} (not a multiple of the {Sd2HeadChannels} channels per head of every released SD 2.x UNet)");
+        }
         return new JsonArray(layout.Select(h => (JsonNode)h).ToArray());
     }
 
-    private static int TextHeads(LdmConfigView? yaml, LdmTextArchitecture text, List<string> notes)
+    private static int TextHeads(LdmConfigView? yaml, LdmTextArchitecture text, List<string> notes, List<string> unresolved)
     {
         if (yaml?.TextTowerHeads is int heads)
         {
@@ -208,6 +248,7 @@ public static class SingleFilePlanner
             return text.Width / OpenClipHeadChannels;
         }
         notes.Add($"Assumed a single text encoder head: width {text.Width} is not a multiple of {OpenClipHeadChannels}.");
+        unresolved.Add($"the text encoder heads of width {text.Width} (not a multiple of OpenCLIP's {OpenClipHeadChannels} channels per head)");
         return 1;
     }
 

@@ -1,3 +1,5 @@
+using PSStableDiffusion.Engine.Runtime;
+using System.Collections.Concurrent;
 using System.Management.Automation;
 using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Pipelines;
@@ -14,6 +16,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     #region Members
 
     private const int ProgressActivityId = 1;
+    private const int DownloadActivityId = 2;
     private ComputeTarget? _target;
 
     #endregion
@@ -33,6 +36,36 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     /// <summary>float32 (default), bfloat16, or float16 (CUDA only).</summary>
     [Parameter]
     public Precision Precision { get; set; } = Precision.Float32;
+
+    /// <summary>Single-file checkpoints: the ldm YAML config to use, instead of the one beside the file or detection.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Config { get; set; }
+
+    /// <summary>epsilon or v_prediction, overriding what the model's files say (single files carry no such setting).</summary>
+    [Parameter]
+    [ValidateSet("epsilon", "v_prediction")]
+    public string? PredictionType { get; set; }
+
+    /// <summary>Hub ids: the branch, tag or commit to download (default main).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Revision { get; set; }
+
+    /// <summary>Hub ids and folders: a weights variant such as fp16 (*.fp16.safetensors), as diffusers' variant.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Variant { get; set; }
+
+    /// <summary>Hub ids: an access token for gated repositories (default: HF_TOKEN or the huggingface-cli login).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Token { get; set; }
+
+    /// <summary>CPU threads for libtorch (default: the machine's cores).</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int? Threads { get; set; }
 
     #endregion
 
@@ -84,7 +117,9 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         {
             images = RunEngine(() =>
             {
-                using var lease = ModelStore.Acquire(ResolveModel(Model), _target!, WriteVerbose, Cancellation);
+                var threads = TorchThreads.Configure(Threads);
+                WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? " (the machine's cores; -Threads changes it)" : "")}.");
+                using var lease = AcquireModel();
                 SchedulerRegistry.ValidateOptions(request.Scheduler ?? lease.Engine.SchedulerConfig.ClassName ?? "DDIM", request.Eta, request.KarrasSigmas);
                 WriteVerbose($"{kind}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
                 return ImageGeneration.Generate(lease.Engine, request, kind, observer);
@@ -104,21 +139,44 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         }
     }
 
-    /// <summary>A PowerShell path becomes a file-system path; anything that is not a path (a hub id) stays as given.</summary>
-    protected string ResolveModel(string model)
+    /// <summary>
+    /// A lease on the model -Model names (folder, single file or hub id, resolved by the engine's rules). A hub
+    /// download runs on a worker so that its progress can be written from this, the pipeline thread.
+    /// </summary>
+    private EngineLease<StableDiffusionModel> AcquireModel()
     {
-        var resolved = ResolvePath(model);
-        return Directory.Exists(resolved) || File.Exists(resolved) ? resolved : LooksLikeHubId(model) ? model : resolved;
+        var source = ModelStore.Resolve(Model, ResolvePath);
+        var downloads = new ConcurrentQueue<ProgressRecord>();
+        var options = new ModelLoadOptions
+        {
+            ConfigPath = Config is null ? null : ResolvePath(Config),
+            PredictionType = PredictionType,
+            Revision = Revision,
+            Variant = Variant,
+            Token = Token,
+            DownloadProgress = (file, done, total, speed) => downloads.Enqueue(new ProgressRecord(DownloadActivityId,
+                $"Downloading {source.Value}", $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
+            {
+                PercentComplete = total > 0 ? (int)(100 * done / total) : -1,
+                SecondsRemaining = speed > 0 && total > done ? (int)((total - done) / speed) : -1,
+            }),
+        };
+        if (source.Kind != ModelSourceKind.HubRepository)
+            return ModelStore.Acquire(source, _target!, options, WriteVerbose, Cancellation);
+
+        var verbose = new ConcurrentQueue<string>();
+        var acquiring = Task.Run(() => ModelStore.Acquire(source, _target!, options, verbose.Enqueue, Cancellation));
+        while (!acquiring.Wait(200))
+        {
+            while (downloads.TryDequeue(out var record)) WriteProgress(record);
+            while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+        }
+        while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+        WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
+        return acquiring.GetAwaiter().GetResult();
     }
 
     protected static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
-
-    #endregion
-
-    #region Private methods
-
-    private static bool LooksLikeHubId(string model) =>
-        System.Text.RegularExpressions.Regex.IsMatch(model, @"^[A-Za-z0-9][\w.-]*/[\w.-]+$") && !model.StartsWith('.');
 
     #endregion
 }

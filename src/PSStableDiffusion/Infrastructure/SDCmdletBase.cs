@@ -46,6 +46,13 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         var (id, category) = exception switch
         {
             UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
+            Engine.Hub.HubNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
+            Engine.Hub.HubAuthenticationException or Engine.Hub.HubAccessDeniedException => ("HubAccessDenied", ErrorCategory.PermissionDenied),
+            Engine.Hub.HubOfflineException => ("HubUnavailable", ErrorCategory.ConnectionError),
+            Engine.Hub.HubException => ("HubDownloadFailed", ErrorCategory.ConnectionError),
+            Engine.Checkpoints.UnsafeCheckpointException => ("UnsafeCheckpoint", ErrorCategory.SecurityError),
+            Engine.Checkpoints.CheckpointFormatException => ("InvalidCheckpoint", ErrorCategory.InvalidData),
+            Engine.SingleFile.SingleFileCheckpointException => ("InvalidCheckpoint", ErrorCategory.InvalidData),
             DirectoryNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
             FileNotFoundException => ("FileNotFound", ErrorCategory.ObjectNotFound),
             SafeTensorsFormatException => ("InvalidSafeTensors", ErrorCategory.InvalidData),

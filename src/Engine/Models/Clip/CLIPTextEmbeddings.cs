@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,15 +9,15 @@ namespace PSStableDiffusion.Engine.Models.Clip;
 public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
-    private readonly Embedding token_embedding;
-    private readonly Embedding position_embedding;
+    private readonly LookupEmbedding token_embedding;
+    private readonly LookupEmbedding position_embedding;
 #pragma warning restore IDE1006
 
     public CLIPTextEmbeddings(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null)
         : base(nameof(CLIPTextEmbeddings))
     {
-        token_embedding = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
-        position_embedding = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, device: device, dtype: dtype);
+        token_embedding = new LookupEmbedding(config.VocabSize, config.HiddenSize, dtype, device);
+        position_embedding = new LookupEmbedding(config.MaxPositionEmbeddings, config.HiddenSize, dtype, device);
         MaxPositions = config.MaxPositionEmbeddings;
         // transformers keeps position ids in a non-persistent buffer (arange); it is not part of the state dict,
         // so it is computed in forward instead, and a checkpoint copy of it is ignored by the loader.

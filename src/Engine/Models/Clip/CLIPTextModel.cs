@@ -54,10 +54,12 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
         if (!File.Exists(weightsPath))
             throw new FileNotFoundException($"Text encoder weights not found: '{weightsPath}'.", weightsPath);
 
-        var model = new CLIPTextModel(CLIPTextConfig.Load(configPath), dtype, device);
+        // Built on meta: no storage and no random init; every parameter then gets its storage from the file
+        // (without gradients).
+        var model = new CLIPTextModel(CLIPTextConfig.Load(configPath), dtype, torch.META);
         try
         {
-            PretrainedWeights.LoadInto(model, weightsPath, IgnoredCheckpointKeys);
+            PretrainedWeights.Materialize(model, weightsPath, dtype, device, IgnoredCheckpointKeys);
         }
         catch
         {
@@ -65,7 +67,6 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
             throw;
         }
         model.eval();
-        foreach (var parameter in model.parameters()) parameter.requires_grad = false;
         return model;
     }
 }

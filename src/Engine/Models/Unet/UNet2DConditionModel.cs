@@ -111,9 +111,20 @@ public sealed class UNet2DConditionModel : nn.Module
     public static UNet2DConditionModel FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = UNet2DConditionConfig.FromFile(Path.Combine(folder, "config.json"));
-        var model = new UNet2DConditionModel(config, device, dtype);
+        var weightsPath = Path.Combine(folder, "diffusion_pytorch_model.safetensors");
+        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"UNet weights not found: '{weightsPath}'.", weightsPath);
+        // Built on meta: no storage and no random init; every parameter then gets its storage from the file.
+        var model = new UNet2DConditionModel(config, torch.META, dtype);
+        try
+        {
+            PretrainedWeights.Materialize(model, weightsPath, dtype, device);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         model.eval();
-        PretrainedWeights.LoadInto(model, Path.Combine(folder, "diffusion_pytorch_model.safetensors"));
         return model;
     }
 

@@ -62,9 +62,20 @@ public sealed class AutoencoderKL : nn.Module
     public static AutoencoderKL FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = AutoencoderKLConfig.FromFile(Path.Combine(folder, "config.json"));
-        var model = new AutoencoderKL(config, device, dtype);
+        var weightsPath = Path.Combine(folder, "diffusion_pytorch_model.safetensors");
+        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"VAE weights not found: '{weightsPath}'.", weightsPath);
+        // Built on meta: no storage and no random init; every parameter then gets its storage from the file.
+        var model = new AutoencoderKL(config, torch.META, dtype);
+        try
+        {
+            PretrainedWeights.Materialize(model, weightsPath, dtype, device);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         model.eval();
-        PretrainedWeights.LoadInto(model, Path.Combine(folder, "diffusion_pytorch_model.safetensors"));
         return model;
     }
 

@@ -1,0 +1,313 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using PSStableDiffusion.Engine;
+using PSStableDiffusion.Engine.Models.Clip;
+using PSStableDiffusion.Engine.Models.Configs;
+using PSStableDiffusion.Engine.Models.Unet;
+using PSStableDiffusion.Engine.Models.Vae;
+using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
+using PSStableDiffusion.Engine.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Bench;
+
+/// <summary>The work each child process measures: one stage in one dtype.</summary>
+internal static partial class Stages
+{
+    public static StageResult Run(BenchOptions options, string stage, string dtypeName)
+    {
+        var dtype = dtypeName == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        var result = new StageResult { Stage = stage, DType = dtypeName };
+        result.LibTorchDefaultThreads = TorchThreads.LibTorchDefault;
+        result.Threads = TorchThreads.Configure(options.Threads);
+        result.Details["huge_pages"] = options.HugePages ? 1 : 0;
+        int warmups = 1, repeats = options.RepeatCount;
+        using var noGrad = torch.no_grad();
+        var folder = options.ModelFolder!;
+
+        switch (stage)
+        {
+            case "save":
+            {
+                var clock = Stopwatch.StartNew();
+                RandomWeights.SaveFolders(options.SaveFolder!);
+                result.RunsS.Add(clock.Elapsed.TotalSeconds);
+                break;
+            }
+            case "kernels":
+                result.Items = Kernels(options);
+                break;
+            case "load-fp32" or "load-fp16":
+            {
+                var files = stage == "load-fp16" ? Path.Combine(options.SaveFolder!, "fp16") : folder;
+                result.Note = $"StableDiffusionModel.LoadDiffusersFolder('{files}') into {dtypeName}, warm page cache";
+                var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
+                var components = new Dictionary<string, List<double>>();
+                void Log(string line)
+                {
+                    var match = LoadLine().Match(line);
+                    if (!match.Success) return;
+                    var name = match.Groups[1].Value.Replace(' ', '_').ToLowerInvariant();
+                    if (!components.TryGetValue(name, out var list)) components[name] = list = new List<double>();
+                    list.Add(double.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+                }
+                Measure.ResetPeak();
+                result.RunsS = Measure.Time(() =>
+                {
+                    using var model = StableDiffusionModel.LoadDiffusersFolder(files, target, Log);
+                }, warmups, repeats, stage);
+                result.PeakRssRunBytes = Measure.PeakBytes();
+                foreach (var (name, times) in components) result.Details[name + "_s"] = Measure.Median(times.Skip(warmups).ToList());
+                break;
+            }
+            case "text":
+            {
+                using var encoder = CLIPTextModel.FromPretrained(Path.Combine(folder, "text_encoder"), dtype, CPU);
+                var tokenizer = ClipTokenizer.FromFolder(Path.Combine(folder, "tokenizer"));
+                var ids = new[] { "a photograph of an astronaut riding a horse on the moon, highly detailed", "" }
+                    .SelectMany(p => tokenizer.EncodeWithInfo(p).Ids.Select(i => (long)i)).ToArray();
+                using var input = torch.tensor(ids, new long[] { 2, ids.Length / 2 }, ScalarType.Int64); // [2, 77]
+                Tensor? last = null;
+                result.Flop = Flops.TextEncoderBatch2;
+                TimeModel(result, () =>
+                {
+                    last?.Dispose();
+                    last = encoder.forward(input).LastHiddenState;
+                }, warmups, repeats);
+                Inspect(result, last!);
+                break;
+            }
+            case "unet512" or "unet768":
+            {
+                int size = stage == "unet512" ? 512 : 768;
+                using var unet = UNet2DConditionModel.FromPretrained(Path.Combine(folder, "unet"), dtype, CPU);
+                var generator = new torch.Generator(7);
+                using var sample = torch.randn(new long[] { 2, 4, size / 8, size / 8 }, generator: generator).to(dtype); // [2, 4, h, w]
+                using var context = torch.randn(new long[] { 2, 77, 1024 }, generator: generator).to(dtype);              // [2, 77, 1024]
+                using var timestep = torch.tensor(999.0f);
+                Tensor? last = null;
+                result.Flop = size == 512 ? Flops.UNet512 : Flops.UNet768;
+                TimeModel(result, () =>
+                {
+                    last?.Dispose();
+                    last = unet.forward(sample, timestep, context);
+                }, warmups, repeats);
+                Inspect(result, last!);
+                break;
+            }
+            case "vae512" or "vae768":
+            {
+                int size = stage == "vae512" ? 512 : 768;
+                using var vae = AutoencoderKL.FromPretrained(Path.Combine(folder, "vae"), dtype, CPU);
+                var generator = new torch.Generator(7);
+                // Latents as the pipeline hands them over: N(0, 1) divided by the scaling factor.
+                using var latents = (torch.randn(new long[] { 1, 4, size / 8, size / 8 }, generator: generator) / vae.ScalingFactor).to(dtype);
+                Tensor? last = null;
+                result.Flop = size == 512 ? Flops.VaeDecode512 : Flops.VaeDecode768;
+                TimeModel(result, () =>
+                {
+                    last?.Dispose();
+                    last = vae.Decode(latents);
+                }, warmups, repeats);
+                Inspect(result, last!);
+                break;
+            }
+            case "txt2img512":
+            {
+                var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
+                var loadClock = Stopwatch.StartNew();
+                using var model = StableDiffusionModel.LoadDiffusersFolder(folder, target);
+                result.Details["load_s"] = loadClock.Elapsed.TotalSeconds;
+                var request = new GenerationRequest
+                {
+                    Prompt = "a photograph of an astronaut riding a horse on the moon, highly detailed",
+                    Steps = options.Steps,
+                    Scheduler = "DPMSolverMultistep",
+                    GuidanceScale = 7.5,
+                    Width = 512,
+                    Height = 512,
+                    Seed = 42,
+                };
+                var stepTimes = new List<double>();
+                TimeSpan previous = TimeSpan.Zero;
+                var observer = new PipelineObserver
+                {
+                    Progress = p =>
+                    {
+                        stepTimes.Add((p.Elapsed - previous).TotalSeconds);
+                        previous = p.Elapsed;
+                        Measure.Log($"  step {p.Step}/{p.TotalSteps}: {stepTimes[^1]:F2} s");
+                    },
+                };
+                result.Flop = Flops.Txt2Img512(options.Steps);
+                result.Note = $"{options.Steps} DPMSolverMultistep steps, CFG 7.5, one run (no warm-up: the first step warms up)";
+                Measure.ResetPeak();
+                var clock = Stopwatch.StartNew();
+                using (var generated = StableDiffusionPipeline.Generate(model, request, observer))
+                {
+                    result.RunsS.Add(clock.Elapsed.TotalSeconds);
+                    foreach (var (name, seconds) in generated.Timings) result.Details[name + "_s"] = seconds;
+                    Inspect(result, generated.Images);
+                }
+                result.PeakRssRunBytes = Measure.PeakBytes();
+                result.Details["step_median_s"] = Measure.Median(stepTimes);
+                result.Details["step_first_s"] = stepTimes.Count > 0 ? stepTimes[0] : double.NaN;
+                break;
+            }
+            case "upscaler":
+            {
+                // Random weights in memory (the x4 upscaler is not part of the saved SD 2.1 folder).
+                using var unet = RandomWeights.UNet(KnownModel.X4Upscaler, dtype);
+                unet.eval();
+                var generator = new torch.Generator(7);
+                using var sample = torch.randn(new long[] { 2, 7, 128, 128 }, generator: generator).to(dtype); // [2, 7, 128, 128]
+                using var context = torch.randn(new long[] { 2, 77, 1024 }, generator: generator).to(dtype);   // [2, 77, 1024]
+                using var timestep = torch.tensor(999.0f);
+                using var noiseLevel = torch.tensor(new long[] { 20, 20 });
+                Tensor? last = null;
+                result.Note = "x4 upscaler UNet, one step on a 128² low-res image (512² output), CFG batch 2, random weights";
+                TimeModel(result, () =>
+                {
+                    last?.Dispose();
+                    last = unet.forward(sample, timestep, context, noiseLevel);
+                }, warmups, repeats);
+                Inspect(result, last!);
+                break;
+            }
+            default:
+                throw new ArgumentException($"Unknown stage '{stage}'.");
+        }
+
+        if (result.RunsS.Count > 0) result.MedianS = Measure.Median(result.RunsS);
+        if (stage != "kernels" && Measure.LastCpuSeconds.Count > 0)
+        {
+            result.Details["cpu_s_median"] = Measure.Median(Measure.LastCpuSeconds);
+            result.Details["page_faults_median"] = Measure.Median(Measure.LastPageFaults);
+            result.Details["kernel_cpu_s_median"] = Measure.Median(Measure.LastSystemSeconds);
+            if (Measure.LastWarmups.Count > 0) result.Details["first_run_s"] = Measure.LastWarmups[0];
+        }
+        if (result.Flop is { } flop && result.RunsS.Count > 0) result.GflopPerS = flop / result.MedianS / 1e9;
+        result.PeakRssBytes = Measure.PeakBytes();
+        return result;
+    }
+
+    /// <summary>Times a model call after the model is loaded; the run-phase peak RSS starts after loading.</summary>
+    private static void TimeModel(StageResult result, Action run, int warmups, int repeats)
+    {
+        result.Details["rss_after_load_bytes"] = Measure.CurrentBytes();
+        result.Details["peak_rss_load_bytes"] = Measure.PeakBytes();
+        bool reset = Measure.ResetPeak();
+        result.RunsS = Measure.Time(run, warmups, repeats, result.Stage + "/" + result.DType);
+        if (reset) result.PeakRssRunBytes = Measure.PeakBytes();
+    }
+
+    private static void Inspect(StageResult result, Tensor output)
+    {
+        using var scope = NewDisposeScope();
+        var values = output.to(ScalarType.Float32);
+        result.OutputFinite = values.isfinite().all().item<bool>();
+        result.OutputStd = values.std().item<float>();
+        output.Dispose();
+    }
+
+    [GeneratedRegex(@"^Loaded (text encoder|UNet|VAE) .* in ([0-9.]+) s\.$")]
+    private static partial Regex LoadLine();
+
+    private static List<StageResult> Kernels(BenchOptions options)
+    {
+        var items = new List<StageResult>();
+        int repeats = Math.Max(options.RepeatCount, options.Quick ? 3 : 5);
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            string name = dtype == ScalarType.Float32 ? "float32" : "bfloat16";
+            var generator = new torch.Generator(3);
+
+            using (var a = torch.randn(new long[] { 2048, 2048 }, generator: generator).to(dtype))
+            using (var b = torch.randn(new long[] { 2048, 2048 }, generator: generator).to(dtype))
+            using (var sa = a.narrow(0, 0, 256).narrow(1, 0, 256).contiguous())
+            using (var sb = b.narrow(0, 0, 256).narrow(1, 0, 256).contiguous())
+            {
+                items.Add(Kernel("matmul 2048²", name, Flops.Matmul(2048), () => torch.matmul(a, b).Dispose(), repeats,
+                    probe: (() => torch.matmul(sa, sb).Dispose(), Flops.Matmul(256), "matmul 256²")));
+                // F.linear multiplies by the transposed weight: another gemm path in libtorch.
+                items.Add(Kernel("matmul 2048² × Bᵀ (linear)", name, Flops.Matmul(2048), () => nn.functional.linear(a, b).Dispose(), repeats,
+                    probe: (() => nn.functional.linear(sa, sb).Dispose(), Flops.Matmul(256), "linear 256²")));
+            }
+
+            using (var x = torch.randn(new long[] { 1, 320, 64, 64 }, generator: generator).to(dtype))
+            using (var w = (torch.randn(new long[] { 320, 320, 3, 3 }, generator: generator) * 0.02).to(dtype))
+            {
+                using var xs = x.narrow(2, 0, 16).narrow(3, 0, 16).contiguous();
+                items.Add(Kernel("conv3x3 320→320 64²", name, Flops.Conv3x3(1, 320, 64),
+                    () => nn.functional.conv2d(x, w, padding: new long[] { 1, 1 }).Dispose(), repeats,
+                    probe: (() => nn.functional.conv2d(xs, w, padding: new long[] { 1, 1 }).Dispose(), Flops.Conv3x3(1, 320, 16), "conv3x3 on 16²")));
+                // channels-last layout without a TorchSharp API: an NHWC-contiguous tensor viewed as NCHW.
+                using var xl = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                using var wl = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                using var xsl = xs.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                items.Add(Kernel("conv3x3 320→320 64² channels-last", name, Flops.Conv3x3(1, 320, 64),
+                    () => nn.functional.conv2d(xl, wl, padding: new long[] { 1, 1 }).Dispose(), repeats,
+                    probe: (() => nn.functional.conv2d(xsl, wl, padding: new long[] { 1, 1 }).Dispose(), Flops.Conv3x3(1, 320, 16), "conv3x3 on 16²")));
+            }
+
+            using (var q = torch.randn(new long[] { 2, 5, 4096, 64 }, generator: generator).to(dtype))
+            using (var k = torch.randn(new long[] { 2, 5, 4096, 64 }, generator: generator).to(dtype))
+            using (var v = torch.randn(new long[] { 2, 5, 4096, 64 }, generator: generator).to(dtype))
+            using (var qs = q.narrow(2, 0, 512).contiguous())
+            using (var ks = k.narrow(2, 0, 512).contiguous())
+            using (var vs = v.narrow(2, 0, 512).contiguous())
+                items.Add(Kernel("sdpa (2,5,4096,64)", name, Flops.Attention(2, 5, 4096, 64),
+                    () => nn.functional.scaled_dot_product_attention(q, k, v).Dispose(), repeats,
+                    probe: (() => nn.functional.scaled_dot_product_attention(qs, ks, vs).Dispose(), Flops.Attention(2, 5, 512, 64), "512 tokens")));
+
+            using (var x = torch.randn(new long[] { 2, 320, 64, 64 }, generator: generator).to(dtype))
+            using (var gamma = torch.ones(320, dtype))
+            using (var beta = torch.zeros(320, dtype))
+                items.Add(Kernel("group_norm 32 (2,320,64²)", name, null,
+                    () => nn.functional.group_norm(x, 32, gamma, beta, 1e-5).Dispose(), repeats));
+
+            using (var x = torch.randn(new long[] { 8192, 320 }, generator: generator).to(dtype))
+            using (var w = (torch.randn(new long[] { 2560, 320 }, generator: generator) * 0.05).to(dtype))
+            using (var xs = x.narrow(0, 0, 512).contiguous())
+                items.Add(Kernel("linear 8192×320→2560", name, 2.0 * 8192 * 320 * 2560,
+                    () => nn.functional.linear(x, w).Dispose(), repeats,
+                    probe: (() => nn.functional.linear(xs, w).Dispose(), 2.0 * 512 * 320 * 2560, "512 rows")));
+        }
+        return items;
+    }
+
+    /// <summary>
+    /// Times one kernel. With a <paramref name="probe"/> (a small version of the same work) the kernel is first
+    /// timed small: when the full size would take longer than <see cref="KernelBudgetSeconds"/> (bf16 on a CPU
+    /// without bf16 instructions is 10-300× slower), the probe's rate is reported instead of the full size.
+    /// </summary>
+    private static StageResult Kernel(string label, string dtype, double? flop, Action run, int repeats,
+        (Action Run, double Flop, string Label)? probe = null)
+    {
+        var result = new StageResult { Stage = label, DType = dtype, Flop = flop, Threads = TorchThreads.Current };
+        if (probe is { } small && flop is { } full)
+        {
+            small.Run();
+            var probeRuns = Measure.Time(small.Run, 0, 2, $"{label} {dtype} probe ({small.Label})");
+            double predicted = Measure.Median(probeRuns) * full / small.Flop;
+            if (predicted > KernelBudgetSeconds)
+            {
+                result.Flop = small.Flop;
+                result.RunsS = probeRuns;
+                result.MedianS = Measure.Median(probeRuns);
+                result.GflopPerS = small.Flop / result.MedianS / 1e9;
+                result.Note = $"measured on {small.Label}: the full size would take about {predicted:F0} s per call";
+                Measure.Log($"  {label} {dtype}: {result.Note}");
+                return result;
+            }
+        }
+        result.RunsS = Measure.Time(run, 1, repeats, $"{label} {dtype}");
+        result.MedianS = Measure.Median(result.RunsS);
+        if (flop is { } f) result.GflopPerS = f / result.MedianS / 1e9;
+        return result;
+    }
+
+    private const double KernelBudgetSeconds = 10;
+}

@@ -1,0 +1,103 @@
+using System.Collections.Concurrent;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Loading;
+
+/// <summary>
+/// Tensors whose storage is a copy-on-write memory mapping of a safetensors file: the weights are the page-cache
+/// pages themselves, so loading copies nothing and allocates nothing (a write to such a tensor gets a private copy
+/// of the touched page, never reaches the file). The mapping lives until the last tensor viewing it is freed:
+/// each tensor holds one reference, released by libtorch's deleter.
+/// </summary>
+internal static unsafe class MappedWeights
+{
+    /// <summary>One mapped file; references: one per live tensor plus the opener's until <see cref="Release"/>.</summary>
+    internal sealed class Mapping
+    {
+        private readonly MemoryMappedFile _map;
+        private readonly MemoryMappedViewAccessor _view;
+        private int _references = 1;
+
+        internal Mapping(string path)
+        {
+            Path = path;
+            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.CopyOnWrite);
+            try
+            {
+                _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.CopyOnWrite);
+                byte* pointer = null;
+                _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+                Base = pointer + _view.PointerOffset;
+            }
+            catch
+            {
+                _view?.Dispose();
+                _map.Dispose();
+                throw;
+            }
+        }
+
+        internal string Path { get; }
+        internal byte* Base { get; }
+
+        internal void AddReference() => Interlocked.Increment(ref _references);
+
+        /// <summary>Drops one reference; the last one unmaps the file.</summary>
+        internal void Release()
+        {
+            if (Interlocked.Decrement(ref _references) != 0) return;
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _map.Dispose();
+        }
+    }
+
+    // Tensor data pointer → the mapping it lives in (the deleter only gets the pointer).
+    private static readonly ConcurrentDictionary<nint, Mapping> Owners = new();
+
+    private static readonly Lazy<IntPtr> NewTensorExport = new(() =>
+    {
+        torch.InitializeDeviceType(DeviceType.CPU);
+        var library = NativeLibrary.Load("LibTorchSharp", typeof(torch).Assembly, null);
+        return NativeLibrary.GetExport(library, "THSTensor_new");
+    });
+
+    /// <summary>
+    /// A CPU tensor over <paramref name="byteOffset"/> of the mapping, or null when it cannot be one (misaligned
+    /// data, or another tensor already starts at that address): the caller then copies instead.
+    /// </summary>
+    internal static Tensor? TryView(Mapping mapping, long byteOffset, long[] shape, ScalarType type, int elementSize)
+    {
+        byte* data = mapping.Base + byteOffset;
+        if ((nuint)data % (nuint)elementSize != 0) return null;
+        if (!Owners.TryAdd((nint)data, mapping)) return null;
+        mapping.AddReference();
+        IntPtr handle;
+        // Tensor THSTensor_new(void* data, void (*deleter)(void*), const int64_t* sizes, int szlength,
+        //                      int8_t scalar_type, int8_t dtype, int device_type, int device_index, bool requires_grad)
+        var create = (delegate* unmanaged[Cdecl]<void*, delegate* unmanaged[Cdecl]<void*, void>, long*, int, sbyte, sbyte, int, int, byte, IntPtr>)
+            NewTensorExport.Value;
+        fixed (long* sizes = shape.Length == 0 ? [0L] : shape)
+        {
+            handle = create(data, &Deleter, sizes, shape.Length, (sbyte)type, (sbyte)type, 0, 0, 0);
+        }
+        if (handle == IntPtr.Zero)
+        {
+            Owners.TryRemove((nint)data, out _);
+            mapping.Release();
+            torch.CheckForErrors();
+            throw new InvalidOperationException($"LibTorchSharp could not wrap mapped weights of {mapping.Path} in a tensor.");
+        }
+        return Tensor.UnsafeCreateTensor(handle);
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void Deleter(void* data)
+    {
+        if (Owners.TryRemove((nint)data, out var mapping)) mapping.Release();
+    }
+}

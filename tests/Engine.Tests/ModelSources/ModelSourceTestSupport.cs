@@ -1,0 +1,123 @@
+using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Tests.Pipelines;
+using PSStableDiffusion.Engine.Tests.Support;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Tests.ModelSources;
+
+/// <summary>One pipeline run's outputs that the model-source tests compare.</summary>
+internal sealed record RunOutput(SDImage Image, Tensor FinalLatents, double[] Timesteps) : IDisposable
+{
+    public void Dispose() => FinalLatents.Dispose();
+}
+
+internal static class ModelSourceTestSupport
+{
+    public static readonly string[] PipelineCases = { "txt2img_v", "txt2img_eps_dpmpp", "img2img", "inpaint", "depth2img", "upscale_x4" };
+
+    public static PipelineKind KindOf(string caseName) =>
+        caseName.StartsWith("txt2img", StringComparison.Ordinal) ? PipelineKind.Txt2Img : ImagePipelineGoldenTests.KindOf(caseName);
+
+    /// <summary>The diffusers scheduler class the case's call used (case.json <c>scheduler.class</c>).</summary>
+    public static string SchedulerClass(GoldenCase golden) =>
+        golden.Json.RootElement.GetProperty("scheduler").GetProperty("class").GetString()!;
+
+    /// <summary>The case.json call as a request (inputs from the case's PNG files for the image pipelines).</summary>
+    public static GenerationRequest RequestFor(GoldenCase golden)
+    {
+        if (KindOf(golden.Name) != PipelineKind.Txt2Img) return ImagePipelineGoldenTests.RequestFor(golden);
+        var call = golden.Json.RootElement.GetProperty("call");
+        return new GenerationRequest
+        {
+            Prompt = call.GetProperty("prompt").GetString()!,
+            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
+            Steps = call.GetProperty("num_inference_steps").GetInt32(),
+            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
+            Width = call.GetProperty("width").GetInt32(),
+            Height = call.GetProperty("height").GetInt32(),
+            Seed = golden.Json.RootElement.GetProperty("seed").GetInt64(),
+        };
+    }
+
+    /// <summary>Runs the case's call on <paramref name="model"/> with the scheduler class <paramref name="scheduler"/>
+    /// (null: the model's own), from the seed.</summary>
+    public static RunOutput Run(StableDiffusionModel model, GoldenCase golden, string? scheduler)
+    {
+        Tensor? final = null;
+        var observer = new PipelineObserver
+        {
+            Inspect = (name, tensor) =>
+            {
+                if (name != "final_latents") return;
+                final?.Dispose();
+                final = tensor.detach().to(ScalarType.Float32).clone();
+                final.DetachFromDisposeScope();
+            },
+        };
+        var request = RequestFor(golden) with { Scheduler = scheduler };
+        using var result = StableDiffusionPipeline.Generate(model, request, KindOf(golden.Name), observer);
+        var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
+        Assert.NotNull(final);
+        return new RunOutput(image, final!, result.Timesteps.ToArray());
+    }
+
+    /// <summary>The largest per-channel difference between two images of the same size, in 8-bit levels.</summary>
+    public static int MaxLevelDifference(SDImage expected, SDImage actual)
+    {
+        Assert.Equal((expected.Width, expected.Height), (actual.Width, actual.Height));
+        return expected.Pixels.Zip(actual.Pixels, (a, b) => Math.Abs(a - b)).Max();
+    }
+
+    /// <summary>Same shape, dtype and every value (bitwise for floats without NaN).</summary>
+    public static bool SameValues(Tensor a, Tensor b) =>
+        a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+
+    public static void CopyDirectory(string source, string destination)
+    {
+        Directory.CreateDirectory(destination);
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(destination, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    /// <summary>Writes every tensor of a safetensors file into a torch zip checkpoint (<c>{'state_dict': ..., 'global_step': n}</c>).</summary>
+    public static void WriteCkpt(string safetensorsPath, string ckptPath, long? globalStep = null, ScalarType? dtype = null)
+    {
+        using var source = PSStableDiffusion.Engine.IO.SafeTensorsFile.Open(safetensorsPath);
+        var writer = new Checkpoints.TorchSaveWriter { GlobalStep = globalStep };
+        foreach (var key in source.Tensors.Keys.Order(StringComparer.Ordinal))
+        {
+            using var tensor = source.Read(key);
+            using var converted = dtype is { } d && tensor.is_floating_point() ? tensor.to(d) : tensor.alias();
+            writer.AddTensor(key, converted);
+        }
+        writer.Save(ckptPath);
+    }
+}
+
+/// <summary>A temporary folder deleted with the test.</summary>
+internal sealed class TempFolder : IDisposable
+{
+    public TempFolder(string prefix = "sd-model-sources-") => Path = Directory.CreateTempSubdirectory(prefix).FullName;
+
+    public string Path { get; }
+
+    public string Combine(params string[] parts) => System.IO.Path.Combine(new[] { Path }.Concat(parts).ToArray());
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a file still mapped on Windows; the OS temp cleanup takes it
+        }
+    }
+}
