@@ -113,11 +113,47 @@ error UnknownScheduler.
             DefaultValue = '1'
         }
         Model          = @'
-The inpainting model: a diffusers model folder (model_index.json with the tokenizer, text_encoder, unet, vae and
-scheduler subfolders, safetensors weights) whose UNet has 9 input channels. Relative paths, ~ and PowerShell drives are
-resolved from the current location. Any other model (text-to-image, depth, upscaler) is the error ModelMismatch,
-whose message names the model's variant and what it can do; a missing folder is ModelNotFound.
+The inpainting model, one whose UNet has 9 input channels (such as stabilityai/stable-diffusion-2-inpainting): a
+diffusers model folder, a single-file checkpoint (.safetensors, .ckpt, .pt, .pth) or a Hugging Face hub id, as for
+New-SDImage (see Get-SDModel). Relative paths, ~ and PowerShell drives are resolved from the current location. Any other
+model (text-to-image, depth, upscaler) is the error ModelMismatch, whose message names the model's variant and what it
+can do; nothing there and not a hub id is ModelNotFound.
 '@
+        Config         = @'
+Single-file checkpoints only: the ldm YAML config (such as v2-inference-v.yaml) to build the model from, instead of the
+YAML beside the checkpoint (its name with .yaml) or detection from the tensor shapes. With a folder or hub id it is the
+error InvalidArgument.
+'@
+        PredictionType = @{
+            Description  = @'
+epsilon or v_prediction: what the UNet predicts, overriding the model's scheduler config or, for a single file, its
+YAML or the detection (SD 2.x 768-v checkpoints are v_prediction, 512-base ones epsilon). A wrong value gives noise.
+Each value keeps its own copy of the model in the engine cache.
+'@
+            DefaultValue = "What the model's files say or detection finds"
+        }
+        Revision       = @{
+            Description  = 'Hub ids only: the branch, tag or commit to download. With a folder or file it is the error InvalidArgument.'
+            DefaultValue = 'main'
+        }
+        Variant        = @'
+Hub ids and diffusers folders: the weights variant to load, such as fp16 (the *.fp16.safetensors files), as diffusers'
+variant argument; only those files are downloaded. With a single file it is the error InvalidArgument.
+'@
+        Token          = @{
+            Description  = @'
+Hub ids only: a Hugging Face access token, for gated or private repositories. An id that is refused is the error
+HubAccessDenied. With a folder or file it is the error InvalidArgument.
+'@
+            DefaultValue = 'HF_TOKEN, else the token huggingface-cli login saved'
+        }
+        Threads        = @{
+            Description  = @'
+How many CPU threads libtorch runs each operation on, 1 to 1024. The setting is process-wide and stays in effect for
+later calls; -Verbose reports the count used.
+'@
+            DefaultValue = 'The processors this process may use'
+        }
         Device         = @{
             Description  = 'Where to compute: cpu, cuda or cuda:N (see Get-SDDevice). One that this build or machine lacks is the error InvalidDevice.'
             DefaultValue = 'cuda:0 when the build and machine have a CUDA GPU, else cpu'

@@ -61,12 +61,50 @@ has no effect when -GuidanceScale is 1 or less.
             DefaultValue = '"" (empty)'
         }
         Model          = @'
-The diffusers model folder to run: a folder with model_index.json and the tokenizer, text_encoder, unet, vae and
-scheduler subfolders, as save_pretrained writes them (safetensors weights). Relative paths, ~ and PowerShell drives
-are resolved from the current location. A missing folder is the error ModelNotFound. Text-to-image and -InitImage
-need a text-to-image model (4-channel UNet: SD 2.1 768-v or 512-base); -DepthMap needs a depth model (5-channel UNet).
-Another model is the error ModelMismatch.
+The model to run, in one of three forms (see Get-SDModel): a diffusers model folder (model_index.json and the
+tokenizer, text_encoder, unet, vae and scheduler subfolders, as save_pretrained writes them); a single-file
+checkpoint in the original layout (.safetensors, or a PyTorch .ckpt, .pt or .pth, whose pickle is read without running
+code); or a Hugging Face hub id such as stabilityai/stable-diffusion-2-1, downloaded into the Hugging Face cache on
+first use (with progress). Relative paths, ~ and PowerShell drives are resolved from the current location, and a path
+that exists always wins over a hub id. Nothing there and not a hub id is the error ModelNotFound. Text-to-image and
+-InitImage need a text-to-image model (4-channel UNet: SD 2.1 768-v or 512-base); -DepthMap needs a depth model
+(5-channel UNet). Another model is the error ModelMismatch.
 '@
+        Config         = @'
+Single-file checkpoints only: the ldm YAML config (such as v2-inference-v.yaml) to build the model from, instead of the
+YAML beside the checkpoint (its name with .yaml) or detection from the tensor shapes. With a folder or hub id it is the
+error InvalidArgument.
+'@
+        PredictionType = @{
+            Description  = @'
+epsilon or v_prediction: what the UNet predicts, overriding the model's scheduler config or, for a single file, its
+YAML or the detection (SD 2.x 768-v checkpoints are v_prediction, 512-base ones epsilon). A wrong value gives noise.
+Each value keeps its own copy of the model in the engine cache.
+'@
+            DefaultValue = "What the model's files say or detection finds"
+        }
+        Revision       = @{
+            Description  = 'Hub ids only: the branch, tag or commit to download. With a folder or file it is the error InvalidArgument.'
+            DefaultValue = 'main'
+        }
+        Variant        = @'
+Hub ids and diffusers folders: the weights variant to load, such as fp16 (the *.fp16.safetensors files), as diffusers'
+variant argument; only those files are downloaded. With a single file it is the error InvalidArgument.
+'@
+        Token          = @{
+            Description  = @'
+Hub ids only: a Hugging Face access token, for gated or private repositories. An id that is refused is the error
+HubAccessDenied. With a folder or file it is the error InvalidArgument.
+'@
+            DefaultValue = 'HF_TOKEN, else the token huggingface-cli login saved'
+        }
+        Threads        = @{
+            Description  = @'
+How many CPU threads libtorch runs each operation on, 1 to 1024. The setting is process-wide and stays in effect for
+later calls; -Verbose reports the count used.
+'@
+            DefaultValue = 'The processors this process may use'
+        }
         InitImage      = @'
 Image-to-image: the image to start from, an SDImage (for example from New-SDImage or Import-SDImage) or the path or
 FileInfo of an image file (PNG, JPEG, WebP, BMP or GIF). Selects the ImageToImage parameter set. A file that is not an
@@ -218,11 +256,14 @@ written to disk; pipe the images to Save-SDImage.
     Notes       = @(
         @'
 Errors have stable ids (the start of FullyQualifiedErrorId) and categories: ModelNotFound (ObjectNotFound),
-FileNotFound (a model folder without model_index.json or weights), InvalidModel (a component folder missing),
-InvalidSafeTensors (a damaged weights file), ModelLoadFailed (weights that do not fit the model's config),
+FileNotFound (a model folder without model_index.json or weights, a missing checkpoint file), InvalidModel (a component
+folder missing), InvalidSafeTensors (a damaged weights file), InvalidCheckpoint (a single file that is not an SD 2.x
+checkpoint), UnsafeCheckpoint (SecurityError: a .ckpt pickle that would run code), HubAccessDenied, HubUnavailable and
+HubDownloadFailed (hub ids), ModelLoadFailed (weights that do not fit the model's config),
 ModelMismatch (InvalidOperation: a model that does not serve the pipeline), InvalidImageSize, InvalidStrength,
 UnknownScheduler, InvalidDevice, InvalidArgument (-Eta or -KarrasSigmas on a scheduler that ignores them, a strength
-that leaves no step, a constant depth map; all InvalidArgument), InvalidImage (an unreadable -DepthMap),
+that leaves no step, a constant depth map, -Config, -Revision, -Variant or -Token with a model they do not apply to;
+all InvalidArgument), InvalidImage (an unreadable -DepthMap),
 ParameterArgumentTransformationError for an -InitImage that is not an image, and ParameterArgumentValidationError for
 values outside a parameter's range. All of them stop the command before any image is written.
 '@
