@@ -107,8 +107,6 @@ Describe 'New-SDImage' {
             Test-SamePixels $image $changed | Should -BeFalse
         }
 
-        # BUG (reported): the record keeps the scheduler's class name (DPMSolverMultistepScheduler), not the name
-        # asked for, so the replay runs without the Karras sigmas that 'DPM++ 2M Karras' implies.
         It 'replays an image made with an AUTOMATIC1111 scheduler name (DPM++ 2M Karras)' {
             $image = New-SDTestImage @{ Prompt = 'a lighthouse'; Model = $smallModel; Steps = 2; Seed = 3; Scheduler = 'DPM++ 2M Karras' }
             $image.Record.SchedulerConfig['use_karras_sigmas'].GetValue[bool]() | Should -BeTrue
@@ -117,7 +115,6 @@ Describe 'New-SDImage' {
             Test-SamePixels $image $replayed | Should -BeTrue
         }
 
-        # BUG (reported): ImageIndex does not bind, so a replay draws the noise of image 0 of the batch.
         It 'replays the second image of a -Count 2 batch' {
             $images = New-SDTestImage @{ Prompt = 'a lighthouse'; Model = $smallModel; Steps = 1; Seed = 5; Count = 2 }
             $replayed = @($images[1] | New-SDImage -Model $smallModel)
@@ -138,7 +135,6 @@ Describe 'New-SDImage' {
             @{ Case = 'height 36'; Id = 'InvalidImageSize'; Category = 'InvalidArgument'; Arguments = @{ Height = 36 } }
             @{ Case = 'steps 0'; Id = 'ParameterArgumentValidationError'; Category = 'InvalidData'; Arguments = @{ Steps = 0 } }
             @{ Case = 'an unknown scheduler'; Id = 'UnknownScheduler'; Category = 'InvalidArgument'; Arguments = @{ Scheduler = 'NoSuchScheduler' } }
-            # BUG (reported): the cmdlet asks for InvalidDevice, but the error gets NotSupported / NotImplemented.
             @{ Case = 'float16 on the CPU'; Id = 'InvalidDevice'; Category = 'InvalidArgument'; Arguments = @{ Device = 'cpu'; Precision = 'Float16' } }
         ) {
             $parameters = @{ Prompt = 'x'; Model = $smallModel; Steps = 1; Seed = 1 }
