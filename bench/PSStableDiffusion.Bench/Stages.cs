@@ -279,7 +279,7 @@ internal static partial class Stages
     }
 
     /// <summary>
-    /// Times one kernel. With a <paramref name="probe"/> (a small version of the same work) the kernel is first
+    /// Times one kernel. With a <paramref name="probe"/> (a small version of the same work) a bf16 kernel is first
     /// timed small: when the full size would take longer than <see cref="KernelBudgetSeconds"/> (bf16 on a CPU
     /// without bf16 instructions is 10-300× slower), the probe's rate is reported instead of the full size.
     /// </summary>
@@ -287,10 +287,10 @@ internal static partial class Stages
         (Action Run, double Flop, string Label)? probe = null)
     {
         var result = new StageResult { Stage = label, DType = dtype, Flop = flop, Threads = TorchThreads.Current };
-        if (probe is { } small && flop is { } full)
+        // Only bf16 can be pathologically slow; an fp32 probe's first-call overhead would mislead the estimate.
+        if (probe is { } small && flop is { } full && dtype == "bfloat16")
         {
-            small.Run();
-            var probeRuns = Measure.Time(small.Run, 0, 2, $"{label} {dtype} probe ({small.Label})");
+            var probeRuns = Measure.Time(small.Run, 1, 2, $"{label} {dtype} probe ({small.Label})");
             double predicted = Measure.Median(probeRuns) * full / small.Flop;
             if (predicted > KernelBudgetSeconds)
             {

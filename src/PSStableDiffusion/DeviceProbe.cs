@@ -68,7 +68,7 @@ internal static class DeviceProbe
         return informational?.Split('+')[0] ?? assembly.GetName().Version?.ToString() ?? "unknown";
     }
 
-    private static (string? Name, bool? HasAvx512Bf16) DescribeCpu()
+    internal static (string? Name, bool? HasAvx512Bf16) DescribeCpu()
     {
         if (RuntimeInformation.IsOSPlatform(OSPlatform.Linux) && File.Exists(CpuInfoPath))
         {

@@ -77,6 +77,9 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         try
         {
             _target = ComputeParameters.Resolve(Device, Precision);
+            if (_target.Precision == Precision.BFloat16 && !_target.IsCuda && DeviceProbe.DescribeCpu().HasAvx512Bf16 != true)
+                WriteWarning("This CPU has no AVX512_BF16 instructions: libtorch runs bfloat16 matrix products and convolutions " +
+                    "many times slower than float32 here (the benchmark measured 6-100x). Use -Precision Float32 on this machine.");
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
