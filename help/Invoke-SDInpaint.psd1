@@ -159,7 +159,7 @@ later calls; -Verbose reports the count used.
             DefaultValue = 'cuda:0 when the build and machine have a CUDA GPU, else cpu'
         }
         Precision      = @{
-            Description  = 'The compute dtype: Float32 (diffusers parity), BFloat16, or Float16 (CUDA only; InvalidDevice on the CPU).'
+            Description  = 'The compute dtype: Float32 (diffusers parity), BFloat16 (fast only on CPUs with AVX512_BF16; elsewhere a warning says it is many times slower), or Float16 (CUDA only; InvalidDevice on the CPU).'
             DefaultValue = 'Float32'
         }
     }

@@ -221,7 +221,8 @@ model in the engine cache.
         Precision      = @{
             Description  = @'
 The compute dtype of the model: Float32 (exact diffusers parity), BFloat16 (about twice as fast on CPUs with
-AVX512_BF16 and half the memory, with small differences in the pixels) or Float16 (CUDA only; on the CPU it is the
+AVX512_BF16 and half the memory, with small differences in the pixels; on a CPU without AVX512_BF16 it is many times
+slower than Float32, and a warning says so) or Float16 (CUDA only; on the CPU it is the
 error InvalidDevice, because CPU float16 is orders of magnitude slower). Latents stay float32 between steps. Each
 precision keeps its own copy of the model in the engine cache.
 '@

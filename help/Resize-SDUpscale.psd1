@@ -131,8 +131,9 @@ later calls; -Verbose reports the count used.
         }
         Precision      = @{
             Description  = @'
-The compute dtype of the UNet and text encoder: Float32 (diffusers parity), BFloat16, or Float16 (CUDA only). The
-upscaler's VAE always runs in float32, as diffusers runs it.
+The compute dtype of the UNet and text encoder: Float32 (diffusers parity), BFloat16 (fast only on CPUs with
+AVX512_BF16; elsewhere a warning says it is many times slower), or Float16 (CUDA only). The upscaler's VAE always runs
+in float32, as diffusers runs it.
 '@
             DefaultValue = 'Float32'
         }
