@@ -147,6 +147,10 @@ Karras sigmas (DDIM, DDPM, PNDM, Euler a) it is the error InvalidArgument, whose
 Replay only (hidden; bound from a piped SDImage): the image's place in its batch. With BatchSize, the batch's noise is
 drawn again and only this image is written, so image k of a -Count batch is made again exactly.
 '@
+        Record         = @'
+Replay only (hidden; bound from a piped SDImage): the image's generation record, from which -Eta and -KarrasSigmas
+are taken when the command line does not give them.
+'@
         BatchSize      = @'
 Replay only (hidden; bound from a piped SDImage): the size of the batch the image was drawn in (its -Count).
 '@

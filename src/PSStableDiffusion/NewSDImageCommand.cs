@@ -89,6 +89,10 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(1, 64)]
     public int? BatchSize { get; set; }
 
+    /// <summary>Replay: the piped image's whole record, for the options it has no property of its own for (eta, Karras sigmas).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
+    public GenerationRecord? Record { get; set; }
+
     /// <summary>Image-to-image: the image to start from (an SDImage, a path or a FileInfo).</summary>
     [Parameter(Mandatory = true, ParameterSetName = ImageToImageSet)]
     [SDImageTransformation]
@@ -130,8 +134,9 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
             Height = Height,
             Count = Count,
             Scheduler = Scheduler,
-            Eta = Eta,
-            KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas)) ? KarrasSigmas.IsPresent : null,
+            // A replay takes eta and Karras sigmas from the piped record unless the command line gives them.
+            Eta = Eta ?? Record?.Eta,
+            KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas)) ? KarrasSigmas.IsPresent : Record?.KarrasSigmas,
         };
         var kind = PipelineKind.Txt2Img;
         if (ParameterSetName == ImageToImageSet)

@@ -65,6 +65,9 @@ public sealed class GenerationRecord
     public string? SourceImageHash { get; set; }
     public string? MaskHash { get; set; }
     public double? Eta { get; set; }
+
+    /// <summary>The -KarrasSigmas override the call was given (null: the scheduler's or its name's default).</summary>
+    public bool? KarrasSigmas { get; set; }
     public DateTimeOffset? CreatedUtc { get; set; }
 
     /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>

@@ -22,8 +22,9 @@ public sealed class SDImageTransformationAttribute : ArgumentTransformationAttri
                 SDImage image => image,
                 FileInfo file => ImageCodec.Read(file.FullName),
                 string path => ImageCodec.Read(engineIntrinsics.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
-                _ => throw new ArgumentTransformationMetadataException(
-                    $"Cannot use a {value.GetType().Name} as an image: pass an SDImage, a file path or a FileInfo."),
+                // Anything else is left as it is: the binder then refuses it for this parameter, and a piped object
+                // can still bind to another one (such as -LiteralPath by its FullName).
+                _ => inputData,
             };
         }
         catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException)

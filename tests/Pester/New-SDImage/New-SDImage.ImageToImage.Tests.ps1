@@ -146,9 +146,7 @@ Describe 'New-SDImage -Eta and -KarrasSigmas' {
         Test-SamePixels $on $off | Should -BeFalse
     }
 
-    # BUG (reported): SDImage has no Eta property, so -Eta (ValueFromPipelineByPropertyName) does not bind from a piped
-    # image and the replay runs DDIM with eta 0. (A plain SDImage.Eta would bind $null for images without eta, which
-    # -Eta's ValidateRange refuses: every other replay would fail.)
+    # A replay takes -Eta and -KarrasSigmas from the piped image's record (hidden -Record parameter).
     It 'replays an image made with -Eta' {
         $image = New-SDTestImage @{ Prompt = 'a koi pond'; Model = $smallModel; Scheduler = 'DDIM'; Eta = 1.0; Steps = 2; Seed = 9 }
         $replayed = $image | New-SDImage -Model $smallModel
