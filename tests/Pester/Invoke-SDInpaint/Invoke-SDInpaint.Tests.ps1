@@ -178,8 +178,7 @@ Describe 'Invoke-SDInpaint' {
             $errors[0].Exception.Message | Should -BeLike '*b.png*'
         }
 
-        # BUG (reported): any piped object binds to -Image first, and SDImageTransformationAttribute throws for types it
-        # does not know, so objects with a FullName or PSPath property never reach -LiteralPath by property name.
+        # Objects the image transformation does not know are left for the binder, so they reach -LiteralPath by name.
         It 'binds a piped object with a FullName property to -LiteralPath' {
             $images = @([pscustomobject]@{ FullName = $imagePath } |
                 Invoke-SDInpaint -Mask $maskPath -Prompt 'x' -Model $inpaintModel -Steps 1 -Seed 1 -ErrorAction Stop)

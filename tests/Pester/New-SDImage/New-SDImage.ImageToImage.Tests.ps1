@@ -154,8 +154,6 @@ Describe 'New-SDImage -Eta and -KarrasSigmas' {
         Test-SamePixels $image $replayed | Should -BeTrue
     }
 
-    # BUG (reported): the record keeps the scheduler name asked for (EulerDiscrete) but not -KarrasSigmas, so the
-    # replay runs without Karras sigmas.
     It 'replays an image made with -KarrasSigmas' {
         $image = New-SDTestImage @{ Prompt = 'a koi pond'; Model = $smallModel; Scheduler = 'EulerDiscrete'; KarrasSigmas = $true; Steps = 3; Seed = 9 }
         $replayed = $image | New-SDImage -Model $smallModel
