@@ -176,6 +176,35 @@ internal static partial class Stages
                 Inspect(result, last!);
                 break;
             }
+            case "upscale2048":
+            {
+                // Issue 3's memory bar: a 512×512 → 2048×2048 x4 upscale with the tiled UNet and decoder, full-size
+                // x4 architecture (random weights), through the real pipeline; one denoising step keeps it short.
+                var target = new ComputeTarget("cpu", Precision.Float32);
+                var textEncoder = RandomWeights.Materialize(new CLIPTextModel(RandomWeights.TextEncoderConfig(), ScalarType.Float32, torch.META), ScalarType.Float32, 3);
+                var unet = RandomWeights.UNet(KnownModel.X4Upscaler, ScalarType.Float32);
+                var vae = RandomWeights.Materialize(new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.X4Upscaler), torch.META, ScalarType.Float32), ScalarType.Float32, 5);
+                using var model = StableDiffusionModel.FromComponents("random x4 upscaler", target,
+                    ClipTokenizer.FromFolder(PSStableDiffusion.Engine.SingleFile.SingleFileModelPlan.TokenizerFolder), textEncoder, unet, vae,
+                    Engine.Schedulers.SchedulerConfig.Parse(PSStableDiffusion.Engine.SingleFile.SingleFilePlanner.ReadConfig("x4-upscaler.scheduler.json").ToJsonString()),
+                    Engine.Schedulers.SchedulerConfig.Parse(PSStableDiffusion.Engine.SingleFile.SingleFilePlanner.ReadConfig("x4-upscaler.low_res_scheduler.json").ToJsonString()));
+                result.Details["rss_after_load_bytes"] = Measure.CurrentBytes();
+                var generator = new torch.Generator(11);
+                using var image = (torch.rand(new long[] { 1, 3, 512, 512 }, generator: generator) * 2 - 1);   // [1, 3, 512, 512]
+                var request = new GenerationRequest { Prompt = "a photograph", Steps = 1, GuidanceScale = 9, Seed = 1, InitImage = image, NoiseLevel = 20 };
+                result.Note = $"x4 upscale 512² → 2048², tiled UNet and decoder (tile 128 latent px), {request.Steps} step(s), CFG 2, full-size random weights";
+                Measure.ResetPeak();
+                var clock = Stopwatch.StartNew();
+                using var generated = StableDiffusionPipeline.Generate(model, request, PipelineKind.Upscale,
+                    new PipelineObserver { Log = Measure.Log });
+                result.RunsS.Add(clock.Elapsed.TotalSeconds);
+                result.PeakRssRunBytes = Measure.PeakBytes();
+                result.Details["unet_tiles"] = generated.UnetTiles;
+                result.Details["decoder_tiles"] = generated.DecoderTiles;
+                foreach (var (name, seconds) in generated.Timings) result.Details[name + "_s"] = seconds;
+                Inspect(result, generated.Images);
+                break;
+            }
             default:
                 throw new ArgumentException($"Unknown stage '{stage}'.");
         }

@@ -73,6 +73,15 @@ public sealed class StableDiffusionModel : ICachedEngine
     /// </summary>
     public string ContentHash => _contentHash.Value;
 
+    /// <summary>
+    /// Bundles components built elsewhere (random weights for the benchmark, or an embedding host's own loading) into
+    /// a model the pipelines run. The model owns and disposes them.
+    /// </summary>
+    public static StableDiffusionModel FromComponents(string source, ComputeTarget target, ClipTokenizer tokenizer,
+        CLIPTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig,
+        SchedulerConfig? lowResSchedulerConfig = null) =>
+        new(source, target, tokenizer, textEncoder, unet, vae, schedulerConfig, lowResSchedulerConfig, () => "");
+
     /// <summary>Loads a diffusers pipeline folder (<c>model_index.json</c> plus one folder per component).</summary>
     public static StableDiffusionModel LoadDiffusersFolder(string folder, ComputeTarget target, Action<string>? log = null) =>
         LoadDiffusersFolder(folder, target, variant: null, predictionType: null, log);
