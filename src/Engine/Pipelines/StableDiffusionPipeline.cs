@@ -80,6 +80,10 @@ public static class StableDiffusionPipeline
         INoiseSource noise = request.NoiseOverride ?? generatorNoise!;
         var device = model.Target.Device;
         var dtype = model.Target.DType;
+        // Every draw is float32 on the CPU generator, whatever the compute dtype: a bfloat16 randn is another sequence
+        // of numbers, so drawing in the compute dtype would make the same seed paint another picture in bfloat16.
+        // In float32 this is exactly diffusers' draw.
+        const ScalarType noiseDType = ScalarType.Float32;
         bool guided = request.GuidanceScale > 1.0;
         int count = request.Count;
         int batch = guided ? 2 * count : count;
@@ -173,7 +177,7 @@ public static class StableDiffusionPipeline
         {
             case PipelineKind.Txt2Img:
                 // noise × init_noise_sigma, drawn on the CPU generator in the compute dtype, as diffusers does.
-                latents = noise.Randn(latentShape, dtype).to(device).to(ScalarType.Float32) * scheduler.InitNoiseSigma;  // [N, 4, h, w]
+                latents = noise.Randn(latentShape, noiseDType).to(device) * scheduler.InitNoiseSigma;  // [N, 4, h, w]
                 break;
 
             case PipelineKind.Img2Img or PipelineKind.Depth2Img:
@@ -192,7 +196,7 @@ public static class StableDiffusionPipeline
                 bool strengthMax = request.Strength >= 1.0;
                 if (strengthMax)
                 {
-                    latents = noise.Randn(latentShape, dtype).to(device).to(ScalarType.Float32) * scheduler.InitNoiseSigma;  // [N, 4, h, w]
+                    latents = noise.Randn(latentShape, noiseDType).to(device) * scheduler.InitNoiseSigma;  // [N, 4, h, w]
                 }
                 else
                 {
@@ -217,14 +221,14 @@ public static class StableDiffusionPipeline
                 using var lowResScheduler = SchedulerRegistry.FromConfig(model.LowResSchedulerConfig!);
                 var noiseLevel = torch.tensor(new long[] { request.NoiseLevel }, ScalarType.Int64, device);  // [1]
                 observer.Inspect?.Invoke("lowres_add_noise_input", image!);
-                var lowResNoise = noise.Randn(image!.shape, dtype).to(device).to(ScalarType.Float32);   // [1, 3, h, w]
+                var lowResNoise = noise.Randn(image!.shape, noiseDType).to(device);   // [1, 3, h, w]
                 observer.Inspect?.Invoke("lowres_noise", lowResNoise);
                 observer.Inspect?.Invoke("noise_level", noiseLevel);
                 var noised = lowResScheduler.AddNoise(image, lowResNoise, noiseLevel);              // [1, 3, h, w]
                 observer.Inspect?.Invoke("lowres_noised_image", noised);
                 lowResCondition = noised.repeat(batch, 1, 1, 1);                                     // [2N, 3, h, w]
                 classLabels = noiseLevel.repeat(batch);                                              // [2N]
-                latents = noise.Randn(latentShape, dtype).to(device).to(ScalarType.Float32) * scheduler.InitNoiseSigma;  // [N, 4, h, w]
+                latents = noise.Randn(latentShape, noiseDType).to(device) * scheduler.InitNoiseSigma;  // [N, 4, h, w]
                 break;
             }
 
@@ -432,7 +436,7 @@ public static class StableDiffusionPipeline
         var std = posterior.Std.to(ScalarType.Float32);
         observer.Inspect?.Invoke(name + "_posterior_mean", mean);
         observer.Inspect?.Invoke(name + "_posterior_std", std);
-        var sample = noise.Randn(posterior.Mean.shape, vaeDType).to(image.device).to(ScalarType.Float32);
+        var sample = noise.Randn(posterior.Mean.shape, ScalarType.Float32).to(image.device);
         return (mean + std * sample) * model.Vae.Config.ScalingFactor;
     }
 
@@ -440,7 +444,7 @@ public static class StableDiffusionPipeline
     private static Tensor AddNoise(SchedulerBase scheduler, Tensor imageLatents, INoiseSource noise, ScalarType dtype,
         Tensor timesteps, int count, PipelineObserver observer)
     {
-        var startNoise = noise.Randn(imageLatents.shape, dtype).to(imageLatents.device).to(ScalarType.Float32);  // [N, 4, h, w]
+        var startNoise = noise.Randn(imageLatents.shape, ScalarType.Float32).to(imageLatents.device);  // [N, 4, h, w]
         var start = timesteps.slice(0, 0, 1, 1).repeat(count);                                   // [N]
         observer.Inspect?.Invoke("add_noise_original", imageLatents);
         observer.Inspect?.Invoke("add_noise_noise", startNoise);
