@@ -1,11 +1,10 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Tests.Support;
 
 namespace PSStableDiffusion.Engine.Tests.Imaging;
 
-/// <summary>Paths of the imaging fixtures, and golden case access that tolerates Python's -Infinity in case.json.</summary>
+/// <summary>Paths of the imaging fixtures, and golden case tolerances.</summary>
 internal static class ImagingTestData
 {
     public static string Fixture(string name)
@@ -24,8 +23,7 @@ internal static class ImagingTestData
 
     public static double Tolerance(string caseName, string tensor)
     {
-        var json = Regex.Replace(File.ReadAllText(Golden.Path(caseName, "case.json")), @"-?\bInfinity\b|\bNaN\b", "null");
-        using var doc = JsonDocument.Parse(json);
+        using var doc = Golden.ParseJson(File.ReadAllText(Golden.Path(caseName, "case.json")));
         return doc.RootElement.GetProperty("tolerances").GetProperty(tensor).GetProperty("max_abs").GetDouble();
     }
 

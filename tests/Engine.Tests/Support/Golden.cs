@@ -27,9 +27,12 @@ public static class Golden
 
     public static GoldenCase Case(string name) => new(name);
 
-    /// <summary>Parses reference JSON written by Python, which may hold the non-standard literals NaN and ±Infinity.</summary>
-    public static JsonDocument ParseJson(string text) => JsonDocument.Parse(System.Text.RegularExpressions.Regex.Replace(
-        text, @"(?<=[:\[,]\s*)(-?Infinity|NaN)(?=\s*[,\]}])", "\"$1\""));
+    /// <summary>
+    /// Parses reference JSON written by Python, which may hold the non-standard literals NaN and ±Infinity, with the
+    /// engine's own reader of scheduler configs (which meet the same literals in users' files).
+    /// </summary>
+    public static JsonDocument ParseJson(string text) =>
+        JsonDocument.Parse(PSStableDiffusion.Engine.Schedulers.SchedulerConfig.QuoteNonFiniteLiterals(text));
 
     /// <summary>Asserts max |expected - actual| ≤ tolerance, naming the tensor and the worst difference.</summary>
     public static double AssertClose(Tensor expected, Tensor actual, double tolerance, string what)

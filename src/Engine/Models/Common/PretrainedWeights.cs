@@ -12,21 +12,9 @@ namespace PSStableDiffusion.Engine.Models.Common;
 /// </summary>
 internal static class PretrainedWeights
 {
-    /// <summary>Loads <paramref name="safetensorsPath"/> into <paramref name="model"/>, already built in its dtype and device.</summary>
-    /// <param name="ignoredKeys">Keys a checkpoint may carry that the module does not use (dropped by name).</param>
-    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="ModelLoadException">A key is missing, unexpected, or has another shape.</exception>
-    internal static void LoadInto(nn.Module model, string safetensorsPath, IReadOnlySet<string>? ignoredKeys = null)
-    {
-        if (!File.Exists(safetensorsPath)) throw new FileNotFoundException($"Weights file not found: '{safetensorsPath}'.", safetensorsPath);
-        using var noGrad = torch.no_grad();
-        StateDictLoader.Load(model, new[] { safetensorsPath },
-            ignoredKeys is null ? null : key => ignoredKeys.Contains(key) ? null : key);
-    }
-
     /// <summary>
     /// Gives <paramref name="model"/>, built on the <c>meta</c> device, its weights from <paramref name="safetensorsPath"/>
-    /// as new tensors of <paramref name="dtype"/> on <paramref name="device"/> (strict key checking as in <see cref="LoadInto"/>).
+    /// as new tensors of <paramref name="dtype"/> on <paramref name="device"/> (strict: a missing, unexpected or misshapen key names the key and file).
     /// </summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="ModelLoadException">A key is missing, unexpected, or has another shape.</exception>

@@ -45,13 +45,14 @@ public class UNetPrecisionAndLoadingTests
         // The inpainting UNet is the img2img one with 9 input channels: same keys, one different shape.
         using var golden = Golden.Case("img2img");
         var config = UNet2DConditionConfig.FromFile(Path.Combine(golden.ModelFolder, "unet", "config.json"));
-        using var unet = new UNet2DConditionModel(config);
+        // Built on the meta device, as FromPretrained builds it: the key check runs before any weight is read.
+        using var unet = new UNet2DConditionModel(config, torch.META, ScalarType.Float32);
         var inpaintWeights = Golden.Path("inpaint", "model", "unet", "diffusion_pytorch_model.safetensors");
-        var error = Assert.Throws<ModelLoadException>(() => PretrainedWeights.LoadInto(unet, inpaintWeights));
+        var error = Assert.Throws<ModelLoadException>(() => PretrainedWeights.Materialize(unet, inpaintWeights, ScalarType.Float32, torch.CPU));
         Assert.Contains("conv_in.weight", error.Message);
 
         var otherKeys = Golden.Path("txt2img_v", "model", "unet", "diffusion_pytorch_model.safetensors");
-        error = Assert.Throws<ModelLoadException>(() => PretrainedWeights.LoadInto(unet, otherKeys));
+        error = Assert.Throws<ModelLoadException>(() => PretrainedWeights.Materialize(unet, otherKeys, ScalarType.Float32, torch.CPU));
         Assert.Contains("unexpected key", error.Message);
         Assert.Contains("down_blocks.1.attentions", error.Message);
     }
