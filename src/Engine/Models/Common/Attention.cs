@@ -64,7 +64,8 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
             (channels, height, width) = (hidden.shape[1], hidden.shape[2], hidden.shape[3]);
             // GroupNorm over [B, C, H, W] equals diffusers' GroupNorm over [B, C, H*W].
             var normed = group_norm is null ? hidden : group_norm.forward(hidden);
-            tokens = normed.view(batch, channels, height * width).transpose(1, 2); // [B, H*W, C]
+            // permute+reshape is a free view of a channels-last tensor (the VAE decoder's layout) and one copy of an NCHW one.
+            tokens = normed.permute(0, 2, 3, 1).reshape(batch, height * width, channels); // [B, H*W, C]
         }
         else if (group_norm is not null)
         {

@@ -47,17 +47,31 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor input, Tensor? temb)
     {
         using var scope = NewDisposeScope();
-        // In-place ops only touch tensors created here; temb and input are shared with the caller.
-        var hidden = conv1.forward(_activationInPlace(norm1.forward(input))); // [B, C_out, H, W]
+        // In-place ops only touch tensors created here; temb and input are shared with the caller. Each intermediate
+        // is freed as soon as it is used, so at most three full-size tensors live at once (the VAE decoder's 512²
+        // level holds 128 MiB per tensor).
+        var normed = norm1.forward(input); // [B, C_in, H, W]
+        var hidden = conv1.forward(_activationInPlace(normed)); // [B, C_out, H, W]
+        normed.Dispose();
         if (time_emb_proj is not null)
         {
             if (temb is null) throw new ArgumentNullException(nameof(temb), "this ResnetBlock2D has a time_emb_proj and needs a time embedding.");
             var projected = time_emb_proj.forward(_activation(temb)); // [B, C_out]
             hidden.add_(projected.unsqueeze(-1).unsqueeze(-1)); // [B, C_out, 1, 1] broadcast over H, W
         }
-        hidden = conv2.forward(_activationInPlace(norm2.forward(hidden)));
-        var shortcut = conv_shortcut is null ? input : conv_shortcut.forward(input); // [B, C_out, H, W]
-        hidden.add_(shortcut);
+        normed = norm2.forward(hidden);
+        hidden.Dispose();
+        hidden = conv2.forward(_activationInPlace(normed));
+        normed.Dispose();
+        if (conv_shortcut is null)
+        {
+            hidden.add_(input);
+        }
+        else
+        {
+            using var shortcut = conv_shortcut.forward(input); // [B, C_out, H, W]
+            hidden.add_(shortcut);
+        }
         if (_outputScaleFactor != 1.0) hidden.div_(_outputScaleFactor);
         return hidden.MoveToOuterDisposeScope();
     }

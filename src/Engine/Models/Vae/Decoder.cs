@@ -39,10 +39,17 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor latents)
     {
         using var scope = NewDisposeScope();
-        var hidden = conv_in.forward(latents); // [B, C_last, h, w]
-        hidden = mid_block.forward(hidden);
-        foreach (var block in up_blocks) hidden = block.forward(hidden); // [B, C0, h*f, w*f]
-        hidden = conv_out.forward(_activation(conv_norm_out.forward(hidden))); // [B, 3, h*f, w*f]
+        // Channels-last from here on: oneDNN runs these wide 3x3 convolutions 15–50% faster on NHWC than on NCHW
+        // (whose every call reorders to a blocked layout and back), and GroupNorm, SiLU and attention keep the layout.
+        using var nhwc = latents.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2); // [B, latent_channels, h, w], NHWC in memory
+        var hidden = conv_in.forward(nhwc); // [B, C_last, h, w]
+        hidden = Intermediates.Replace(hidden, mid_block.forward(hidden), nhwc);
+        foreach (var block in up_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc); // [B, C0, h*f, w*f]
+        var normed = conv_norm_out.forward(hidden);
+        hidden.Dispose();
+        hidden = conv_out.forward(_activation(normed)); // [B, 3, h*f, w*f]
+        normed.Dispose();
+        hidden = hidden.contiguous(); // NCHW again for the callers' views
         return hidden.MoveToOuterDisposeScope();
     }
 }

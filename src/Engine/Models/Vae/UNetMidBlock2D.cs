@@ -37,11 +37,12 @@ public sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        hidden = resnets[0].forward(hidden, null);
+        var input = hidden;
+        hidden = resnets[0].forward(hidden, null); // [B, C, H, W]
         for (var i = 1; i < resnets.Count; i++)
         {
-            if (attentions.Count > 0) hidden = attentions[i - 1].forward(hidden, null);
-            hidden = resnets[i].forward(hidden, null);
+            if (attentions.Count > 0) hidden = Intermediates.Replace(hidden, attentions[i - 1].forward(hidden, null), input);
+            hidden = Intermediates.Replace(hidden, resnets[i].forward(hidden, null), input);
         }
         return hidden.MoveToOuterDisposeScope();
     }

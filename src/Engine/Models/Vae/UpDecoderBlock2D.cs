@@ -31,8 +31,10 @@ public sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        foreach (var resnet in resnets) hidden = resnet.forward(hidden, null); // [B, C_out, H, W]
-        if (upsamplers is not null) hidden = upsamplers[0].forward(hidden); // [B, C_out, 2H, 2W]
+        var input = hidden;
+        // Each level's output is freed once the next one exists; the input belongs to the caller.
+        foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input); // [B, C_out, H, W]
+        if (upsamplers is not null) hidden = Intermediates.Replace(hidden, upsamplers[0].forward(hidden), input); // [B, C_out, 2H, 2W]
         return hidden.MoveToOuterDisposeScope();
     }
 }
