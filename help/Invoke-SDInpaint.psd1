@@ -56,6 +56,12 @@ black what to keep. A mask of another size than the image is resized to the imag
 0.5) with a warning. A file that is not an image is the error ParameterArgumentTransformationError.
 '@
         InvertMask     = 'Repaint the black part of the mask and keep the white part. The record''s MaskHash ends in -inverted.'
+        TiledDecode    = @'
+Decode the latents in overlapping 512x512 tiles (64x64 latent pixels, overlap 16, blended linearly), as diffusers'
+enable_vae_tiling does. The decoder's memory then stays near that of one 512x512 decode (about 1.3 GiB in float32)
+whatever the image size; without it a 1024x1024 decode needs about four times that. Each tile normalises its own
+features, so faint seams or tone shifts between tiles are possible. Images no larger than 512x512 are not tiled.
+'@
         NoComposite    = @'
 Keep the model's output everywhere. By default the pixels outside the mask are copied back from the input image, so
 only the masked area changes; with -NoComposite the unmasked area is the VAE's reconstruction (slightly different

@@ -134,6 +134,13 @@ DDIM); for any other scheduler it is the error InvalidArgument, whose message na
 '@
             DefaultValue = "The scheduler's own (0 for DDIM)"
         }
+        TiledDecode    = @'
+Decode the latents in overlapping 512x512 tiles (64x64 latent pixels, overlap 16, blended linearly), as diffusers'
+enable_vae_tiling does. The decoder's memory then stays near that of one 512x512 decode (about 1.3 GiB in float32)
+whatever the image size; without it a 1024x1024 decode needs about four times that. Each tile normalises its own
+features, so faint seams or tone shifts between tiles are possible. Images no larger than 512x512 are not tiled. The
+choice is recorded in the image, and a replay repeats it.
+'@
         KarrasSigmas   = @{
             Description  = @'
 Use the Karras et al. noise schedule (diffusers' use_karras_sigmas) on schedulers that support it (those whose
@@ -148,8 +155,8 @@ Replay only (hidden; bound from a piped SDImage): the image's place in its batch
 drawn again and only this image is written, so image k of a -Count batch is made again exactly.
 '@
         Record         = @'
-Replay only (hidden; bound from a piped SDImage): the image's generation record, from which -Eta and -KarrasSigmas
-are taken when the command line does not give them.
+Replay only (hidden; bound from a piped SDImage): the image's generation record, from which -Eta, -KarrasSigmas
+and -TiledDecode are taken when the command line does not give them.
 '@
         BatchSize      = @'
 Replay only (hidden; bound from a piped SDImage): the size of the batch the image was drawn in (its -Count).
@@ -296,6 +303,17 @@ $image | Format-List Seed, Steps, Scheduler, Width, Height
             Remarks = @'
 The same call in diffusers, with pipe(prompt, negative_prompt=..., num_inference_steps=30, guidance_scale=7.5,
 generator=torch.Generator('cpu').manual_seed(42)), gives the same pixels in float32 on the CPU.
+'@
+        }
+        @{
+            Title   = 'A large image on a machine with little memory'
+            Code    = @'
+New-SDImage 'a panoramic mountain range at sunset' -Model ./sd21 -Width 1536 -Height 768 -TiledDecode |
+    Save-SDImage './wide.png'
+'@
+            Remarks = @'
+The UNet still sees the whole 192x96 latent, so the composition is one picture; only the decoder works in 512x512
+tiles, which keeps its memory near that of a 512x512 decode.
 '@
         }
         @{

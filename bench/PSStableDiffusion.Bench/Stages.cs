@@ -138,7 +138,7 @@ internal static partial class Stages
                     {
                         stepTimes.Add((p.Elapsed - previous).TotalSeconds);
                         previous = p.Elapsed;
-                        Measure.Log($"  step {p.Step}/{p.TotalSteps}: {stepTimes[^1]:F2} s");
+                        Measure.Log($"  step {p.Step}/{p.TotalSteps}: {stepTimes[^1]:F2} s, RSS {Measure.CurrentBytes() / (double)(1L << 30):F2} GiB");
                     },
                 };
                 result.Flop = Flops.Txt2Img512(options.Steps);

@@ -86,6 +86,10 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Scheduler { get; set; }
 
+    /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for large images.</summary>
+    [Parameter]
+    public SwitchParameter TiledDecode { get; set; }
+
     /// <summary>Images per input image.</summary>
     [Parameter]
     [ValidateRange(1, 64)]
@@ -121,6 +125,7 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
                 MaskHash = mask.ComputeContentHash() + (InvertMask ? "-inverted" : ""),
                 Strength = Strength,
                 Composite = !NoComposite,
+                DecoderTileSize = TiledDecode ? StableDiffusionPipeline.DefaultDecoderTileSize : null,
             };
             GenerateAndWrite(request, PipelineKind.Inpaint, $"Invoke-SDInpaint: {Truncate(Prompt, 60)}");
         }

@@ -74,6 +74,10 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [Parameter]
     public SwitchParameter KarrasSigmas { get; set; }
 
+    /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for large images.</summary>
+    [Parameter]
+    public SwitchParameter TiledDecode { get; set; }
+
     /// <summary>Images per prompt, drawn as diffusers' num_images_per_prompt.</summary>
     [Parameter]
     [ValidateRange(1, 64)]
@@ -89,7 +93,7 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(1, 64)]
     public int? BatchSize { get; set; }
 
-    /// <summary>Replay: the piped image's whole record, for the options it has no property of its own for (eta, Karras sigmas).</summary>
+    /// <summary>Replay: the piped image's whole record, for the options it has no property of its own for (eta, Karras sigmas, tiled decode).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
     public GenerationRecord? Record { get; set; }
 
@@ -137,6 +141,9 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
             // A replay takes eta and Karras sigmas from the piped record unless the command line gives them.
             Eta = Eta ?? Record?.Eta,
             KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas)) ? KarrasSigmas.IsPresent : Record?.KarrasSigmas,
+            DecoderTileSize = MyInvocation.BoundParameters.ContainsKey(nameof(TiledDecode))
+                ? (TiledDecode.IsPresent ? StableDiffusionPipeline.DefaultDecoderTileSize : null)
+                : Record?.DecoderTileSize,
         };
         var kind = PipelineKind.Txt2Img;
         if (ParameterSetName == ImageToImageSet)

@@ -68,6 +68,10 @@ public sealed class GenerationRecord
 
     /// <summary>The -KarrasSigmas override the call was given (null: the scheduler's or its name's default).</summary>
     public bool? KarrasSigmas { get; set; }
+    /// <summary>The -TiledDecode tile edge in latent pixels when the call asked for a tiled decode (null: not asked).
+    /// Tiles change the pixels slightly, so a replay needs it.</summary>
+    public int? DecoderTileSize { get; set; }
+
     public DateTimeOffset? CreatedUtc { get; set; }
 
     /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>

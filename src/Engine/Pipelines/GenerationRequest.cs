@@ -71,6 +71,15 @@ public sealed record GenerationRequest
     /// <summary>Overlap between neighbouring tiles in latent pixels; null = a quarter of the tile size.</summary>
     public int? TileOverlap { get; init; }
 
+    /// <summary>
+    /// VAE decoder tiling alone (diffusers' <c>enable_vae_tiling</c>), in latent pixels. Null: the decoder tiles where
+    /// the UNet does (<see cref="TileSize"/>); 0: never; N: N×N latent tiles once the latent exceeds N, overlapping by
+    /// <see cref="TileOverlap"/> (default N/4) and blended with linear ramps. It bounds the decoder's memory for large
+    /// images at the cost of per-tile GroupNorm statistics (faint seams are possible). See
+    /// <see cref="StableDiffusionPipeline.DefaultDecoderTileSize"/>.
+    /// </summary>
+    public int? DecoderTileSize { get; init; }
+
     /// <summary>Recorded in the generation record; null computes it from <see cref="InitImage"/> (equal to
     /// <see cref="SDImage.ComputeContentHash"/> of the image the tensor came from).</summary>
     public string? SourceImageHash { get; init; }

@@ -59,6 +59,7 @@ public static class ImageGeneration
             NoiseLevel = kind == PipelineKind.Upscale ? request.NoiseLevel : null,
             SourceImageHash = sourceImageHash,
             MaskHash = maskHash,
+            DecoderTileSize = request.DecoderTileSize is > 0 ? request.DecoderTileSize : null,
             CreatedUtc = created,
         });
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Schedulers;
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -45,6 +46,10 @@ public static class StableDiffusionPipeline
 {
     /// <summary>The x4 upscaler's default tile edge in latent (= low-res) pixels: 128 → 512×512 output tiles.</summary>
     public const int DefaultUpscaleTileSize = 128;
+
+    /// <summary>Decoder tile edge in latent pixels for a tiled decode (<see cref="GenerationRequest.DecoderTileSize"/>):
+    /// 64 → 512×512 pixel tiles for the f=8 VAE, diffusers' tile_sample_min_size; its decode peaks near 1.3 GiB.</summary>
+    public const int DefaultDecoderTileSize = 64;
 
     /// <summary>The x4 upscaler's max_noise_level (diffusers' default and the released model's).</summary>
     public const int MaxNoiseLevel = 350;
@@ -276,16 +281,20 @@ public static class StableDiffusionPipeline
         // 7. Decode (the upscaler's VAE is float32, as diffusers upcasts it), tiled where the UNet was or where asked.
         cancellation.ThrowIfCancellationRequested();
         clock.Restart();
+        TorchMemory.ReleaseFreeHeap(); // the UNet's freed activations, before the decoder allocates its own
         var vaeInput = latents / model.Vae.Config.ScalingFactor;                                  // [N, 4, h, w]
         observer.Inspect?.Invoke("vae_decode_input", vaeInput);
         var vaeDType = model.Vae.parameters().First().dtype;
-        int decoderTileCount = unetTileCount;
-        var decoded = (unetTiles is null
+        var decoderTiles = request.DecoderTileSize is null
+            ? unetTiles
+            : ResolveTiling(request.DecoderTileSize.Value, request.TileOverlap, latentHeight, latentWidth, "DecoderTileSize");
+        int decoderTileCount = decoderTiles?.Count(latentHeight, latentWidth) ?? 1;
+        var decoded = (decoderTiles is null
             ? model.Vae.Decode(vaeInput.to(vaeDType))
-            : TiledInference.Run(vaeInput.to(vaeDType), unetTiles, model.VaeScaleFactor, tile => model.Vae.Decode(tile)))
+            : TiledInference.Run(vaeInput.to(vaeDType), decoderTiles, model.VaeScaleFactor, tile => model.Vae.Decode(tile)))
             .to(ScalarType.Float32).cpu();                                                        // [N, 3, H, W]
-        if (unetTiles is not null)
-            observer.Log?.Invoke($"Tiled VAE decoder: {decoderTileCount} tiles of {Math.Min(unetTiles.TileSize, latentWidth) * model.VaeScaleFactor} pixels (overlap {unetTiles.Overlap * model.VaeScaleFactor}).");
+        if (decoderTiles is not null)
+            observer.Log?.Invoke($"Tiled VAE decoder: {decoderTileCount} tiles of {Math.Min(decoderTiles.TileSize, latentWidth) * model.VaeScaleFactor}x{Math.Min(decoderTiles.TileSize, latentHeight) * model.VaeScaleFactor} pixels (overlap {decoderTiles.Overlap * model.VaeScaleFactor}).");
         observer.Inspect?.Invoke("vae_decode_output", decoded);
         timings["vae_decode"] = clock.Elapsed.TotalSeconds;
         observer.Log?.Invoke($"Decoded {count} image(s) of {width}x{height} in {clock.Elapsed.TotalSeconds:F2} s.");
@@ -467,11 +476,19 @@ public static class StableDiffusionPipeline
             int given => given,
             null => kind == PipelineKind.Upscale ? DefaultUpscaleTileSize : null,
         };
-        if (size is not int tile || Math.Max(latentHeight, latentWidth) <= tile) return null;
-        if (tile < 8) throw new ArgumentOutOfRangeException(nameof(request), tile, "TileSize must be at least 8 latent pixels.");
-        int overlap = request.TileOverlap ?? tile / 4;
+        return size is int tile ? ResolveTiling(tile, request.TileOverlap, latentHeight, latentWidth, nameof(request.TileSize)) : null;
+    }
+
+    /// <summary>Tiles of <paramref name="tile"/> latent pixels (0: none), or null when the latent fits in one.</summary>
+    /// <param name="name">The request property the size came from, for the error.</param>
+    internal static TilePlan? ResolveTiling(int tile, int? overlapOrNull, int latentHeight, int latentWidth, string name)
+    {
+        if (tile == 0) return null;
+        if (tile < 8) throw new ArgumentOutOfRangeException(name, tile, $"{name} must be 0 (no tiles) or at least 8 latent pixels, not {tile}.");
+        if (Math.Max(latentHeight, latentWidth) <= tile) return null;
+        int overlap = overlapOrNull ?? tile / 4;
         if (overlap < 0 || overlap >= tile)
-            throw new ArgumentOutOfRangeException(nameof(request), overlap, $"TileOverlap must be in 0..{tile - 1} for tiles of {tile}, not {overlap}.");
+            throw new ArgumentOutOfRangeException("TileOverlap", overlap, $"TileOverlap must be in 0..{tile - 1} for tiles of {tile}, not {overlap}.");
         return new TilePlan(tile, overlap);
     }
 

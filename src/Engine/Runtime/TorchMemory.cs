@@ -38,6 +38,28 @@ public static partial class TorchMemory
         return start >= 0 && end > start ? text[(start + 1)..end] : null;
     }
 
+    /// <summary>
+    /// Hands the C heap's free pages back to the system (glibc's <c>malloc_trim</c>; elsewhere nothing happens).
+    /// glibc keeps freed activations below its adaptive mmap threshold (up to 32 MiB: most of a UNet step's) in its
+    /// arenas, so without this the VAE decoder's working set lands on top of the UNet's freed one. Returns whether
+    /// memory was released.
+    /// </summary>
+    public static bool ReleaseFreeHeap()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            return MallocTrim(0) != 0;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return false; // musl and other C libraries without malloc_trim
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "malloc_trim")]
+    private static partial int MallocTrim(nuint pad);
+
     [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetEnv(string name, string value, int overwrite);
 }

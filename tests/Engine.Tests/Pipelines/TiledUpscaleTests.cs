@@ -70,7 +70,7 @@ public class TiledUpscaleTests(GoldenModels models, ITestOutputHelper output) : 
         Assert.Equal((1, 1), (automatic.UnetTiles, automatic.DecoderTiles));   // 48 < the default 128: not tiled
         Assert.Equal((4, 4), (tiled.UnetTiles, tiled.DecoderTiles));
         Assert.Contains(logs, line => line.StartsWith("Tiled UNet: 4 tiles of 32x32", StringComparison.Ordinal));
-        Assert.Contains(logs, line => line.StartsWith("Tiled VAE decoder: 4 tiles of 128 pixels", StringComparison.Ordinal));
+        Assert.Contains(logs, line => line.StartsWith("Tiled VAE decoder: 4 tiles of 128x128 pixels", StringComparison.Ordinal));
         Assert.Equal(new long[] { 1, 3, 192, 192 }, tiled.Images.shape);
         Assert.Equal(0f, (whole.Images - automatic.Images).abs().max().item<float>());
 

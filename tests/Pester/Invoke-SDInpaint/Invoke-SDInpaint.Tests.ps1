@@ -108,6 +108,20 @@ Describe 'Invoke-SDInpaint' {
         }
     }
 
+    Context 'Tiled decode' {
+        It 'decodes a 576x512 repaint in 512x512 tiles with -TiledDecode and records it' {
+            $large = (Import-SDImage $imagePath).Resize(576, 512)
+            $output = @(Invoke-SDInpaint -Image $large -Mask $maskPath -Prompt 'a car' -Model $inpaintModel -Steps 1 -Seed 2 `
+                -TiledDecode -Verbose -WarningAction SilentlyContinue 4>&1)
+            $image = @($output | Where-Object { $_ -is [PSStableDiffusion.Engine.SDImage] })
+            $verbose = @($output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+            $image.Count | Should -Be 1
+            ($image[0].Width, $image[0].Height) | Should -Be @(576, 512)
+            $verbose | Should -Contain 'Tiled VAE decoder: 2 tiles of 512x512 pixels (overlap 128).'
+            $image[0].Record.DecoderTileSize | Should -Be 64
+        }
+    }
+
     Context 'A mask of another size' {
         It 'is resized to the image with a warning, and the image is still repainted' {
             $smallMask = (Import-SDImage $maskPath).Resize(32, 32)

@@ -124,6 +124,37 @@ Describe 'New-SDImage' {
         }
     }
 
+    Context 'Tiled decode' {
+        BeforeAll {
+            # 576x512: a 72x64 latent, so the default 64-latent-pixel tiles give 2 decoder tiles.
+            $script:tiledCall = @{ Prompt = 'a lighthouse'; Model = $smallModel; Steps = 1; Seed = 7; Width = 576; Height = 512 }
+            $script:whole = New-SDTestImage $tiledCall
+        }
+
+        It 'decodes in 512x512 tiles with -TiledDecode, says so with -Verbose and records it' {
+            $output = @(New-SDImage @tiledCall -TiledDecode -Verbose 4>&1)
+            $tiled = @($output | Where-Object { $_ -is [PSStableDiffusion.Engine.SDImage] })
+            $verbose = @($output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+            $tiled.Count | Should -Be 1
+            $verbose | Should -Contain 'Tiled VAE decoder: 2 tiles of 512x512 pixels (overlap 128).'
+            $tiled[0].Record.DecoderTileSize | Should -Be 64
+            $whole.Record.DecoderTileSize | Should -BeNullOrEmpty
+            ($tiled[0].Width, $tiled[0].Height) | Should -Be @(576, 512)
+            # Same denoised latents, decoded per tile: close to the whole decode, but not the same pixels.
+            Test-SamePixels $whole $tiled[0] | Should -BeFalse
+        }
+
+        It 'replays a tiled image tiled, and -TiledDecode:$false overrides the record' {
+            $tiled = New-SDTestImage ($tiledCall + @{ TiledDecode = $true })
+            $replayed = $tiled | New-SDImage -Model $smallModel
+            $replayed.Record.DecoderTileSize | Should -Be 64
+            Test-SamePixels $tiled $replayed | Should -BeTrue
+            $untiled = $tiled | New-SDImage -Model $smallModel -TiledDecode:$false
+            $untiled.Record.DecoderTileSize | Should -BeNullOrEmpty
+            Test-SamePixels $whole $untiled | Should -BeTrue
+        }
+    }
+
     Context 'Errors' {
         BeforeEach {
             $script:outFolder = Join-Path $TestDrive "out-$([guid]::NewGuid().ToString('N'))"
