@@ -31,8 +31,9 @@ public sealed class DownEncoderBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        foreach (var resnet in resnets) hidden = resnet.forward(hidden, null); // [B, C_out, H, W]
-        if (downsamplers is not null) hidden = downsamplers[0].forward(hidden); // [B, C_out, H/2, W/2]
+        var input = hidden;
+        foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input); // [B, C_out, H, W]
+        if (downsamplers is not null) hidden = Intermediates.Replace(hidden, downsamplers[0].forward(hidden), input); // [B, C_out, H/2, W/2]
         return hidden.MoveToOuterDisposeScope();
     }
 }

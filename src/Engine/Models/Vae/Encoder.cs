@@ -39,10 +39,14 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor image)
     {
         using var scope = NewDisposeScope();
-        var hidden = conv_in.forward(image); // [B, C0, H, W]
-        foreach (var block in down_blocks) hidden = block.forward(hidden); // [B, C_last, H/f, W/f]
-        hidden = mid_block.forward(hidden);
-        hidden = conv_out.forward(_activation(conv_norm_out.forward(hidden))); // [B, 2*latent, H/f, W/f]
+        // Channels-last throughout, as in the Decoder (faster oneDNN convolutions), and each level freed once used.
+        using var nhwc = image.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2); // [B, 3, H, W], NHWC in memory
+        var hidden = conv_in.forward(nhwc); // [B, C0, H, W]
+        foreach (var block in down_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc); // [B, C_last, H/f, W/f]
+        hidden = Intermediates.Replace(hidden, mid_block.forward(hidden), nhwc);
+        var normed = conv_norm_out.forward(hidden);
+        hidden.Dispose();
+        hidden = conv_out.forward(_activation(normed)).contiguous(); // [B, 2*latent, H/f, W/f], NCHW again
         return hidden.MoveToOuterDisposeScope();
     }
 }
