@@ -4,7 +4,7 @@ namespace PSStableDiffusion.Bench;
 internal sealed class BenchOptions
 {
     public static readonly string[] FullStages =
-        { "kernels", "load-fp32", "load-fp16", "text", "unet512", "unet768", "vae512", "vae768", "txt2img512", "upscaler", "upscale2048" };
+        { "kernels", "load-fp32", "load-fp16", "text", "unet512", "unet768", "vae512", "vae768", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048" };
     public static readonly string[] QuickStages = { "kernels", "load-fp32", "load-fp16", "text", "unet512", "vae512" };
 
     public string? OutPath { get; set; }
@@ -28,7 +28,8 @@ internal sealed class BenchOptions
         PSStableDiffusion.Bench [options]
           --out <file>           also write the JSON results to <file> (JSON always goes to stdout)
           --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512
-          --stages a,b,...       kernels, load-fp32, load-fp16, text, unet512, unet768, vae512, vae768, txt2img512, upscaler, upscale2048
+          --stages a,b,...       kernels, load-fp32, load-fp16, text, unet512, unet768, vae512, vae768, vae1024-tiled,
+                                 txt2img512, upscaler, upscale2048
           --dtype a,b            float32, bfloat16 (default both)
           --model <folder>       a diffusers SD 2.x folder to measure (else random weights, saved to --save-folder)
           --save-folder <dir>    where random weights live as diffusers folders <dir>/fp32 and <dir>/fp16

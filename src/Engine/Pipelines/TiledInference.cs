@@ -25,7 +25,7 @@ public sealed record TilePlan(int TileSize, int Overlap)
 /// the overlap on sides shared with another tile; the weighted sum is divided by the summed weights, which hides
 /// seams (MultiDiffusion-style averaging).
 /// </summary>
-internal static class TiledInference
+public static class TiledInference
 {
     /// <param name="input">[B, C, h, w]</param>
     /// <param name="plan">Tile size and overlap in <paramref name="input"/> pixels.</param>
