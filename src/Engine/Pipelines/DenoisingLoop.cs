@@ -20,6 +20,7 @@ public static class DenoisingLoop
         PipelineObserver observer, Denoiser denoise)
     {
         var clock = Stopwatch.StartNew();
+        var input = latents;
         for (int i = 0; i < timesteps.Count; i++)
         {
             observer.Cancellation.ThrowIfCancellationRequested();
@@ -31,7 +32,10 @@ public static class DenoisingLoop
             observer.Inspect?.Invoke(name + "_sample_in", latents);
             var next = scheduler.Step(prediction, t, latents, noise);                             // [N, 4, h, w]
             observer.Inspect?.Invoke(name + "_latents", next);
+            var previous = latents;
             latents = next.MoveToOuterDisposeScope();
+            // The step before's latents are done with (schedulers keep their own detached handles); the caller's input is not ours.
+            if (!ReferenceEquals(previous, input)) previous.Dispose();
             observer.Progress?.Invoke(new StepProgress(i + 1, timesteps.Count, clock.Elapsed));
         }
         return latents;
