@@ -350,8 +350,9 @@ internal static partial class Stages
                 return result;
             }
         }
-        // Three warm-ups: the first calls of a process also pay for thread-pool start-up and first-touch page faults.
-        result.RunsS = Measure.Time(run, 3, repeats, $"{label} {dtype}");
+        // Three fp32 warm-ups: the first calls of a process also pay for thread-pool start-up and first-touch page
+        // faults. One for bf16, whose kernels can take half a minute per call on a CPU without bf16 instructions.
+        result.RunsS = Measure.Time(run, dtype == "bfloat16" ? 1 : 3, repeats, $"{label} {dtype}");
         result.MedianS = Measure.Median(result.RunsS);
         if (flop is { } f) result.GflopPerS = f / result.MedianS / 1e9;
         return result;
