@@ -374,6 +374,8 @@ function Invoke-AllTests {
         $suites.Add($build)
     }
     if ($suites.Count -eq 0) {
+        # The model-hash cache of the tests' models goes under out/, not into the user's profile.
+        $env:PSSTABLEDIFFUSION_CACHE = Join-Path $OutRoot 'test-cache'
         foreach ($suite in 'Invoke-XunitTests', 'Invoke-PesterTests') {
             try { $suites.Add((& $suite)) }
             catch {

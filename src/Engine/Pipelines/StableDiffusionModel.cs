@@ -161,7 +161,7 @@ public sealed class StableDiffusionModel : ICachedEngine
 
             var weightFiles = textFiles.Concat(unetFiles).Concat(vaeFiles).OrderBy(p => p, StringComparer.Ordinal).ToList();
             return new StableDiffusionModel(folder, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
-                () => HashFiles(weightFiles));
+                () => HashWithCache(weightFiles));
         }
         catch
         {
@@ -234,7 +234,7 @@ public sealed class StableDiffusionModel : ICachedEngine
             var scheduler = SchedulerConfig.Parse(plan.SchedulerConfigJson);
             var lowRes = plan.LowResSchedulerConfigJson is { } lowResJson ? SchedulerConfig.Parse(lowResJson) : null;
             return new StableDiffusionModel(checkpointPath, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
-                () => HashFiles(new[] { checkpointPath }));
+                () => HashWithCache(new[] { checkpointPath }));
         }
         catch
         {
@@ -315,6 +315,10 @@ public sealed class StableDiffusionModel : ICachedEngine
                 : $"Weights file not found: '{expected}' (the folder has the variants {string.Join(", ", sets.Keys.Select(k => k.Length == 0 ? "(plain)" : k))}; pass one as the variant).",
             expected);
     }
+
+    // The session's first image records the model hash; the cache spares re-reading gigabytes in every new session.
+    private static string HashWithCache(IReadOnlyList<string> files) =>
+        ModelHashCache.Default.GetOrCompute(files, () => HashFiles(files));
 
     internal static string HashFiles(IEnumerable<string> files)
     {

@@ -1,0 +1,110 @@
+using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Tests.Support;
+using Xunit;
+
+namespace PSStableDiffusion.Engine.Tests.Loading;
+
+/// <summary>The persistent model-hash cache: hit while the files are unchanged, recomputed when one changes, and never
+/// an error of its own.</summary>
+public sealed class ModelHashCacheTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("sd-hash-cache-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void SecondLookupOfUnchangedFilesDoesNotRehash()
+    {
+        var files = WriteFiles(("a.safetensors", "first"), ("b.safetensors", "second"));
+        var cache = new ModelHashCache(Path.Combine(_folder, "cache", "model-hashes.json"));
+        int computed = 0;
+        string Compute() { computed++; return StableDiffusionModel.HashFiles(files); }
+
+        var first = cache.GetOrCompute(files, Compute);
+        var second = new ModelHashCache(cache.FilePath).GetOrCompute(files, Compute); // as a new session would
+
+        Assert.Equal(1, computed);
+        Assert.Equal(first, second);
+        Assert.True(File.Exists(cache.FilePath));
+        // The cached value is the real SHA-256 of the concatenated files (computed independently here).
+        var expected = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData("firstsecond"u8)).ToLowerInvariant();
+        Assert.Equal(expected, second);
+    }
+
+    [Fact]
+    public void AChangedSizeOrTimeStampOrOrderRehashes()
+    {
+        var files = WriteFiles(("a.safetensors", "first"), ("b.safetensors", "second"));
+        var cache = new ModelHashCache(Path.Combine(_folder, "model-hashes.json"));
+        int computed = 0;
+        string Compute() { computed++; return StableDiffusionModel.HashFiles(files); }
+        cache.GetOrCompute(files, Compute);
+
+        File.SetLastWriteTimeUtc(files[1], File.GetLastWriteTimeUtc(files[1]).AddSeconds(5));
+        cache.GetOrCompute(files, Compute);
+        Assert.Equal(2, computed);
+
+        File.WriteAllText(files[0], "first, longer");
+        var changed = cache.GetOrCompute(files, Compute);
+        Assert.Equal(3, computed);
+        Assert.Equal(StableDiffusionModel.HashFiles(files), changed);
+
+        cache.GetOrCompute(files.Reverse().ToArray(), () => { computed++; return "other order"; });
+        Assert.Equal(4, computed);
+    }
+
+    [Theory]
+    [InlineData("not json {")]
+    [InlineData("[1, 2, 3]")]
+    [InlineData("")]
+    public void ACorruptCacheFileIsIgnoredAndReplaced(string content)
+    {
+        var files = WriteFiles(("model.safetensors", "weights"));
+        var path = Path.Combine(_folder, "model-hashes.json");
+        File.WriteAllText(path, content);
+        var cache = new ModelHashCache(path);
+
+        var hash = cache.GetOrCompute(files, () => StableDiffusionModel.HashFiles(files));
+
+        Assert.Equal(StableDiffusionModel.HashFiles(files), hash);
+        int computed = 0;
+        Assert.Equal(hash, new ModelHashCache(path).GetOrCompute(files, () => { computed++; return "x"; }));
+        Assert.Equal(0, computed);
+    }
+
+    [Fact]
+    public void AnUnwritableCacheLocationStillGivesTheHash()
+    {
+        var files = WriteFiles(("model.safetensors", "weights"));
+        var blocker = Path.Combine(_folder, "a-file");
+        File.WriteAllText(blocker, "");
+        var cache = new ModelHashCache(Path.Combine(blocker, "model-hashes.json")); // its "folder" is a file
+
+        Assert.Equal(StableDiffusionModel.HashFiles(files), cache.GetOrCompute(files, () => StableDiffusionModel.HashFiles(files)));
+        Assert.False(File.Exists(cache.FilePath));
+    }
+
+    [Fact]
+    public void TheDefaultCacheFollowsTheEnvironmentVariable()
+    {
+        var previous = Environment.GetEnvironmentVariable(ModelHashCache.FolderVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(ModelHashCache.FolderVariable, _folder);
+            Assert.Equal(Path.Combine(_folder, "model-hashes.json"), ModelHashCache.Default.FilePath);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(ModelHashCache.FolderVariable, previous);
+        }
+    }
+
+    private string[] WriteFiles(params (string Name, string Content)[] files) =>
+        files.Select(f =>
+        {
+            var path = Path.Combine(_folder, f.Name);
+            File.WriteAllText(path, f.Content);
+            return path;
+        }).ToArray();
+}
