@@ -54,6 +54,9 @@ public sealed class StableDiffusionModel : ICachedEngine
     /// <summary>The x4 upscaler's DDPM scheduler that noises the low-res image.</summary>
     public SchedulerConfig? LowResSchedulerConfig { get; }
 
+    /// <summary>Text embeddings of the prompts this model encoded lately (see <see cref="PromptEmbeddingCache"/>).</summary>
+    internal PromptEmbeddingCache PromptEmbeddings { get; } = new();
+
     public ModelVariant ModelVariant { get; }
     public string Variant => ModelVariant.DisplayName();
     public long MemoryBytes { get; }
@@ -335,6 +338,7 @@ public sealed class StableDiffusionModel : ICachedEngine
 
     public void Dispose()
     {
+        PromptEmbeddings.Dispose();
         TextEncoder.Dispose();
         Unet.Dispose();
         Vae.Dispose();

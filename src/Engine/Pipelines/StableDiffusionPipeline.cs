@@ -95,17 +95,25 @@ public static class StableDiffusionPipeline
 
         // 1. Text embeddings, computed once per prompt and repeated for the batch: [uncond, cond] when guided.
         var clock = Stopwatch.StartNew();
-        var promptEmbeds = EncodePrompt(model, request.Prompt, observer);                       // [1, 77, D]
+        var promptEmbeds = EncodePrompt(model, request.Prompt, observer, out bool promptCached);   // [1, 77, D]
         observer.Inspect?.Invoke("prompt_embeds", promptEmbeds);
         Tensor embeds = promptEmbeds.repeat(count, 1, 1);                                         // [N, 77, D]
+        bool negativeCached = false;
         if (guided)
         {
-            var negativeEmbeds = EncodePrompt(model, request.NegativePrompt, observer);          // [1, 77, D]
+            var negativeEmbeds = EncodePrompt(model, request.NegativePrompt, observer, out negativeCached); // [1, 77, D]
             observer.Inspect?.Invoke("negative_prompt_embeds", negativeEmbeds);
             embeds = torch.cat(new[] { negativeEmbeds.repeat(count, 1, 1), embeds });            // [2N, 77, D]
         }
         timings["text_encoder"] = clock.Elapsed.TotalSeconds;
-        observer.Log?.Invoke($"Encoded the prompt{(guided ? " and the negative prompt" : "")} in {clock.Elapsed.TotalSeconds:F2} s.");
+        var reused = (promptCached, guided && negativeCached) switch
+        {
+            (true, true) => " (both from the model's embedding cache)",
+            (true, false) => " (the prompt's from the model's embedding cache)",
+            (false, true) => " (the negative prompt's from the model's embedding cache)",
+            _ => "",
+        };
+        observer.Log?.Invoke($"Encoded the prompt{(guided ? " and the negative prompt" : "")} in {clock.Elapsed.TotalSeconds:F2} s{reused}.");
 
         // 2. Input image at a size the VAE (or the upscaler's UNet) accepts; output and latent sizes.
         Tensor? image = null;                                                                    // [1, 3, H, W] in [-1, 1]
@@ -492,14 +500,18 @@ public static class StableDiffusionPipeline
         return new TilePlan(tile, overlap);
     }
 
-    /// <summary>Token ids for one prompt, run through the text encoder: [1, 77, D] in the model dtype.</summary>
-    internal static Tensor EncodePrompt(StableDiffusionModel model, string prompt, PipelineObserver observer)
+    /// <summary>Token ids for one prompt, run through the text encoder (alone, batch 1, as diffusers does), or the
+    /// model's cached result for the same ids: [1, 77, D] in the model dtype.</summary>
+    internal static Tensor EncodePrompt(StableDiffusionModel model, string prompt, PipelineObserver observer, out bool cached)
     {
         var encoding = model.Tokenizer.EncodeWithInfo(prompt);
         if (encoding.Truncated)
             observer.Warn?.Invoke($"The prompt is longer than the text encoder's {encoding.Ids.Length} tokens; this part was cut off: \"{encoding.DroppedText}\".");
-        var ids = torch.tensor(encoding.Ids.Select(i => (long)i).ToArray(), new long[] { 1, encoding.Ids.Length }, ScalarType.Int64, model.Target.Device);  // [1, 77]
-        return model.TextEncoder.forward(ids).LastHiddenState;                                   // [1, 77, D]
+        return model.PromptEmbeddings.GetOrAdd(encoding.Ids, () =>
+        {
+            var ids = torch.tensor(encoding.Ids.Select(i => (long)i).ToArray(), new long[] { 1, encoding.Ids.Length }, ScalarType.Int64, model.Target.Device);  // [1, 77]
+            return model.TextEncoder.forward(ids).LastHiddenState;                               // [1, 77, D]
+        }, out cached);
     }
 
     /// <summary>
