@@ -35,7 +35,7 @@ public static class DenoisingLoop
             var previous = latents;
             latents = next.MoveToOuterDisposeScope();
             // The step before's latents are done with (schedulers keep their own detached handles); the caller's input is not ours.
-            if (!ReferenceEquals(previous, input)) previous.Dispose();
+            if (!ReferenceEquals(previous, input) && !ReferenceEquals(previous, latents)) previous.Dispose();
             observer.Progress?.Invoke(new StepProgress(i + 1, timesteps.Count, clock.Elapsed));
         }
         return latents;
