@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Tests.ModelSources;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -85,18 +86,5 @@ public class TiledDecodeTests(ITestOutputHelper output)
         Assert.Contains(parameter, error.Message);
     }
 
-    private static GenerationRequest RequestFor(GoldenCase golden)
-    {
-        var call = golden.Json.RootElement.GetProperty("call");
-        return new GenerationRequest
-        {
-            Prompt = call.GetProperty("prompt").GetString()!,
-            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
-            Steps = call.GetProperty("num_inference_steps").GetInt32(),
-            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
-            Width = call.GetProperty("width").GetInt32(),
-            Height = call.GetProperty("height").GetInt32(),
-            Seed = golden.Json.RootElement.GetProperty("seed").GetInt64(),
-        };
-    }
+    private static GenerationRequest RequestFor(GoldenCase golden) => ModelSourceTestSupport.RequestFor(golden);
 }
