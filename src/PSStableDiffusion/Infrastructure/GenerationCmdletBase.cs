@@ -169,13 +169,22 @@ public abstract class GenerationCmdletBase : SDCmdletBase
 
         var verbose = new ConcurrentQueue<string>();
         var acquiring = Task.Run(() => ModelStore.Acquire(source, _target!, options, verbose.Enqueue, Cancellation));
-        while (!acquiring.Wait(200))
+        try
         {
-            while (downloads.TryDequeue(out var record)) WriteProgress(record);
-            while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+            // WaitAny, unlike Task.Wait, does not throw when the download fails or is cancelled.
+            while (Task.WaitAny(new Task[] { acquiring }, 200) < 0)
+            {
+                while (downloads.TryDequeue(out var record)) WriteProgress(record);
+                while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+            }
         }
-        while (verbose.TryDequeue(out var line)) WriteVerbose(line);
-        WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
+        finally
+        {
+            while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+            WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
+        }
+        // The engine's own exception (HubNotFoundException, OperationCanceledException...), not an AggregateException,
+        // so ToErrorRecord gives it its id and Ctrl+C stops quietly.
         return acquiring.GetAwaiter().GetResult();
     }
 

@@ -178,6 +178,22 @@ Describe 'New-SDImage' {
             $outFolder | Should -Not -Exist
         }
 
+        It 'reports a hub model that cannot be fetched offline as HubUnavailable (ConnectionError), naming the id' {
+            $saved = @{ HF_HUB_OFFLINE = $env:HF_HUB_OFFLINE; HF_HUB_CACHE = $env:HF_HUB_CACHE }
+            try {
+                $env:HF_HUB_OFFLINE = '1'
+                $env:HF_HUB_CACHE = Join-Path $TestDrive 'empty-hub-cache'
+                $record = Get-SDCommandError { New-SDImage 'x' -Model 'no-such-owner/no-such-model' -Steps 1 -Seed 1 }
+            }
+            finally {
+                foreach ($name in $saved.Keys) { Set-Item "env:$name" -Value $saved[$name] -ErrorAction Ignore; if ($null -eq $saved[$name]) { Remove-Item "env:$name" -ErrorAction Ignore } }
+            }
+            $record | Should -Not -BeNullOrEmpty
+            $record.FullyQualifiedErrorId | Should -BeLike 'HubUnavailable,PSStableDiffusion.NewSDImageCommand'
+            $record.CategoryInfo.Category | Should -Be 'ConnectionError'
+            $record.Exception.Message | Should -BeLike '*no-such-owner/no-such-model*'
+        }
+
         It 'names the valid schedulers in the UnknownScheduler message' {
             $record = $null
             try { New-SDImage 'x' -Model $smallModel -Scheduler 'NoSuchScheduler' } catch { $record = $_ }
