@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.RegularExpressions;
 using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Models.Clip;
+using PSStableDiffusion.Engine.Models.Common;
 using PSStableDiffusion.Engine.Models.Configs;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
@@ -97,37 +98,23 @@ internal static partial class Stages
                 Inspect(result, last!);
                 break;
             }
-            case "vae1024-tiled":
+            case "vae512" or "vae768" or "vae1024-tiled":
             {
-                // -TiledDecode: a 1024² image decoded in 512² tiles (64² latent, overlap 16, 3×3 tiles).
-                using var vae = AutoencoderKL.FromPretrained(Path.Combine(folder, "vae"), dtype, CPU);
-                var generator = new torch.Generator(7);
-                using var latents = (torch.randn(new long[] { 1, 4, 128, 128 }, generator: generator) / vae.ScalingFactor).to(dtype);
-                var plan = new TilePlan(StableDiffusionPipeline.DefaultDecoderTileSize, StableDiffusionPipeline.DefaultDecoderTileSize / 4);
-                result.Flop = 9 * Flops.VaeDecode512;
-                result.Note = $"{plan.Count(128, 128)} tiles of 512² (overlap 128 px); GFLOP/s counts the tiles' work";
-                Tensor? last = null;
-                TimeModel(result, () =>
-                {
-                    last?.Dispose();
-                    last = TiledInference.Run(latents, plan, 8, vae.Decode);
-                }, warmups, repeats);
-                Inspect(result, last!);
-                break;
-            }
-            case "vae512" or "vae768":
-            {
-                int size = stage == "vae512" ? 512 : 768;
+                bool tiled = stage == "vae1024-tiled";
+                int size = stage switch { "vae512" => 512, "vae768" => 768, _ => 1024 };
                 using var vae = AutoencoderKL.FromPretrained(Path.Combine(folder, "vae"), dtype, CPU);
                 var generator = new torch.Generator(7);
                 // Latents as the pipeline hands them over: N(0, 1) divided by the scaling factor.
                 using var latents = (torch.randn(new long[] { 1, 4, size / 8, size / 8 }, generator: generator) / vae.ScalingFactor).to(dtype);
+                // -TiledDecode: 512² tiles (64² latent, overlap 16), 3×3 of them at 1024².
+                var plan = new TilePlan(StableDiffusionPipeline.DefaultDecoderTileSize, StableDiffusionPipeline.DefaultDecoderTileSize / 4);
+                result.Flop = size switch { 512 => Flops.VaeDecode512, 768 => Flops.VaeDecode768, _ => plan.Count(128, 128) * Flops.VaeDecode512 };
+                if (tiled) result.Note = $"{plan.Count(128, 128)} tiles of 512² (overlap 128 px); GFLOP/s counts the tiles' work";
                 Tensor? last = null;
-                result.Flop = size == 512 ? Flops.VaeDecode512 : Flops.VaeDecode768;
                 TimeModel(result, () =>
                 {
                     last?.Dispose();
-                    last = vae.Decode(latents);
+                    last = tiled ? TiledInference.Run(latents, plan, vae.Config.DownscaleFactor, vae.Decode) : vae.Decode(latents);
                 }, warmups, repeats);
                 Inspect(result, last!);
                 break;
@@ -290,10 +277,9 @@ internal static partial class Stages
                 items.Add(Kernel("conv3x3 320→320 64²", name, Flops.Conv3x3(1, 320, 64),
                     () => nn.functional.conv2d(x, w, padding: new long[] { 1, 1 }).Dispose(), repeats,
                     probe: (() => nn.functional.conv2d(xs, w, padding: new long[] { 1, 1 }).Dispose(), Flops.Conv3x3(1, 320, 16), "conv3x3 on 16²")));
-                // channels-last layout without a TorchSharp API: an NHWC-contiguous tensor viewed as NCHW.
-                using var xl = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-                using var wl = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-                using var xsl = xs.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                using var xl = ChannelsLast.Of(x);
+                using var wl = ChannelsLast.Of(w);
+                using var xsl = ChannelsLast.Of(xs);
                 items.Add(Kernel("conv3x3 320→320 64² channels-last", name, Flops.Conv3x3(1, 320, 64),
                     () => nn.functional.conv2d(xl, wl, padding: new long[] { 1, 1 }).Dispose(), repeats,
                     probe: (() => nn.functional.conv2d(xsl, wl, padding: new long[] { 1, 1 }).Dispose(), Flops.Conv3x3(1, 320, 16), "conv3x3 on 16²")));

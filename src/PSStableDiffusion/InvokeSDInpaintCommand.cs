@@ -101,13 +101,13 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
 
     protected override void ProcessRecord()
     {
-        if (Strength <= 0)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Strength), Strength,
-                "Strength must be greater than 0 (0 would run no denoising step) and at most 1."), "InvalidStrength", ErrorCategory.InvalidArgument, Strength));
+        ValidateStrength(Strength);
         ValidateScheduler(Scheduler);
+        // One mask for every input image of this record: converted and hashed once.
+        var mask = Mask!.ToGray();
+        var maskHash = mask.ComputeContentHash() + (InvertMask ? "-inverted" : "");
         foreach (var image in Inputs())
         {
-            var mask = Mask!.ToGray();
             var maskTensor = mask.ToTensor(normalize: true);                                   // [1, H, W] in [0, 1]
             if (InvertMask) maskTensor = 1 - maskTensor;
             var request = new GenerationRequest
@@ -122,7 +122,7 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
                 InitImage = image.ToTensor(),
                 SourceImageHash = image.ComputeContentHash(),
                 Mask = maskTensor,
-                MaskHash = mask.ComputeContentHash() + (InvertMask ? "-inverted" : ""),
+                MaskHash = maskHash,
                 Strength = Strength,
                 Composite = !NoComposite,
                 DecoderTileSize = TiledDecode ? StableDiffusionPipeline.DefaultDecoderTileSize : null,

@@ -148,9 +148,7 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
         var kind = PipelineKind.Txt2Img;
         if (ParameterSetName == ImageToImageSet)
         {
-            if (Strength <= 0)
-                ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Strength), Strength,
-                    "Strength must be greater than 0 (0 would run no denoising step) and at most 1."), "InvalidStrength", ErrorCategory.InvalidArgument, Strength));
+            ValidateStrength(Strength);
             request = request with
             {
                 InitImage = InitImage!.ToTensor(),

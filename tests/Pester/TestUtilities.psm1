@@ -303,24 +303,4 @@ function New-SDNotAnImageFile {
     (Resolve-Path -LiteralPath $Path).Path
 }
 
-# A new empty folder under the system temp folder, for tests that need a real path outside Pester's TestDrive
-# (e.g. to hand to a child process). Remove it with Remove-SDTestDirectory in AfterAll/AfterEach.
-function New-SDTestDirectory {
-    param([string] $Prefix = 'test')
-    $path = Join-Path ([IO.Path]::GetTempPath()) "PSStableDiffusion.Tests/$Prefix-$([guid]::NewGuid().ToString('N').Substring(0, 12))"
-    New-Item -ItemType Directory -Path $path -Force
-}
-
-function Remove-SDTestDirectory {
-    param([Parameter(Mandatory, ValueFromPipeline)] [object] $Path)
-    process {
-        $full = if ($Path -is [IO.FileSystemInfo]) { $Path.FullName } else { [string] $Path }
-        $root = Join-Path ([IO.Path]::GetTempPath()) 'PSStableDiffusion.Tests'
-        if (-not $full.StartsWith($root, [StringComparison]::Ordinal)) {
-            throw "Refusing to remove '$full': not a folder made by New-SDTestDirectory."
-        }
-        Remove-Item -LiteralPath $full -Recurse -Force -ErrorAction Ignore
-    }
-}
-
 Export-ModuleMember -Function *-SD*

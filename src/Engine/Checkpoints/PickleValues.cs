@@ -34,9 +34,6 @@ internal sealed class PickleDict
 
     public IReadOnlyList<KeyValuePair<object, object?>> Items => _items;
 
-    /// <summary>Attributes set by BUILD (an OrderedDict state_dict carries <c>_metadata</c> this way); kept, unused.</summary>
-    public PickleDict? Attributes { get; set; }
-
     public int Count => _items.Count;
 
     public void Set(object? key, object? value)

@@ -320,14 +320,14 @@ internal sealed class RestrictedUnpickler
 
     private static void Build(object? target, object? state, int at)
     {
-        // OrderedDict state_dicts carry {'_metadata': ...} as instance attributes; tensors may carry an empty state.
+        // OrderedDict state_dicts carry {'_metadata': ...} as instance attributes (not needed for loading, so
+        // dropped); tensors may carry an empty state.
         if (state is PickleTuple { Count: 2 } pair && pair[1] is null) state = pair[0];
         switch (target)
         {
-            case PickleDict dict when state is PickleDict attributes:
-                dict.Attributes = attributes;
+            case PickleDict when state is null or PickleDict:
                 return;
-            case PickleDict or TorchTensorRef when state is null or PickleDict { Count: 0 }:
+            case TorchTensorRef when state is null or PickleDict { Count: 0 }:
                 return;
             default:
                 throw Malformed($"BUILD on {Describe(target)} with {Describe(state)} state is not supported", at);

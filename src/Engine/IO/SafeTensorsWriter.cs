@@ -118,8 +118,4 @@ public static unsafe class SafeTensorsWriter
             staged?.Dispose();
         }
     }
-
-    /// <summary>The UTF-8 header JSON a file would get (for tests and diagnostics).</summary>
-    internal static string HeaderText(IEnumerable<(string name, Tensor tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
-        Encoding.UTF8.GetString(BuildHeader(tensors.ToList(), metadata));
 }

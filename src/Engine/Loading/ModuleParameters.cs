@@ -45,10 +45,8 @@ public static class ModuleParameters
     /// <exception cref="NotSupportedException">The owning module type has no settable parameter of that name.</exception>
     public static void Replace(IReadOnlyDictionary<string, nn.Module> owners, string key, Tensor value)
     {
+        CheckReplaceable(owners, key);
         var (owner, attribute) = Split(owners, key);
-        if (!IsSettable(owner, attribute))
-            throw new NotSupportedException(
-                $"Cannot give '{key}' its own storage: {owner.GetType().Name} has no settable parameter '{attribute}'.");
         var parameter = new Parameter(value, requires_grad: false);
         switch (owner)
         {

@@ -55,7 +55,7 @@ public static class ImageGeneration
             BatchSize = request.Count,
             Eta = request.Eta,
             KarrasSigmas = request.KarrasSigmas,
-            Strength = kind is PipelineKind.Img2Img or PipelineKind.Depth2Img or PipelineKind.Inpaint ? request.Strength : null,
+            Strength = StableDiffusionPipeline.UsesStrength(kind) ? request.Strength : null,
             NoiseLevel = kind == PipelineKind.Upscale ? request.NoiseLevel : null,
             SourceImageHash = sourceImageHash,
             MaskHash = maskHash,

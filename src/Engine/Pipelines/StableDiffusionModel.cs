@@ -32,6 +32,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         SchedulerConfig = schedulerConfig;
         LowResSchedulerConfig = lowResSchedulerConfig;
         ModelVariant = ModelVariants.FromUnetInChannels(unet.Config.InChannels, source);
+        VaeDType = vae.parameters().First().dtype;
         _contentHash = new Lazy<string>(contentHash, LazyThreadSafetyMode.ExecutionAndPublication);
         MemoryBytes = new torch.nn.Module[] { textEncoder, unet, vae }
             .SelectMany(m => m.parameters().Concat(m.buffers()))
@@ -63,6 +64,10 @@ public sealed class StableDiffusionModel : ICachedEngine
 
     /// <summary>epsilon, v_prediction or sample, from the scheduler config.</summary>
     public string PredictionType => SchedulerConfig.PredictionType ?? "epsilon";
+
+    /// <summary>The VAE's compute dtype: the model's, except float32 for the x4 upscaler's VAE and for a float16 VAE
+    /// whose config asks for force_upcast (as diffusers upcasts them).</summary>
+    public torch.ScalarType VaeDType { get; }
 
     /// <summary>2^(VAE levels − 1): 8 for the SD VAE, 4 for the x4 upscaler's.</summary>
     public int VaeScaleFactor => Vae.Config.DownscaleFactor;
@@ -146,7 +151,7 @@ public sealed class StableDiffusionModel : ICachedEngine
             // The x4 upscaler's VAE decodes in float32, as diffusers upcasts it; so does a float16 VAE with force_upcast.
             var vaeFolder = Path.Combine(folder, "vae");
             var vaeConfig = AutoencoderKLConfig.FromFile(Path.Combine(vaeFolder, "config.json"));
-            var vaeDType = VaeDType(unet.Config.InChannels, dtype, vaeConfig.ForceUpcast);
+            var vaeDType = ResolveVaeDType(unet.Config.InChannels, dtype, vaeConfig.ForceUpcast);
             var vae = IsPlain(vaeFiles, vaeFolder, "diffusion_pytorch_model")
                 ? AutoencoderKL.FromPretrained(vaeFolder, vaeDType, device)
                 : Build(new AutoencoderKL(vaeConfig, device, vaeDType), vaeFiles);
@@ -227,7 +232,7 @@ public sealed class StableDiffusionModel : ICachedEngine
 
             clock.Restart();
             var vaeConfig = plan.VaeConfig();
-            var vaeDType = VaeDType(unet.Config.InChannels, dtype, vaeConfig.ForceUpcast);
+            var vaeDType = ResolveVaeDType(unet.Config.InChannels, dtype, vaeConfig.ForceUpcast);
             var vae = new AutoencoderKL(vaeConfig, device, vaeDType);
             loaded.Add(vae);
             SingleFileLoader.Load(vae, file, plan.KeyMap, SingleFileComponent.Vae);
@@ -247,7 +252,7 @@ public sealed class StableDiffusionModel : ICachedEngine
     }
 
     /// <summary>The x4 upscaler's VAE decodes in float32, as diffusers upcasts it; so does a float16 VAE with force_upcast.</summary>
-    private static torch.ScalarType VaeDType(int unetInChannels, torch.ScalarType dtype, bool forceUpcast) =>
+    private static torch.ScalarType ResolveVaeDType(int unetInChannels, torch.ScalarType dtype, bool forceUpcast) =>
         unetInChannels == 7 || (dtype == torch.ScalarType.Float16 && forceUpcast) ? torch.ScalarType.Float32 : dtype;
 
     private static void Freeze(torch.nn.Module module)

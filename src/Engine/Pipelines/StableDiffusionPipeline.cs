@@ -292,7 +292,7 @@ public static class StableDiffusionPipeline
         TorchMemory.ReleaseFreeHeap(); // the UNet's freed activations, before the decoder allocates its own
         var vaeInput = latents / model.Vae.Config.ScalingFactor;                                  // [N, 4, h, w]
         observer.Inspect?.Invoke("vae_decode_input", vaeInput);
-        var vaeDType = model.Vae.parameters().First().dtype;
+        var vaeDType = model.VaeDType;
         var decoderTiles = request.DecoderTileSize is null
             ? unetTiles
             : ResolveTiling(request.DecoderTileSize.Value, request.TileOverlap, latentHeight, latentWidth, "DecoderTileSize");
@@ -330,7 +330,7 @@ public static class StableDiffusionPipeline
         };
     }
 
-    private static bool UsesStrength(PipelineKind kind) =>
+    internal static bool UsesStrength(PipelineKind kind) =>
         kind is PipelineKind.Img2Img or PipelineKind.Inpaint or PipelineKind.Depth2Img;
 
     /// <summary>Checks the request against the model's variant and the pipeline's inputs before any work.</summary>
@@ -446,7 +446,7 @@ public static class StableDiffusionPipeline
     /// </summary>
     private static Tensor EncodeImage(StableDiffusionModel model, Tensor image, INoiseSource noise, string name, PipelineObserver observer)
     {
-        var vaeDType = model.Vae.parameters().First().dtype;
+        var vaeDType = model.VaeDType;
         observer.Inspect?.Invoke(name + "_input", image);
         using var posterior = model.Vae.Encode(image.to(vaeDType));
         var mean = posterior.Mean.to(ScalarType.Float32);                                        // [1, 4, h, w]

@@ -186,13 +186,8 @@ public sealed class DEISMultistepScheduler : SchedulerBase
     }
 
     /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
-        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
-        return (alphaT * originalSamples + sigma * alphaT * noise).MoveToOuterDisposeScope();
-    }
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        AddNoiseByVpSigma(originalSamples, noise, timesteps);
 
     protected override void DisposeState() => ResetState();
 }

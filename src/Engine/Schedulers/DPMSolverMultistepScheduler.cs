@@ -124,13 +124,6 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
         ResetState();
     }
 
-    /// <summary>lambda_t = log(sqrt(alpha_bar)) - log(sqrt(1 - alpha_bar)), float32 as torch computes it.</summary>
-    private float[] TrainLambdas()
-    {
-        using var scope = torch.NewDisposeScope();
-        return (AlphasCumprod.sqrt().log() - (1.0f - AlphasCumprod).sqrt().log()).data<float>().ToArray();
-    }
-
     private void ResetState()
     {
         for (var i = 0; i < _modelOutputs.Length; i++) Replace(ref _modelOutputs[i], null);
@@ -308,14 +301,8 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
     }
 
     /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
-        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
-        var sigmaT = sigma * alphaT;
-        return (alphaT * originalSamples + sigmaT * noise).MoveToOuterDisposeScope();
-    }
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        AddNoiseByVpSigma(originalSamples, noise, timesteps);
 
     protected override void DisposeState() => ResetState();
 }

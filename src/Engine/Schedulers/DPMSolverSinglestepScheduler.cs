@@ -85,9 +85,7 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
         ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
         var trainSigmas = TrainSigmas();
         var logSigmas = Log32(trainSigmas);
-        float[] lambdaT;
-        using (torch.NewDisposeScope())
-            lambdaT = (AlphasCumprod.sqrt().log() - (1.0f - AlphasCumprod).sqrt().log()).data<float>().ToArray();
+        var lambdaT = TrainLambdas();
         var clippedIdx = lambdaT.Count(l => l < Config.LambdaMinClipped!.Value);
         var timesteps = NumpyCompat.Reverse(NumpyCompat.Round(NumpyCompat.Linspace(0, NumTrainTimesteps - 1 - clippedIdx, numInferenceSteps + 1)))[..^1];
 
@@ -245,13 +243,8 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
     }
 
     /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
-        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
-        return (alphaT * originalSamples + sigma * alphaT * noise).MoveToOuterDisposeScope();
-    }
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        AddNoiseByVpSigma(originalSamples, noise, timesteps);
 
     protected override void DisposeState() => ResetState();
 }

@@ -77,10 +77,6 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase
     }
 
     /// <summary>x = x0 + sigma * noise.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: false);
-        return (originalSamples + noise * sigma).MoveToOuterDisposeScope();
-    }
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        AddNoiseBySigma(originalSamples, noise, timesteps);
 }

@@ -138,12 +138,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : SchedulerBase
     }
 
     /// <summary>x = x0 + sigma * noise.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: false);
-        return (originalSamples + noise * sigma).MoveToOuterDisposeScope();
-    }
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        AddNoiseBySigma(originalSamples, noise, timesteps);
 
     protected override void DisposeState() => Replace(ref _firstOrderSample, null);
 }

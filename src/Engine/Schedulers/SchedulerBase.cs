@@ -226,6 +226,29 @@ public abstract class SchedulerBase : IDisposable
         return (sqrtAlphaProd * originalSamples + sqrtOneMinusAlphaProd * noise).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Forward process of the sigma-parameterised (k-diffusion) schedulers: x_t = x_0 + sigma_t * noise, sigma looked
+    /// up by timestep; a timestep outside the schedule is an error.
+    /// </summary>
+    protected Tensor AddNoiseBySigma(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    {
+        using var scope = torch.NewDisposeScope();
+        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: false);
+        return (originalSamples + noise * sigma).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Forward process of the DPM-Solver family (VP form of the sigmas): alpha_t = 1 / sqrt(sigma_t² + 1),
+    /// x_t = alpha_t * x_0 + sigma_t * alpha_t * noise; a timestep outside the schedule maps to the last index.
+    /// </summary>
+    protected Tensor AddNoiseByVpSigma(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    {
+        using var scope = torch.NewDisposeScope();
+        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
+        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
+        return (alphaT * originalSamples + sigma * alphaT * noise).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The schedule's sigmas at the add_noise indices, shaped [B, 1, 1, ...] in the samples' dtype.</summary>
     protected Tensor SigmasForAddNoise(Tensor originalSamples, Tensor timesteps, bool lastIfMissing)
     {
@@ -316,6 +339,13 @@ public abstract class SchedulerBase : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         return ((1.0f - AlphasCumprod) / AlphasCumprod).pow(0.5).data<float>().ToArray();
+    }
+
+    /// <summary>lambda_t = log(sqrt(alpha_bar)) - log(sqrt(1 - alpha_bar)), float32 as torch computes it (DPM-Solver's half log-SNR).</summary>
+    protected float[] TrainLambdas()
+    {
+        using var scope = torch.NewDisposeScope();
+        return (AlphasCumprod.sqrt().log() - (1.0f - AlphasCumprod).sqrt().log()).data<float>().ToArray();
     }
 
     /// <summary><c>np.log</c> of a float32 array (float32 result).</summary>

@@ -98,6 +98,14 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             ThrowTerminatingError(ToErrorRecord(new UnknownSchedulerException(scheduler, SchedulerRegistry.AllNames), "UnknownScheduler", scheduler));
     }
 
+    /// <summary>Stops with InvalidStrength unless 0 &lt; <paramref name="strength"/> (the parameter's range already caps it at 1).</summary>
+    protected void ValidateStrength(double strength)
+    {
+        if (strength <= 0)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException("Strength", strength,
+                "Strength must be greater than 0 (0 would run no denoising step) and at most 1."), "InvalidStrength", ErrorCategory.InvalidArgument, strength));
+    }
+
     /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
     protected static long ResolveSeed(long? seed) => seed ?? Random.Shared.NextInt64(0, 1L << 32);
 

@@ -59,7 +59,6 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             ModelLoadException => ("ModelLoadFailed", ErrorCategory.InvalidData),
             ImageFormatException => ("InvalidImage", ErrorCategory.InvalidData),
             InvalidDataException => ("InvalidModel", ErrorCategory.InvalidData),
-            ArgumentOutOfRangeException => ("InvalidArgument", ErrorCategory.InvalidArgument),
             ArgumentException => ("InvalidArgument", ErrorCategory.InvalidArgument),
             NotSupportedException => ("NotSupported", ErrorCategory.NotImplemented),
             InvalidOperationException => ("ModelMismatch", ErrorCategory.InvalidOperation),

@@ -1,6 +1,6 @@
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
-using PSStableDiffusion.Engine.Tests.Support;
+using PSStableDiffusion.Engine.Tests.ModelSources;
 using Xunit;
 
 namespace PSStableDiffusion.Engine.Tests.Loading;
@@ -9,15 +9,15 @@ namespace PSStableDiffusion.Engine.Tests.Loading;
 /// an error of its own.</summary>
 public sealed class ModelHashCacheTests : IDisposable
 {
-    private readonly string _folder = Directory.CreateTempSubdirectory("sd-hash-cache-").FullName;
+    private readonly TempFolder _temp = new("sd-hash-cache-");
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public void SecondLookupOfUnchangedFilesDoesNotRehash()
     {
         var files = WriteFiles(("a.safetensors", "first"), ("b.safetensors", "second"));
-        var cache = new ModelHashCache(Path.Combine(_folder, "cache", "model-hashes.json"));
+        var cache = new ModelHashCache(Path.Combine(_temp.Path, "cache", "model-hashes.json"));
         int computed = 0;
         string Compute() { computed++; return StableDiffusionModel.HashFiles(files); }
 
@@ -36,7 +36,7 @@ public sealed class ModelHashCacheTests : IDisposable
     public void AChangedSizeOrTimeStampOrOrderRehashes()
     {
         var files = WriteFiles(("a.safetensors", "first"), ("b.safetensors", "second"));
-        var cache = new ModelHashCache(Path.Combine(_folder, "model-hashes.json"));
+        var cache = new ModelHashCache(Path.Combine(_temp.Path, "model-hashes.json"));
         int computed = 0;
         string Compute() { computed++; return StableDiffusionModel.HashFiles(files); }
         cache.GetOrCompute(files, Compute);
@@ -61,7 +61,7 @@ public sealed class ModelHashCacheTests : IDisposable
     public void ACorruptCacheFileIsIgnoredAndReplaced(string content)
     {
         var files = WriteFiles(("model.safetensors", "weights"));
-        var path = Path.Combine(_folder, "model-hashes.json");
+        var path = Path.Combine(_temp.Path, "model-hashes.json");
         File.WriteAllText(path, content);
         var cache = new ModelHashCache(path);
 
@@ -77,7 +77,7 @@ public sealed class ModelHashCacheTests : IDisposable
     public void AnUnwritableCacheLocationStillGivesTheHash()
     {
         var files = WriteFiles(("model.safetensors", "weights"));
-        var blocker = Path.Combine(_folder, "a-file");
+        var blocker = Path.Combine(_temp.Path, "a-file");
         File.WriteAllText(blocker, "");
         var cache = new ModelHashCache(Path.Combine(blocker, "model-hashes.json")); // its "folder" is a file
 
@@ -91,8 +91,8 @@ public sealed class ModelHashCacheTests : IDisposable
         var previous = Environment.GetEnvironmentVariable(ModelHashCache.FolderVariable);
         try
         {
-            Environment.SetEnvironmentVariable(ModelHashCache.FolderVariable, _folder);
-            Assert.Equal(Path.Combine(_folder, "model-hashes.json"), ModelHashCache.Default.FilePath);
+            Environment.SetEnvironmentVariable(ModelHashCache.FolderVariable, _temp.Path);
+            Assert.Equal(Path.Combine(_temp.Path, "model-hashes.json"), ModelHashCache.Default.FilePath);
         }
         finally
         {
@@ -103,7 +103,7 @@ public sealed class ModelHashCacheTests : IDisposable
     private string[] WriteFiles(params (string Name, string Content)[] files) =>
         files.Select(f =>
         {
-            var path = Path.Combine(_folder, f.Name);
+            var path = Path.Combine(_temp.Path, f.Name);
             File.WriteAllText(path, f.Content);
             return path;
         }).ToArray();

@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Tests.ModelSources;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -17,17 +18,7 @@ public class BFloat16PipelineTests(ITestOutputHelper output)
     public void BFloat16ImageStaysCloseToFloat32()
     {
         using var golden = Golden.Case("txt2img_eps_dpmpp");
-        var call = golden.Json.RootElement.GetProperty("call");
-        var request = new GenerationRequest
-        {
-            Prompt = call.GetProperty("prompt").GetString()!,
-            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
-            Steps = call.GetProperty("num_inference_steps").GetInt32(),
-            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
-            Width = call.GetProperty("width").GetInt32(),
-            Height = call.GetProperty("height").GetInt32(),
-            Seed = golden.Json.RootElement.GetProperty("seed").GetInt64(),
-        };
+        var request = ModelSourceTestSupport.RequestFor(golden);
         byte[] Render(Precision precision)
         {
             using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, new ComputeTarget("cpu", precision));

@@ -150,8 +150,7 @@ public class ImagePipelineGoldenTests(GoldenModels models, ITestOutputHelper out
         // The final image is within 2 levels of diffusers' expected.png.
         var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
         var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
-        Assert.Equal((expected.Width, expected.Height), (image.Width, image.Height));
-        int worstLevel = expected.Pixels.Zip(image.Pixels, (a, b) => Math.Abs(a - b)).Max();
+        int worstLevel = ModelSources.ModelSourceTestSupport.MaxLevelDifference(expected, image);
         output.WriteLine($"{caseName}: final image max difference {worstLevel} level(s)");
         Assert.True(worstLevel <= 2, $"{caseName}: image differs from expected.png by {worstLevel} levels");
         output.WriteLine($"{caseName}: {compared.Count} tensors compared, worst diff/tolerance {worstRatio:F3} ({worstName})");

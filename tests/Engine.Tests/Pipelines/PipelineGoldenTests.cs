@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Tests.ModelSources;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -10,7 +11,7 @@ namespace PSStableDiffusion.Engine.Tests.Pipelines;
 /// Whole text-to-image calls against diffusers: every intermediate the reference stored, with the stored noise
 /// injected and from the seed alone (the CPU generator reproduces diffusers' draws).
 /// </summary>
-public class PipelineGoldenTests(ITestOutputHelper output)
+public class PipelineGoldenTests(GoldenModels models, ITestOutputHelper output) : IClassFixture<GoldenModels>
 {
     public static TheoryData<string, bool> TextToImageCases => new()
     {
@@ -23,8 +24,7 @@ public class PipelineGoldenTests(ITestOutputHelper output)
     public void TextToImageMatchesDiffusersAtEveryStep(string caseName, bool injectStoredNoise)
     {
         using var golden = Golden.Case(caseName);
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
-        var call = golden.Json.RootElement.GetProperty("call");
+        var model = models.Get(caseName);
         var stored = new StoredNoise(golden);
         var compared = new List<string>();
         double worstRatio = 0;
@@ -41,17 +41,7 @@ public class PipelineGoldenTests(ITestOutputHelper output)
                     output.WriteLine($"{caseName} {name}: max abs diff {diff:G3} (tolerance {tolerance:G3})");
             },
         };
-        var request = new GenerationRequest
-        {
-            Prompt = call.GetProperty("prompt").GetString()!,
-            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
-            Steps = call.GetProperty("num_inference_steps").GetInt32(),
-            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
-            Width = call.GetProperty("width").GetInt32(),
-            Height = call.GetProperty("height").GetInt32(),
-            Seed = golden.Json.RootElement.GetProperty("seed").GetInt64(),
-            NoiseOverride = injectStoredNoise ? stored : null,
-        };
+        var request = ModelSourceTestSupport.RequestFor(golden) with { NoiseOverride = injectStoredNoise ? stored : null };
 
         using var result = StableDiffusionPipeline.Generate(model, request, observer);
 
@@ -67,8 +57,7 @@ public class PipelineGoldenTests(ITestOutputHelper output)
         // The final image is within 2 levels of diffusers' expected.png (rounding flips float64 vs float32 shows too).
         var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
         var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
-        Assert.Equal((expected.Width, expected.Height), (image.Width, image.Height));
-        int worstLevel = expected.Pixels.Zip(image.Pixels, (a, b) => Math.Abs(a - b)).Max();
+        int worstLevel = ModelSourceTestSupport.MaxLevelDifference(expected, image);
         output.WriteLine($"{caseName}: final image max difference {worstLevel} level(s)");
         Assert.True(worstLevel <= 2, $"{caseName}: image differs from expected.png by {worstLevel} levels");
         output.WriteLine($"{caseName}: {compared.Count} tensors compared, worst diff/tolerance {worstRatio:F3}");

@@ -13,13 +13,13 @@ namespace PSStableDiffusion.Engine.Tests.Pipelines;
 /// <see cref="GenerationRequest.DecoderTileSize"/>: the decoder alone runs in tiles (diffusers' enable_vae_tiling),
 /// on the golden txt2img_v call (128², a 16² latent) with 12-latent-pixel tiles.
 /// </summary>
-public class TiledDecodeTests(ITestOutputHelper output)
+public class TiledDecodeTests(GoldenModels models, ITestOutputHelper output) : IClassFixture<GoldenModels>
 {
     [Fact]
     public void DecoderTilesLeaveTheDenoisingAloneAndBlendTheDecodedTiles()
     {
         using var golden = Golden.Case("txt2img_v");
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        var model = models.Get(golden.Name);
         var request = RequestFor(golden);
         Tensor? wholeLatents = null, tiledLatents = null;
         var logs = new List<string>();
@@ -61,7 +61,7 @@ public class TiledDecodeTests(ITestOutputHelper output)
     public void ALatentThatFitsOneTileIsDecodedWholeAndTheChoiceIsRecorded()
     {
         using var golden = Golden.Case("txt2img_v");
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        var model = models.Get(golden.Name);
         var request = RequestFor(golden) with { Steps = 1, DecoderTileSize = StableDiffusionPipeline.DefaultDecoderTileSize };
 
         var logs = new List<string>();
@@ -78,7 +78,7 @@ public class TiledDecodeTests(ITestOutputHelper output)
     public void RefusesATileSizeOrOverlapItCannotUseNamingIt(int tile, int? overlap, string parameter)
     {
         using var golden = Golden.Case("txt2img_v");
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        var model = models.Get(golden.Name);
         var request = RequestFor(golden) with { Steps = 1, DecoderTileSize = tile, TileOverlap = overlap };
 
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => StableDiffusionPipeline.Generate(model, request).Dispose());

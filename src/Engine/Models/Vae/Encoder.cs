@@ -40,7 +40,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // Channels-last throughout, as in the Decoder (faster oneDNN convolutions), and each level freed once used.
-        using var nhwc = image.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2); // [B, 3, H, W], NHWC in memory
+        using var nhwc = ChannelsLast.Of(image); // [B, 3, H, W], NHWC in memory
         var hidden = conv_in.forward(nhwc); // [B, C0, H, W]
         foreach (var block in down_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc); // [B, C_last, H/f, W/f]
         hidden = Intermediates.Replace(hidden, mid_block.forward(hidden), nhwc);

@@ -25,7 +25,7 @@ public class Upsample2DTests
         Assert.True(height * width >= Upsample2D.PhasePathMinPixels);
         var (upsample, weight, bias) = Build(channels, outChannels, seed: 3);
         var input = torch.randn(new[] { batch, channels, height, width }, generator: new torch.Generator(4)); // [B, C, H, W]
-        if (channelsLast) input = input.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        if (channelsLast) input = ChannelsLast.Of(input);
 
         var actual = upsample.forward(input); // [B, C_out, 2H, 2W]
         var expected = Reference(input, weight, bias);
@@ -66,14 +66,14 @@ public class Upsample2DTests
         Assert.Equal(new long[] { 4, 1, 2, 2 }, folded.shape);
         float W(int r, int c) => MathF.Pow(2, r * 3 + c);
         // Phase (dy, dx): rows fold (w0, w1+w2) for dy = 0 and (w0+w1, w2) for dy = 1; columns the same with dx.
-        float[][] rowGroups = { new[] { 0f, 1f, 1f }, new[] { 0f, 0f, 1f } }; // tap → folded index, per phase
+        int[][] foldedIndex = { new[] { 0, 1, 1 }, new[] { 0, 0, 1 } }; // tap → folded tap, per phase
         for (int dy = 0; dy < 2; dy++)
         for (int dx = 0; dx < 2; dx++)
         {
             var expected = new float[2, 2];
             for (int r = 0; r < 3; r++)
             for (int c = 0; c < 3; c++)
-                expected[(int)rowGroups[dy][r], (int)rowGroups[dx][c]] += W(r, c);
+                expected[foldedIndex[dy][r], foldedIndex[dx][c]] += W(r, c);
             for (int i = 0; i < 2; i++)
             for (int j = 0; j < 2; j++)
                 Assert.Equal(expected[i, j], folded[dy * 2 + dx, 0, i, j].item<float>());
