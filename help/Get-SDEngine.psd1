@@ -32,7 +32,7 @@ case-insensitively, for example *2-1*. All engines are listed when it is omitted
             Type        = 'PSStableDiffusion.Engine.EngineInfo'
             Description = @'
 A snapshot of one engine: Model (the model folder's full path), Device (cpu or cuda:N), Precision (float32, bfloat16
-or float16), Variant (txt2img, inpainting, depth2img or x4-upscaler, from the UNet's input channels), MemoryBytes (the
+or float16), Kind (txt2img, inpainting, depth2img or x4-upscaler, from the UNet's input channels), MemoryBytes (the
 weights and buffers), LoadedAt, LastUsed, Uses (the calls that used it) and Busy (a call is using it now).
 '@
         }

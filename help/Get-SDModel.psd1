@@ -49,7 +49,7 @@ Lists the hub cache as well as the models at -Path. Without -Path the hub cache 
             Type        = 'PSStableDiffusion.Engine.ModelDescription'
             Description = @'
 One model: Name (hub id, folder or file name), Path (what to pass to -Model), Source (folder, single-file or hub),
-Variant (txt2img, inpainting, depth2img or x4-upscaler), PredictionType (epsilon or v_prediction), DefaultSize (the
+Kind (txt2img, inpainting, depth2img or x4-upscaler), PredictionType (epsilon or v_prediction), DefaultSize (the
 trained output size in pixels), DType (float32, float16 or bfloat16, of the UNet weights on disk), SizeOnDisk (bytes),
 Commit and Refs (hub snapshots), ConfigPath (the YAML used for a single file), Notes (what detection found and
 assumed) and Error (why a model could not be described).
@@ -78,7 +78,7 @@ but loading it fails until its ldm YAML is given with -Config or placed beside i
         }
         @{
             Title   = 'Generate with every inpainting model on disk'
-            Code    = 'Get-SDModel -Path ~/models -HubCache | Where-Object Variant -eq inpainting | ForEach-Object { New-SDImage -Model $_.Path -Prompt ''a red door'' }'
+            Code    = 'Get-SDModel -Path ~/models -HubCache | Where-Object Kind -eq inpainting | ForEach-Object { New-SDImage -Model $_.Path -Prompt ''a red door'' }'
             Remarks = 'Path is what -Model takes: a folder, a checkpoint file or a hub snapshot folder.'
         }
         @{

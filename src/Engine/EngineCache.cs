@@ -20,14 +20,14 @@ public sealed record EngineKey(string ModelSource, ComputeTarget Target, string 
 
 /// <summary>A snapshot of one cache entry, for Get-SDEngine.</summary>
 public sealed record EngineInfo(
-    string Model, string Device, string Precision, string Variant, long MemoryBytes,
+    string Model, string Device, string Precision, string Kind, long MemoryBytes,
     DateTimeOffset LoadedAt, DateTimeOffset LastUsed, int Uses, bool Busy);
 
 /// <summary>Anything the cache can hold: a loaded model that reports its memory and can describe itself.</summary>
 public interface ICachedEngine : IDisposable
 {
     long MemoryBytes { get; }
-    string Variant { get; }
+    string KindName { get; }
 }
 
 /// <summary>
@@ -90,7 +90,7 @@ public sealed class EngineCache
         lock (_gate)
         {
             return _entries.Values.Where(e => e.Engine is not null).Select(e => new EngineInfo(
-                e.Key.ModelSource, e.Key.Target.DeviceName, e.Key.Target.DTypeName, e.Engine!.Variant, e.Engine.MemoryBytes,
+                e.Key.ModelSource, e.Key.Target.DeviceName, e.Key.Target.DTypeName, e.Engine!.KindName, e.Engine.MemoryBytes,
                 e.LoadedAt, e.LastUsed, e.Uses, e.Busy)).ToList();
         }
     }
@@ -108,7 +108,7 @@ public sealed class EngineCache
             {
                 if (entry.Engine is null) continue;
                 var info = new EngineInfo(entry.Key.ModelSource, entry.Key.Target.DeviceName, entry.Key.Target.DTypeName,
-                    entry.Engine.Variant, entry.Engine.MemoryBytes, entry.LoadedAt, entry.LastUsed, entry.Uses, entry.Busy);
+                    entry.Engine.KindName, entry.Engine.MemoryBytes, entry.LoadedAt, entry.LastUsed, entry.Uses, entry.Busy);
                 if (match is not null && !match(info)) continue;
                 _entries.Remove(entry.Key);
                 removed.Add((entry, info));

@@ -25,7 +25,7 @@ public sealed record ModelDescription
     public required string Source { get; init; }
 
     /// <summary>txt2img, inpainting, depth2img or x4-upscaler; null when the model could not be described.</summary>
-    public string? Variant { get; init; }
+    public string? Kind { get; init; }
 
     /// <summary>epsilon or v_prediction (for single files, as the planner decides it; see <see cref="Notes"/>).</summary>
     public string? PredictionType { get; init; }
@@ -200,7 +200,7 @@ public static class ModelCatalog
             var scheduler = File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : null;
             return description with
             {
-                Variant = ModelVariants.FromUnetInChannels(unet.InChannels, folder).DisplayName(),
+                Kind = ModelKinds.FromUnetInChannels(unet.InChannels, folder).DisplayName(),
                 PredictionType = scheduler?.PredictionType ?? "epsilon",
                 DefaultSize = (unet.SampleSize ?? 64) * vae.DownscaleFactor,
                 DType = FolderWeightsDType(System.IO.Path.Combine(folder, "unet")),
@@ -227,14 +227,7 @@ public static class ModelCatalog
             var plan = SingleFilePlanner.Plan(file);
             return description with
             {
-                Variant = plan.Variant switch
-                {
-                    SingleFileVariant.TextToImage => ModelVariant.TextToImage.DisplayName(),
-                    SingleFileVariant.Inpainting => ModelVariant.Inpaint.DisplayName(),
-                    SingleFileVariant.Depth => ModelVariant.Depth.DisplayName(),
-                    SingleFileVariant.Upscale => ModelVariant.Upscale.DisplayName(),
-                    _ => plan.Variant.ToString(),
-                },
+                Kind = plan.Kind.DisplayName(),
                 PredictionType = plan.PredictionType,
                 DefaultSize = plan.DefaultSize,
                 DType = DTypeName(file.DTypeOf(LdmKeyMap.UNetPrefix + "input_blocks.0.0.weight")),

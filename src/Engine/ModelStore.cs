@@ -211,8 +211,8 @@ public static partial class ModelStore
         }, cancellation);
         var model = lease.Engine;
         log?.Invoke(loadedNow
-            ? $"Loaded {model.Variant} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."
-            : $"Using the cached {model.Variant} model '{location}' on {target} (Clear-SDEngine frees it).");
+            ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."
+            : $"Using the cached {model.KindName} model '{location}' on {target} (Clear-SDEngine frees it).");
         return lease;
     }
 

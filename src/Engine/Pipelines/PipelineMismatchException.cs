@@ -6,15 +6,15 @@ namespace PSStableDiffusion.Engine.Pipelines;
 /// </summary>
 public sealed class PipelineMismatchException : InvalidOperationException
 {
-    public PipelineMismatchException(ModelVariant variant, PipelineKind requested, string source, string detail)
+    public PipelineMismatchException(ModelKind variant, PipelineKind requested, string source, string detail)
         : base($"The model '{source}' is a {variant.DisplayName()} model ({variant.UnetInChannels()}-channel UNet); " +
                $"it cannot run the {requested.ToString().ToLowerInvariant()} pipeline: {detail} " +
                $"It serves: {string.Join(", ", variant.SupportedPipelines().Select(k => k.ToString().ToLowerInvariant()))}.")
     {
-        Variant = variant;
+        ModelKind = variant;
         Requested = requested;
     }
 
-    public ModelVariant Variant { get; }
+    public ModelKind ModelKind { get; }
     public PipelineKind Requested { get; }
 }

@@ -31,7 +31,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         Vae = vae;
         SchedulerConfig = schedulerConfig;
         LowResSchedulerConfig = lowResSchedulerConfig;
-        ModelVariant = ModelVariants.FromUnetInChannels(unet.Config.InChannels, source);
+        Kind = ModelKinds.FromUnetInChannels(unet.Config.InChannels, source);
         VaeDType = vae.parameters().First().dtype;
         _contentHash = new Lazy<string>(contentHash, LazyThreadSafetyMode.ExecutionAndPublication);
         MemoryBytes = new torch.nn.Module[] { textEncoder, unet, vae }
@@ -58,8 +58,8 @@ public sealed class StableDiffusionModel : ICachedEngine
     /// <summary>Text embeddings of the prompts this model encoded lately (see <see cref="PromptEmbeddingCache"/>).</summary>
     internal PromptEmbeddingCache PromptEmbeddings { get; } = new();
 
-    public ModelVariant ModelVariant { get; }
-    public string Variant => ModelVariant.DisplayName();
+    public ModelKind Kind { get; }
+    public string KindName => Kind.DisplayName();
     public long MemoryBytes { get; }
 
     /// <summary>epsilon, v_prediction or sample, from the scheduler config.</summary>
@@ -208,7 +208,7 @@ public sealed class StableDiffusionModel : ICachedEngine
             throw new SingleFileCheckpointException(checkpointPath,
                 $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. Give the model's ldm YAML (-Config, or " +
                 $"'{Path.GetFileNameWithoutExtension(checkpointPath)}.yaml' beside the checkpoint).");
-        log?.Invoke($"Planned {checkpointPath} ({plan.Variant}, {plan.PredictionType}, default {plan.DefaultSize}x{plan.DefaultSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
+        log?.Invoke($"Planned {checkpointPath} ({plan.Kind}, {plan.PredictionType}, default {plan.DefaultSize}x{plan.DefaultSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
         var dtype = target.DType;
         var device = target.Device;

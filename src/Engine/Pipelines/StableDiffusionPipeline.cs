@@ -59,7 +59,7 @@ public static class StableDiffusionPipeline
     public static PipelineKind InferKind(StableDiffusionModel model, GenerationRequest request) =>
         request.Mask is not null ? PipelineKind.Inpaint
         : request.DepthMap is not null ? PipelineKind.Depth2Img
-        : model.ModelVariant != ModelVariant.TextToImage ? model.ModelVariant.DefaultPipeline()
+        : model.Kind != ModelKind.TextToImage ? model.Kind.DefaultPipeline()
         : request.InitImage is not null ? PipelineKind.Img2Img
         : PipelineKind.Txt2Img;
 
@@ -336,19 +336,19 @@ public static class StableDiffusionPipeline
     /// <summary>Checks the request against the model's variant and the pipeline's inputs before any work.</summary>
     internal static void CheckRequest(StableDiffusionModel model, GenerationRequest request, PipelineKind kind)
     {
-        var variant = model.ModelVariant;
+        var variant = model.Kind;
         if (!variant.SupportedPipelines().Contains(kind))
         {
             var detail = kind switch
             {
-                PipelineKind.Inpaint when variant == ModelVariant.TextToImage =>
+                PipelineKind.Inpaint when variant == ModelKind.TextToImage =>
                     "inpainting needs an inpainting model (9-channel UNet: latents, mask and masked-image latents).",
                 PipelineKind.Inpaint => "inpainting needs an inpainting model (9-channel UNet).",
                 PipelineKind.Depth2Img => "depth-to-image needs a depth model (5-channel UNet: latents and depth).",
                 PipelineKind.Upscale => "upscaling needs the x4 upscaler (7-channel UNet with noise-level class labels).",
-                _ when variant == ModelVariant.Upscale => "the x4 upscaler only upscales an image.",
-                _ when variant == ModelVariant.Inpaint => "an inpainting model needs an image and a mask.",
-                _ when variant == ModelVariant.Depth => "a depth model needs an image and a depth map.",
+                _ when variant == ModelKind.Upscale => "the x4 upscaler only upscales an image.",
+                _ when variant == ModelKind.Inpaint => "an inpainting model needs an image and a mask.",
+                _ when variant == ModelKind.Depth => "a depth model needs an image and a depth map.",
                 _ => "this model does not serve it.",
             };
             throw new PipelineMismatchException(variant, kind, model.Source, detail);

@@ -11,19 +11,6 @@ public enum SingleFileComponent
     TextEncoder,
 }
 
-/// <summary>Which SD 2.x pipeline a checkpoint belongs to (told apart by the UNet's input channels and class embedding).</summary>
-public enum SingleFileVariant
-{
-    /// <summary>4 input channels: text-to-image / image-to-image (2.x 768-v, 512-base).</summary>
-    TextToImage,
-    /// <summary>9 input channels: latents + mask + masked-image latents.</summary>
-    Inpainting,
-    /// <summary>5 input channels: latents + depth map.</summary>
-    Depth,
-    /// <summary>7 input channels (latents + low-res RGB) and a 1000-entry noise-level class embedding: the x4 upscaler.</summary>
-    Upscale,
-}
-
 /// <summary>
 /// The shape of an ldm <c>openaimodel.UNetModel</c> as SD 2.x uses it, in diffusers' terms (one entry per resolution
 /// level). Everything here can be read from the weights; the head layout cannot, and lives in the config JSON instead.

@@ -36,12 +36,12 @@ public static class SingleFileDetector
 
     /// <summary>The variant a UNet belongs to, from its input channels and class embedding.</summary>
     /// <exception cref="NotSupportedException">A combination no SD 2.x model has.</exception>
-    public static SingleFileVariant VariantOf(LdmUNetArchitecture unet) => (unet.InChannels, unet.NumClassEmbeds is not null) switch
+    public static ModelKind VariantOf(LdmUNetArchitecture unet) => (unet.InChannels, unet.NumClassEmbeds is not null) switch
     {
-        (4, false) => SingleFileVariant.TextToImage,
-        (9, false) => SingleFileVariant.Inpainting,
-        (5, false) => SingleFileVariant.Depth,
-        (7, true) => SingleFileVariant.Upscale,
+        (4, false) => ModelKind.TextToImage,
+        (9, false) => ModelKind.Inpaint,
+        (5, false) => ModelKind.Depth,
+        (7, true) => ModelKind.Upscale,
         var (channels, classes) => throw new NotSupportedException(
             $"A UNet with {channels} input channels {(classes ? "and" : "without")} a class embedding is not an SD 2.x variant " +
             "(4: text-to-image, 9: inpainting, 5: depth, 7 + label_emb: x4 upscaler)."),

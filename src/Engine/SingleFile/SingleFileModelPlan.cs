@@ -32,13 +32,13 @@ public sealed class SingleFileOptions
 /// </summary>
 public sealed class SingleFileModelPlan
 {
-    internal SingleFileModelPlan(string checkpointPath, string? configPath, SingleFileVariant variant, string predictionType,
+    internal SingleFileModelPlan(string checkpointPath, string? configPath, ModelKind variant, string predictionType,
         int defaultSize, string unetConfigJson, string vaeConfigJson, string textEncoderConfigJson, string schedulerConfigJson,
         string? lowResSchedulerConfigJson, int? maxNoiseLevel, IReadOnlyList<string> notes, LdmKeyMap keyMap, IReadOnlyList<string> ignoredKeys,
         IReadOnlyList<string>? unresolved = null)
     {
         Unresolved = unresolved ?? Array.Empty<string>();
-        CheckpointPath = checkpointPath; ConfigPath = configPath; Variant = variant; PredictionType = predictionType;
+        CheckpointPath = checkpointPath; ConfigPath = configPath; Kind = variant; PredictionType = predictionType;
         DefaultSize = defaultSize; UNetConfigJson = unetConfigJson; VaeConfigJson = vaeConfigJson;
         TextEncoderConfigJson = textEncoderConfigJson; SchedulerConfigJson = schedulerConfigJson;
         LowResSchedulerConfigJson = lowResSchedulerConfigJson; MaxNoiseLevel = maxNoiseLevel; Notes = notes; KeyMap = keyMap;
@@ -51,7 +51,7 @@ public sealed class SingleFileModelPlan
     /// <summary>The ldm YAML used, or null when everything was detected.</summary>
     public string? ConfigPath { get; }
 
-    public SingleFileVariant Variant { get; }
+    public ModelKind Kind { get; }
 
     /// <summary><c>epsilon</c> or <c>v_prediction</c> (diffusers' names).</summary>
     public string PredictionType { get; }

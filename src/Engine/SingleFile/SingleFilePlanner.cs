@@ -85,21 +85,21 @@ public static class SingleFilePlanner
         var prediction = PredictionType(options, yaml, variant, unet, globalStep, notes);
         int factor = vae.DownscaleFactor;
         int defaultSize = DefaultSize(yaml, variant, prediction, factor, notes);
-        bool upcast = variant == SingleFileVariant.TextToImage && prediction == "v_prediction";
+        bool upcast = variant == ModelKind.TextToImage && prediction == "v_prediction";
         if (upcast)
             notes.Add("Set upcast_attention: SD 2.1 768-v (v-prediction text-to-image) ships with it in diffusers' stable-diffusion-2-1 unet config.");
 
         var unresolved = new List<string>();
         var heads = HeadLayout(yaml, variant, unet, notes, unresolved);
         int textHeads = TextHeads(yaml, text, notes, unresolved);
-        double scaling = yaml?.ScaleFactor ?? Assumed(variant == SingleFileVariant.Upscale ? 0.08333 : 0.18215, notes,
-            v => $"Assumed VAE scaling_factor {v.ToString(CultureInfo.InvariantCulture)} (the released {(variant == SingleFileVariant.Upscale ? "x4 upscaler" : "SD 2.x")} value).");
+        double scaling = yaml?.ScaleFactor ?? Assumed(variant == ModelKind.Upscale ? 0.08333 : 0.18215, notes,
+            v => $"Assumed VAE scaling_factor {v.ToString(CultureInfo.InvariantCulture)} (the released {(variant == ModelKind.Upscale ? "x4 upscaler" : "SD 2.x")} value).");
 
         var keyMap = new LdmKeyMap(new LdmArchitecture(unet, vae, text));
         keyMap.Validate(tensors, checkpointPath);
         var ignored = tensors.Keys.Where(keyMap.IsIgnored).Order(StringComparer.Ordinal).ToList();
         if (ignored.Count > 0) notes.Add($"Ignoring {ignored.Count} known key(s) inference never uses (unused text block, projection, schedule buffers, EMA copies).");
-        if (variant == SingleFileVariant.Depth)
+        if (variant == ModelKind.Depth)
         {
             // Released depth checkpoints bundle MiDaS (DPT-Hybrid) under depth_model.*; the engine takes depth maps as
             // input instead of estimating them, so those weights are skipped whether present or not.
@@ -137,7 +137,7 @@ public static class SingleFilePlanner
     /// <summary>diffusers' <c>global_step</c> of the SD 2.x 512-base release: the one step it takes as epsilon.</summary>
     public const long Sd2BaseGlobalStep = 875000;
 
-    private static string PredictionType(SingleFileOptions options, LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet,
+    private static string PredictionType(SingleFileOptions options, LdmConfigView? yaml, ModelKind variant, LdmUNetArchitecture unet,
         long? globalStep, List<string> notes)
     {
         if (options.PredictionType is not null)
@@ -155,7 +155,7 @@ public static class SingleFilePlanner
         }
         switch (variant)
         {
-            case SingleFileVariant.TextToImage:
+            case ModelKind.TextToImage:
                 // diffusers' from_single_file: an SD 2.x text-to-image checkpoint is v_prediction unless its global_step is
                 // 875000 (the 512-base release). Safetensors files carry no global_step, so they take v_prediction.
                 var evidenceKey = LdmKeyMap.UNetPrefix + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight";
@@ -171,16 +171,16 @@ public static class SingleFilePlanner
                           $": it picks epsilon only for global_step {Sd2BaseGlobalStep} (2.x 512-base). For stable-diffusion-2(-1)-base " +
                           "and other epsilon models, give PredictionType epsilon.");
                 return "v_prediction";
-            case SingleFileVariant.Upscale:
+            case ModelKind.Upscale:
                 notes.Add("Assumed prediction type v_prediction: the x4 upscaler's released config (x4-upscaling.yaml parameterization v; diffusers' stable-diffusion-x4-upscaler scheduler).");
                 return "v_prediction";
             default:
-                notes.Add($"Assumed prediction type epsilon: the released SD 2 {variant} model (its ldm config has no parameterization; diffusers' {(variant == SingleFileVariant.Inpainting ? "stable-diffusion-2-inpainting" : "stable-diffusion-2-depth")} scheduler).");
+                notes.Add($"Assumed prediction type epsilon: the released SD 2 {variant} model (its ldm config has no parameterization; diffusers' {(variant == ModelKind.Inpaint ? "stable-diffusion-2-inpainting" : "stable-diffusion-2-depth")} scheduler).");
                 return "epsilon";
         }
     }
 
-    private static int DefaultSize(LdmConfigView? yaml, SingleFileVariant variant, string prediction, int factor, List<string> notes)
+    private static int DefaultSize(LdmConfigView? yaml, ModelKind variant, string prediction, int factor, List<string> notes)
     {
         if (yaml?.ImageSize is int latent)
         {
@@ -189,18 +189,18 @@ public static class SingleFilePlanner
         }
         int size = variant switch
         {
-            SingleFileVariant.TextToImage => prediction == "v_prediction" ? 768 : 512,
-            SingleFileVariant.Upscale => 128 * factor,
+            ModelKind.TextToImage => prediction == "v_prediction" ? 768 : 512,
+            ModelKind.Upscale => 128 * factor,
             _ => 512,
         };
-        notes.Add(variant == SingleFileVariant.Upscale
+        notes.Add(variant == ModelKind.Upscale
             ? $"Assumed default size {size}: the x4 upscaler's UNet sample_size 128 (a 128-pixel input) x {factor}."
-            : $"Assumed default size {size}, as diffusers does ({(variant == SingleFileVariant.TextToImage ? "768 for v_prediction SD 2.x, 512 for epsilon" : "the released 512 model")}).");
+            : $"Assumed default size {size}, as diffusers does ({(variant == ModelKind.TextToImage ? "768 for v_prediction SD 2.x, 512 for epsilon" : "the released 512 model")}).");
         return size;
     }
 
     /// <summary>Heads per level as diffusers' <c>attention_head_dim</c> holds them (SD 2.x: a head count): a list, or one value.</summary>
-    private static JsonNode HeadLayout(LdmConfigView? yaml, SingleFileVariant variant, LdmUNetArchitecture unet, List<string> notes,
+    private static JsonNode HeadLayout(LdmConfigView? yaml, ModelKind variant, LdmUNetArchitecture unet, List<string> notes,
         List<string> unresolved)
     {
         if (yaml is not null)
@@ -220,7 +220,7 @@ public static class SingleFilePlanner
             }
             throw new SingleFileCheckpointException(yaml.ConfigPath, "unet_config.params has neither num_head_channels nor num_heads.");
         }
-        if (variant == SingleFileVariant.Upscale)
+        if (variant == ModelKind.Upscale)
         {
             notes.Add($"Assumed {UpscalerHeads} attention heads per layer (the released x4 upscaler's num_heads; weights cannot show the head layout).");
             return UpscalerHeads;
@@ -252,9 +252,9 @@ public static class SingleFilePlanner
         return 1;
     }
 
-    private static (string Scheduler, string? LowRes, int? MaxNoise) SchedulerConfigs(LdmConfigView? yaml, SingleFileVariant variant, string prediction, List<string> notes)
+    private static (string Scheduler, string? LowRes, int? MaxNoise) SchedulerConfigs(LdmConfigView? yaml, ModelKind variant, string prediction, List<string> notes)
     {
-        bool upscale = variant == SingleFileVariant.Upscale;
+        bool upscale = variant == ModelKind.Upscale;
         var scheduler = ReadConfig(upscale ? "x4-upscaler.scheduler.json" : "sd21-ddim.scheduler.json");
         scheduler["prediction_type"] = prediction;
         if (yaml is not null)

@@ -8,7 +8,7 @@ public class EngineCacheTests
     {
         public bool Disposed { get; private set; }
         public long MemoryBytes => 1234;
-        public string Variant => "txt2img";
+        public string KindName => "txt2img";
         public void Dispose() => Disposed = true;
     }
 

@@ -101,7 +101,7 @@ public sealed class HubModelTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(ModelCatalog.HubSource, listed.Source);
         Assert.Equal(server.Commit, listed.Commit);
         Assert.Equal(new[] { "main" }, listed.Refs);
-        Assert.Equal("txt2img", listed.Variant);
+        Assert.Equal("txt2img", listed.Kind);
         Assert.Equal("epsilon", listed.PredictionType);
         Assert.Equal("float32", listed.DType); // the plain weights, when a variant sits beside them
         var snapshotFiles = Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories).ToList();

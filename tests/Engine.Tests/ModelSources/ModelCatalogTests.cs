@@ -32,7 +32,7 @@ public class ModelCatalogTests(ITestOutputHelper output)
         Assert.Equal("model", model.Name);
         Assert.Equal(folder, model.Path);
         Assert.Equal(ModelCatalog.FolderSource, model.Source);
-        Assert.Equal(ExpectedVariant(caseName), model.Variant);
+        Assert.Equal(ExpectedVariant(caseName), model.Kind);
         Assert.Equal(SchedulerConfig.Load(Path.Combine(folder, "scheduler")).PredictionType, model.PredictionType);
         Assert.Equal(unet.SampleSize!.Value * vae.DownscaleFactor, model.DefaultSize);
         Assert.Equal("float32", model.DType);
@@ -43,10 +43,10 @@ public class ModelCatalogTests(ITestOutputHelper output)
         // The single file, by detection alone (no YAML beside it under its own name): the same variant.
         var path = Golden.Path(caseName, "single_file.safetensors");
         var single = ModelCatalog.Describe(path);
-        output.WriteLine($"{caseName}: folder {model.Variant}/{model.PredictionType}/{model.DefaultSize}; single file {single.Variant}/{single.PredictionType}/{single.DefaultSize}");
+        output.WriteLine($"{caseName}: folder {model.Kind}/{model.PredictionType}/{model.DefaultSize}; single file {single.Kind}/{single.PredictionType}/{single.DefaultSize}");
         Assert.Equal("single_file.safetensors", single.Name);
         Assert.Equal(ModelCatalog.SingleFileSource, single.Source);
-        Assert.Equal(model.Variant, single.Variant);
+        Assert.Equal(model.Kind, single.Kind);
         Assert.Equal("float32", single.DType);
         Assert.Equal(new FileInfo(path).Length, single.SizeOnDisk);
         Assert.Null(single.ConfigPath);
@@ -71,7 +71,7 @@ public class ModelCatalogTests(ITestOutputHelper output)
         WriteCkpt(Golden.Path("inpaint", "single_file.safetensors"), ckpt, dtype: TorchSharp.torch.ScalarType.Float16);
         var half = ModelCatalog.Describe(ckpt);
         Assert.Equal("float16", half.DType);
-        Assert.Equal("inpainting", half.Variant);
+        Assert.Equal("inpainting", half.Kind);
         Assert.Equal(new FileInfo(ckpt).Length, half.SizeOnDisk);
     }
 
@@ -83,9 +83,9 @@ public class ModelCatalogTests(ITestOutputHelper output)
         Assert.Equal(new[] { "io.safetensors", "model", "single_file.safetensors" }, found.Select(m => m.Name));
         var io = found[0];
         Assert.NotNull(io.Error);
-        Assert.Null(io.Variant);
+        Assert.Null(io.Kind);
         output.WriteLine($"io.safetensors: {io.Error}");
-        Assert.All(found.Skip(1), m => Assert.Equal("inpainting", m.Variant));
+        Assert.All(found.Skip(1), m => Assert.Equal("inpainting", m.Kind));
 
         Assert.Throws<DirectoryNotFoundException>(() => ModelCatalog.Find(Golden.Path("inpaint", "nothing-here")));
         Assert.Throws<NotSupportedException>(() => ModelCatalog.Describe(Golden.Path("inpaint", "case.json")));

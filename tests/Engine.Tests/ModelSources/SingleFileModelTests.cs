@@ -44,7 +44,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
             File.WriteAllText(Path.Combine(folder, "low_res_scheduler", "scheduler_config.json"), lowRes);
         using var diffusers = StableDiffusionModel.LoadDiffusersFolder(folder, ComputeTarget.Cpu32);
 
-        Assert.Equal(diffusers.ModelVariant, single.ModelVariant);
+        Assert.Equal(diffusers.Kind, single.Kind);
         Assert.Equal(diffusers.PredictionType, single.PredictionType);
         Assert.Equal(golden.Json.RootElement.GetProperty("prediction_type").GetString(), single.PredictionType);
         Assert.Equal(diffusers.MemoryBytes, single.MemoryBytes);
@@ -123,7 +123,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
         using (var lease = ModelStore.Acquire(ckpt, ComputeTarget.Cpu32, options, log.Add, default))
         {
             Assert.Equal(ckpt, lease.Engine.Source);
-            Assert.Equal(ModelVariant.Inpaint, lease.Engine.ModelVariant);
+            Assert.Equal(ModelKind.Inpaint, lease.Engine.Kind);
             fromCkpt = Run(lease.Engine, golden, null);
         }
         using (fromCkpt)

@@ -52,7 +52,7 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
         Assert.Contains(variant, error.Message);
         Assert.Contains(kind.ToString().ToLowerInvariant(), error.Message);
         Assert.Equal(kind, error.Requested);
-        Assert.Equal(model.ModelVariant, error.Variant);
+        Assert.Equal(model.Kind, error.ModelKind);
     }
 
     [Fact]

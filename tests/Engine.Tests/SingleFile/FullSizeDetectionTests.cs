@@ -28,12 +28,12 @@ public sealed class FullSizeDetectionTests : IDisposable
     public void Dispose() => _folder.Delete(recursive: true);
 
     [Theory]
-    [InlineData(KnownModel.Sd21_768V, SingleFileVariant.TextToImage, null, "v_prediction", 768)]
-    [InlineData(KnownModel.Sd21_512Base, SingleFileVariant.TextToImage, "epsilon", "epsilon", 512)]
-    [InlineData(KnownModel.Sd2Inpainting, SingleFileVariant.Inpainting, null, "epsilon", 512)]
-    [InlineData(KnownModel.Sd2Depth, SingleFileVariant.Depth, null, "epsilon", 512)]
-    [InlineData(KnownModel.X4Upscaler, SingleFileVariant.Upscale, null, "v_prediction", 512)]
-    public void DetectionRecoversThePublishedConfigsAndTheModelsMatchTheMap(KnownModel model, SingleFileVariant variant,
+    [InlineData(KnownModel.Sd21_768V, ModelKind.TextToImage, null, "v_prediction", 768)]
+    [InlineData(KnownModel.Sd21_512Base, ModelKind.TextToImage, "epsilon", "epsilon", 512)]
+    [InlineData(KnownModel.Sd2Inpainting, ModelKind.Inpaint, null, "epsilon", 512)]
+    [InlineData(KnownModel.Sd2Depth, ModelKind.Depth, null, "epsilon", 512)]
+    [InlineData(KnownModel.X4Upscaler, ModelKind.Upscale, null, "v_prediction", 512)]
+    public void DetectionRecoversThePublishedConfigsAndTheModelsMatchTheMap(KnownModel model, ModelKind variant,
         string? predictionOverride, string prediction, int defaultSize)
     {
         var published = (UNet: KnownModelConfigs.UNet(model), Vae: KnownModelConfigs.Vae(model), Text: PublishedTextConfig());
@@ -42,7 +42,7 @@ public sealed class FullSizeDetectionTests : IDisposable
 
         var plan = SingleFilePlanner.Plan(path, new SingleFileOptions { PredictionType = predictionOverride });
         foreach (var note in plan.Notes) _output.WriteLine(note);
-        Assert.Equal(variant, plan.Variant);
+        Assert.Equal(variant, plan.Kind);
         Assert.Equal(prediction, plan.PredictionType);
         Assert.Equal(defaultSize, plan.DefaultSize);
         Assert.Contains(plan.Assumptions, a => a.Contains(model == KnownModel.X4Upscaler ? "8 attention heads" : "64 channels per attention head", StringComparison.Ordinal));

@@ -22,12 +22,12 @@ public class SingleFilePlanGoldenTests
 
     public static IEnumerable<object[]> Cases => PipelineCases.Select(c => new object[] { c });
 
-    private static SingleFileVariant ExpectedVariant(string caseName) => caseName switch
+    private static ModelKind ExpectedVariant(string caseName) => caseName switch
     {
-        "inpaint" => SingleFileVariant.Inpainting,
-        "depth2img" => SingleFileVariant.Depth,
-        "upscale_x4" => SingleFileVariant.Upscale,
-        _ => SingleFileVariant.TextToImage,
+        "inpaint" => ModelKind.Inpaint,
+        "depth2img" => ModelKind.Depth,
+        "upscale_x4" => ModelKind.Upscale,
+        _ => ModelKind.TextToImage,
     };
 
     [Theory]
@@ -36,7 +36,7 @@ public class SingleFilePlanGoldenTests
     {
         var plan = SingleFilePlanner.Plan(SingleFilePath(caseName), new SingleFileOptions { ConfigPath = LdmConfig(caseName) });
         foreach (var note in plan.Notes) _output.WriteLine(note);
-        Assert.Equal(ExpectedVariant(caseName), plan.Variant);
+        Assert.Equal(ExpectedVariant(caseName), plan.Kind);
         Assert.Empty(plan.Assumptions);
 
         AssertSameConfig(UNet2DConditionConfig.FromFile(ComponentConfig(caseName, "unet")), plan.UNetConfig(), $"{caseName} unet");
@@ -83,7 +83,7 @@ public class SingleFilePlanGoldenTests
         var plan = SingleFilePlanner.Plan(SingleFilePath(caseName), new SingleFileOptions { UseConfigBesideCheckpoint = false });
         foreach (var note in plan.Notes) _output.WriteLine(note);
         Assert.Null(plan.ConfigPath);
-        Assert.Equal(ExpectedVariant(caseName), plan.Variant);
+        Assert.Equal(ExpectedVariant(caseName), plan.Kind);
         var assumptions = plan.Assumptions.ToList();
         Assert.Contains(assumptions, a => a.Contains("attention head", StringComparison.Ordinal));
         Assert.Contains(assumptions, a => a.Contains("text encoder head", StringComparison.Ordinal));
@@ -102,9 +102,9 @@ public class SingleFilePlanGoldenTests
             nameof(CLIPTextConfig.NumAttentionHeads));
 
         // diffusers' rule for SD 2.x text-to-image without global_step is v_prediction; the override restores epsilon.
-        string expectedPrediction = ExpectedVariant(caseName) is SingleFileVariant.TextToImage or SingleFileVariant.Upscale ? "v_prediction" : "epsilon";
+        string expectedPrediction = ExpectedVariant(caseName) is ModelKind.TextToImage or ModelKind.Upscale ? "v_prediction" : "epsilon";
         Assert.Equal(expectedPrediction, plan.PredictionType);
-        if (plan.Variant == SingleFileVariant.TextToImage)
+        if (plan.Kind == ModelKind.TextToImage)
         {
             Assert.Contains(assumptions, a => a.Contains("global_step 875000", StringComparison.Ordinal));
             Assert.Equal(768, plan.DefaultSize);

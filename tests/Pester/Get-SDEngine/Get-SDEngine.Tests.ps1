@@ -21,7 +21,7 @@ Describe 'Get-SDEngine' {
         $engine | Should -BeOfType 'PSStableDiffusion.Engine.EngineInfo'
         $engine.Device | Should -Be 'cpu'
         $engine.Precision | Should -Be 'float32'
-        $engine.Variant | Should -Be 'txt2img'
+        $engine.Kind | Should -Be 'txt2img'
         $engine.MemoryBytes | Should -BeGreaterThan 0
         $engine.Uses | Should -BeGreaterOrEqual 1
         $engine.Busy | Should -BeFalse
@@ -43,7 +43,7 @@ Describe 'Get-SDEngine' {
     It 'is shown as a table with the memory in MiB' {
         $engine = Get-SDEngine -Model $model
         $text = $engine | Out-String -Width 200
-        $text | Should -Match 'Device\s+Precision\s+Variant\s+MiB\s+LastUsed\s+Uses\s+Busy\s+Model'
+        $text | Should -Match 'Device\s+Precision\s+Kind\s+MiB\s+LastUsed\s+Uses\s+Busy\s+Model'
         $mib = '{0:N1}' -f ($engine.MemoryBytes / 1MB)
         $text | Should -Match ("cpu\s+float32\s+txt2img\s+{0}\s" -f [regex]::Escape($mib))
         $text | Should -Match ([regex]::Escape((Split-Path $model -Leaf)) + '\s*$')
