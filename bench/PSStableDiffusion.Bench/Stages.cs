@@ -196,11 +196,12 @@ internal static partial class Stages
                 result.Details["rss_after_load_bytes"] = Measure.CurrentBytes();
                 var generator = new torch.Generator(11);
                 using var image = (torch.rand(new long[] { 1, 3, 512, 512 }, generator: generator) * 2 - 1);   // [1, 3, 512, 512]
-                var request = new GenerationRequest { Prompt = "a photograph", Steps = 1, GuidanceScale = 9, Seed = 1, InitImage = image, NoiseLevel = 20 };
+                var request = new GenerationRequest { Prompt = "a photograph", Steps = 1, GuidanceScale = 9, Seed = 1,
+                    Input = new Engine.Pipelines.Tasks.UpscaleInput { Image = image, NoiseLevel = 20 } };
                 result.Note = $"x4 upscale 512² → 2048², tiled UNet and decoder (tile 128 latent px), {request.Steps} step(s), CFG 2, full-size random weights";
                 Measure.ResetPeak();
                 var clock = Stopwatch.StartNew();
-                using var generated = StableDiffusionPipeline.Generate(model, request, PipelineKind.Upscale,
+                using var generated = StableDiffusionPipeline.Generate(model, request,
                     new PipelineObserver { Log = Measure.Log });
                 result.RunsS.Add(clock.Elapsed.TotalSeconds);
                 result.PeakRssRunBytes = Measure.PeakBytes();

@@ -91,7 +91,7 @@ public static partial class ModelStore
     private static partial System.Text.RegularExpressions.Regex HubIdPattern();
 
     private const string AcceptedForms =
-        "-Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
+        "Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
         "or a Hugging Face hub id such as 'stabilityai/stable-diffusion-2-1'.";
 
     /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
@@ -111,7 +111,7 @@ public static partial class ModelStore
     /// <exception cref="NotSupportedException">An existing file that is not a checkpoint.</exception>
     public static ModelSource Resolve(string model, Func<string, string>? resolvePath = null)
     {
-        if (string.IsNullOrWhiteSpace(model)) throw new ArgumentException("-Model is empty. " + AcceptedForms, nameof(model));
+        if (string.IsNullOrWhiteSpace(model)) throw new ArgumentException("Model is empty. " + AcceptedForms, "Model");
         string? fullPath;
         try
         {
@@ -212,7 +212,7 @@ public static partial class ModelStore
         var model = lease.Engine;
         log?.Invoke(loadedNow
             ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."
-            : $"Using the cached {model.KindName} model '{location}' on {target} (Clear-SDEngine frees it).");
+            : $"Using the cached {model.KindName} model '{location}' on {target} (clearing the engine cache frees it).");
         return lease;
     }
 

@@ -2,6 +2,7 @@ using System.Management.Automation;
 using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Infrastructure;
 
 namespace PSStableDiffusion;
@@ -101,15 +102,12 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
 
     protected override void ProcessRecord()
     {
-        ValidateStrength(Strength);
-        ValidateScheduler(Scheduler);
         // One mask for every input image of this record: converted and hashed once.
-        var mask = Mask!.ToGray();
-        var maskHash = mask.ComputeContentHash() + (InvertMask ? "-inverted" : "");
+        var given = Mask!.ToGray();
+        var maskHash = given.ComputeContentHash() + (InvertMask ? "-inverted" : "");
+        var mask = InvertMask ? given.Inverted() : given;
         foreach (var image in Inputs())
         {
-            var maskTensor = mask.ToTensor(normalize: true);                                   // [1, H, W] in [0, 1]
-            if (InvertMask) maskTensor = 1 - maskTensor;
             var request = new GenerationRequest
             {
                 Prompt = Prompt,
@@ -119,15 +117,19 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
                 Seed = ResolveSeed(Seed),
                 Count = Count,
                 Scheduler = Scheduler,
-                InitImage = image.ToTensor(),
-                SourceImageHash = image.ComputeContentHash(),
-                Mask = maskTensor,
-                MaskHash = maskHash,
-                Strength = Strength,
-                Composite = !NoComposite,
+                Input = new InpaintInput
+                {
+                    Image = image.ToTensor(),
+                    SourceImageHash = image.ComputeContentHash(),
+                    Mask = mask.ToTensor(normalize: true),
+                    MaskHash = maskHash,
+                    Strength = Strength,
+                    Composite = !NoComposite,
+                },
                 DecoderTileSize = TiledDecode ? StableDiffusionPipeline.DefaultDecoderTileSize : null,
             };
-            GenerateAndWrite(request, PipelineKind.Inpaint, $"Invoke-SDInpaint: {Truncate(Prompt, 60)}");
+            CheckRequest(request);
+            GenerateAndWrite(request, $"Invoke-SDInpaint: {Truncate(Prompt, 60)}");
         }
     }
 

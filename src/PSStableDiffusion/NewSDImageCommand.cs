@@ -2,6 +2,7 @@ using System.Management.Automation;
 using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Infrastructure;
 
 namespace PSStableDiffusion;
@@ -119,14 +120,6 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
 
     protected override void ProcessRecord()
     {
-        if (Width is { } width && width % 8 != 0)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Width must be a multiple of 8; {width} is not."),
-                "InvalidImageSize", ErrorCategory.InvalidArgument, width));
-        if (Height is { } height && height % 8 != 0)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Height must be a multiple of 8; {height} is not."),
-                "InvalidImageSize", ErrorCategory.InvalidArgument, height));
-        ValidateScheduler(Scheduler);
-
         var request = new GenerationRequest
         {
             Prompt = Prompt,
@@ -145,33 +138,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
                 ? (TiledDecode.IsPresent ? StableDiffusionPipeline.DefaultDecoderTileSize : null)
                 : Record?.DecoderTileSize,
         };
-        var kind = PipelineKind.Txt2Img;
-        if (ParameterSetName == ImageToImageSet)
-        {
-            ValidateStrength(Strength);
-            request = request with
-            {
-                InitImage = InitImage!.ToTensor(),
-                SourceImageHash = InitImage.ComputeContentHash(),
-                Strength = Strength,
-            };
-            kind = PipelineKind.Img2Img;
-            if (DepthMap is not null)
-            {
-                GrayImage depth;
-                try
-                {
-                    depth = DepthInput.Read(DepthMap, SessionState);
-                }
-                catch (Exception e) when (e is ImageFormatException or IOException or ArgumentException)
-                {
-                    ThrowTerminatingError(ToErrorRecord(e, "InvalidDepthMap", DepthMap));
-                    return;
-                }
-                request = request with { DepthMap = depth.ToTensor() };
-                kind = PipelineKind.Depth2Img;
-            }
-        }
+        if (ParameterSetName == ImageToImageSet) request = request with { Input = ImageInput() };
+        CheckRequest(request);
         int? onlyIndex = null;
         if (ImageIndex is { } index && (index > 0 || BatchSize > 1))
         {
@@ -179,7 +147,31 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
             request = request with { Count = Math.Max(BatchSize ?? index + 1, index + 1) };
             onlyIndex = index;
         }
-        GenerateAndWrite(request, kind, $"New-SDImage: {Truncate(Prompt, 60)}", onlyIndex);
+        GenerateAndWrite(request, $"New-SDImage: {Truncate(Prompt, 60)}", onlyIndex);
+    }
+
+    #endregion
+
+    #region Private methods
+
+    /// <summary>Image-to-image from -InitImage, or depth-to-image when -DepthMap is given (an init image alone on a
+    /// depth model is depth-to-image too: the engine decides).</summary>
+    private TaskInput ImageInput()
+    {
+        var image = InitImage!.ToTensor();
+        var hash = InitImage.ComputeContentHash();
+        if (DepthMap is null) return new ImageToImageInput { Image = image, SourceImageHash = hash, Strength = Strength };
+        GrayImage depth;
+        try
+        {
+            depth = DepthInput.Read(DepthMap, SessionState);
+        }
+        catch (Exception e) when (e is ImageFormatException or IOException or ArgumentException)
+        {
+            ThrowTerminatingError(ToErrorRecord(e, "InvalidDepthMap", DepthMap));
+            throw;
+        }
+        return new DepthToImageInput { Image = image, SourceImageHash = hash, Strength = Strength, DepthMap = depth.ToTensor() };
     }
 
     #endregion

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Infrastructure;
 
 namespace PSStableDiffusion;
@@ -68,7 +69,6 @@ public sealed class ResizeSDUpscaleCommand : GenerationCmdletBase
 
     protected override void ProcessRecord()
     {
-        ValidateScheduler(Scheduler);
         var image = Image!;
         var request = new GenerationRequest
         {
@@ -78,12 +78,11 @@ public sealed class ResizeSDUpscaleCommand : GenerationCmdletBase
             GuidanceScale = GuidanceScale,
             Seed = ResolveSeed(Seed),
             Scheduler = Scheduler,
-            InitImage = image.ToTensor(),
-            SourceImageHash = image.ComputeContentHash(),
-            NoiseLevel = NoiseLevel,
+            Input = new UpscaleInput { Image = image.ToTensor(), SourceImageHash = image.ComputeContentHash(), NoiseLevel = NoiseLevel },
             TileSize = TileSize,
         };
-        GenerateAndWrite(request, PipelineKind.Upscale, $"Resize-SDUpscale: {image.Width}x{image.Height} → {image.Width * 4}x{image.Height * 4}");
+        CheckRequest(request);
+        GenerateAndWrite(request, $"Resize-SDUpscale: {image.Width}x{image.Height} → {image.Width * 4}x{image.Height * 4}");
     }
 
     #endregion

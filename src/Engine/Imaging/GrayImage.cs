@@ -48,6 +48,10 @@ public sealed class GrayImage
         return result.to(dtype, device ?? CPU).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The negative: white where this is black (an inverted mask repaints what this one keeps).</summary>
+    public GrayImage Inverted() =>
+        new(Width, Height, BitDepth, Values.Select(value => (ushort)(MaxValue - value)).ToArray());
+
     /// <summary>Nearest-neighbour resize (Pillow's sampling positions); values are never blended.</summary>
     public GrayImage ResizeNearest(int width, int height)
     {

@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Schedulers;
 
 namespace PSStableDiffusion.Engine.Pipelines;
@@ -21,17 +22,13 @@ public static class ImageGeneration
         ?? typeof(ImageGeneration).Assembly.GetName().Version?.ToString() ?? "0.0.0";
 
     /// <summary>Runs <paramref name="request"/> on <paramref name="model"/> and returns one image per requested image.</summary>
-    public static IReadOnlyList<SDImage> Generate(StableDiffusionModel model, GenerationRequest request, PipelineKind kind,
-        PipelineObserver? observer = null)
+    public static IReadOnlyList<SDImage> Generate(StableDiffusionModel model, GenerationRequest request, PipelineObserver? observer = null)
     {
-        using var result = StableDiffusionPipeline.Generate(model, request, kind, observer);
+        using var result = StableDiffusionPipeline.Generate(model, request, observer);
         var created = DateTimeOffset.UtcNow;
         var schedulerConfig = JsonSerializer.SerializeToNode(result.SchedulerConfig, ConfigJson) as JsonObject;
         var modelHash = model.ContentHash;
-        var sourceImageHash = request.SourceImageHash
-            ?? (request.InitImage is null ? null : SDImage.FromTensor(request.InitImage.cpu()).ComputeContentHash());
-        var maskHash = request.MaskHash
-            ?? (request.Mask is null ? null : ImageConditioning.ToGray8(request.Mask).ComputeContentHash());
+        var input = TaskRecord.Of(result.Input);
         return SDImage.FromTensorBatch(result.Images, index => new GenerationRecord
         {
             Prompt = request.Prompt,
@@ -50,15 +47,15 @@ public static class ImageGeneration
             Device = model.Target.DeviceName,
             Timings = new Dictionary<string, double>(result.Timings, StringComparer.Ordinal),
             ModuleVersion = ModuleVersion,
-            PipelineKind = kind,
+            PipelineKind = result.Kind,
             ImageIndex = index,
             BatchSize = request.Count,
             Eta = request.Eta,
             KarrasSigmas = request.KarrasSigmas,
-            Strength = StableDiffusionPipeline.UsesStrength(kind) ? request.Strength : null,
-            NoiseLevel = kind == PipelineKind.Upscale ? request.NoiseLevel : null,
-            SourceImageHash = sourceImageHash,
-            MaskHash = maskHash,
+            Strength = input.Strength,
+            NoiseLevel = input.NoiseLevel,
+            SourceImageHash = input.SourceImageHash,
+            MaskHash = input.MaskHash,
             DecoderTileSize = request.DecoderTileSize is > 0 ? request.DecoderTileSize : null,
             CreatedUtc = created,
         });

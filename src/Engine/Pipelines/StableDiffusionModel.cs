@@ -33,6 +33,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         LowResSchedulerConfig = lowResSchedulerConfig;
         Kind = ModelKinds.FromUnetInChannels(unet.Config.InChannels, source);
         VaeDType = vae.parameters().First().dtype;
+        PromptEncoder = new PromptEncoder(tokenizer, textEncoder, target.Device);
         _contentHash = new Lazy<string>(contentHash, LazyThreadSafetyMode.ExecutionAndPublication);
         MemoryBytes = new torch.nn.Module[] { textEncoder, unet, vae }
             .SelectMany(m => m.parameters().Concat(m.buffers()))
@@ -55,8 +56,8 @@ public sealed class StableDiffusionModel : ICachedEngine
     /// <summary>The x4 upscaler's DDPM scheduler that noises the low-res image.</summary>
     public SchedulerConfig? LowResSchedulerConfig { get; }
 
-    /// <summary>Text embeddings of the prompts this model encoded lately (see <see cref="PromptEmbeddingCache"/>).</summary>
-    internal PromptEmbeddingCache PromptEmbeddings { get; } = new();
+    /// <summary>Prompts → text conditioning, with this model's cache of recent prompts.</summary>
+    public PromptEncoder PromptEncoder { get; }
 
     public ModelKind Kind { get; }
     public string KindName => Kind.DisplayName();
@@ -206,7 +207,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         foreach (var note in plan.Notes) log?.Invoke(note);
         if (plan.Unresolved.Count > 0)
             throw new SingleFileCheckpointException(checkpointPath,
-                $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. Give the model's ldm YAML (-Config, or " +
+                $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. Give the model's ldm YAML (the Config option, or " +
                 $"'{Path.GetFileNameWithoutExtension(checkpointPath)}.yaml' beside the checkpoint).");
         log?.Invoke($"Planned {checkpointPath} ({plan.Kind}, {plan.PredictionType}, default {plan.DefaultSize}x{plan.DefaultSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
@@ -343,7 +344,7 @@ public sealed class StableDiffusionModel : ICachedEngine
 
     public void Dispose()
     {
-        PromptEmbeddings.Dispose();
+        PromptEncoder.Dispose();
         TextEncoder.Dispose();
         Unet.Dispose();
         Vae.Dispose();

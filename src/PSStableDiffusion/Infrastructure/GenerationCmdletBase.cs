@@ -91,19 +91,20 @@ public abstract class GenerationCmdletBase : SDCmdletBase
 
     #region Protected methods
 
-    /// <summary>Stops with UnknownScheduler when <paramref name="scheduler"/> names nothing; before any model loads.</summary>
-    protected void ValidateScheduler(string? scheduler)
+    /// <summary>
+    /// Checks <paramref name="request"/> against the engine's rules before any model loads, and stops with an
+    /// ErrorRecord whose id names the kind of bad value (InvalidImageSize, InvalidStrength, UnknownScheduler, ...).
+    /// </summary>
+    protected void CheckRequest(GenerationRequest request)
     {
-        if (scheduler is not null && !SchedulerRegistry.TryResolve(scheduler, out _))
-            ThrowTerminatingError(ToErrorRecord(new UnknownSchedulerException(scheduler, SchedulerRegistry.AllNames), "UnknownScheduler", scheduler));
-    }
-
-    /// <summary>Stops with InvalidStrength unless 0 &lt; <paramref name="strength"/> (the parameter's range already caps it at 1).</summary>
-    protected void ValidateStrength(double strength)
-    {
-        if (strength <= 0)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException("Strength", strength,
-                "Strength must be greater than 0 (0 would run no denoising step) and at most 1."), "InvalidStrength", ErrorCategory.InvalidArgument, strength));
+        try
+        {
+            RequestRules.Check(request);
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(ToErrorRecord(e, "InvalidArgument", request));
+        }
     }
 
     /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
@@ -114,7 +115,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     /// and writes the images. Any failure ends the command with an ErrorRecord naming the bad value.
     /// </summary>
     /// <param name="onlyIndex">Write only the image with this batch index (a replay of one image of a batch).</param>
-    protected void GenerateAndWrite(GenerationRequest request, PipelineKind kind, string activity, int? onlyIndex = null)
+    protected void GenerateAndWrite(GenerationRequest request, string activity, int? onlyIndex = null)
     {
         var observer = new PipelineObserver
         {
@@ -131,9 +132,8 @@ public abstract class GenerationCmdletBase : SDCmdletBase
                 var threads = TorchThreads.Configure(Threads);
                 WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? " (the machine's cores; -Threads changes it)" : "")}.");
                 using var lease = AcquireModel();
-                SchedulerRegistry.ValidateOptions(request.Scheduler ?? lease.Engine.SchedulerConfig.ClassName ?? "DDIM", request.Eta, request.KarrasSigmas);
-                WriteVerbose($"{kind}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
-                return ImageGeneration.Generate(lease.Engine, request, kind, observer);
+                WriteVerbose($"{StableDiffusionPipeline.KindOf(lease.Engine, request)}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
+                return ImageGeneration.Generate(lease.Engine, request, observer);
             });
         }
         catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)

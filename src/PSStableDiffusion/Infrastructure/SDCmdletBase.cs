@@ -66,7 +66,32 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             IOException => ("IOError", ErrorCategory.WriteError),
             _ => (fallbackId, ErrorCategory.NotSpecified),
         };
-        return new ErrorRecord(exception, id, category, target);
+        id = exception is ArgumentException { ParamName: { } name } && id == "InvalidArgument"
+            ? name switch
+            {
+                "Width" or "Height" => "InvalidImageSize",
+                "Strength" => "InvalidStrength",
+                "NoiseLevel" => "InvalidNoiseLevel",
+                _ => id,
+            }
+            : id;
+        var record = new ErrorRecord(exception, id, category, target);
+        if (PowerShellWording(exception) is { } worded) record.ErrorDetails = new ErrorDetails(worded);
+        return record;
+    }
+
+    /// <summary>
+    /// The engine names the request property at fault first ("Eta does not apply to ..."); where that is a parameter of
+    /// this cmdlet, the user reads it as one ("-Eta does not apply to ..."). Null when there is nothing to reword.
+    /// </summary>
+    private string? PowerShellWording(Exception exception)
+    {
+        if (exception is not ArgumentException { ParamName: { } name } argument) return null;
+        if (!MyInvocation.MyCommand.Parameters.ContainsKey(name)) return null;
+        var message = argument.Message;
+        int suffix = message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal);
+        if (suffix >= 0) message = message[..suffix];
+        return message.StartsWith(name + " ", StringComparison.Ordinal) ? "-" + message : null;
     }
 
     /// <summary>Runs engine work, turning cancellation into a stopped pipeline.</summary>

@@ -57,7 +57,7 @@ internal static class ModelSourceTestSupport
             },
         };
         var request = RequestFor(golden) with { Scheduler = scheduler };
-        using var result = StableDiffusionPipeline.Generate(model, request, KindOf(golden.Name), observer);
+        using var result = StableDiffusionPipeline.Generate(model, request, observer);
         var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
         Assert.NotNull(final);
         return new RunOutput(image, final!, result.Timesteps.ToArray());

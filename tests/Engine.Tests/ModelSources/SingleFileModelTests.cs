@@ -92,7 +92,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
         Assert.Contains(checkpoint, error.Message);
         Assert.Contains("UNet width 32", error.Message);
         Assert.Contains("text encoder heads of width 8", error.Message);
-        Assert.Contains("-Config", error.Message);
+        Assert.Contains("the Config option", error.Message);
         Assert.Contains("tiny-v.yaml", error.Message);
         Assert.Contains(log, l => l.StartsWith("Assumed", StringComparison.Ordinal)); // the notes came out before the refusal
 

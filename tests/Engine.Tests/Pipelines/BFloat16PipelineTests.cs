@@ -22,7 +22,7 @@ public class BFloat16PipelineTests(ITestOutputHelper output)
         byte[] Render(Precision precision)
         {
             using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, new ComputeTarget("cpu", precision));
-            return Assert.Single(ImageGeneration.Generate(model, request, PipelineKind.Txt2Img)).Pixels;
+            return Assert.Single(ImageGeneration.Generate(model, request)).Pixels;
         }
 
         var fp32 = Render(Precision.Float32);

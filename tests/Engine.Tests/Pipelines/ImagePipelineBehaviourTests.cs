@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
@@ -17,57 +18,61 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
         return ImagePipelineGoldenTests.RequestFor(golden);
     }
 
-    public static TheoryData<string, PipelineKind, string, string> Mismatches => new()
+    /// <summary>The request of <paramref name="caseName"/> with its task input changed by <paramref name="change"/>.</summary>
+    private static GenerationRequest Request<T>(string caseName, Func<T, T> change) where T : TaskInput
     {
-        // model case, pipeline asked for, which inputs to keep (i = image, m = mask, d = depth), variant name
-        { "img2img", PipelineKind.Inpaint, "im", "txt2img" },
-        { "img2img", PipelineKind.Img2Img, "im", "txt2img" },        // a mask given to a 4-channel model
-        { "img2img", PipelineKind.Upscale, "i", "txt2img" },
-        { "img2img", PipelineKind.Depth2Img, "id", "txt2img" },
-        { "inpaint", PipelineKind.Txt2Img, "", "inpainting" },
-        { "inpaint", PipelineKind.Img2Img, "i", "inpainting" },
-        { "depth2img", PipelineKind.Img2Img, "i", "depth2img" },
-        { "upscale_x4", PipelineKind.Img2Img, "i", "x4-upscaler" },
-        { "upscale_x4", PipelineKind.Inpaint, "im", "x4-upscaler" },
+        var request = Request(caseName);
+        return request with { Input = change((T)request.Input) };
+    }
+
+    /// <summary>A golden case's input of each kind (text-to-image has none).</summary>
+    private static TaskInput InputOf(PipelineKind kind) => kind switch
+    {
+        PipelineKind.Txt2Img => new TextToImageInput(),
+        PipelineKind.Img2Img => Request("img2img").Input,
+        PipelineKind.Inpaint => Request("inpaint").Input,
+        PipelineKind.Depth2Img => Request("depth2img").Input,
+        _ => Request("upscale_x4").Input,
+    };
+
+    public static TheoryData<string, PipelineKind, string> Mismatches => new()
+    {
+        // model case, task input given, the model's kind as users see it
+        { "img2img", PipelineKind.Inpaint, "txt2img" },
+        { "img2img", PipelineKind.Upscale, "txt2img" },
+        { "img2img", PipelineKind.Depth2Img, "txt2img" },
+        { "inpaint", PipelineKind.Txt2Img, "inpainting" },
+        { "inpaint", PipelineKind.Img2Img, "inpainting" },
+        { "depth2img", PipelineKind.Txt2Img, "depth2img" },
+        { "upscale_x4", PipelineKind.Img2Img, "x4-upscaler" },
+        { "upscale_x4", PipelineKind.Inpaint, "x4-upscaler" },
     };
 
     [Theory]
     [MemberData(nameof(Mismatches))]
-    public void RequestThatDoesNotFitTheModelNamesVariantAndPipeline(string caseName, PipelineKind kind, string inputs, string variant)
+    public void RequestThatDoesNotFitTheModelNamesKindAndPipeline(string caseName, PipelineKind kind, string modelKind)
     {
         var model = models.Get(caseName);
-        var template = Request(kind == PipelineKind.Img2Img && inputs.Contains('m') ? "inpaint" : caseName);
-        var maskSource = Request("inpaint");
-        var depthSource = Request("depth2img");
-        var request = template with
-        {
-            InitImage = inputs.Contains('i') ? template.InitImage : null,
-            Mask = inputs.Contains('m') ? maskSource.Mask : null,
-            DepthMap = inputs.Contains('d') ? depthSource.DepthMap : null,
-        };
+        var request = Request(caseName) with { Input = InputOf(kind) };
 
-        var error = Assert.Throws<PipelineMismatchException>(() => StableDiffusionPipeline.Generate(model, request, kind));
+        var error = Assert.Throws<PipelineMismatchException>(() => StableDiffusionPipeline.Generate(model, request));
 
         Assert.IsAssignableFrom<InvalidOperationException>(error);
-        Assert.Contains(variant, error.Message);
+        Assert.Contains(modelKind, error.Message);
         Assert.Contains(kind.ToString().ToLowerInvariant(), error.Message);
         Assert.Equal(kind, error.Requested);
         Assert.Equal(model.Kind, error.ModelKind);
     }
 
     [Fact]
-    public void InferredKindFollowsTheInputs()
+    public void TheInputNamesTheTaskAndAnImageOnADepthModelIsDepthToImage()
     {
         var baseModel = models.Get("img2img");
-        var inpaint = Request("inpaint");
-        Assert.Equal(PipelineKind.Img2Img, StableDiffusionPipeline.InferKind(baseModel, Request("img2img")));
-        Assert.Equal(PipelineKind.Txt2Img, StableDiffusionPipeline.InferKind(baseModel, Request("img2img") with { InitImage = null }));
-        Assert.Equal(PipelineKind.Inpaint, StableDiffusionPipeline.InferKind(baseModel, inpaint));
-        Assert.Equal(PipelineKind.Upscale, StableDiffusionPipeline.InferKind(models.Get("upscale_x4"), Request("upscale_x4")));
-        // A mask for a base model is inpainting, which the base model refuses.
-        var error = Assert.Throws<PipelineMismatchException>(() => StableDiffusionPipeline.Generate(baseModel, inpaint));
-        Assert.Contains("txt2img", error.Message);
-        Assert.Contains("inpaint", error.Message);
+        Assert.Equal(PipelineKind.Img2Img, StableDiffusionPipeline.KindOf(baseModel, Request("img2img")));
+        Assert.Equal(PipelineKind.Txt2Img, StableDiffusionPipeline.KindOf(baseModel, Request("img2img") with { Input = new TextToImageInput() }));
+        Assert.Equal(PipelineKind.Inpaint, StableDiffusionPipeline.KindOf(models.Get("inpaint"), Request("inpaint")));
+        Assert.Equal(PipelineKind.Upscale, StableDiffusionPipeline.KindOf(models.Get("upscale_x4"), Request("upscale_x4")));
+        Assert.Equal(PipelineKind.Depth2Img, StableDiffusionPipeline.KindOf(models.Get("depth2img"), Request("img2img")));
     }
 
     [Theory]
@@ -77,19 +82,18 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
     [InlineData(double.NaN)]
     public void StrengthOutsideZeroToOneIsRefused(double strength)
     {
-        var request = Request("img2img") with { Strength = strength };
-        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            StableDiffusionPipeline.Generate(models.Get("img2img"), request, PipelineKind.Img2Img));
-        Assert.Contains("Strength", error.Message);
+        var request = Request<ImageToImageInput>("img2img", input => input with { Strength = strength });
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => StableDiffusionPipeline.Generate(models.Get("img2img"), request));
+        Assert.Equal("Strength", error.ParamName);
+        Assert.StartsWith("Strength ", error.Message);
         Assert.Equal(strength, (double)error.ActualValue!);
     }
 
     [Fact]
     public void StrengthThatLeavesNoStepIsRefused()
     {
-        var request = Request("img2img") with { Strength = 0.05, Steps = 10 };
-        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            StableDiffusionPipeline.Generate(models.Get("img2img"), request, PipelineKind.Img2Img));
+        var request = Request<ImageToImageInput>("img2img", input => input with { Strength = 0.05 }) with { Steps = 10 };
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => StableDiffusionPipeline.Generate(models.Get("img2img"), request));
         Assert.Contains("no denoising step", error.Message);
     }
 
@@ -98,33 +102,31 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
     [InlineData(351)]
     public void NoiseLevelOutsideRangeIsRefused(int level)
     {
-        var request = Request("upscale_x4") with { NoiseLevel = level };
-        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            StableDiffusionPipeline.Generate(models.Get("upscale_x4"), request, PipelineKind.Upscale));
+        var request = Request<UpscaleInput>("upscale_x4", input => input with { NoiseLevel = level });
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => StableDiffusionPipeline.Generate(models.Get("upscale_x4"), request));
+        Assert.Equal("NoiseLevel", error.ParamName);
         Assert.Contains(level.ToString(System.Globalization.CultureInfo.InvariantCulture), error.Message);
         Assert.Contains("350", error.Message);
     }
 
     [Fact]
-    public void DepthWithoutDepthMapSaysMidasIsNotAvailable()
+    public void DepthWithoutDepthMapAsksForOne()
     {
-        var request = Request("depth2img") with { DepthMap = null };
-        var error = Assert.Throws<NotSupportedException>(() =>
-            StableDiffusionPipeline.Generate(models.Get("depth2img"), request, PipelineKind.Depth2Img));
-        Assert.Contains("MiDaS", error.Message);
+        var request = Request<DepthToImageInput>("depth2img", input => input with { DepthMap = null });
+        var error = Assert.Throws<PipelineMismatchException>(() => StableDiffusionPipeline.Generate(models.Get("depth2img"), request));
         Assert.Contains("depth map", error.Message);
     }
 
     [Fact]
-    public void MissingInputsAreNamed()
+    public void SchedulerOptionsAreCheckedByTheEngineAgainstTheModelsScheduler()
     {
-        var inpaint = models.Get("inpaint");
-        var noMask = Assert.Throws<ArgumentException>(() =>
-            StableDiffusionPipeline.Generate(inpaint, Request("inpaint") with { Mask = null }, PipelineKind.Inpaint));
-        Assert.Contains("mask", noMask.Message);
-        var noImage = Assert.Throws<ArgumentException>(() =>
-            StableDiffusionPipeline.Generate(models.Get("img2img"), Request("img2img") with { InitImage = null }, PipelineKind.Img2Img));
-        Assert.Contains("InitImage", noImage.Message);
+        // The golden img2img model ships EulerDiscrete, which takes no eta: an engine caller gets the error a cmdlet user gets.
+        var request = Request("img2img") with { Eta = 0.5 };
+        var error = Assert.Throws<ArgumentException>(() => StableDiffusionPipeline.Generate(models.Get("img2img"), request));
+        Assert.Equal("Eta", error.ParamName);
+        Assert.StartsWith("Eta does not apply", error.Message);
+        Assert.Throws<UnknownSchedulerException>(() =>
+            StableDiffusionPipeline.Generate(models.Get("img2img"), Request("img2img") with { Scheduler = "no such sampler" }));
     }
 
     [Fact]
@@ -132,10 +134,9 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
     {
         var source = SDImage.Load(Golden.Path("img2img", "input_image.png")).Resize(70, 61);
         var logs = new List<string>();
-        var request = Request("img2img") with { InitImage = source.ToTensor(), Steps = 2, Strength = 1.0 };
+        var request = Request("img2img") with { Input = new ImageToImageInput { Image = source.ToTensor(), Strength = 1.0 }, Steps = 2 };
 
-        using var result = StableDiffusionPipeline.Generate(models.Get("img2img"), request, PipelineKind.Img2Img,
-            new PipelineObserver { Log = logs.Add });
+        using var result = StableDiffusionPipeline.Generate(models.Get("img2img"), request, new PipelineObserver { Log = logs.Add });
 
         Assert.Equal((64, 56), (result.Width, result.Height));
         Assert.Equal(new long[] { 1, 3, 56, 64 }, result.Images.shape);
@@ -147,10 +148,9 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
     {
         var mask = GrayImage.Load(Golden.Path("inpaint", "input_mask.png")).ResizeNearest(32, 32);
         var warnings = new List<string>();
-        var request = Request("inpaint") with { Mask = mask.ToTensor(normalize: true), Steps = 1 };
+        var request = Request<InpaintInput>("inpaint", input => input with { Mask = mask.ToTensor(normalize: true) }) with { Steps = 1 };
 
-        using var result = StableDiffusionPipeline.Generate(models.Get("inpaint"), request, PipelineKind.Inpaint,
-            new PipelineObserver { Warn = warnings.Add });
+        using var result = StableDiffusionPipeline.Generate(models.Get("inpaint"), request, new PipelineObserver { Warn = warnings.Add });
 
         Assert.Equal((64, 64), (result.Width, result.Height));
         var warning = Assert.Single(warnings);
@@ -166,9 +166,10 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
         var golden = Golden.Case("inpaint");
         var source = SDImage.Load(Path.Combine(golden.Folder, "input_image.png"));
         var mask = GrayImage.Load(Path.Combine(golden.Folder, "input_mask.png"));
-        var request = ImagePipelineGoldenTests.RequestFor(golden) with { Composite = true };
+        var request = ImagePipelineGoldenTests.RequestFor(golden);
+        request = request with { Input = ((InpaintInput)request.Input) with { Composite = true } };
 
-        var image = Assert.Single(ImageGeneration.Generate(models.Get("inpaint"), request, PipelineKind.Inpaint));
+        var image = Assert.Single(ImageGeneration.Generate(models.Get("inpaint"), request));
 
         var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
         int keptPixels = 0, worstInside = 0;
@@ -199,8 +200,8 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
     [Fact]
     public void UpscaleRecordCarriesNoiseLevelAndGivenHash()
     {
-        var request = Request("upscale_x4") with { SourceImageHash = "given-hash", NoiseLevel = 35, Steps = 1 };
-        var image = Assert.Single(ImageGeneration.Generate(models.Get("upscale_x4"), request, PipelineKind.Upscale));
+        var request = Request<UpscaleInput>("upscale_x4", input => input with { SourceImageHash = "given-hash", NoiseLevel = 35 }) with { Steps = 1 };
+        var image = Assert.Single(ImageGeneration.Generate(models.Get("upscale_x4"), request));
         Assert.Equal((64, 64), (image.Width, image.Height));
         Assert.Equal(35, image.Record.NoiseLevel);
         Assert.Null(image.Record.Strength);
@@ -230,7 +231,7 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
         using var noise = new RecordingNoise(7);
         var request = Request("img2img") with { Count = 2, NoiseOverride = noise };
 
-        using var result = StableDiffusionPipeline.Generate(models.Get("img2img"), request, PipelineKind.Img2Img);
+        using var result = StableDiffusionPipeline.Generate(models.Get("img2img"), request);
 
         Assert.Equal(new long[] { 2, 3, 64, 64 }, result.Images.shape);
         Assert.Equal(new long[] { 1, 4, 8, 8 }, noise.Shapes[0]);  // one posterior sample, duplicated for the batch

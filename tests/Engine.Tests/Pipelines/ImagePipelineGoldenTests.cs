@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -67,15 +68,25 @@ public class ImagePipelineGoldenTests(GoldenModels models, ITestOutputHelper out
             Steps = call.GetProperty("num_inference_steps").GetInt32(),
             GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
             Eta = Optional("eta"),
-            Strength = Optional("strength") ?? 0.8,
-            NoiseLevel = (int)(Optional("noise_level") ?? 20),
             Seed = root.GetProperty("seed").GetInt64(),
-            InitImage = SDImage.Load(Path.Combine(folder, "input_image.png")).ToTensor(),
-            Mask = File.Exists(maskPath) ? GrayImage.Load(maskPath).ToTensor(normalize: true) : null,
-            DepthMap = File.Exists(depthPath) ? GrayImage.Load(depthPath).ToTensor() : null,
-            Composite = false,
+            Input = InputFor(golden.Name, SDImage.Load(Path.Combine(folder, "input_image.png")).ToTensor(),
+                Optional("strength") ?? 0.8, (int)(Optional("noise_level") ?? 20), maskPath, depthPath),
         };
     }
+
+    /// <summary>The case's task input: its image, and the mask or depth map its folder holds.</summary>
+    private static TaskInput InputFor(string caseName, Tensor image, double strength, int noiseLevel, string maskPath, string depthPath) =>
+        KindOf(caseName) switch
+        {
+            PipelineKind.Img2Img => new ImageToImageInput { Image = image, Strength = strength },
+            PipelineKind.Inpaint => new InpaintInput
+            {
+                Image = image, Strength = strength, Mask = GrayImage.Load(maskPath).ToTensor(normalize: true), Composite = false,
+            },
+            PipelineKind.Depth2Img => new DepthToImageInput { Image = image, Strength = strength, DepthMap = GrayImage.Load(depthPath).ToTensor() },
+            PipelineKind.Upscale => new UpscaleInput { Image = image, NoiseLevel = noiseLevel },
+            var kind => throw new ArgumentOutOfRangeException(nameof(caseName), kind, null),
+        };
 
     /// <summary>Intermediates every run of the case must have reproduced (and compared).</summary>
     private static string[] Required(string caseName, int steps) => caseName switch
@@ -131,7 +142,8 @@ public class ImagePipelineGoldenTests(GoldenModels models, ITestOutputHelper out
         };
         var request = RequestFor(golden) with { NoiseOverride = injectStoredNoise ? stored : null };
 
-        using var result = StableDiffusionPipeline.Generate(model, request, KindOf(caseName), observer);
+        using var result = StableDiffusionPipeline.Generate(model, request, observer);
+        Assert.Equal(KindOf(caseName), result.Kind);
 
         var timesteps = golden.Tensor("timesteps").to(ScalarType.Float64).data<double>().ToArray();
         Assert.Equal(timesteps, result.Timesteps.ToArray());

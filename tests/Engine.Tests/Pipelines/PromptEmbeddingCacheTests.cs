@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Text;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -32,7 +33,7 @@ public class PromptEmbeddingCacheTests
         Assert.DoesNotContain("cache", encoded[0]);
         Assert.EndsWith("(both from the model's embedding cache).", encoded[1]);
         Assert.EndsWith("(the prompt's from the model's embedding cache).", encoded[2]);
-        Assert.Equal(3, model.PromptEmbeddings.Count);
+        Assert.Equal(3, model.PromptEncoder.CachedCount);
         // prompt, negative of the first call == those of the second, bit for bit; and so the images.
         Assert.Equal(6, embeds.Count);
         Assert.True(embeds[0].equal(embeds[2]).all().item<bool>());

@@ -65,7 +65,7 @@ public class TiledDecodeTests(GoldenModels models, ITestOutputHelper output) : I
         var request = RequestFor(golden) with { Steps = 1, DecoderTileSize = StableDiffusionPipeline.DefaultDecoderTileSize };
 
         var logs = new List<string>();
-        var images = ImageGeneration.Generate(model, request, PipelineKind.Txt2Img, new PipelineObserver { Log = logs.Add });
+        var images = ImageGeneration.Generate(model, request, new PipelineObserver { Log = logs.Add });
 
         Assert.DoesNotContain(logs, line => line.StartsWith("Tiled VAE decoder", StringComparison.Ordinal)); // 16 latent pixels ≤ 64
         Assert.Equal(StableDiffusionPipeline.DefaultDecoderTileSize, Assert.Single(images).Record.DecoderTileSize);

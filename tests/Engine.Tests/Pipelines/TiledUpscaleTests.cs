@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Imaging;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -56,14 +57,15 @@ public class TiledUpscaleTests(GoldenModels models, ITestOutputHelper output) : 
         var model = models.Get("upscale_x4");
         using var golden = Golden.Case("upscale_x4");
         var source = SDImage.Load(Path.Combine(golden.Folder, "input_image.png")).Resize(48, 48, ResizeFilter.Bicubic);
-        var request = ImagePipelineGoldenTests.RequestFor(golden) with { InitImage = source.ToTensor() };
+        var request = ImagePipelineGoldenTests.RequestFor(golden);
+        request = request with { Input = ((UpscaleInput)request.Input) with { Image = source.ToTensor() } };
         var logs = new List<string>();
         Tensor? finalLatents = null;
 
-        using var whole = StableDiffusionPipeline.Generate(model, request with { TileSize = 0 }, PipelineKind.Upscale,
+        using var whole = StableDiffusionPipeline.Generate(model, request with { TileSize = 0 },
             new PipelineObserver { Inspect = (name, t) => { if (name == "vae_decode_input") finalLatents = t.clone().DetachFromDisposeScope(); } });
-        using var automatic = StableDiffusionPipeline.Generate(model, request, PipelineKind.Upscale);
-        using var tiled = StableDiffusionPipeline.Generate(model, request with { TileSize = 32, TileOverlap = 16 }, PipelineKind.Upscale,
+        using var automatic = StableDiffusionPipeline.Generate(model, request);
+        using var tiled = StableDiffusionPipeline.Generate(model, request with { TileSize = 32, TileOverlap = 16 },
             new PipelineObserver { Log = logs.Add });
 
         Assert.Equal((1, 1), (whole.UnetTiles, whole.DecoderTiles));

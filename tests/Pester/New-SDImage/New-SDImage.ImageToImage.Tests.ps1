@@ -119,12 +119,15 @@ Describe 'New-SDImage -InitImage' {
 
         It 'names -Eta and the schedulers that take it when a scheduler ignores eta' {
             $record = Get-SDCommandError { New-SDImage 'x' -Model $smallModel -Scheduler 'Euler a' -Eta 0.5 -Steps 1 }
-            $record.Exception.Message | Should -BeLike "*-Eta*'Euler a'*EulerAncestralDiscreteScheduler*DDIM*"
+            # The engine names the request property; the cmdlet words it as the parameter the user typed.
+            $record.Exception.Message | Should -BeLike "Eta does not apply*'Euler a'*EulerAncestralDiscreteScheduler*DDIM*"
+            $record.ErrorDetails.Message | Should -BeLike "-Eta does not apply*'Euler a'*EulerAncestralDiscreteScheduler*DDIM*"
         }
 
         It 'names -KarrasSigmas when a scheduler has no Karras sigmas' {
             $record = Get-SDCommandError { New-SDImage 'x' -Model $smallModel -Scheduler DDIM -KarrasSigmas -Steps 1 }
-            $record.Exception.Message | Should -BeLike "*-KarrasSigmas*'DDIM'*DPMSolverMultistep*"
+            $record.Exception.Message | Should -BeLike "KarrasSigmas does not apply*'DDIM'*DPMSolverMultistep*"
+            $record.ErrorDetails.Message | Should -BeLike "-KarrasSigmas does not apply*'DDIM'*DPMSolverMultistep*"
         }
     }
 }

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace PSStableDiffusion.Engine.Pipelines;
+namespace PSStableDiffusion.Engine.Text;
 
 /// <summary>
 /// The text encoder's output for the last few distinct token sequences a model saw, so a script that loops over seeds

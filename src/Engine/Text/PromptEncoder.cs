@@ -1,0 +1,50 @@
+using PSStableDiffusion.Engine.Models.Clip;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Text;
+
+/// <summary>
+/// Turns prompts into the conditioning the UNet's cross-attention reads: tokenizer, text encoder and the model's
+/// embedding cache. Each prompt is encoded alone (batch 1), as diffusers does, so a cached result is bit-identical to a
+/// fresh one. The pipelines only ask "this prompt → [1, T, D]"; how a prompt becomes tokens lives here.
+/// </summary>
+public sealed class PromptEncoder : IDisposable
+{
+    private readonly ClipTokenizer _tokenizer;
+    private readonly CLIPTextModel _textEncoder;
+    private readonly Device _device;
+    private readonly PromptEmbeddingCache _cache = new();
+
+    public PromptEncoder(ClipTokenizer tokenizer, CLIPTextModel textEncoder, Device device)
+    {
+        _tokenizer = tokenizer;
+        _textEncoder = textEncoder;
+        _device = device;
+    }
+
+    /// <summary>How many prompts' embeddings the cache holds now.</summary>
+    public int CachedCount => _cache.Count;
+
+    /// <summary>
+    /// The conditioning for <paramref name="prompt"/>: [1, 77, D]. A prompt longer than the text encoder's window is
+    /// cut, as diffusers cuts it, and <paramref name="warn"/> names the part that was dropped.
+    /// </summary>
+    public PromptEmbedding Encode(string prompt, Action<string>? warn = null)
+    {
+        var encoding = _tokenizer.EncodeWithInfo(prompt);
+        if (encoding.Truncated)
+            warn?.Invoke($"The prompt is longer than the text encoder's {encoding.Ids.Length} tokens; this part was cut off: \"{encoding.DroppedText}\".");
+        var embeds = _cache.GetOrAdd(encoding.Ids, () => EncodeIds(encoding.Ids), out bool hit);
+        return new PromptEmbedding(embeds, hit);
+    }
+
+    /// <summary>The text encoder's last hidden state for one row of token ids: [1, n, D].</summary>
+    private Tensor EncodeIds(IReadOnlyList<int> ids)
+    {
+        var input = torch.tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count }, ScalarType.Int64, _device); // [1, n]
+        return _textEncoder.forward(input).LastHiddenState;                                                               // [1, n, D]
+    }
+
+    public void Dispose() => _cache.Dispose();
+}
