@@ -89,15 +89,15 @@ public sealed class EngineCache
     {
         lock (_gate)
         {
-            return _entries.Values.Where(e => e.Engine is not null).Select(e => new EngineInfo(
-                e.Key.ModelSource, e.Key.Target.DeviceName, e.Key.Target.DTypeName, e.Engine!.KindName, e.Engine.MemoryBytes,
-                e.LoadedAt, e.LastUsed, e.Uses, e.Busy)).ToList();
+            return _entries.Values.Where(e => e.Engine is not null).Select(Snapshot).ToList();
         }
     }
 
     /// <summary>
     /// Frees the engines matching <paramref name="match"/> (all when null). A busy engine is freed when its current
-    /// call ends. Returns the snapshots of what was removed.
+    /// call ends. Returns the snapshots of what was removed. <paramref name="match"/> runs under the cache's lock, so
+    /// it must decide at once: a caller that asks the user first takes <see cref="List"/>, asks, then passes the
+    /// chosen snapshots to <see cref="Clear(IReadOnlyCollection{EngineInfo})"/>.
     /// </summary>
     public IReadOnlyList<EngineInfo> Clear(Func<EngineInfo, bool>? match = null)
     {
@@ -107,8 +107,7 @@ public sealed class EngineCache
             foreach (var entry in _entries.Values.ToList())
             {
                 if (entry.Engine is null) continue;
-                var info = new EngineInfo(entry.Key.ModelSource, entry.Key.Target.DeviceName, entry.Key.Target.DTypeName,
-                    entry.Engine.KindName, entry.Engine.MemoryBytes, entry.LoadedAt, entry.LastUsed, entry.Uses, entry.Busy);
+                var info = Snapshot(entry);
                 if (match is not null && !match(info)) continue;
                 _entries.Remove(entry.Key);
                 removed.Add((entry, info));
@@ -123,6 +122,16 @@ public sealed class EngineCache
         if (removed.Count > 0) GC.Collect();
         return removed.Select(r => r.Info).ToList();
     }
+
+    /// <summary>Frees the engines these snapshots (from <see cref="List"/>) describe, where they are still loaded:
+    /// one that was cleared and loaded again since is a new engine, and stays.</summary>
+    public IReadOnlyList<EngineInfo> Clear(IReadOnlyCollection<EngineInfo> engines) =>
+        Clear(info => engines.Any(chosen => chosen.Model == info.Model && chosen.Device == info.Device
+            && chosen.Precision == info.Precision && chosen.LoadedAt == info.LoadedAt));
+
+    private static EngineInfo Snapshot(Entry entry) => new(entry.Key.ModelSource, entry.Key.Target.DeviceName,
+        entry.Key.Target.DTypeName, entry.Engine!.KindName, entry.Engine.MemoryBytes, entry.LoadedAt, entry.LastUsed,
+        entry.Uses, entry.Busy);
 
     private void Release(Entry entry)
     {

@@ -30,9 +30,13 @@ public sealed class ClearSDEngineCommand : SDCmdletBase
     protected override void ProcessRecord()
     {
         var pattern = Model is null ? null : new WildcardPattern(Model, WildcardOptions.IgnoreCase);
-        var removed = EngineCache.Shared.Clear(engine =>
-            (pattern is null || pattern.IsMatch(engine.Model)) &&
-            ShouldProcess($"{engine.Model} ({engine.Device}, {engine.Precision}, {engine.MemoryBytes / (1024.0 * 1024):F0} MiB)", "Free the cached engine"));
+        // Ask first, on a snapshot: a -Confirm prompt must not hold the cache's lock, or every runspace that loads a
+        // model would wait on the user.
+        var chosen = EngineCache.Shared.List()
+            .Where(engine => pattern is null || pattern.IsMatch(engine.Model))
+            .Where(engine => ShouldProcess($"{engine.Model} ({engine.Device}, {engine.Precision}, {engine.MemoryBytes / (1024.0 * 1024):F0} MiB)", "Free the cached engine"))
+            .ToList();
+        var removed = chosen.Count == 0 ? [] : EngineCache.Shared.Clear(chosen);
         foreach (var engine in removed)
         {
             WriteVerbose($"Freed {engine.Model} on {engine.Device} ({engine.Precision}).");

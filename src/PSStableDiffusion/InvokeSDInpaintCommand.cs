@@ -14,7 +14,7 @@ namespace PSStableDiffusion;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "SDInpaint", DefaultParameterSetName = ImageSet)]
 [OutputType(typeof(SDImage))]
-public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
+public sealed class InvokeSDInpaintCommand : ImageToImageCmdletBase
 {
     #region Members
 
@@ -56,36 +56,10 @@ public sealed class InvokeSDInpaintCommand : GenerationCmdletBase
     [ValidateNotNullOrEmpty]
     public string Prompt { get; set; } = "";
 
-    /// <summary>What to steer away from.</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [AllowEmptyString]
-    public string NegativePrompt { get; set; } = "";
-
     /// <summary>How far to move from the original inside the mask, in (0, 1]; 1 (default) starts from pure noise there.</summary>
     [Parameter]
     [ValidateRange(0.0, 1.0)]
     public double Strength { get; set; } = 1.0;
-
-    /// <summary>Denoising steps.</summary>
-    [Parameter]
-    [ValidateRange(1, 1000)]
-    public int Steps { get; set; } = 50;
-
-    /// <summary>Classifier-free guidance scale.</summary>
-    [Parameter]
-    [ValidateRange(0.0, 100.0)]
-    public double GuidanceScale { get; set; } = 7.5;
-
-    /// <summary>Seed of the CPU generator (random when omitted, and recorded).</summary>
-    [Parameter]
-    [ValidateRange(0L, long.MaxValue)]
-    public long? Seed { get; set; }
-
-    /// <summary>A diffusers scheduler class name or an AUTOMATIC1111 sampler name; the model's own when omitted.</summary>
-    [Parameter]
-    [ArgumentCompleter(typeof(SchedulerNameCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string? Scheduler { get; set; }
 
     /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for large images.</summary>
     [Parameter]

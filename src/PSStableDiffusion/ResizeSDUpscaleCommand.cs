@@ -12,8 +12,19 @@ namespace PSStableDiffusion;
 /// </summary>
 [Cmdlet(VerbsCommon.Resize, "SDUpscale")]
 [OutputType(typeof(SDImage))]
-public sealed class ResizeSDUpscaleCommand : GenerationCmdletBase
+public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
 {
+    #region Members
+
+    /// <summary>diffusers' defaults for the upscaler: 75 steps, guidance 9.</summary>
+    public ResizeSDUpscaleCommand()
+    {
+        Steps = 75;
+        GuidanceScale = 9.0;
+    }
+
+    #endregion
+
     #region Parameters
 
     /// <summary>The low-resolution image: an SDImage, a path or a FileInfo.</summary>
@@ -27,36 +38,10 @@ public sealed class ResizeSDUpscaleCommand : GenerationCmdletBase
     [AllowEmptyString]
     public string Prompt { get; set; } = "";
 
-    /// <summary>What to steer away from.</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [AllowEmptyString]
-    public string NegativePrompt { get; set; } = "";
-
     /// <summary>Noise added to the low-res image before upscaling (the model's class label), 0..350; more noise, more invention.</summary>
     [Parameter]
     [ValidateRange(0, 350)]
     public int NoiseLevel { get; set; } = 20;
-
-    /// <summary>Denoising steps (diffusers' default for the upscaler: 75).</summary>
-    [Parameter]
-    [ValidateRange(1, 1000)]
-    public int Steps { get; set; } = 75;
-
-    /// <summary>Classifier-free guidance scale (diffusers' default for the upscaler: 9).</summary>
-    [Parameter]
-    [ValidateRange(0.0, 100.0)]
-    public double GuidanceScale { get; set; } = 9.0;
-
-    /// <summary>Seed of the CPU generator (random when omitted, and recorded).</summary>
-    [Parameter]
-    [ValidateRange(0L, long.MaxValue)]
-    public long? Seed { get; set; }
-
-    /// <summary>A diffusers scheduler class name or an AUTOMATIC1111 sampler name; the model's own when omitted.</summary>
-    [Parameter]
-    [ArgumentCompleter(typeof(SchedulerNameCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string? Scheduler { get; set; }
 
     /// <summary>Tile size in latent pixels (= input pixels) for the UNet and the decoder; 0 never tiles. Default: 128, so small inputs are not tiled.</summary>
     [Parameter]

@@ -49,6 +49,35 @@ public class EngineCacheTests
         Assert.Equal(2, cache.List().Count);
     }
 
+    /// <summary>Clear-SDEngine asks the user on a snapshot, then clears what was chosen: the cache stays usable while it
+    /// asks, and an engine loaded again meanwhile (a new engine) is not the one that was chosen.</summary>
+    [Fact]
+    public void ClearingChosenSnapshotsFreesOnlyThoseStillLoaded()
+    {
+        var cache = new EngineCache();
+        var first = new CountingEngine();
+        var other = new CountingEngine();
+        using (cache.Acquire(Key("/a"), () => first, CancellationToken.None)) { }
+        using (cache.Acquire(Key("/b"), () => other, CancellationToken.None)) { }
+        var chosen = cache.List().Where(e => e.Model == "/a").ToList();
+
+        // While "the user is asked", another runspace loads and uses a model: the cache's lock is not held.
+        var loadedMeanwhile = Task.Run(() => { using var lease = cache.Acquire(Key("/c"), () => new CountingEngine(), CancellationToken.None); });
+        Assert.True(loadedMeanwhile.Wait(TimeSpan.FromSeconds(10)));
+
+        var removed = Assert.Single(cache.Clear(chosen));
+        Assert.Equal("/a", removed.Model);
+        Assert.True(first.Disposed);
+        Assert.False(other.Disposed);
+        Assert.Equal(["/b", "/c"], cache.List().Select(e => e.Model).Order().ToArray());
+
+        // The same snapshot again: "/a" is gone, and a reloaded "/a" is another engine that stays.
+        var reloaded = new CountingEngine();
+        using (cache.Acquire(Key("/a"), () => reloaded, CancellationToken.None)) { }
+        Assert.Empty(cache.Clear(chosen));
+        Assert.False(reloaded.Disposed);
+    }
+
     [Fact]
     public void ClearDisposesIdleEnginesAndDefersBusyOnes()
     {
