@@ -52,7 +52,7 @@ public class EngineCacheTests
     /// <summary>Clear-SDEngine asks the user on a snapshot, then clears what was chosen: the cache stays usable while it
     /// asks, and an engine loaded again meanwhile (a new engine) is not the one that was chosen.</summary>
     [Fact]
-    public void ClearingChosenSnapshotsFreesOnlyThoseStillLoaded()
+    public async Task ClearingChosenSnapshotsFreesOnlyThoseStillLoaded()
     {
         var cache = new EngineCache();
         var first = new CountingEngine();
@@ -62,8 +62,8 @@ public class EngineCacheTests
         var chosen = cache.List().Where(e => e.Model == "/a").ToList();
 
         // While "the user is asked", another runspace loads and uses a model: the cache's lock is not held.
-        var loadedMeanwhile = Task.Run(() => { using var lease = cache.Acquire(Key("/c"), () => new CountingEngine(), CancellationToken.None); });
-        Assert.True(loadedMeanwhile.Wait(TimeSpan.FromSeconds(10)));
+        await Task.Run(() => { using var lease = cache.Acquire(Key("/c"), () => new CountingEngine(), CancellationToken.None); })
+            .WaitAsync(TimeSpan.FromSeconds(10));
 
         var removed = Assert.Single(cache.Clear(chosen));
         Assert.Equal("/a", removed.Model);
