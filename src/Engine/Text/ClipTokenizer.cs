@@ -133,6 +133,12 @@ public sealed class ClipTokenizer
     /// <summary>BOS, every text token, EOS: no truncation, no padding.</summary>
     public int[] EncodeUntruncated(string text) => [BosTokenId, .. TextTokenIds(text), EosTokenId];
 
+    /// <summary>The ids of the text tokens alone: no BOS, no EOS, no truncation, no padding.</summary>
+    public IReadOnlyList<int> EncodeText(string text) => TextTokenIds(text);
+
+    /// <summary>The id of one vocabulary entry (byte-level alphabet, "&lt;/w&gt;" ends a word), or null.</summary>
+    public int? TokenId(string token) => _vocab.TryGetValue(token, out int id) ? id : null;
+
     /// <summary>The BPE token strings of <paramref name="text"/> (byte-level alphabet, "&lt;/w&gt;" ends a word), no BOS/EOS.</summary>
     public IReadOnlyList<string> Tokenize(string text)
     {
