@@ -103,9 +103,20 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         }
         catch (ArgumentException e)
         {
-            ThrowTerminatingError(ToErrorRecord(e, "InvalidArgument", request));
+            ThrowTerminatingError(ToErrorRecord(e, "InvalidArgument", BadValue(e, request)));
         }
     }
+
+    /// <summary>The value an engine rule refused, as the ErrorRecord's target: the scheduler name, the out-of-range
+    /// value, or the request property the exception names; the request itself when it names none.</summary>
+    private static object BadValue(ArgumentException error, GenerationRequest request) => error switch
+    {
+        UnknownSchedulerException unknown => unknown.SchedulerName,
+        ArgumentOutOfRangeException { ActualValue: { } value } => value,
+        { ParamName: { } name } => typeof(GenerationRequest).GetProperty(name)?.GetValue(request)
+            ?? request.Input.GetType().GetProperty(name)?.GetValue(request.Input) ?? request,
+        _ => request,
+    };
 
     /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
     protected static long ResolveSeed(long? seed) => seed ?? Random.Shared.NextInt64(0, 1L << 32);
@@ -138,7 +149,12 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         }
         catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
         {
-            ThrowTerminatingError(ToErrorRecord(e, "GenerationFailed", e is ArgumentException or PipelineMismatchException ? request : Model));
+            ThrowTerminatingError(ToErrorRecord(e, "GenerationFailed", e switch
+            {
+                ArgumentException argument => BadValue(argument, request),
+                PipelineMismatchException => request,
+                _ => Model,
+            }));
             return;
         }
         foreach (var image in images)
