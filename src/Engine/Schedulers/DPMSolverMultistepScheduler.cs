@@ -17,24 +17,13 @@ namespace PSStableDiffusion.Engine.Schedulers;
 // which needs torchsde). The closest scheduler here: the same DPM-Solver++ SDE family, second order, as a multistep.
 [SchedulerAlias("DPM++ SDE", """{"algorithm_type": "sde-dpmsolver++"}""")]
 [SchedulerAlias("DPM++ SDE Karras", """{"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true}""")]
-public sealed class DPMSolverMultistepScheduler : SchedulerBase
+public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
 {
-    public static SchedulerConfig Defaults { get; } = new()
+    public static SchedulerConfig Defaults { get; } = FamilyDefaults with
     {
-        NumTrainTimesteps = 1000,
-        BetaStart = 0.0001,
-        BetaEnd = 0.02,
-        BetaSchedule = "linear",
-        SolverOrder = 2,
-        PredictionType = "epsilon",
-        Thresholding = false,
-        DynamicThresholdingRatio = 0.995,
-        SampleMaxValue = 1.0,
         AlgorithmType = "dpmsolver++",
         SolverType = "midpoint",
-        LowerOrderFinal = true,
         EulerAtFinal = false,
-        UseKarrasSigmas = false,
         UseLuLambdas = false,
         FinalSigmasType = "zero",
         LambdaMinClipped = double.NegativeInfinity,
@@ -43,18 +32,11 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
         RescaleBetasZeroSnr = false,
     };
 
-    private readonly int _solverOrder;
     private readonly string _algorithmType;
     private readonly string _solverType;
-    private readonly Tensor?[] _modelOutputs;
-    private float[] _sigmaValues = [];
-    private int _lowerOrderNums;
 
-    public DPMSolverMultistepScheduler(SchedulerConfig? config = null) : base(Defaults, config, "variance_type")
+    public DPMSolverMultistepScheduler(SchedulerConfig? config = null) : base(Defaults, config, upToThirdOrder: true, "variance_type")
     {
-        _solverOrder = Config.SolverOrder!.Value;
-        if (_solverOrder is < 1 or > 3)
-            throw new ArgumentOutOfRangeException(nameof(config), _solverOrder, "solver_order must be 1, 2 or 3");
         // diffusers maps the other solvers' names onto this one's.
         _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
         if (_algorithmType is not ("dpmsolver++" or "sde-dpmsolver++" or "dpmsolver" or "sde-dpmsolver"))
@@ -64,10 +46,8 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
             throw new ArgumentException($"Unknown solver_type '{_solverType}' (expected midpoint or heun).");
         if (_algorithmType is "dpmsolver" or "sde-dpmsolver" && Config.FinalSigmasType == "zero")
             throw new ArgumentException($"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
-        if (_algorithmType.StartsWith("sde-", StringComparison.Ordinal) && _solverOrder == 3)
+        if (_algorithmType.StartsWith("sde-", StringComparison.Ordinal) && SolverOrder == 3)
             throw new NotSupportedException($"algorithm_type '{_algorithmType}' has no third-order update (diffusers neither); use solver_order 1 or 2.");
-        if (Config.RescaleBetasZeroSnr == true) SetLastAlphaCumprod(MathF.Pow(2, -24));
-        _modelOutputs = new Tensor?[_solverOrder];
     }
 
     public override bool IsStochastic => _algorithmType.StartsWith("sde-", StringComparison.Ordinal);
@@ -76,98 +56,33 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
         var trainSigmas = TrainSigmas();
-        var logSigmas = Log32(trainSigmas);
-
-        // Clip the schedule where lambda_t = log(alpha_t) - log(sigma_t) falls below lambda_min_clipped (for cosine betas).
-        var lambdaT = TrainLambdas();
-        var clippedIdx = lambdaT.Count(l => l < Config.LambdaMinClipped!.Value);
-        var lastTimestep = NumTrainTimesteps - clippedIdx;
-
-        var timesteps = (Config.TimestepSpacing ?? "linspace") switch
-        {
-            "linspace" => NumpyCompat.Reverse(NumpyCompat.Round(NumpyCompat.Linspace(0, lastTimestep - 1, numInferenceSteps + 1)))[..^1],
-            "leading" => Enumerable.Range(0, numInferenceSteps + 1).Reverse().Take(numInferenceSteps)
-                .Select(i => (double)(i * (lastTimestep / (numInferenceSteps + 1)) + Config.StepsOffset!.Value)).ToArray(),
-            "trailing" => NumpyCompat.Round(NumpyCompat.Arange(lastTimestep, 0, -(NumTrainTimesteps / (double)numInferenceSteps)))
-                .Select(t => t - 1).ToArray(),
-            var other => throw new ArgumentException($"Unknown timestep_spacing '{other}' (expected linspace, leading or trailing)."),
-        };
-
-        double[] sigmas;
-        if (Config.UseKarrasSigmas == true)
-        {
-            sigmas = KarrasSigmas(trainSigmas[0], trainSigmas[^1], numInferenceSteps);
-            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
-        }
-        else if (Config.UseLuLambdas == true)
-        {
-            // Lu et al.: uniform in lambda = -log(sigma), from log_sigmas[-1] down to log_sigmas[0].
-            var ramp = NumpyCompat.Linspace(0, 1, numInferenceSteps);
-            double lambdaMin = logSigmas[0], lambdaMax = logSigmas[^1];
-            sigmas = ramp.Select(r => Math.Exp(lambdaMax + r * (lambdaMin - lambdaMax))).ToArray();
-            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
-        }
-        else
-        {
-            sigmas = NumpyCompat.Interp(timesteps, trainSigmas);
-        }
-
-        double sigmaLast = Config.FinalSigmasType switch
-        {
-            "sigma_min" => trainSigmas[0],
-            "zero" => 0.0,
-            var other => throw new ArgumentException($"Unknown final_sigmas_type '{other}' (expected zero or sigma_min)."),
-        };
-        _sigmaValues = NumpyCompat.ToFloat32(sigmas.Append(sigmaLast));
-        NumInferenceSteps = numInferenceSteps;
-        SetSchedule(timesteps, ScalarType.Int64, _sigmaValues);
-        ResetState();
-    }
-
-    private void ResetState()
-    {
-        for (var i = 0; i < _modelOutputs.Length; i++) Replace(ref _modelOutputs[i], null);
-        _lowerOrderNums = 0;
-    }
-
-    /// <summary>alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t, lambda_t = log(alpha_t) - log(sigma_t).</summary>
-    private (double Alpha, double Sigma, double Lambda) AlphaSigmaLambda(int index)
-    {
-        double sigma = _sigmaValues[index];
-        var alpha = 1 / Math.Sqrt(sigma * sigma + 1);
-        var sigmaT = sigma * alpha;
-        return (alpha, sigmaT, Math.Log(alpha) - Math.Log(sigmaT));
+        var (timesteps, sigmas) = SolverSchedule(numInferenceSteps, trainSigmas);
+        var sigmaLast = SigmaConversions.FinalSigma(Config.FinalSigmasType, trainSigmas[0]);
+        SetSolverSchedule(numInferenceSteps, timesteps, sigmas.Append(sigmaLast));
     }
 
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
         var stepIndex = EnsureStepIndex(timestep, lastIfMissing: true);
-        var count = TimestepValues.Count;
         using var scope = torch.NewDisposeScope();
 
-        // Improves numerical stability for fewer than 15 steps: the last steps fall back to lower orders.
-        var lowerOrderFinal = stepIndex == count - 1
-            && (Config.EulerAtFinal == true || (Config.LowerOrderFinal == true && count < 15) || Config.FinalSigmasType == "zero");
-        var lowerOrderSecond = stepIndex == count - 2 && Config.LowerOrderFinal == true && count < 15;
-
+        // 1. convert the model output to what the solver integrates (x0 or eps) and push it onto the history
+        var order = MultistepOrder(stepIndex);
         var converted = ConvertModelOutput(modelOutput, sample, stepIndex);
-        var previous = _modelOutputs[0];
-        for (var i = 0; i < _solverOrder - 1; i++) _modelOutputs[i] = _modelOutputs[i + 1];
-        _modelOutputs[^1] = Keep(converted);
-        previous?.Dispose(); // the oldest output drops out of the history
+        PushModelOutput(converted);
 
         var x = sample.to(ScalarType.Float32);
         Tensor? stepNoise = IsStochastic ? DrawNoise(noise, modelOutput, ScalarType.Float32) : null;
 
-        Tensor prevSample;
-        if (_solverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
-            prevSample = FirstOrderUpdate(converted, x, stepNoise, stepIndex);
-        else if (_solverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond)
-            prevSample = SecondOrderUpdate(x, stepNoise, stepIndex);
-        else
-            prevSample = ThirdOrderUpdate(x, stepIndex);
+        // 2. the multistep update of the order this step runs at
+        var prevSample = order switch
+        {
+            1 => FirstOrderUpdate(converted, x, stepNoise, stepIndex),
+            2 => SecondOrderUpdate(x, stepNoise, stepIndex),
+            _ => ThirdOrderUpdate(x, stepIndex),
+        };
 
-        if (_lowerOrderNums < _solverOrder) _lowerOrderNums++;
+        CountStep();
         StepIndex = stepIndex + 1;
         return prevSample.to(modelOutput.dtype).MoveToOuterDisposeScope();
     }
@@ -178,26 +93,13 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
     /// </summary>
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
     {
-        var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
         var learnedVariance = Config.VarianceType is "learned" or "learned_range";
         if (_algorithmType is "dpmsolver++" or "sde-dpmsolver++")
-        {
-            var x0Pred = PredictionType switch
-            {
-                "epsilon" => (sample - sigmaT * (learnedVariance ? modelOutput[.., ..3] : modelOutput)) / alphaT,
-                "sample" => modelOutput,
-                _ => alphaT * sample - sigmaT * modelOutput,
-            };
-            return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred;
-        }
-        var epsilon = PredictionType switch
-        {
-            "epsilon" => learnedVariance ? modelOutput[.., ..3] : modelOutput,
-            "sample" => (sample - alphaT * modelOutput) / sigmaT,
-            _ => alphaT * modelOutput + sigmaT * sample,
-        };
+            return PredictX0(modelOutput, sample, stepIndex, learnedVariance);
+        var epsilon = PredictEpsilon(modelOutput, sample, stepIndex, learnedVariance);
         if (Config.Thresholding == true)
         {
+            var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
             var x0Pred = ThresholdSample((sample - sigmaT * epsilon) / alphaT);
             epsilon = (sample - alphaT * x0Pred) / sigmaT;
         }
@@ -236,7 +138,7 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
-        Tensor m0 = _modelOutputs[^1]!, m1 = _modelOutputs[^2]!;
+        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
         double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1;
         var r0 = h0 / h;
         var d0 = m0;
@@ -285,7 +187,7 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
         var (_, _, lambdaS2) = AlphaSigmaLambda(stepIndex - 2);
-        Tensor m0 = _modelOutputs[^1]!, m1 = _modelOutputs[^2]!, m2 = _modelOutputs[^3]!;
+        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
         double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
         double r0 = h0 / h, r1 = h1 / h;
         var d0 = m0;
@@ -299,10 +201,4 @@ public sealed class DPMSolverMultistepScheduler : SchedulerBase
             : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
                 - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
     }
-
-    /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AddNoiseByVpSigma(originalSamples, noise, timesteps);
-
-    protected override void DisposeState() => ResetState();
 }

@@ -9,41 +9,24 @@ namespace PSStableDiffusion.Engine.Schedulers;
 /// from the sample at the group's first timestep.
 /// </summary>
 [DiffusersScheduler("DPM-Solver++ singlestep (orders 1-3); deterministic.")]
-public sealed class DPMSolverSinglestepScheduler : SchedulerBase
+public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
 {
-    public static SchedulerConfig Defaults { get; } = new()
+    public static SchedulerConfig Defaults { get; } = FamilyDefaults with
     {
-        NumTrainTimesteps = 1000,
-        BetaStart = 0.0001,
-        BetaEnd = 0.02,
-        BetaSchedule = "linear",
-        SolverOrder = 2,
-        PredictionType = "epsilon",
-        Thresholding = false,
-        DynamicThresholdingRatio = 0.995,
-        SampleMaxValue = 1.0,
         AlgorithmType = "dpmsolver++",
         SolverType = "midpoint",
-        LowerOrderFinal = true,
-        UseKarrasSigmas = false,
         FinalSigmasType = "zero",
         LambdaMinClipped = double.NegativeInfinity,
     };
 
-    private readonly int _solverOrder;
     private readonly string _algorithmType;
     private readonly string _solverType;
-    private readonly Tensor?[] _modelOutputs;
-    private float[] _sigmaValues = [];
     private int[] _orderList = [];
     private bool _lowerOrderFinal;
     private Tensor? _groupSample;
 
-    public DPMSolverSinglestepScheduler(SchedulerConfig? config = null) : base(Defaults, config, "variance_type")
+    public DPMSolverSinglestepScheduler(SchedulerConfig? config = null) : base(Defaults, config, upToThirdOrder: true, "variance_type")
     {
-        _solverOrder = Config.SolverOrder!.Value;
-        if (_solverOrder is < 1 or > 3)
-            throw new ArgumentOutOfRangeException(nameof(config), _solverOrder, "solver_order must be 1, 2 or 3");
         _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
         if (_algorithmType is not ("dpmsolver++" or "dpmsolver"))
             throw new ArgumentException($"Unknown algorithm_type '{_algorithmType}' for the singlestep solver (expected dpmsolver++ or dpmsolver).");
@@ -52,14 +35,13 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
             throw new ArgumentException($"Unknown solver_type '{_solverType}' (expected midpoint or heun).");
         if (_algorithmType != "dpmsolver++" && Config.FinalSigmasType == "zero")
             throw new ArgumentException($"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
-        _modelOutputs = new Tensor?[_solverOrder];
         _lowerOrderFinal = Config.LowerOrderFinal!.Value;
     }
 
     /// <summary>The solver order of each step: [1, 2, 1, 2, ...] (order 2) or [1, 2, 3, ...] (order 3), lower at the end.</summary>
     private int[] OrderList(int steps)
     {
-        var order = _solverOrder;
+        var order = SolverOrder;
         IEnumerable<int> Repeat(int[] pattern, int times) => Enumerable.Repeat(pattern, Math.Max(times, 0)).SelectMany(p => p);
         if (_lowerOrderFinal)
         {
@@ -84,48 +66,19 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
         var trainSigmas = TrainSigmas();
-        var logSigmas = Log32(trainSigmas);
-        var lambdaT = TrainLambdas();
-        var clippedIdx = lambdaT.Count(l => l < Config.LambdaMinClipped!.Value);
-        var timesteps = NumpyCompat.Reverse(NumpyCompat.Round(NumpyCompat.Linspace(0, NumTrainTimesteps - 1 - clippedIdx, numInferenceSteps + 1)))[..^1];
-
-        double[] sigmas;
-        if (Config.UseKarrasSigmas == true)
-        {
-            sigmas = KarrasSigmas(trainSigmas[0], trainSigmas[^1], numInferenceSteps);
-            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
-        }
-        else
-        {
-            sigmas = NumpyCompat.Interp(timesteps, trainSigmas);
-        }
-        double sigmaLast = Config.FinalSigmasType switch
-        {
-            "sigma_min" => trainSigmas[0],
-            "zero" => 0.0,
-            var other => throw new ArgumentException($"Unknown final_sigmas_type '{other}' (expected zero or sigma_min)."),
-        };
-        _sigmaValues = NumpyCompat.ToFloat32(sigmas.Append(sigmaLast));
+        // timestep_spacing is not a key of this scheduler: always linspace
+        var (timesteps, sigmas) = SolverSchedule(numInferenceSteps, trainSigmas);
+        var sigmaLast = SigmaConversions.FinalSigma(Config.FinalSigmasType, trainSigmas[0]);
         // diffusers forces lower_order_final when the steps do not divide into groups or the last sigma is zero
-        if (!_lowerOrderFinal && (numInferenceSteps % _solverOrder != 0 || Config.FinalSigmasType == "zero")) _lowerOrderFinal = true;
+        if (!_lowerOrderFinal && (numInferenceSteps % SolverOrder != 0 || Config.FinalSigmasType == "zero")) _lowerOrderFinal = true;
         _orderList = OrderList(numInferenceSteps);
-        NumInferenceSteps = numInferenceSteps;
-        SetSchedule(timesteps, ScalarType.Int64, _sigmaValues);
-        ResetState();
+        SetSolverSchedule(numInferenceSteps, timesteps, sigmas.Append(sigmaLast));
     }
 
-    private void ResetState()
+    protected override void ResetState()
     {
-        for (var i = 0; i < _modelOutputs.Length; i++) Replace(ref _modelOutputs[i], null);
+        base.ResetState();
         Replace(ref _groupSample, null);
-    }
-
-    private (double Alpha, double Sigma, double Lambda) AlphaSigmaLambda(int index)
-    {
-        double sigma = _sigmaValues[index];
-        var alpha = 1 / Math.Sqrt(sigma * sigma + 1);
-        var sigmaT = sigma * alpha;
-        return (alpha, sigmaT, Math.Log(alpha) - Math.Log(sigmaT));
     }
 
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
@@ -133,20 +86,19 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
         var stepIndex = EnsureStepIndex(timestep, lastIfMissing: true);
         using var scope = torch.NewDisposeScope();
 
-        var converted = ConvertModelOutput(modelOutput, sample, stepIndex);
-        var oldest = _modelOutputs[0];
-        for (var i = 0; i < _solverOrder - 1; i++) _modelOutputs[i] = _modelOutputs[i + 1];
-        _modelOutputs[^1] = Keep(converted);
-        oldest?.Dispose();
+        // 1. convert the model output to x0 (dpmsolver++) or eps (dpmsolver) and push it onto the history
+        PushModelOutput(ConvertModelOutput(modelOutput, sample, stepIndex));
 
+        // 2. the order of this step within its group (lower while the history is still short)
         var order = _orderList[stepIndex];
-        while (_modelOutputs[^order] is null) order--;
-        // a group starts at an order-1 step: later steps of the group update from this sample
+        while (ModelOutputs[^order] is null) order--;
+        // 3. a group starts at an order-1 step: later steps of the group update from this sample
         if (order == 1) Replace(ref _groupSample, sample);
 
+        // 4. the singlestep update from the group's first sample
         var prevSample = order switch
         {
-            1 => FirstOrderUpdate(_modelOutputs[^1]!, _groupSample!, stepIndex),
+            1 => FirstOrderUpdate(ModelOutputs[^1]!, _groupSample!, stepIndex),
             2 => SecondOrderUpdate(_groupSample!, stepIndex),
             _ => ThirdOrderUpdate(_groupSample!, stepIndex),
         };
@@ -157,24 +109,10 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
     /// <summary>Data prediction x0 (dpmsolver++) or noise prediction eps (dpmsolver), as in the multistep solver.</summary>
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
     {
-        var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
         var learnedRange = Config.VarianceType == "learned_range";
-        if (_algorithmType == "dpmsolver++")
-        {
-            var x0Pred = PredictionType switch
-            {
-                "epsilon" => (sample - sigmaT * (learnedRange ? modelOutput[.., ..3] : modelOutput)) / alphaT,
-                "sample" => modelOutput,
-                _ => alphaT * sample - sigmaT * modelOutput,
-            };
-            return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred;
-        }
-        return PredictionType switch
-        {
-            "epsilon" => learnedRange ? modelOutput[.., ..3] : modelOutput,
-            "sample" => (sample - alphaT * modelOutput) / sigmaT,
-            _ => alphaT * modelOutput + sigmaT * sample,
-        };
+        return _algorithmType == "dpmsolver++"
+            ? PredictX0(modelOutput, sample, stepIndex, learnedRange)
+            : PredictEpsilon(modelOutput, sample, stepIndex, learnedRange);
     }
 
     /// <summary>dpmsolver++: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0; dpmsolver: (alpha_t / alpha_s) x_s - sigma_t (e^h - 1) eps.</summary>
@@ -197,7 +135,7 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (_, _, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (alphaS1, sigmaS1, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
-        Tensor m0 = _modelOutputs[^1]!, m1 = _modelOutputs[^2]!;
+        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
         double h = lambdaT - lambdaS1, h0 = lambdaS0 - lambdaS1;
         var r0 = h0 / h;
         var d0 = m1;
@@ -222,7 +160,7 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
         var (_, _, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
         var (alphaS2, sigmaS2, lambdaS2) = AlphaSigmaLambda(stepIndex - 2);
-        Tensor m0 = _modelOutputs[^1]!, m1 = _modelOutputs[^2]!, m2 = _modelOutputs[^3]!;
+        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
         double h = lambdaT - lambdaS2, h0 = lambdaS0 - lambdaS2, h1 = lambdaS1 - lambdaS2;
         double r0 = h0 / h, r1 = h1 / h;
         var d0 = m2;
@@ -241,10 +179,4 @@ public sealed class DPMSolverSinglestepScheduler : SchedulerBase
             : alphaT / alphaS2 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
                 - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
     }
-
-    /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AddNoiseByVpSigma(originalSamples, noise, timesteps);
-
-    protected override void DisposeState() => ResetState();
 }

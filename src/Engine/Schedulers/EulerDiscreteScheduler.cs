@@ -11,41 +11,27 @@ namespace PSStableDiffusion.Engine.Schedulers;
 [DiffusersScheduler("Euler (Karras et al. Algorithm 2): simple, deterministic first-order sampler.")]
 [SchedulerAlias("Euler")]
 [SchedulerAlias("Euler Karras", """{"use_karras_sigmas": true}""")]
-public sealed class EulerDiscreteScheduler : SchedulerBase
+public sealed class EulerDiscreteScheduler : SigmaSchedulerBase
 {
-    public static SchedulerConfig Defaults { get; } = new()
+    public static SchedulerConfig Defaults { get; } = FamilyDefaults(betaStart: 0.0001, betaEnd: 0.02) with
     {
-        NumTrainTimesteps = 1000,
-        BetaStart = 0.0001,
-        BetaEnd = 0.02,
-        BetaSchedule = "linear",
-        PredictionType = "epsilon",
         InterpolationType = "linear",
         UseKarrasSigmas = false,
-        TimestepSpacing = "linspace",
         TimestepType = "discrete",
-        StepsOffset = 0,
         RescaleBetasZeroSnr = false,
         FinalSigmasType = "zero",
     };
 
-    private float[] _sigmaValues;
-
-    public EulerDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config, "sigma_min", "sigma_max")
+    public EulerDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config, extraKeys: ["sigma_min", "sigma_max"])
     {
-        if (Config.RescaleBetasZeroSnr == true) SetLastAlphaCumprod(MathF.Pow(2, -24));
-        // Before set_timesteps diffusers already has the full training sigmas (init_noise_sigma reads them).
-        _sigmaValues = Enumerable.Reverse(TrainSigmas()).Append(0f).ToArray();
     }
-
-    public override double InitNoiseSigma => SigmaFamilyInitNoiseSigma(_sigmaValues);
 
     public override void SetTimesteps(int numInferenceSteps)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
         var trainSigmas = TrainSigmas();
         var logSigmas = Log32(trainSigmas);
-        var timesteps = SigmaFamilyTimesteps(numInferenceSteps);
+        var timesteps = SpacedTimesteps(numInferenceSteps);
 
         double[] sigmas = Config.InterpolationType switch
         {
@@ -56,20 +42,15 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
         };
         if (Config.UseKarrasSigmas == true)
         {
-            sigmas = KarrasSigmas(Config.SigmaMin ?? sigmas[^1], Config.SigmaMax ?? sigmas[0], numInferenceSteps);
-            timesteps = sigmas.Select(s => (double)(float)SigmaToT(s, logSigmas)).ToArray();
+            sigmas = SigmaConversions.KarrasSigmas(Config.SigmaMin ?? sigmas[^1], Config.SigmaMax ?? sigmas[0], numInferenceSteps);
+            timesteps = sigmas.Select(s => (double)(float)SigmaConversions.SigmaToT(s, logSigmas)).ToArray();
         }
-        double sigmaLast = Config.FinalSigmasType switch
-        {
-            "sigma_min" => trainSigmas[0],
-            "zero" => 0.0,
-            var other => throw new ArgumentException($"Unknown final_sigmas_type '{other}' (expected zero or sigma_min)."),
-        };
-        _sigmaValues = NumpyCompat.ToFloat32(sigmas.Append(sigmaLast));
+        var sigmaLast = SigmaConversions.FinalSigma(Config.FinalSigmasType, trainSigmas[0]);
+        SigmaValues = NumpyCompat.ToFloat32(sigmas.Append(sigmaLast));
         if (Config.TimestepType == "continuous" && PredictionType == "v_prediction")
-            timesteps = _sigmaValues[..^1].Select(s => (double)(0.25f * MathF.Log(s))).ToArray();
+            timesteps = SigmaValues[..^1].Select(s => (double)(0.25f * MathF.Log(s))).ToArray();
         NumInferenceSteps = numInferenceSteps;
-        SetSchedule(timesteps, ScalarType.Float32, _sigmaValues);
+        SetSchedule(timesteps, ScalarType.Float32, SigmaValues);
     }
 
     private static double[] LogLinearSigmas(float[] trainSigmas, int n)
@@ -79,15 +60,12 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
             .to(ScalarType.Float64).data<double>().ToArray();
     }
 
-    public override Tensor ScaleModelInput(Tensor sample, double timestep) =>
-        ScaleBySigma(sample, _sigmaValues[EnsureStepIndex(timestep)]);
-
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
         var stepIndex = EnsureStepIndex(timestep);
         using var scope = torch.NewDisposeScope();
         var x = sample.to(ScalarType.Float32);
-        double sigma = _sigmaValues[stepIndex];
+        double sigma = SigmaValues[stepIndex];
 
         // gamma = min(s_churn / (N - 1), sqrt(2) - 1) = 0 with the default s_churn = 0, so sigma_hat = sigma and the
         // "churn" noise eps * sqrt(sigma_hat^2 - sigma^2) is zero; diffusers draws it anyway.
@@ -95,20 +73,16 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
         var sigmaHat = sigma;
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-        var predOriginalSample = PredictOriginalSampleFromSigma(modelOutput, x, sigma);
+        var predOriginalSample = PredictOriginalSample(modelOutput, x, sigma);
 
         // 2. Convert to an ODE derivative: d = (x - x0) / sigma_hat
         var derivative = (x - predOriginalSample) / sigmaHat;
 
         // 3. Euler step: x_{i+1} = x + d (sigma_{i+1} - sigma_hat)
-        var dt = _sigmaValues[stepIndex + 1] - sigmaHat;
+        var dt = SigmaValues[stepIndex + 1] - sigmaHat;
         var prevSample = x + derivative * dt;
 
         StepIndex = stepIndex + 1;
         return prevSample.to(modelOutput.dtype).MoveToOuterDisposeScope();
     }
-
-    /// <summary>x = x0 + sigma * noise.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AddNoiseBySigma(originalSamples, noise, timesteps);
 }

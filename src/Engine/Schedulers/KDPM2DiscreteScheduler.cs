@@ -10,53 +10,27 @@ namespace PSStableDiffusion.Engine.Schedulers;
 [DiffusersScheduler("DPM2 (k-diffusion sample_dpm_2): second order, two UNet calls per step; deterministic.")]
 [SchedulerAlias("DPM2")]
 [SchedulerAlias("DPM2 Karras", """{"use_karras_sigmas": true}""")]
-public sealed class KDPM2DiscreteScheduler : SchedulerBase
+public sealed class KDPM2DiscreteScheduler : SigmaSchedulerBase
 {
-    public static SchedulerConfig Defaults { get; } = new()
+    public static SchedulerConfig Defaults { get; } = FamilyDefaults(betaStart: 0.00085, betaEnd: 0.012) with
     {
-        NumTrainTimesteps = 1000,
-        BetaStart = 0.00085,
-        BetaEnd = 0.012,
-        BetaSchedule = "linear",
         UseKarrasSigmas = false,
-        PredictionType = "epsilon",
-        TimestepSpacing = "linspace",
-        StepsOffset = 0,
     };
 
-    private float[] _sigmaValues = [];
     private float[] _sigmaInterpolValues = [];
     private Tensor? _firstOrderSample;
 
-    public KDPM2DiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config)
-    {
-        if (PredictionType == "sample") throw new NotSupportedException("KDPM2DiscreteScheduler does not support prediction_type 'sample' (diffusers neither).");
-        SetTimesteps(NumTrainTimesteps);
-        NumInferenceSteps = null;
-    }
+    public KDPM2DiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config, supportsSamplePrediction: false) =>
+        ScheduleEveryTrainingStep();
 
     public override int Order => 2;
-
-    public override double InitNoiseSigma => SigmaFamilyInitNoiseSigma(_sigmaValues);
 
     /// <summary>True before the first of the step's two model calls.</summary>
     public bool StateInFirstOrder => _firstOrderSample is null;
 
     public override void SetTimesteps(int numInferenceSteps)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
-        var trainSigmas = TrainSigmas();
-        var logSigmas = Log32(trainSigmas);
-        var timesteps = SigmaFamilyTimesteps(numInferenceSteps);
-        var sigmas = NumpyCompat.Interp(timesteps, trainSigmas);
-        var timestepDtype = ScalarType.Float32;
-        if (Config.UseKarrasSigmas == true)
-        {
-            sigmas = KarrasSigmas(sigmas[^1], sigmas[0], numInferenceSteps);
-            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
-            timestepDtype = ScalarType.Float64;
-        }
-        var sigmas32 = NumpyCompat.ToFloat32(sigmas.Append(0.0));
+        var (timesteps, timestepDtype, sigmas32, logSigmas) = InterpolatedSchedule(numInferenceSteps, roundKarrasTimesteps: true);
 
         // sigma_mid_i = exp(lerp(log sigma_i, log sigma_{i-1}, 0.5)), in float32 torch ops as diffusers
         float[] interpol;
@@ -66,24 +40,24 @@ public sealed class KDPM2DiscreteScheduler : SchedulerBase
             interpol = s.log().lerp(s.roll(1).log(), 0.5).exp().data<float>().ToArray();
         }
 
-        _sigmaValues = [sigmas32[0], .. sigmas32[1..].SelectMany(v => new[] { v, v }), sigmas32[^1]];
-        _sigmaInterpolValues = [interpol[0], .. interpol[1..].SelectMany(v => new[] { v, v }), interpol[^1]];
+        SigmaValues = RepeatInterleaved(sigmas32, withLast: true);
+        _sigmaInterpolValues = RepeatInterleaved(interpol, withLast: true);
 
         // Timesteps of the midpoints, interleaved: [t0, tmid_1, t1, tmid_2, t2, ...] (tmid from _sigma_to_t in float32)
-        var midTimesteps = interpol.Select(v => (double)SigmaToTFloat32(v, logSigmas)).ToArray();
+        var midTimesteps = interpol.Select(v => (double)SigmaConversions.SigmaToTFloat32(v, logSigmas)).ToArray();
         if (timestepDtype == ScalarType.Float32) midTimesteps = midTimesteps.Select(v => (double)(float)v).ToArray();
         var interleaved = new List<double> { timesteps[0] };
         for (var i = 1; i < timesteps.Length; i++) interleaved.AddRange([midTimesteps[i], timesteps[i]]);
 
         NumInferenceSteps = numInferenceSteps;
-        SetSchedule(interleaved.ToArray(), timestepDtype, _sigmaValues);
+        SetSchedule(interleaved.ToArray(), timestepDtype, SigmaValues);
         Replace(ref _firstOrderSample, null);
     }
 
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         var stepIndex = EnsureStepIndex(timestep);
-        var sigma = StateInFirstOrder ? _sigmaValues[stepIndex] : _sigmaInterpolValues[stepIndex];
+        var sigma = StateInFirstOrder ? SigmaValues[stepIndex] : _sigmaInterpolValues[stepIndex];
         return ScaleBySigma(sample, sigma);
     }
 
@@ -94,13 +68,13 @@ public sealed class KDPM2DiscreteScheduler : SchedulerBase
         var firstOrder = StateInFirstOrder;
         double sigma, sigmaInterpol, sigmaNext;
         if (firstOrder)
-            (sigma, sigmaInterpol, sigmaNext) = (_sigmaValues[stepIndex], _sigmaInterpolValues[stepIndex + 1], _sigmaValues[stepIndex + 1]);
+            (sigma, sigmaInterpol, sigmaNext) = (SigmaValues[stepIndex], _sigmaInterpolValues[stepIndex + 1], SigmaValues[stepIndex + 1]);
         else
-            (sigma, sigmaInterpol, sigmaNext) = (_sigmaValues[stepIndex - 1], _sigmaInterpolValues[stepIndex], _sigmaValues[stepIndex]);
+            (sigma, sigmaInterpol, sigmaNext) = (SigmaValues[stepIndex - 1], _sigmaInterpolValues[stepIndex], SigmaValues[stepIndex]);
         var sigmaHat = sigma; // gamma = 0
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_mid in the second call)
-        var predOriginalSample = PredictOriginalSampleFromSigma(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
+        var predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
 
         Tensor prevSample;
         if (firstOrder)
@@ -121,10 +95,6 @@ public sealed class KDPM2DiscreteScheduler : SchedulerBase
         StepIndex = stepIndex + 1;
         return prevSample.MoveToOuterDisposeScope();
     }
-
-    /// <summary>x = x0 + sigma * noise.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AddNoiseBySigma(originalSamples, noise, timesteps);
 
     protected override void DisposeState() => Replace(ref _firstOrderSample, null);
 }

@@ -10,20 +10,13 @@ namespace PSStableDiffusion.Engine.Schedulers;
 [DiffusersScheduler("LMS: linear multistep (order 4) on the k-diffusion sigmas; deterministic.")]
 [SchedulerAlias("LMS")]
 [SchedulerAlias("LMS Karras", """{"use_karras_sigmas": true}""")]
-public sealed class LMSDiscreteScheduler : SchedulerBase
+public sealed class LMSDiscreteScheduler : SigmaSchedulerBase
 {
     private const int LmsOrder = 4;
 
-    public static SchedulerConfig Defaults { get; } = new()
+    public static SchedulerConfig Defaults { get; } = FamilyDefaults(betaStart: 0.0001, betaEnd: 0.02) with
     {
-        NumTrainTimesteps = 1000,
-        BetaStart = 0.0001,
-        BetaEnd = 0.02,
-        BetaSchedule = "linear",
         UseKarrasSigmas = false,
-        PredictionType = "epsilon",
-        TimestepSpacing = "linspace",
-        StepsOffset = 0,
     };
 
     // 4-point Gauss-Legendre: exact for the degree <= 3 polynomials integrated here (diffusers uses scipy quad).
@@ -31,33 +24,12 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
     private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
 
     private readonly List<Tensor> _derivatives = [];
-    private float[] _sigmaValues = [];
 
-    public LMSDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config)
-    {
-        SetTimesteps(NumTrainTimesteps);
-        NumInferenceSteps = null;
-    }
-
-    public override double InitNoiseSigma => SigmaFamilyInitNoiseSigma(_sigmaValues);
+    public LMSDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config) => ScheduleEveryTrainingStep();
 
     public override void SetTimesteps(int numInferenceSteps)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
-        var trainSigmas = TrainSigmas();
-        var logSigmas = Log32(trainSigmas);
-        var timesteps = SigmaFamilyTimesteps(numInferenceSteps);
-        var sigmas = NumpyCompat.Interp(timesteps, trainSigmas);
-        var timestepDtype = ScalarType.Float32;
-        if (Config.UseKarrasSigmas == true)
-        {
-            sigmas = KarrasSigmas(sigmas[^1], sigmas[0], numInferenceSteps);
-            timesteps = sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray();
-            timestepDtype = ScalarType.Float64; // numpy float64 kept by diffusers
-        }
-        _sigmaValues = NumpyCompat.ToFloat32(sigmas.Append(0.0));
-        NumInferenceSteps = numInferenceSteps;
-        SetSchedule(timesteps, timestepDtype, _sigmaValues);
+        SetInterpolatedSchedule(numInferenceSteps);
         ClearDerivatives();
     }
 
@@ -66,9 +38,6 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
         foreach (var d in _derivatives) d.Dispose();
         _derivatives.Clear();
     }
-
-    public override Tensor ScaleModelInput(Tensor sample, double timestep) =>
-        ScaleBySigma(sample, _sigmaValues[EnsureStepIndex(timestep)]);
 
     /// <summary>
     /// Integral over [sigma_t, sigma_{t+1}] of the Lagrange basis polynomial
@@ -82,12 +51,12 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
             for (var k = 0; k < order; k++)
             {
                 if (k == currentOrder) continue;
-                product *= (tau - _sigmaValues[t - k]) / ((double)_sigmaValues[t - currentOrder] - _sigmaValues[t - k]);
+                product *= (tau - SigmaValues[t - k]) / ((double)SigmaValues[t - currentOrder] - SigmaValues[t - k]);
             }
             return product;
         }
 
-        double a = _sigmaValues[t], b = _sigmaValues[t + 1];
+        double a = SigmaValues[t], b = SigmaValues[t + 1];
         double half = (b - a) / 2, mid = (a + b) / 2, sum = 0;
         for (var i = 0; i < GaussNodes.Length; i++) sum += GaussWeights[i] * LmsDerivative(mid + half * GaussNodes[i]);
         return sum * half;
@@ -97,10 +66,10 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
     {
         var stepIndex = EnsureStepIndex(timestep);
         using var scope = torch.NewDisposeScope();
-        double sigma = _sigmaValues[stepIndex];
+        double sigma = SigmaValues[stepIndex];
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-        var predOriginalSample = PredictOriginalSampleFromSigma(modelOutput, sample, sigma);
+        var predOriginalSample = PredictOriginalSample(modelOutput, sample, sigma);
 
         // 2. Convert to an ODE derivative d = (x - x0) / sigma and keep the last `order` of them
         var derivative = (sample - predOriginalSample) / sigma;
@@ -128,10 +97,6 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
         StepIndex = stepIndex + 1;
         return prevSample.MoveToOuterDisposeScope();
     }
-
-    /// <summary>x = x0 + sigma * noise.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AddNoiseBySigma(originalSamples, noise, timesteps);
 
     protected override void DisposeState() => ClearDerivatives();
 }

@@ -208,7 +208,7 @@ public abstract class SchedulerBase : IDisposable
         return values.Select(_ => index).ToArray();
     }
 
-    // ---------------------------------------------------------------- add_noise families
+    // ---------------------------------------------------------------- add_noise
 
     /// <summary>
     /// Forward process of the alpha-parameterised schedulers (DDPM eq. 4):
@@ -224,29 +224,6 @@ public abstract class SchedulerBase : IDisposable
         var sqrtAlphaProd = alphaProd.pow(0.5).reshape(shape);
         var sqrtOneMinusAlphaProd = (1.0f - alphaProd).pow(0.5).reshape(shape);
         return (sqrtAlphaProd * originalSamples + sqrtOneMinusAlphaProd * noise).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// Forward process of the sigma-parameterised (k-diffusion) schedulers: x_t = x_0 + sigma_t * noise, sigma looked
-    /// up by timestep; a timestep outside the schedule is an error.
-    /// </summary>
-    protected Tensor AddNoiseBySigma(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: false);
-        return (originalSamples + noise * sigma).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// Forward process of the DPM-Solver family (VP form of the sigmas): alpha_t = 1 / sqrt(sigma_t² + 1),
-    /// x_t = alpha_t * x_0 + sigma_t * alpha_t * noise; a timestep outside the schedule maps to the last index.
-    /// </summary>
-    protected Tensor AddNoiseByVpSigma(Tensor originalSamples, Tensor noise, Tensor timesteps)
-    {
-        using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
-        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
-        return (alphaT * originalSamples + sigma * alphaT * noise).MoveToOuterDisposeScope();
     }
 
     /// <summary>The schedule's sigmas at the add_noise indices, shaped [B, 1, 1, ...] in the samples' dtype.</summary>
@@ -350,89 +327,6 @@ public abstract class SchedulerBase : IDisposable
 
     /// <summary><c>np.log</c> of a float32 array (float32 result).</summary>
     protected static float[] Log32(float[] values) => values.Select(v => MathF.Log(v)).ToArray();
-
-    // ---------------------------------------------------------------- sigma helpers shared by the k-diffusion family
-
-    /// <summary>
-    /// The float32 timesteps of the Euler / LMS / Heun / KDPM2 family (descending): linspace over [0, T-1], leading
-    /// (<c>arange(n) * (T // n) + steps_offset</c>) or trailing (<c>round(arange(T, 0, -T/n)) - 1</c>).
-    /// </summary>
-    protected double[] SigmaFamilyTimesteps(int n)
-    {
-        var spacing = Config.TimestepSpacing ?? "linspace";
-        IEnumerable<float> values = spacing switch
-        {
-            "linspace" => NumpyCompat.Reverse(NumpyCompat.Linspace(0, NumTrainTimesteps - 1, n)).Select(t => (float)t),
-            "leading" => Enumerable.Range(0, n).Reverse().Select(i => (float)(i * (NumTrainTimesteps / n)) + (Config.StepsOffset ?? 0)),
-            "trailing" => NumpyCompat.Round(NumpyCompat.Arange(NumTrainTimesteps, 0, -(NumTrainTimesteps / (double)n))).Select(t => (float)t - 1f),
-            _ => throw new ArgumentException($"Unknown timestep_spacing '{spacing}' (expected linspace, leading or trailing)."),
-        };
-        return values.Select(v => (double)v).ToArray();
-    }
-
-    /// <summary>k-diffusion init sigma: max sigma for linspace/trailing spacing, else sqrt(max^2 + 1) (float32).</summary>
-    protected double SigmaFamilyInitNoiseSigma(float[] sigmas)
-    {
-        if (sigmas.Length == 0) return 1.0;
-        var max = sigmas.Max();
-        return Config.TimestepSpacing is "linspace" or "trailing" ? max : MathF.Sqrt(max * max + 1f);
-    }
-
-    /// <summary>k-diffusion input scaling: x / sqrt(sigma^2 + 1), the coefficient rounded to float32 as torch does.</summary>
-    protected static Tensor ScaleBySigma(Tensor sample, float sigma) => sample / (double)MathF.Sqrt(sigma * sigma + 1f);
-
-    /// <summary>
-    /// x0 from the model output at noise level sigma (k-diffusion parameterisation): epsilon x0 = x - sigma eps;
-    /// v-prediction x0 = v (-sigma / sqrt(sigma^2 + 1)) + x / (sigma^2 + 1); sample x0 = output.
-    /// </summary>
-    protected Tensor PredictOriginalSampleFromSigma(Tensor modelOutput, Tensor sample, double sigma) => PredictionType switch
-    {
-        "epsilon" => sample - sigma * modelOutput,
-        "v_prediction" => modelOutput * (-sigma / Math.Sqrt(sigma * sigma + 1)) + sample / (sigma * sigma + 1),
-        _ => modelOutput,
-    };
-
-
-    /// <summary>Karras et al. (2022) eq. 5: sigma_i = (max^(1/rho) + i/(n-1) (min^(1/rho) - max^(1/rho)))^rho, rho = 7.</summary>
-    protected static double[] KarrasSigmas(double sigmaMin, double sigmaMax, int n)
-    {
-        const double rho = 7.0;
-        var ramp = NumpyCompat.Linspace(0, 1, n);
-        var minInvRho = Math.Pow(sigmaMin, 1 / rho);
-        var maxInvRho = Math.Pow(sigmaMax, 1 / rho);
-        return ramp.Select(r => Math.Pow(maxInvRho + r * (minInvRho - maxInvRho), rho)).ToArray();
-    }
-
-    /// <summary>
-    /// diffusers' <c>_sigma_to_t</c> on numpy arrays: the fractional timestep whose log-sigma interpolates linearly to
-    /// log(sigma). numpy promotes as written: distances and weight in float32, the final blend in float64.
-    /// </summary>
-    protected static double SigmaToT(double sigma, float[] logSigmas)
-    {
-        var (lowIdx, w) = SigmaToTWeight(Math.Log(Math.Max(sigma, 1e-10)), logSigmas);
-        return (double)(1f - w) * lowIdx + (double)w * (lowIdx + 1);
-    }
-
-    /// <summary><c>_sigma_to_t</c> as KDPM2 calls it on torch float32 tensors: everything in float32.</summary>
-    protected static float SigmaToTFloat32(float sigma, float[] logSigmas)
-    {
-        var (lowIdx, w) = SigmaToTWeight(Math.Log(Math.Max(sigma, 1e-10)), logSigmas);
-        return (1f - w) * lowIdx + w * (lowIdx + 1);
-    }
-
-    private static (int LowIdx, float W) SigmaToTWeight(double logSigma, float[] logSigmas)
-    {
-        var logSigma32 = (float)logSigma;
-        // low_idx = last index with log_sigma - log_sigmas[i] >= 0 (cumsum(...).argmax), at most len - 2.
-        var lowIdx = 0;
-        for (var i = 0; i < logSigmas.Length; i++)
-            if (logSigma32 - logSigmas[i] >= 0) lowIdx = i;
-        lowIdx = Math.Min(lowIdx, logSigmas.Length - 2);
-        var low = logSigmas[lowIdx];
-        var high = logSigmas[lowIdx + 1];
-        var w = (low - logSigma32) / (low - high);
-        return (lowIdx, Math.Clamp(w, 0f, 1f));
-    }
 
     // ---------------------------------------------------------------- thresholding
 

@@ -9,107 +9,51 @@ namespace PSStableDiffusion.Engine.Schedulers;
 /// </summary>
 [DiffusersScheduler("UniPC: unified predictor-corrector multistep; strong at 5-10 steps; deterministic.")]
 [SchedulerAlias("UniPC")]
-public sealed class UniPCMultistepScheduler : SchedulerBase
+public sealed class UniPCMultistepScheduler : MultistepSolverBase
 {
-    public static SchedulerConfig Defaults { get; } = new()
+    public static SchedulerConfig Defaults { get; } = FamilyDefaults with
     {
-        NumTrainTimesteps = 1000,
-        BetaStart = 0.0001,
-        BetaEnd = 0.02,
-        BetaSchedule = "linear",
-        SolverOrder = 2,
-        PredictionType = "epsilon",
-        Thresholding = false,
-        DynamicThresholdingRatio = 0.995,
-        SampleMaxValue = 1.0,
         PredictX0 = true,
         SolverType = "bh2",
-        LowerOrderFinal = true,
         DisableCorrector = [],
-        UseKarrasSigmas = false,
         TimestepSpacing = "linspace",
         StepsOffset = 0,
         FinalSigmasType = "zero",
         RescaleBetasZeroSnr = false,
     };
 
-    private readonly int _solverOrder;
     private readonly string _solverType;
     private readonly bool _predictX0;
     private readonly HashSet<int> _disableCorrector;
-    private readonly Tensor?[] _modelOutputs;
-    private float[] _sigmaValues = [];
-    private int _lowerOrderNums;
     private int _thisOrder;
     private Tensor? _lastSample;
 
-    public UniPCMultistepScheduler(SchedulerConfig? config = null) : base(Defaults, config)
+    public UniPCMultistepScheduler(SchedulerConfig? config = null) : base(Defaults, config, upToThirdOrder: false)
     {
-        _solverOrder = Config.SolverOrder!.Value;
-        if (_solverOrder < 1) throw new ArgumentOutOfRangeException(nameof(config), _solverOrder, "solver_order must be at least 1");
         // diffusers maps the other solvers' names to bh2
         _solverType = Config.SolverType is "midpoint" or "heun" or "logrho" ? "bh2" : Config.SolverType!;
         if (_solverType is not ("bh1" or "bh2"))
             throw new ArgumentException($"Unknown solver_type '{_solverType}' for UniPC (expected bh1 or bh2).");
         _predictX0 = Config.PredictX0!.Value;
         _disableCorrector = [.. Config.DisableCorrector!];
-        if (Config.RescaleBetasZeroSnr == true) SetLastAlphaCumprod(MathF.Pow(2, -24));
-        _modelOutputs = new Tensor?[_solverOrder];
     }
 
     public override void SetTimesteps(int numInferenceSteps)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
-        var t = NumTrainTimesteps;
-        var timesteps = (Config.TimestepSpacing ?? "linspace") switch
-        {
-            "linspace" => NumpyCompat.Reverse(NumpyCompat.Round(NumpyCompat.Linspace(0, t - 1, numInferenceSteps + 1)))[..^1],
-            "leading" => Enumerable.Range(0, numInferenceSteps + 1).Reverse().Take(numInferenceSteps)
-                .Select(i => (double)(i * (t / (numInferenceSteps + 1)) + Config.StepsOffset!.Value)).ToArray(),
-            "trailing" => NumpyCompat.Round(NumpyCompat.Arange(t, 0, -(t / (double)numInferenceSteps))).Select(v => v - 1).ToArray(),
-            var other => throw new ArgumentException($"Unknown timestep_spacing '{other}' (expected linspace, leading or trailing)."),
-        };
         var trainSigmas = TrainSigmas();
-        double[] sigmas;
-        double sigmaMinLast;
-        if (Config.UseKarrasSigmas == true)
-        {
-            var logSigmas = Log32(trainSigmas);
-            sigmas = KarrasSigmas(trainSigmas[0], trainSigmas[^1], numInferenceSteps);
-            timesteps = NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
-            sigmaMinLast = sigmas[^1];
-        }
-        else
-        {
-            sigmas = NumpyCompat.Interp(timesteps, trainSigmas);
-            sigmaMinLast = trainSigmas[0];
-        }
-        double sigmaLast = Config.FinalSigmasType switch
-        {
-            "sigma_min" => sigmaMinLast,
-            "zero" => 0.0,
-            var other => throw new ArgumentException($"Unknown final_sigmas_type '{other}' (expected zero or sigma_min)."),
-        };
-        _sigmaValues = NumpyCompat.ToFloat32(sigmas.Append(sigmaLast));
-        NumInferenceSteps = numInferenceSteps;
-        SetSchedule(timesteps, ScalarType.Int64, _sigmaValues);
-        ResetState();
+        var (timesteps, sigmas) = SolverSchedule(numInferenceSteps, trainSigmas);
+        // sigma_min here is the last Karras sigma with Karras sigmas, else the smallest training sigma
+        var sigmaMin = Config.UseKarrasSigmas == true ? sigmas[^1] : trainSigmas[0];
+        var sigmaLast = SigmaConversions.FinalSigma(Config.FinalSigmasType, sigmaMin);
+        SetSolverSchedule(numInferenceSteps, timesteps, sigmas.Append(sigmaLast));
     }
 
-    private void ResetState()
+    protected override void ResetState()
     {
-        for (var i = 0; i < _modelOutputs.Length; i++) Replace(ref _modelOutputs[i], null);
+        base.ResetState();
         Replace(ref _lastSample, null);
-        _lowerOrderNums = 0;
         _thisOrder = 0;
-    }
-
-    private (double Alpha, double Sigma, double Lambda) AlphaSigmaLambda(int index)
-    {
-        double sigma = _sigmaValues[index];
-        var alpha = 1 / Math.Sqrt(sigma * sigma + 1);
-        var sigmaT = sigma * alpha;
-        return (alpha, sigmaT, Math.Log(alpha) - Math.Log(sigmaT));
     }
 
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
@@ -123,44 +67,23 @@ public sealed class UniPCMultistepScheduler : SchedulerBase
         if (useCorrector)
             sample = CorrectorUpdate(converted, _lastSample!, sample, _thisOrder, stepIndex);
 
-        var oldest = _modelOutputs[0];
-        for (var i = 0; i < _solverOrder - 1; i++) _modelOutputs[i] = _modelOutputs[i + 1];
-        _modelOutputs[^1] = Keep(converted);
-        oldest?.Dispose();
+        PushModelOutput(converted);
 
         // 2. order for this step: warm up from 1, lower near the end when lower_order_final
-        var thisOrder = Config.LowerOrderFinal == true ? Math.Min(_solverOrder, TimestepValues.Count - stepIndex) : _solverOrder;
-        _thisOrder = Math.Min(thisOrder, _lowerOrderNums + 1);
+        var thisOrder = Config.LowerOrderFinal == true ? Math.Min(SolverOrder, TimestepValues.Count - stepIndex) : SolverOrder;
+        _thisOrder = Math.Min(thisOrder, LowerOrderNums + 1);
         Replace(ref _lastSample, sample);
 
         // 3. UniP: predict the next sample
         var prevSample = PredictorUpdate(sample, _thisOrder, stepIndex);
-        if (_lowerOrderNums < _solverOrder) _lowerOrderNums++;
+        CountStep();
         StepIndex = stepIndex + 1;
         return prevSample.MoveToOuterDisposeScope();
     }
 
     /// <summary>Data prediction x0 (predict_x0) or noise prediction eps, from the model's prediction type.</summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
-    {
-        var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
-        if (_predictX0)
-        {
-            var x0Pred = PredictionType switch
-            {
-                "epsilon" => (sample - sigmaT * modelOutput) / alphaT,
-                "sample" => modelOutput,
-                _ => alphaT * sample - sigmaT * modelOutput,
-            };
-            return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred;
-        }
-        return PredictionType switch
-        {
-            "epsilon" => modelOutput,
-            "sample" => (sample - alphaT * modelOutput) / sigmaT,
-            _ => alphaT * modelOutput + sigmaT * sample,
-        };
-    }
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex) =>
+        _predictX0 ? PredictX0(modelOutput, sample, stepIndex) : PredictEpsilon(modelOutput, sample, stepIndex);
 
     /// <summary>
     /// The B(h) coefficients of UniPC: with hh = -h (x0 prediction) or h, h phi_1 = e^hh - 1, h phi_{k+1} = h phi_k / hh - 1/(k+1)!,
@@ -189,7 +112,7 @@ public sealed class UniPCMultistepScheduler : SchedulerBase
     /// <summary>UniP-p (bh): x_t = (sigma_t / sigma_s0) x - alpha_t h phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k (x0 prediction).</summary>
     private Tensor PredictorUpdate(Tensor x, int order, int stepIndex)
     {
-        var m0 = _modelOutputs[^1]!;
+        var m0 = ModelOutputs[^1]!;
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var h = lambdaT - lambdaS0;
@@ -198,7 +121,7 @@ public sealed class UniPCMultistepScheduler : SchedulerBase
         var d1s = new List<Tensor>();
         for (var i = 1; i < order; i++)
         {
-            var mi = _modelOutputs[^(i + 1)]!;
+            var mi = ModelOutputs[^(i + 1)]!;
             var (_, _, lambdaSi) = AlphaSigmaLambda(stepIndex - i);
             var rk = (lambdaSi - lambdaS0) / h;
             rks.Add(rk);
@@ -226,7 +149,7 @@ public sealed class UniPCMultistepScheduler : SchedulerBase
     /// </summary>
     private Tensor CorrectorUpdate(Tensor modelT, Tensor lastSample, Tensor thisSample, int order, int stepIndex)
     {
-        var m0 = _modelOutputs[^1]!;
+        var m0 = ModelOutputs[^1]!;
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex - 1);
         var h = lambdaT - lambdaS0;
@@ -235,7 +158,7 @@ public sealed class UniPCMultistepScheduler : SchedulerBase
         var d1s = new List<Tensor>();
         for (var i = 1; i < order; i++)
         {
-            var mi = _modelOutputs[^(i + 1)]!;
+            var mi = ModelOutputs[^(i + 1)]!;
             var (_, _, lambdaSi) = AlphaSigmaLambda(stepIndex - (i + 1));
             var rk = (lambdaSi - lambdaS0) / h;
             rks.Add(rk);
@@ -287,10 +210,4 @@ public sealed class UniPCMultistepScheduler : SchedulerBase
         }
         return x;
     }
-
-    /// <summary>x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AddNoiseByVpSigma(originalSamples, noise, timesteps);
-
-    protected override void DisposeState() => ResetState();
 }
