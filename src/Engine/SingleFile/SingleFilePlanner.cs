@@ -255,6 +255,10 @@ public static class SingleFilePlanner
     private static (string Scheduler, string? LowRes, int? MaxNoise) SchedulerConfigs(LdmConfigView? yaml, ModelKind variant, string prediction, List<string> notes)
     {
         bool upscale = variant == ModelKind.Upscale;
+        // diffusers' from_single_file reads the scheduler of the checkpoint's default hub repo (stabilityai/
+        // stable-diffusion-2-1 for every SD 2.x text-to-image checkpoint). That file, written by diffusers 0.8.0, states
+        // only a dozen keys; every other one is the class default, so a scheduler built from it by name (from_config)
+        // takes its own default there too (DPM-Solver's timestep_spacing is linspace, not DDIM's leading).
         var scheduler = ReadConfig(upscale ? "x4-upscaler.scheduler.json" : "sd21-ddim.scheduler.json");
         scheduler["prediction_type"] = prediction;
         if (yaml is not null)
@@ -275,7 +279,7 @@ public static class SingleFilePlanner
         return (scheduler.ToJsonString(Indented), lowRes.ToJsonString(Indented), maxNoise);
     }
 
-    /// <summary>An embedded scheduler config (copied from diffusers' saved configs of the released models).</summary>
+    /// <summary>An embedded scheduler config (the keys of the released models' saved configs).</summary>
     public static JsonObject ReadConfig(string fileName)
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourcePrefix + fileName)

@@ -18,13 +18,6 @@ public class SingleFileModelTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases => new(PipelineCases);
 
-    /// <summary>
-    /// Cases whose diffusers call the planned scheduler reproduces exactly: the plan gives the released SD 2.x DDIM config
-    /// (timestep_spacing leading), from which DDIM and PNDM come out as the case used them. The DPM++ and Euler cases
-    /// were run with timestep_spacing linspace, so their timesteps differ from diffusers' call.
-    /// </summary>
-    private static bool PlannedSchedulerReproducesTheCall(string caseName) => caseName is not ("txt2img_eps_dpmpp" or "img2img");
-
     [Theory]
     [MemberData(nameof(Cases))]
     public void SingleFileWithItsLdmConfigGivesTheFolderImage(string caseName)
@@ -61,15 +54,14 @@ public class SingleFileModelTests(ITestOutputHelper output)
         output.WriteLine($"{caseName}: single file vs folder ({scheduler}): final_latents max abs diff {latentDiff:G3}, image max {levels} level(s)");
         Assert.True(levels <= 1, $"{caseName}: the single file's image differs from the folder's by {levels} levels");
 
-        if (PlannedSchedulerReproducesTheCall(caseName))
-        {
-            // Then it is diffusers' call itself: the timesteps and the image of the reference.
-            Assert.Equal(golden.Tensor("timesteps").to(ScalarType.Float64).data<double>().ToArray(), fromSingle.Timesteps);
-            var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
-            int vsExpected = MaxLevelDifference(expected, fromSingle.Image);
-            output.WriteLine($"{caseName}: single file vs diffusers' expected.png: {vsExpected} level(s)");
-            Assert.True(vsExpected <= 2, $"{caseName}: the single file's image differs from expected.png by {vsExpected} levels");
-        }
+        // The planned config is the released one diffusers reads for a single file, so the case's scheduler built
+        // on it (from_config, its own defaults where the file says nothing) is diffusers' call itself: the
+        // timesteps and the image of the reference.
+        Assert.Equal(golden.Tensor("timesteps").to(ScalarType.Float64).data<double>().ToArray(), fromSingle.Timesteps);
+        var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
+        int vsExpected = MaxLevelDifference(expected, fromSingle.Image);
+        output.WriteLine($"{caseName}: single file vs diffusers' expected.png: {vsExpected} level(s)");
+        Assert.True(vsExpected <= 2, $"{caseName}: the single file's image differs from expected.png by {vsExpected} levels");
     }
 
     [Fact]
