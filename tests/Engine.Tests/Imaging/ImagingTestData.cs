@@ -1,10 +1,6 @@
-using System.Text.Json;
-using PSStableDiffusion.Engine.IO;
-using PSStableDiffusion.Engine.Tests.Support;
-
 namespace PSStableDiffusion.Engine.Tests.Imaging;
 
-/// <summary>Paths of the imaging fixtures, and golden case tolerances.</summary>
+/// <summary>Paths of the imaging fixtures (the golden cases are read with <see cref="Support.Golden.Case"/>).</summary>
 internal static class ImagingTestData
 {
     public static string Fixture(string name)
@@ -18,14 +14,4 @@ internal static class ImagingTestData
         }
         throw new FileNotFoundException($"Imaging fixture {name} not found above {AppContext.BaseDirectory}");
     }
-
-    public static SafeTensorsFile OpenIo(string caseName) => SafeTensorsFile.Open(Golden.Path(caseName, "io.safetensors"));
-
-    public static double Tolerance(string caseName, string tensor)
-    {
-        using var doc = Golden.ParseJson(File.ReadAllText(Golden.Path(caseName, "case.json")));
-        return doc.RootElement.GetProperty("tolerances").GetProperty(tensor).GetProperty("max_abs").GetDouble();
-    }
-
-    public static string TempPath(string extension) => Path.Combine(Path.GetTempPath(), $"psd-imaging-{Guid.NewGuid():N}{extension}");
 }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
 using PSStableDiffusion.Engine.Imaging;
+using PSStableDiffusion.Engine.Tests.Support;
 using SkiaSharp;
 using Xunit;
 
@@ -65,7 +66,8 @@ public class PngMetadataTests
     public void RecordAndPixelsSurviveAPngRoundTripThroughAFile()
     {
         var image = NoiseImage(40, 24, FullRecord());
-        var path = ImagingTestData.TempPath(".png");
+        using var temp = new TempFolder("psd-imaging-");
+        var path = temp.Combine("image.png");
         try
         {
             image.Save(path);
@@ -273,7 +275,8 @@ public class PngMetadataTests
     [Fact]
     public void MissingFileIsAnImageFormatExceptionNamingIt()
     {
-        var path = ImagingTestData.TempPath(".png");
+        using var temp = new TempFolder("psd-imaging-");
+        var path = temp.Combine("image.png");
         var e = Assert.Throws<ImageFormatException>(() => ImageCodec.Read(path));
         Assert.Equal(Path.GetFullPath(path), e.FilePath);
         Assert.Contains(path, e.Message);
@@ -282,7 +285,8 @@ public class PngMetadataTests
     [Fact]
     public void TruncatedFileOnDiskIsNamed()
     {
-        var path = ImagingTestData.TempPath(".png");
+        using var temp = new TempFolder("psd-imaging-");
+        var path = temp.Combine("image.png");
         try
         {
             File.WriteAllBytes(path, ImageCodec.EncodePng(NoiseImage(8, 8))[..50]);

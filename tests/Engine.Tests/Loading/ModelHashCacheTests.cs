@@ -1,6 +1,6 @@
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
-using PSStableDiffusion.Engine.Tests.ModelSources;
+using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
 
 namespace PSStableDiffusion.Engine.Tests.Loading;

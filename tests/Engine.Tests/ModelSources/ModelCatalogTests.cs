@@ -11,7 +11,7 @@ namespace PSStableDiffusion.Engine.Tests.ModelSources;
 /// <summary><see cref="ModelCatalog"/> on the golden folders and single files: described from configs and headers.</summary>
 public class ModelCatalogTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Cases => new(PipelineCases);
+    public static TheoryData<string> Cases => GoldenCases.PipelineCases;
 
     private static string ExpectedVariant(string caseName) => caseName switch
     {

@@ -15,8 +15,6 @@ internal sealed record RunOutput(SDImage Image, Tensor FinalLatents, double[] Ti
 
 internal static class ModelSourceTestSupport
 {
-    public static readonly string[] PipelineCases = { "txt2img_v", "txt2img_eps_dpmpp", "img2img", "inpaint", "depth2img", "upscale_x4" };
-
     public static PipelineKind KindOf(string caseName) =>
         caseName.StartsWith("txt2img", StringComparison.Ordinal) ? PipelineKind.Txt2Img : ImagePipelineGoldenTests.KindOf(caseName);
 
@@ -97,27 +95,5 @@ internal static class ModelSourceTestSupport
             writer.AddTensor(key, converted);
         }
         writer.Save(ckptPath);
-    }
-}
-
-/// <summary>A temporary folder deleted with the test.</summary>
-internal sealed class TempFolder : IDisposable
-{
-    public TempFolder(string prefix = "sd-model-sources-") => Path = Directory.CreateTempSubdirectory(prefix).FullName;
-
-    public string Path { get; }
-
-    public string Combine(params string[] parts) => System.IO.Path.Combine(new[] { Path }.Concat(parts).ToArray());
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-            // a file still mapped on Windows; the OS temp cleanup takes it
-        }
     }
 }

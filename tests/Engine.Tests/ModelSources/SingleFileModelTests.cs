@@ -16,7 +16,7 @@ namespace PSStableDiffusion.Engine.Tests.ModelSources;
 /// </summary>
 public class SingleFileModelTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Cases => new(PipelineCases);
+    public static TheoryData<string> Cases => GoldenCases.PipelineCases;
 
     [Theory]
     [MemberData(nameof(Cases))]

@@ -93,7 +93,7 @@ public class SchedulerFromConfigTests(ITestOutputHelper output)
             }
             default:
             {
-                using var temp = new ModelSources.TempFolder("sd-scheduler-from-config-");
+                using var temp = new TempFolder("sd-scheduler-from-config-");
                 var path = temp.Combine("scheduler_config.json");
                 File.WriteAllText(path, Sources.GetProperty(source).GetProperty("scheduler_config_json").GetString());
                 return SchedulerConfig.Load(path);

@@ -13,7 +13,7 @@ namespace PSStableDiffusion.Engine.Tests.Schedulers;
 /// </summary>
 public class SchedulerPipelineCaseTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Cases() => ["txt2img_v", "txt2img_eps_dpmpp", "img2img", "inpaint", "depth2img", "upscale_x4"];
+    public static TheoryData<string> Cases() => GoldenCases.PipelineCases;
 
     [Theory]
     [MemberData(nameof(Cases))]

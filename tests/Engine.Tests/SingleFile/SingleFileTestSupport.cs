@@ -11,7 +11,7 @@ namespace PSStableDiffusion.Engine.Tests.SingleFile;
 
 internal static class SingleFileTestSupport
 {
-    public static readonly string[] PipelineCases = { "txt2img_v", "txt2img_eps_dpmpp", "img2img", "inpaint", "depth2img", "upscale_x4" };
+    public static string[] PipelineCases => GoldenCases.Pipeline;
 
     public static string SingleFilePath(string caseName) => Golden.Path(caseName, "single_file.safetensors");
 

@@ -105,15 +105,9 @@ public sealed class ClipTokenizerTests
     [Fact]
     public void MissingFilesNameThePath()
     {
-        var folder = Directory.CreateTempSubdirectory("tok-").FullName;
-        try
-        {
-            var error = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.FromFolder(folder));
-            Assert.Contains(Path.Combine(folder, "vocab.json"), error.Message);
-        }
-        finally
-        {
-            Directory.Delete(folder, true);
-        }
+        using var temp = new TempFolder("tok-");
+        var folder = temp.Path;
+        var error = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.FromFolder(folder));
+        Assert.Contains(Path.Combine(folder, "vocab.json"), error.Message);
     }
 }

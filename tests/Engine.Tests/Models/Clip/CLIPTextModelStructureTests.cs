@@ -1,5 +1,7 @@
 using System.Text;
+using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Models.Clip;
+using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -91,20 +93,14 @@ public class CLIPTextModelStructureTests
     [Fact]
     public void UnsupportedActivationAndBadHeadCountAreRejectedWithTheKeyName()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"clip-config-{Guid.NewGuid():N}.json");
-        try
-        {
-            File.WriteAllText(path, """{"hidden_act": "relu"}""", Encoding.UTF8);
-            var e = Assert.Throws<InvalidDataException>(() => CLIPTextConfig.Load(path));
-            Assert.Contains("hidden_act", e.Message);
-            File.WriteAllText(path, """{"hidden_size": 10, "num_attention_heads": 3}""", Encoding.UTF8);
-            e = Assert.Throws<InvalidDataException>(() => CLIPTextConfig.Load(path));
-            Assert.Contains("num_attention_heads", e.Message);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        using var temp = new TempFolder("clip-config-");
+        var path = temp.Combine("config.json");
+        File.WriteAllText(path, """{"hidden_act": "relu"}""", Encoding.UTF8);
+        var e = Assert.Throws<InvalidDataException>(() => CLIPTextConfig.Load(path));
+        Assert.Contains("hidden_act", e.Message);
+        File.WriteAllText(path, """{"hidden_size": 10, "num_attention_heads": 3}""", Encoding.UTF8);
+        e = Assert.Throws<InvalidDataException>(() => CLIPTextConfig.Load(path));
+        Assert.Contains("num_attention_heads", e.Message);
     }
 
     [Fact]
@@ -114,35 +110,28 @@ public class CLIPTextModelStructureTests
         // transformers ignores it on load, and so must we. A tensor of the wrong shape must be reported by key.
         using var scope = NewDisposeScope();
         var config = new CLIPTextConfig { VocabSize = 50, HiddenSize = 8, IntermediateSize = 16, NumAttentionHeads = 2, NumHiddenLayers = 1, MaxPositionEmbeddings = 77 };
-        var folder = Path.Combine(Path.GetTempPath(), $"clip-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        try
-        {
-            File.WriteAllText(Path.Combine(folder, "config.json"),
-                System.Text.Json.JsonSerializer.Serialize(config), Encoding.UTF8);
-            using var source = new CLIPTextModel(config);
-            var tensors = source.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach());
-            tensors["text_model.embeddings.position_ids"] = arange(77, dtype: ScalarType.Int64).unsqueeze(0);
-            SafeTensorsTestWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
+        using var temp = new TempFolder("clip-");
+        var folder = temp.Path;
+        File.WriteAllText(Path.Combine(folder, "config.json"),
+            System.Text.Json.JsonSerializer.Serialize(config), Encoding.UTF8);
+        using var source = new CLIPTextModel(config);
+        var tensors = source.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach());
+        tensors["text_model.embeddings.position_ids"] = arange(77, dtype: ScalarType.Int64).unsqueeze(0);
+        SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors.Select(kv => (kv.Key, kv.Value)));
 
-            using var loaded = CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU);
-            var loadedState = loaded.state_dict();
-            foreach (var (key, value) in source.state_dict())
-                Assert.True(value.equal(loadedState[key]).all().item<bool>(), key);
+        using var loaded = CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU);
+        var loadedState = loaded.state_dict();
+        foreach (var (key, value) in source.state_dict())
+            Assert.True(value.equal(loadedState[key]).all().item<bool>(), key);
 
-            tensors["text_model.final_layer_norm.bias"] = zeros(4);
-            SafeTensorsTestWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
-            var e = Assert.Throws<PSStableDiffusion.Engine.Loading.ModelLoadException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
-            Assert.Contains("text_model.final_layer_norm.bias", e.Message);
+        tensors["text_model.final_layer_norm.bias"] = zeros(4);
+        SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors.Select(kv => (kv.Key, kv.Value)));
+        var e = Assert.Throws<PSStableDiffusion.Engine.Loading.ModelLoadException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
+        Assert.Contains("text_model.final_layer_norm.bias", e.Message);
 
-            tensors.Remove("text_model.final_layer_norm.bias");
-            SafeTensorsTestWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
-            e = Assert.Throws<PSStableDiffusion.Engine.Loading.ModelLoadException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
-            Assert.Contains("text_model.final_layer_norm.bias", e.Message);
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+        tensors.Remove("text_model.final_layer_norm.bias");
+        SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors.Select(kv => (kv.Key, kv.Value)));
+        e = Assert.Throws<PSStableDiffusion.Engine.Loading.ModelLoadException>(() => CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU));
+        Assert.Contains("text_model.final_layer_norm.bias", e.Message);
     }
 }
