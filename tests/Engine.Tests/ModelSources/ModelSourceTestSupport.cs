@@ -15,29 +15,9 @@ internal sealed record RunOutput(SDImage Image, Tensor FinalLatents, double[] Ti
 
 internal static class ModelSourceTestSupport
 {
-    public static PipelineKind KindOf(string caseName) =>
-        caseName.StartsWith("txt2img", StringComparison.Ordinal) ? PipelineKind.Txt2Img : ImagePipelineGoldenTests.KindOf(caseName);
-
     /// <summary>The diffusers scheduler class the case's call used (case.json <c>scheduler.class</c>).</summary>
     public static string SchedulerClass(GoldenCase golden) =>
         golden.Json.RootElement.GetProperty("scheduler").GetProperty("class").GetString()!;
-
-    /// <summary>The case.json call as a request (inputs from the case's PNG files for the image pipelines).</summary>
-    public static GenerationRequest RequestFor(GoldenCase golden)
-    {
-        if (KindOf(golden.Name) != PipelineKind.Txt2Img) return ImagePipelineGoldenTests.RequestFor(golden);
-        var call = golden.Json.RootElement.GetProperty("call");
-        return new GenerationRequest
-        {
-            Prompt = call.GetProperty("prompt").GetString()!,
-            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
-            Steps = call.GetProperty("num_inference_steps").GetInt32(),
-            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
-            Width = call.GetProperty("width").GetInt32(),
-            Height = call.GetProperty("height").GetInt32(),
-            Seed = golden.Json.RootElement.GetProperty("seed").GetInt64(),
-        };
-    }
 
     /// <summary>Runs the case's call on <paramref name="model"/> with the scheduler class <paramref name="scheduler"/>
     /// (null: the model's own), from the seed.</summary>
@@ -54,7 +34,7 @@ internal static class ModelSourceTestSupport
                 final.DetachFromDisposeScope();
             },
         };
-        var request = RequestFor(golden) with { Scheduler = scheduler };
+        var request = GoldenRequests.For(golden) with { Scheduler = scheduler };
         using var result = StableDiffusionPipeline.Generate(model, request, observer);
         var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
         Assert.NotNull(final);

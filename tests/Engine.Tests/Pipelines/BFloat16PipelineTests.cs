@@ -18,7 +18,7 @@ public class BFloat16PipelineTests(ITestOutputHelper output)
     public void BFloat16ImageStaysCloseToFloat32()
     {
         using var golden = Golden.Case("txt2img_eps_dpmpp");
-        var request = ModelSourceTestSupport.RequestFor(golden);
+        var request = GoldenRequests.For(golden);
         byte[] Render(Precision precision)
         {
             using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, new ComputeTarget("cpu", precision));

@@ -15,7 +15,7 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
     private static GenerationRequest Request(string caseName)
     {
         using var golden = Golden.Case(caseName);
-        return ImagePipelineGoldenTests.RequestFor(golden);
+        return GoldenRequests.For(golden);
     }
 
     /// <summary>The request of <paramref name="caseName"/> with its task input changed by <paramref name="change"/>.</summary>
@@ -166,7 +166,7 @@ public class ImagePipelineBehaviourTests(GoldenModels models, ITestOutputHelper 
         var golden = Golden.Case("inpaint");
         var source = SDImage.Load(Path.Combine(golden.Folder, "input_image.png"));
         var mask = GrayImage.Load(Path.Combine(golden.Folder, "input_mask.png"));
-        var request = ImagePipelineGoldenTests.RequestFor(golden);
+        var request = GoldenRequests.For(golden);
         request = request with { Input = ((InpaintInput)request.Input) with { Composite = true } };
 
         var image = Assert.Single(ImageGeneration.Generate(models.Get("inpaint"), request));

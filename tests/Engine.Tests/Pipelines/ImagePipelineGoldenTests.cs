@@ -44,50 +44,6 @@ public class ImagePipelineGoldenTests(GoldenModels models, ITestOutputHelper out
         { "upscale_x4", true }, { "upscale_x4", false },
     };
 
-    internal static PipelineKind KindOf(string caseName) => caseName switch
-    {
-        "img2img" => PipelineKind.Img2Img,
-        "inpaint" => PipelineKind.Inpaint,
-        "depth2img" => PipelineKind.Depth2Img,
-        "upscale_x4" => PipelineKind.Upscale,
-        _ => throw new ArgumentOutOfRangeException(nameof(caseName), caseName, null),
-    };
-
-    /// <summary>The case.json call as a request, with its inputs read from the case's PNG files.</summary>
-    internal static GenerationRequest RequestFor(GoldenCase golden)
-    {
-        var root = golden.Json.RootElement;
-        var call = root.GetProperty("call");
-        double? Optional(string name) => call.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetDouble() : null;
-        var folder = golden.Folder;
-        string maskPath = Path.Combine(folder, "input_mask.png"), depthPath = Path.Combine(folder, "input_depth.png");
-        return new GenerationRequest
-        {
-            Prompt = call.GetProperty("prompt").GetString()!,
-            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
-            Steps = call.GetProperty("num_inference_steps").GetInt32(),
-            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
-            Eta = Optional("eta"),
-            Seed = root.GetProperty("seed").GetInt64(),
-            Input = InputFor(golden.Name, SDImage.Load(Path.Combine(folder, "input_image.png")).ToTensor(),
-                Optional("strength") ?? 0.8, (int)(Optional("noise_level") ?? 20), maskPath, depthPath),
-        };
-    }
-
-    /// <summary>The case's task input: its image, and the mask or depth map its folder holds.</summary>
-    private static TaskInput InputFor(string caseName, Tensor image, double strength, int noiseLevel, string maskPath, string depthPath) =>
-        KindOf(caseName) switch
-        {
-            PipelineKind.Img2Img => new ImageToImageInput { Image = image, Strength = strength },
-            PipelineKind.Inpaint => new InpaintInput
-            {
-                Image = image, Strength = strength, Mask = GrayImage.Load(maskPath).ToTensor(normalize: true), Composite = false,
-            },
-            PipelineKind.Depth2Img => new DepthToImageInput { Image = image, Strength = strength, DepthMap = GrayImage.Load(depthPath).ToTensor() },
-            PipelineKind.Upscale => new UpscaleInput { Image = image, NoiseLevel = noiseLevel },
-            var kind => throw new ArgumentOutOfRangeException(nameof(caseName), kind, null),
-        };
-
     /// <summary>Intermediates every run of the case must have reproduced (and compared).</summary>
     private static string[] Required(string caseName, int steps) => caseName switch
     {
@@ -140,10 +96,10 @@ public class ImagePipelineGoldenTests(GoldenModels models, ITestOutputHelper out
                     output.WriteLine($"{caseName} {name}: max abs diff {diff:G3} (tolerance {tolerance:G3})");
             },
         };
-        var request = RequestFor(golden) with { NoiseOverride = injectStoredNoise ? stored : null };
+        var request = GoldenRequests.For(golden) with { NoiseOverride = injectStoredNoise ? stored : null };
 
         using var result = StableDiffusionPipeline.Generate(model, request, observer);
-        Assert.Equal(KindOf(caseName), result.Kind);
+        Assert.Equal(GoldenRequests.KindOf(caseName), result.Kind);
 
         var timesteps = golden.Tensor("timesteps").to(ScalarType.Float64).data<double>().ToArray();
         Assert.Equal(timesteps, result.Timesteps.ToArray());

@@ -41,7 +41,7 @@ public class PipelineGoldenTests(GoldenModels models, ITestOutputHelper output) 
                     output.WriteLine($"{caseName} {name}: max abs diff {diff:G3} (tolerance {tolerance:G3})");
             },
         };
-        var request = ModelSourceTestSupport.RequestFor(golden) with { NoiseOverride = injectStoredNoise ? stored : null };
+        var request = GoldenRequests.For(golden) with { NoiseOverride = injectStoredNoise ? stored : null };
 
         using var result = StableDiffusionPipeline.Generate(model, request, observer);
 

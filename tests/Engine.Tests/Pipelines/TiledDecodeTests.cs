@@ -20,7 +20,7 @@ public class TiledDecodeTests(GoldenModels models, ITestOutputHelper output) : I
     {
         using var golden = Golden.Case("txt2img_v");
         var model = models.Get(golden.Name);
-        var request = RequestFor(golden);
+        var request = GoldenRequests.For(golden);
         Tensor? wholeLatents = null, tiledLatents = null;
         var logs = new List<string>();
         PipelineObserver Capture(Action<Tensor> keep) => new()
@@ -62,7 +62,7 @@ public class TiledDecodeTests(GoldenModels models, ITestOutputHelper output) : I
     {
         using var golden = Golden.Case("txt2img_v");
         var model = models.Get(golden.Name);
-        var request = RequestFor(golden) with { Steps = 1, DecoderTileSize = StableDiffusionPipeline.DefaultDecoderTileSize };
+        var request = GoldenRequests.For(golden) with { Steps = 1, DecoderTileSize = StableDiffusionPipeline.DefaultDecoderTileSize };
 
         var logs = new List<string>();
         var images = ImageGeneration.Generate(model, request, new PipelineObserver { Log = logs.Add });
@@ -79,12 +79,10 @@ public class TiledDecodeTests(GoldenModels models, ITestOutputHelper output) : I
     {
         using var golden = Golden.Case("txt2img_v");
         var model = models.Get(golden.Name);
-        var request = RequestFor(golden) with { Steps = 1, DecoderTileSize = tile, TileOverlap = overlap };
+        var request = GoldenRequests.For(golden) with { Steps = 1, DecoderTileSize = tile, TileOverlap = overlap };
 
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => StableDiffusionPipeline.Generate(model, request).Dispose());
         Assert.Equal(parameter, error.ParamName);
         Assert.Contains(parameter, error.Message);
     }
-
-    private static GenerationRequest RequestFor(GoldenCase golden) => ModelSourceTestSupport.RequestFor(golden);
 }

@@ -57,7 +57,7 @@ public class TiledUpscaleTests(GoldenModels models, ITestOutputHelper output) : 
         var model = models.Get("upscale_x4");
         using var golden = Golden.Case("upscale_x4");
         var source = SDImage.Load(Path.Combine(golden.Folder, "input_image.png")).Resize(48, 48, ResizeFilter.Bicubic);
-        var request = ImagePipelineGoldenTests.RequestFor(golden);
+        var request = GoldenRequests.For(golden);
         request = request with { Input = ((UpscaleInput)request.Input) with { Image = source.ToTensor() } };
         var logs = new List<string>();
         Tensor? finalLatents = null;
