@@ -189,7 +189,7 @@ public sealed class UNet2DConditionModel : nn.Module
         }
 
         // 6. post-process
-        var output = conv_out.forward(_activation(conv_norm_out.forward(hidden))); // [B, out_channels, h, w]
+        var output = NarrowConvolution.Forward(conv_out, _activation(conv_norm_out.forward(hidden))); // [B, out_channels, h, w]
         return output.MoveToOuterDisposeScope();
     }
 }
