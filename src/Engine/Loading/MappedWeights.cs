@@ -59,6 +59,9 @@ internal static unsafe class MappedWeights
     // Tensor data pointer → the mapping it lives in (the deleter only gets the pointer).
     private static readonly ConcurrentDictionary<nint, Mapping> Owners = new();
 
+    /// <summary>Tensors alive now that view a mapped file (each keeps its file mapped).</summary>
+    internal static int LiveViews => Owners.Count;
+
     private static readonly Lazy<IntPtr> NewTensorExport = new(() =>
     {
         torch.InitializeDeviceType(DeviceType.CPU);

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -48,6 +49,7 @@ public static class ModuleParameters
         CheckReplaceable(owners, key);
         var (owner, attribute) = Split(owners, key);
         var parameter = new Parameter(value, requires_grad: false);
+        TensorAccounting.RecordParameterMade();
         switch (owner)
         {
             case Linear linear when attribute == "weight": linear.weight = parameter; break;

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -25,6 +26,7 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
         Config = config;
         text_model = new CLIPTextTransformer(config, dtype, device);
         RegisterComponents();
+        TensorAccounting.RecordBuilt(this); // one emptied wrapper per parameter made (see there)
         NormInitialization.Reset(this);
     }
 

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -98,6 +99,7 @@ public sealed class UNet2DConditionModel : nn.Module
         conv_out = nn.Conv2d(channels[0], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         _activation = Activations.Get(act, inPlace: true);
         RegisterComponents();
+        TensorAccounting.RecordBuilt(this); // one emptied wrapper per parameter made (see there)
         NormInitialization.Reset(this);
     }
 

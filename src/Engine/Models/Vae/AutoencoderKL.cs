@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -46,6 +47,7 @@ public sealed class AutoencoderKL : nn.Module
         if (config.UsePostQuantConv)
             post_quant_conv = nn.Conv2d(latent, latent, 1, stride: 1, padding: 0L, device: device, dtype: dtype);
         RegisterComponents();
+        TensorAccounting.RecordBuilt(this); // one emptied wrapper per parameter made (see there)
         NormInitialization.Reset(this);
     }
 
