@@ -70,7 +70,63 @@ internal sealed class PickleNone
 }
 
 /// <summary>A storage named by a persistent id: <c>('storage', torch.FloatStorage, key, location, numel)</c>.</summary>
-internal sealed record TorchStorageRef(string Key, ScalarType DType, string Location, long ElementCount);
+/// <remarks>A storage view of the legacy format is the element range [<see cref="RootOffset"/>,
+/// RootOffset + ElementCount) of the storage <see cref="RootKey"/>; otherwise RootKey is Key and RootOffset 0.</remarks>
+internal sealed record TorchStorageRef(string Key, ScalarType DType, string Location, long ElementCount)
+{
+    public string RootKey { get; init; } = Key;
+
+    public long RootOffset { get; init; }
+}
 
 /// <summary>A tensor rebuilt by <c>torch._utils._rebuild_tensor_v2</c>: a strided view into a storage.</summary>
 internal sealed record TorchTensorRef(TorchStorageRef Storage, long StorageOffset, long[] Sizes, long[] Strides);
+
+/// <summary>
+/// An instance of an allow-listed class (e.g. Lightning's <c>ModelCheckpoint</c>, <c>ParameterDict</c>): inert, with
+/// only its class name. It compares by identity, as a Python object without <c>__eq__</c> does, so it can be a dict key.
+/// </summary>
+internal sealed class PickleObject(PickleGlobal cls)
+{
+    public PickleGlobal Class { get; } = cls;
+
+    public override string ToString() => Class.FullName + " object";
+}
+
+/// <summary><c>numpy.dtype(code)</c>: enough to read a numpy scalar of a plain numeric type.</summary>
+internal sealed class NumpyDType(string code)
+{
+    public string Code { get; } = code;
+
+    /// <summary>From the dtype's pickled state: '&lt;' little, '&gt;' big, '|' not applicable, '=' native.</summary>
+    public string ByteOrder { get; set; } = "<";
+
+    /// <summary>The scalar as a .NET number (double, long or bool) for the common numeric types; otherwise null, and the
+    /// caller keeps a placeholder.</summary>
+    public object? ToScalar(byte[] raw)
+    {
+        if (ByteOrder == ">" && raw.Length > 1) return null; // big-endian scalars stay placeholders
+        return (Code, raw.Length) switch
+        {
+            ("f8", 8) => BitConverter.ToDouble(raw),
+            ("f4", 4) => (double)BitConverter.ToSingle(raw),
+            ("f2", 2) => (double)BitConverter.ToHalf(raw),
+            ("i8", 8) => BitConverter.ToInt64(raw),
+            ("i4", 4) => (long)BitConverter.ToInt32(raw),
+            ("i2", 2) => (long)BitConverter.ToInt16(raw),
+            ("i1", 1) => (long)(sbyte)raw[0],
+            ("u1", 1) => (long)raw[0],
+            ("u2", 2) => (long)BitConverter.ToUInt16(raw),
+            ("u4", 4) => (long)BitConverter.ToUInt32(raw),
+            ("b1", 1) => raw[0] != 0,
+            _ => null,
+        };
+    }
+}
+
+/// <summary>The unpickler ran off the end of a file's first bytes; <see cref="Needed"/> is how far it wanted to read.</summary>
+internal sealed class PickleNeedsMoreDataException(long needed)
+    : CheckpointFormatException($"The pickle continues past byte {needed}.")
+{
+    public long Needed { get; } = needed;
+}

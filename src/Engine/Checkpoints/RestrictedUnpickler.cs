@@ -38,24 +38,40 @@ internal sealed class RestrictedUnpickler
     {
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_tensor",
-        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter",          // nn.Parameter in embedding / LoRA .pt files
         "torch._utils._rebuild_parameter_with_state",
         "collections.OrderedDict",
         "_codecs.encode",       // protocol 2 writes bytes objects as _codecs.encode(str, 'latin1')
         "builtins.set",
-        "__builtin__.set",
+        "__builtin__.set",      // protocol 2 names Python 3's set by its Python 2 name
+        "numpy.core.multiarray.scalar",  // numpy scalars (Lightning callback scores): scalar(dtype, bytes)
+        "numpy._core.multiarray.scalar", // the same under numpy 2
+    };
+
+    // Names that may appear as data, never as code: instantiating one gives an inert placeholder
+    // (PickleObject) and its BUILD state is dropped. These are what Lightning-era checkpoints and embedding .pt files
+    // carry beside the weights (the allow list of A1111's modules/safe.py).
+    private static readonly HashSet<string> InertClasses = new(StringComparer.Ordinal)
+    {
+        "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint", // the key of its callback state
+        "pytorch_lightning.callbacks.model_checkpoint",                 // the module, named the same way
+        "torch.nn.modules.container.ParameterDict",                     // embedding .pt files: string_to_param
+        "numpy.dtype",                                                   // the dtype of a numpy scalar
     };
 
     private readonly byte[] _data;
+    private readonly bool _complete;
     private readonly Func<PickleTuple, object?> _persistentLoad;
     private readonly List<object?> _stack = new();
     private readonly Stack<int> _marks = new();
     private readonly Dictionary<long, object?> _memo = new();
     private int _position;
 
-    private RestrictedUnpickler(byte[] data, Func<PickleTuple, object?> persistentLoad)
+    private RestrictedUnpickler(byte[] data, int start, bool complete, Func<PickleTuple, object?> persistentLoad)
     {
         _data = data;
+        _position = start;
+        _complete = complete;
         _persistentLoad = persistentLoad;
     }
 
@@ -68,7 +84,21 @@ internal sealed class RestrictedUnpickler
 
     /// <summary>Unpickles <paramref name="data"/>; <paramref name="persistentLoad"/> resolves BINPERSID ids.</summary>
     public static object? Load(byte[] data, Func<PickleTuple, object?> persistentLoad) =>
-        new RestrictedUnpickler(data, persistentLoad).Run();
+        new RestrictedUnpickler(data, 0, complete: true, persistentLoad).Run();
+
+    /// <summary>
+    /// Unpickles the pickle that starts at <paramref name="start"/> of <paramref name="data"/> (the legacy format puts
+    /// several back to back); <paramref name="end"/> is the byte after its STOP. When <paramref name="complete"/> is
+    /// false, <paramref name="data"/> is only the start of a file and running off its end throws
+    /// <see cref="PickleNeedsMoreDataException"/>, so the caller can read more and try again.
+    /// </summary>
+    public static object? Load(byte[] data, int start, bool complete, Func<PickleTuple, object?> persistentLoad, out int end)
+    {
+        var unpickler = new RestrictedUnpickler(data, start, complete, persistentLoad);
+        var result = unpickler.Run();
+        end = unpickler._position;
+        return result;
+    }
 
     private object? Run()
     {
@@ -257,10 +287,12 @@ internal sealed class RestrictedUnpickler
     private static PickleGlobal CheckGlobal(string module, string name, string opcode, int at)
     {
         var global = new PickleGlobal(module, name);
-        if (AllowedCallables.Contains(global.FullName) || TryGetStorageType(global, out _)) return global;
+        if (AllowedCallables.Contains(global.FullName) || InertClasses.Contains(global.FullName) ||
+            TryGetStorageType(global, out _)) return global;
         throw new UnsafeCheckpointException(
             $"Refused global '{global.FullName}' named by {opcode} at byte {at}: a checkpoint may only reference " +
-            "tensor rebuild functions, storage types and OrderedDict. The file may be malicious; nothing was run.",
+            "tensor rebuild functions, storage types, OrderedDict, set, numpy scalars and a few inert classes " +
+            "(Lightning's ModelCheckpoint, ParameterDict). The file may be malicious; nothing was run.",
             refusedGlobal: global.FullName);
     }
 
@@ -294,6 +326,14 @@ internal sealed class RestrictedUnpickler
                 if (a.Count != 2 || a[0] is not string text || a[1] is not string encoding || encoding != "latin1")
                     throw Malformed("_codecs.encode is only allowed as encode(str, 'latin1')", at);
                 return Encoding.Latin1.GetBytes(text);
+            case "numpy.core.multiarray.scalar":
+            case "numpy._core.multiarray.scalar":
+                if (a.Count != 2 || a[0] is not NumpyDType dtype || a[1] is not byte[] raw)
+                    throw Malformed($"{global} is only allowed as scalar(dtype, bytes)", at);
+                return dtype.ToScalar(raw) ?? new PickleObject(global);
+            case "numpy.dtype":
+                if (a.Count < 1 || a[0] is not string code) throw Malformed("numpy.dtype needs a type code", at);
+                return new NumpyDType(code);
             case "builtins.set":
             case "__builtin__.set":
                 {
@@ -303,6 +343,7 @@ internal sealed class RestrictedUnpickler
                     return set;
                 }
             default:
+                if (InertClasses.Contains(global.FullName)) return new PickleObject(global);
                 throw new UnsafeCheckpointException(
                     $"Refused to call '{global.FullName}' at byte {at}: it is a type name, not a rebuild function.",
                     refusedGlobal: global.FullName);
@@ -313,8 +354,10 @@ internal sealed class RestrictedUnpickler
     {
         if (cls is PickleGlobal { FullName: "collections.OrderedDict" } && args is PickleTuple { Count: 0 })
             return new PickleDict();
+        if (cls is PickleGlobal inert && InertClasses.Contains(inert.FullName) && args is PickleTuple)
+            return new PickleObject(inert); // nothing of the class is run: the object is a name and an identity
         throw new UnsafeCheckpointException(
-            $"Refused {opcode} of '{cls}' at byte {at}: only OrderedDict may be instantiated.",
+            $"Refused {opcode} of '{cls}' at byte {at}: only OrderedDict and inert placeholders may be instantiated.",
             refusedGlobal: cls?.ToString());
     }
 
@@ -328,6 +371,12 @@ internal sealed class RestrictedUnpickler
             case PickleDict when state is null or PickleDict:
                 return;
             case TorchTensorRef when state is null or PickleDict { Count: 0 }:
+                return;
+            case PickleObject:
+                return; // a placeholder keeps no state: whatever the object held is dropped unread
+            case NumpyDType dtype:
+                // numpy.dtype.__setstate__((version, byte order, ...)): only the byte order matters to read a scalar.
+                if (state is PickleTuple { Count: >= 2 } dtypeState && dtypeState[1] is string order) dtype.ByteOrder = order;
                 return;
             default:
                 throw Malformed($"BUILD on {Describe(target)} with {Describe(state)} state is not supported", at);
@@ -366,6 +415,8 @@ internal sealed class RestrictedUnpickler
         PickleTuple => "a tuple",
         TorchTensorRef => "a tensor",
         TorchStorageRef => "a storage",
+        PickleObject o => "a " + o.Class.FullName,
+        NumpyDType => "a numpy.dtype",
         _ => "a " + value.GetType().Name,
     };
 
@@ -436,6 +487,7 @@ internal sealed class RestrictedUnpickler
     {
         var bytes = Take(width);
         long length = width == 4 ? BinaryPrimitives.ReadUInt32LittleEndian(bytes) : BinaryPrimitives.ReadInt64LittleEndian(bytes);
+        if (length > _data.Length - _position && !_complete) throw new PickleNeedsMoreDataException(_position + length);
         if (length < 0 || length > _data.Length - _position)
             throw new CheckpointFormatException(
                 $"Pickle ends early: the value at byte {at} declares {length} bytes but only {_data.Length - _position} remain (truncated file?).");
@@ -467,14 +519,16 @@ internal sealed class RestrictedUnpickler
     private string ReadLine(int at)
     {
         int end = Array.IndexOf(_data, (byte)'\n', _position, Math.Min(256, _data.Length - _position));
+        if (end < 0 && !_complete && _data.Length - _position < 256) throw new PickleNeedsMoreDataException(_position + 256);
         if (end < 0) throw Malformed("GLOBAL name is not newline-terminated within 256 bytes", at);
         var line = Encoding.ASCII.GetString(_data, _position, end - _position);
         _position = end + 1;
         return line;
     }
 
-    private CheckpointFormatException Truncated(long wanted = 1) =>
-        new($"Pickle ends early: {wanted} more byte(s) needed at byte {_position} of {_data.Length} (truncated file?).");
+    private CheckpointFormatException Truncated(long wanted = 1) => _complete
+        ? new CheckpointFormatException($"Pickle ends early: {wanted} more byte(s) needed at byte {_position} of {_data.Length} (truncated file?).")
+        : new PickleNeedsMoreDataException(_position + wanted);
 
     private static CheckpointFormatException Malformed(string what, int at) =>
         new($"Malformed pickle at byte {at}: {what}.");

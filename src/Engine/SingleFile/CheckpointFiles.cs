@@ -21,7 +21,7 @@ public static class CheckpointFiles
     /// checkpoint, anything else is read as safetensors.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">Not valid safetensors.</exception>
-    /// <exception cref="CheckpointFormatException">A malformed or legacy torch checkpoint
+    /// <exception cref="CheckpointFormatException">A malformed torch checkpoint (zip or legacy layout)
     /// (<see cref="UnsafeCheckpointException"/> when its pickle asks for code).</exception>
     public static ITensorFile Open(string path)
     {
