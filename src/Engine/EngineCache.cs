@@ -28,6 +28,10 @@ public interface ICachedEngine : IDisposable
 {
     long MemoryBytes { get; }
     string KindName { get; }
+
+    /// <summary>What changed in the engine's files since it was loaded, in words; null when nothing did (or the engine
+    /// has no files).</summary>
+    string? ChangedSinceLoad() => null;
 }
 
 /// <summary>
@@ -43,10 +47,13 @@ public sealed class EngineCache
     public static EngineCache Shared { get; } = new();
 
     /// <summary>
-    /// Returns a lease on the engine for <paramref name="key"/>, loading it with <paramref name="load"/> if needed.
-    /// The lease must be disposed; until then other callers of the same key wait (cancellably).
+    /// Returns a lease on the engine for <paramref name="key"/>, loading it with <paramref name="load"/> if needed, and
+    /// again when the cached engine's files changed since it was loaded (<see cref="ICachedEngine.ChangedSinceLoad"/>;
+    /// <paramref name="log"/> says so). The lease must be disposed; until then other callers of the same key wait
+    /// (cancellably).
     /// </summary>
-    public EngineLease<T> Acquire<T>(EngineKey key, Func<T> load, CancellationToken cancellation) where T : class, ICachedEngine
+    public EngineLease<T> Acquire<T>(EngineKey key, Func<T> load, CancellationToken cancellation, Action<string>? log = null)
+        where T : class, ICachedEngine
     {
         Entry entry;
         lock (_gate)
@@ -60,6 +67,13 @@ public sealed class EngineCache
         entry.Gate.Wait(cancellation);
         try
         {
+            // Holding the gate, nobody uses the engine: a stale one can go (its mapped files with it) before the reload.
+            if (entry.Engine?.ChangedSinceLoad() is { } change)
+            {
+                log?.Invoke($"Reloading '{key.ModelSource}': {change}.");
+                entry.Engine.Dispose();
+                entry.Engine = null;
+            }
             if (entry.Engine is null)
             {
                 entry.Engine = load();

@@ -208,7 +208,7 @@ public static partial class ModelStore
                     log?.Invoke($"Loading the diffusers model '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
                     return StableDiffusionModel.LoadDiffusersFolder(location, target, options.Variant, predictionType, log);
             }
-        }, cancellation);
+        }, cancellation, log);
         var model = lease.Engine;
         log?.Invoke(loadedNow
             ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."

@@ -105,7 +105,7 @@ public static class ImageCodec
     {
         try
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
             if (stream.Length > ImageLimits.MaxFileBytes)
                 throw new ImageFormatException(path, $"file is {stream.Length} bytes, over the limit of {ImageLimits.MaxFileBytes}.");
             var bytes = new byte[stream.Length];

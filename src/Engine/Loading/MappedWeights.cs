@@ -25,7 +25,21 @@ internal static unsafe class MappedWeights
         internal Mapping(string path)
         {
             Path = path;
-            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.CopyOnWrite);
+            // The file is opened read-only by us (CreateFromFile(path, ...) would ask for write access: refused for a
+            // model the user may only read, and on Windows in conflict with the loader's own read handles), sharing read
+            // and delete so hashing, header reads and a re-download are not locked out. A copy-on-write view of a
+            // read-only handle is allowed: a write gets a private page and never reaches the file.
+            var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            try
+            {
+                _map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.CopyOnWrite,
+                    HandleInheritability.None, leaveOpen: false);
+            }
+            catch
+            {
+                stream.Dispose();
+                throw;
+            }
             try
             {
                 _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.CopyOnWrite);

@@ -42,6 +42,12 @@ public sealed class StableDiffusionModel : ICachedEngine
 
     private readonly Lazy<string> _contentHash;
 
+    /// <summary>Size and time stamp of the weight files when loading began; null for models built in memory.</summary>
+    internal WeightFileStamps? FileStamps { get; private init; }
+
+    /// <summary>Which weight file changed since the load (the engine cache then reloads); null when none did.</summary>
+    public string? ChangedSinceLoad() => FileStamps?.Changes();
+
     /// <summary>The folder or file the model came from, as given to the loader (a full path).</summary>
     public string Source { get; }
     public ComputeTarget Target { get; }
@@ -126,6 +132,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         var textFiles = WeightFiles(Path.Combine(folder, "text_encoder"), "model", variant, log);
         var unetFiles = WeightFiles(Path.Combine(folder, "unet"), "diffusion_pytorch_model", variant, log);
         var vaeFiles = WeightFiles(Path.Combine(folder, "vae"), "diffusion_pytorch_model", variant, log);
+        var stamps = WeightFileStamps.Take(textFiles.Concat(unetFiles).Concat(vaeFiles));
 
         var dtype = target.DType;
         var device = target.Device;
@@ -170,7 +177,7 @@ public sealed class StableDiffusionModel : ICachedEngine
 
             var weightFiles = textFiles.Concat(unetFiles).Concat(vaeFiles).OrderBy(p => p, StringComparer.Ordinal).ToList();
             return new StableDiffusionModel(folder, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
-                () => HashWithCache(weightFiles));
+                () => HashWithCache(weightFiles)) { FileStamps = stamps };
         }
         catch
         {
@@ -202,6 +209,7 @@ public sealed class StableDiffusionModel : ICachedEngine
     {
         checkpointPath = Path.GetFullPath(checkpointPath);
         var clock = Stopwatch.StartNew();
+        var stamps = WeightFileStamps.Take(new[] { checkpointPath });
         using var file = CheckpointFiles.Open(checkpointPath);
         var plan = SingleFilePlanner.Plan(file, options);
         foreach (var note in plan.Notes) log?.Invoke(note);
@@ -243,7 +251,7 @@ public sealed class StableDiffusionModel : ICachedEngine
             var scheduler = SchedulerConfig.Parse(plan.SchedulerConfigJson);
             var lowRes = plan.LowResSchedulerConfigJson is { } lowResJson ? SchedulerConfig.Parse(lowResJson) : null;
             return new StableDiffusionModel(checkpointPath, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
-                () => HashWithCache(new[] { checkpointPath }));
+                () => HashWithCache(new[] { checkpointPath })) { FileStamps = stamps };
         }
         catch
         {
@@ -335,7 +343,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         var buffer = new byte[1 << 20];
         foreach (var file in files)
         {
-            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
             int read;
             while ((read = stream.Read(buffer, 0, buffer.Length)) > 0) sha.AppendData(buffer, 0, read);
         }

@@ -29,7 +29,7 @@ public static class CheckpointFiles
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: {path}", path);
         Span<byte> head = stackalloc byte[4];
         int read;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1))
             read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         bool zip = read == 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
         bool legacyPickle = read >= 1 && head[0] == 0x80;
