@@ -39,6 +39,27 @@ unless -Prompt is given. An empty prompt works too.
 '@
             DefaultValue = 'The piped image''s prompt, else "" (empty)'
         }
+        PromptSyntax   = @{
+            Description  = @'
+How -Prompt and -NegativePrompt are read. Automatic1111 (the default) reads them as AUTOMATIC1111's web UI does for
+SD 2.x, so prompts pasted from it or from Civitai give the picture they were written for: (word) multiplies the
+word's weight by 1.1, [word] divides it by 1.1, (word:1.3) sets 1.3, nesting multiplies, \( \) \[ \] \\ are literal
+characters, and BREAK starts a new chunk. A prompt may be longer than the text encoder's 77 tokens: it is cut into
+chunks of 75 tokens (moving the words after a comma up to 20 tokens back to the next chunk), each chunk is encoded on
+its own and the results are joined, up to 2,400 tokens (32 chunks; more is refused with the error id PromptTooLong).
+A weight that cannot be read, such as (x:1.2.3), fails with InvalidPromptSyntax, as it does in AUTOMATIC1111.
+
+Cost: each chunk is one more text-encoder pass (about 0.5 s for SD 2.x on two CPU cores) and makes every
+cross-attention of every step longer. When the prompt and the negative prompt need different numbers of chunks, each
+step runs the UNet twice, on half the batch each (negative, then prompt), instead of once on a batch of both, as
+AUTOMATIC1111 does: this loses what the device gains from batching, which is most on a GPU (-Verbose says when).
+
+None reads the text literally, as diffusers does: brackets are characters and a prompt past 77 tokens is cut off with
+a warning showing the dropped part. A prompt without brackets, colons or BREAK and of at most 75 tokens gives the
+same picture either way, bit for bit.
+'@
+            DefaultValue = 'Automatic1111'
+        }
         NegativePrompt = @{
             Description  = @'
 What to steer away from. When an SDImage is piped, its own negative prompt binds by property name unless this is

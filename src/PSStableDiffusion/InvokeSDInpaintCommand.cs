@@ -86,6 +86,7 @@ public sealed class InvokeSDInpaintCommand : ImageToImageCmdletBase
             {
                 Prompt = Prompt,
                 NegativePrompt = NegativePrompt ?? "",
+                PromptSyntax = PromptSyntax,
                 Steps = Steps,
                 GuidanceScale = GuidanceScale,
                 Seed = ResolveSeed(Seed),

@@ -124,6 +124,7 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
         {
             Prompt = Prompt,
             NegativePrompt = NegativePrompt ?? "",
+            PromptSyntax = PromptSyntax,
             Steps = Steps,
             GuidanceScale = GuidanceScale,
             Seed = ResolveSeed(Seed),

@@ -59,6 +59,7 @@ public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
         {
             Prompt = Prompt ?? "",
             NegativePrompt = NegativePrompt ?? "",
+            PromptSyntax = PromptSyntax,
             Steps = Steps,
             GuidanceScale = GuidanceScale,
             Seed = ResolveSeed(Seed),

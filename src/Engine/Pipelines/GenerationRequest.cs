@@ -11,6 +11,9 @@ public sealed record GenerationRequest
 {
     public required string Prompt { get; init; }
     public string NegativePrompt { get; init; } = "";
+
+    /// <summary>How both prompts are read: AUTOMATIC1111's syntax (weights, BREAK, any length) or literal text.</summary>
+    public Text.PromptSyntax PromptSyntax { get; init; } = Text.PromptSyntax.Automatic1111;
     public int Steps { get; init; } = 50;
     public double GuidanceScale { get; init; } = 7.5;
     public long Seed { get; init; }

@@ -53,7 +53,7 @@ public static class StableDiffusionPipeline
 
         // 1. Text embeddings, computed once per prompt and repeated for the batch: [uncond, cond] when guided.
         var clock = Stopwatch.StartNew();
-        var embeds = EncodePrompts(run);                                                                    // [B, 77, D]
+        var embeds = EncodePrompts(run);                                                                    // 1 × [B, 77·k, D] or 2 × [N, 77·k_i, D]
         timings["text_encoder"] = clock.Elapsed.TotalSeconds;
 
         // 2-3. The task's input image and the conditioning that needs no noise; the output and latent sizes.
@@ -103,21 +103,30 @@ public static class StableDiffusionPipeline
         };
     }
 
-    /// <summary>Step 1: the prompt's conditioning, and the negative prompt's before it when guided: [B, 77, D].</summary>
-    private static Tensor EncodePrompts(PipelineRun run)
+    /// <summary>Step 1: the prompt's conditioning, and the negative prompt's before it when guided. One tensor
+    /// [B, 77·k, D] when both have the same length; else, as AUTOMATIC1111 does, the two halves apart
+    /// ([N, 77·k_neg, D], [N, 77·k, D]), which the loop then sends through the UNet in two calls.</summary>
+    private static Tensor[] EncodePrompts(PipelineRun run)
     {
         var clock = Stopwatch.StartNew();
         var encoder = run.Model.PromptEncoder;
-        var prompt = encoder.Encode(run.Request.Prompt, run.Observer.Warn);                                 // [1, 77, D]
+        var syntax = run.Request.PromptSyntax;
+        var prompt = encoder.Encode(run.Request.Prompt, syntax, run.Observer.Warn);                         // [1, 77·k, D]
         run.Inspect("prompt_embeds", prompt.Embeds);
-        var embeds = prompt.Embeds.repeat(run.Count, 1, 1);                                                  // [N, 77, D]
+        var embeds = prompt.Embeds.repeat(run.Count, 1, 1);                                                  // [N, 77·k, D]
         var negativeFromCache = false;
+        Tensor[] conditioning = [embeds];
         if (run.Guided)
         {
-            var negative = encoder.Encode(run.Request.NegativePrompt, run.Observer.Warn);                   // [1, 77, D]
+            var negative = encoder.Encode(run.Request.NegativePrompt, syntax, run.Observer.Warn);           // [1, 77·k_neg, D]
             run.Inspect("negative_prompt_embeds", negative.Embeds);
             negativeFromCache = negative.FromCache;
-            embeds = torch.cat(new[] { negative.Embeds.repeat(run.Count, 1, 1), embeds });                   // [2N, 77, D]
+            var negatives = negative.Embeds.repeat(run.Count, 1, 1);                                         // [N, 77·k_neg, D]
+            conditioning = negatives.shape[1] == embeds.shape[1]
+                ? [torch.cat(new[] { negatives, embeds })]                                                   // [2N, 77·k, D]
+                : [negatives, embeds];
+            if (conditioning.Length == 2)
+                run.Observer.Log?.Invoke($"The prompt is {embeds.shape[1] / 77} chunks of 77 tokens and the negative prompt {negatives.shape[1] / 77}: each step runs the UNet twice (negative, then prompt) instead of once on a batch of both, as AUTOMATIC1111 does.");
         }
         var reused = (prompt.FromCache, negativeFromCache) switch
         {
@@ -127,7 +136,7 @@ public static class StableDiffusionPipeline
             _ => "",
         };
         run.Observer.Log?.Invoke($"Encoded the prompt{(run.Guided ? " and the negative prompt" : "")} in {clock.Elapsed.TotalSeconds:F2} s{reused}.");
-        return embeds;
+        return conditioning;
     }
 
     /// <summary>Step 4: the scheduler's timesteps, cut by the task's strength where it has one: [k].</summary>
@@ -152,7 +161,7 @@ public static class StableDiffusionPipeline
     }
 
     /// <summary>Step 6: the loop, with classifier-free guidance and the task's extra UNet channels.</summary>
-    private static Tensor Denoise(PipelineRun run, PipelineTask task, Tensor embeds, Tensor latents,
+    private static Tensor Denoise(PipelineRun run, PipelineTask task, Tensor[] conditioning, Tensor latents,
         IReadOnlyList<double> timesteps, TilePlan? tiles)
     {
         var model = run.Model;
@@ -169,15 +178,29 @@ public static class StableDiffusionPipeline
             var classLabels = task.ClassLabels;
             if (classLabels is not null) run.Inspect(name + "_class_labels", classLabels);
             var unetInput = modelInput.to(model.Target.DType);
-            var unetOutput = (tiles is null
-                ? model.Unet.forward(unetInput, timestep, embeds, classLabels)
-                : TiledInference.Run(unetInput, tiles, 1, tile => model.Unet.forward(tile, timestep, embeds, classLabels)))
-                .to(ScalarType.Float32);                                                                     // [2N, 4, h, w]
+            Tensor Unet(Tensor input, Tensor embeds, Tensor? labels) => tiles is null
+                ? model.Unet.forward(input, timestep, embeds, labels)
+                : TiledInference.Run(input, tiles, 1, tile => model.Unet.forward(tile, timestep, embeds, labels));
+            var unetOutput = (conditioning.Length == 1
+                ? Unet(unetInput, conditioning[0], classLabels)
+                : SplitGuidanceUnet(unetInput, conditioning, classLabels, Unet)).to(ScalarType.Float32);     // [2N, 4, h, w]
             run.Inspect(name + "_unet_output", unetOutput);
             if (!run.Guided) return unetOutput;
             var chunks = unetOutput.chunk(2);                                                                // 2 × [N, 4, h, w]
             return chunks[0] + run.Request.GuidanceScale * (chunks[1] - chunks[0]);
         });
+    }
+
+    /// <summary>The negative and the prompt half of a guided batch through the UNet one after the other, each with its
+    /// own conditioning (their lengths differ): [2N, 4, h, w].</summary>
+    private static Tensor SplitGuidanceUnet(Tensor unetInput, Tensor[] conditioning, Tensor? classLabels,
+        Func<Tensor, Tensor, Tensor?, Tensor> unet)
+    {
+        var inputs = unetInput.chunk(2);                                                                     // 2 × [N, C, h, w]
+        var labels = classLabels?.chunk(2);                                                                  // 2 × [N]
+        var negative = unet(inputs[0], conditioning[0], labels?[0]);                                         // [N, 4, h, w]
+        var positive = unet(inputs[1], conditioning[1], labels?[1]);                                         // [N, 4, h, w]
+        return torch.cat(new[] { negative, positive });                                                      // [2N, 4, h, w]
     }
 
     /// <summary>Step 7: the VAE decode (the upscaler's VAE is float32, as diffusers upcasts it): [N, 3, H, W] float32 on

@@ -15,10 +15,12 @@ public sealed class PromptEncoder : IDisposable
     private readonly CLIPTextModel _textEncoder;
     private readonly Device _device;
     private readonly PromptEmbeddingCache _cache = new();
+    private readonly PromptChunker _chunker;
 
     public PromptEncoder(ClipTokenizer tokenizer, CLIPTextModel textEncoder, Device device)
     {
         _tokenizer = tokenizer;
+        _chunker = new PromptChunker(tokenizer);
         _textEncoder = textEncoder;
         _device = device;
     }
@@ -27,9 +29,28 @@ public sealed class PromptEncoder : IDisposable
     public int CachedCount => _cache.Count;
 
     /// <summary>
-    /// The conditioning for <paramref name="prompt"/>: [1, 77, D]. A prompt longer than the text encoder's window is
-    /// cut, as diffusers cuts it, and <paramref name="warn"/> names the part that was dropped.
+    /// The conditioning for <paramref name="prompt"/> read with <paramref name="syntax"/>: [1, 77·k, D].
+    /// AUTOMATIC1111 syntax: k chunks (<see cref="PromptChunker"/>), each encoded alone (and cached by its ids, before
+    /// emphasis, so a hit is bit-identical), weighted, concatenated; a prompt without syntax of at most 75 tokens gives
+    /// exactly the literal reading's ids and embedding. Literal: [1, 77, D]; a prompt longer than the window is cut, as
+    /// diffusers cuts it, and <paramref name="warn"/> names the part that was dropped.
     /// </summary>
+    /// <exception cref="PromptSyntaxException">A weight AUTOMATIC1111 cannot read either.</exception>
+    /// <exception cref="PromptTooLongException">More than <see cref="PromptChunker.MaxChunks"/> chunks.</exception>
+    public PromptEmbedding Encode(string prompt, PromptSyntax syntax, Action<string>? warn = null)
+    {
+        if (syntax == PromptSyntax.None) return Encode(prompt, warn);
+        bool allCached = true;
+        var embeds = ChunkedPromptEncoding.Encode(_chunker.Split(prompt).Chunks, ids =>
+        {
+            var chunk = _cache.GetOrAdd(ids, () => EncodeIds(ids), out bool hit);                                 // [1, 77, D]
+            allCached &= hit;
+            return chunk;
+        });                                                                                                        // [1, 77·k, D]
+        return new PromptEmbedding(embeds, allCached);
+    }
+
+    /// <summary>The literal reading of <paramref name="prompt"/>: [1, 77, D], cut with a warning past the window.</summary>
     public PromptEmbedding Encode(string prompt, Action<string>? warn = null)
     {
         var encoding = _tokenizer.EncodeWithInfo(prompt);

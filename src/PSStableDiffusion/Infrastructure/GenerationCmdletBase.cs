@@ -62,6 +62,11 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Token { get; set; }
 
+    /// <summary>Automatic1111 (default): weights, BREAK and prompts of any length as AUTOMATIC1111 reads them;
+    /// None: literal text cut at 77 tokens, as diffusers.</summary>
+    [Parameter]
+    public Engine.Text.PromptSyntax PromptSyntax { get; set; } = Engine.Text.PromptSyntax.Automatic1111;
+
     /// <summary>CPU threads for libtorch (default: the machine's cores).</summary>
     [Parameter]
     [ValidateRange(1, 1024)]

@@ -46,6 +46,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         var (id, category) = exception switch
         {
             UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
+            Engine.Text.PromptSyntaxException => ("InvalidPromptSyntax", ErrorCategory.InvalidArgument),
+            Engine.Text.PromptTooLongException => ("PromptTooLong", ErrorCategory.InvalidArgument),
             Engine.Hub.HubNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
             Engine.Hub.HubAuthenticationException or Engine.Hub.HubAccessDeniedException => ("HubAccessDenied", ErrorCategory.PermissionDenied),
             Engine.Hub.HubOfflineException => ("HubUnavailable", ErrorCategory.ConnectionError),

@@ -22,7 +22,9 @@ public sealed class PromptChunkingTests
     private static readonly Lazy<JsonElement[]> Cases = new(() =>
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Golden.Path("prompts", "embeddings.json")));
-        return doc.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.Clone()).ToArray();
+        // Cases with their own "text_encoder" were made with the pipeline cases' encoder (PromptSyntaxPipelineTests).
+        return doc.RootElement.GetProperty("cases").EnumerateArray().Where(c => !c.TryGetProperty("text_encoder", out _))
+            .Select(c => c.Clone()).ToArray();
     });
 
     public static TheoryData<int> CaseIndices()

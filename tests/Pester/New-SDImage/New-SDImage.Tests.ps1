@@ -160,6 +160,16 @@ Describe 'New-SDImage' {
             $script:outFolder = Join-Path $TestDrive "out-$([guid]::NewGuid().ToString('N'))"
         }
 
+        It 'reads (word:1.3) as a weight by default and literally with -PromptSyntax None; a plain prompt is the same either way' {
+            $parameters = @{ Model = $smallModel; Steps = 1; Seed = 1; NegativePrompt = 'blurry' }
+            $weighted = New-SDImage -Prompt 'a (red:1.3) fox' @parameters
+            $literal = New-SDImage -Prompt 'a (red:1.3) fox' -PromptSyntax None @parameters
+            Test-SamePixels $weighted $literal | Should -BeFalse
+            $plain = New-SDImage -Prompt 'a red fox' @parameters
+            $plainLiteral = New-SDImage -Prompt 'a red fox' -PromptSyntax None @parameters
+            Test-SamePixels $plain $plainLiteral | Should -BeTrue
+        }
+
         It 'fails with <Id> (<Category>) for <Case>, and writes no file' -ForEach @(
             @{ Case = 'a missing model folder'; Id = 'ModelNotFound'; Category = 'ObjectNotFound'; Arguments = @{ Model = 'no-such-model-folder' } }
             @{ Case = 'width 100'; Id = 'InvalidImageSize'; Category = 'InvalidArgument'; Arguments = @{ Width = 100 } }
@@ -167,6 +177,8 @@ Describe 'New-SDImage' {
             @{ Case = 'steps 0'; Id = 'ParameterArgumentValidationError'; Category = 'InvalidData'; Arguments = @{ Steps = 0 } }
             @{ Case = 'an unknown scheduler'; Id = 'UnknownScheduler'; Category = 'InvalidArgument'; Arguments = @{ Scheduler = 'NoSuchScheduler' } }
             @{ Case = 'float16 on the CPU'; Id = 'InvalidDevice'; Category = 'InvalidArgument'; Arguments = @{ Device = 'cpu'; Precision = 'Float16' } }
+            @{ Case = 'a prompt of 10,000 tokens'; Id = 'PromptTooLong'; Category = 'InvalidArgument'; Arguments = @{ Prompt = (@('cat') * 10000) -join ' ' } }
+            @{ Case = 'an unreadable weight'; Id = 'InvalidPromptSyntax'; Category = 'InvalidArgument'; Arguments = @{ NegativePrompt = 'a (fox:1.2.3)' } }
         ) {
             $parameters = @{ Prompt = 'x'; Model = $smallModel; Steps = 1; Seed = 1 }
             foreach ($key in $Arguments.Keys) { $parameters[$key] = $Arguments[$key] }

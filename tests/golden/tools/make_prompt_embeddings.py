@@ -176,9 +176,33 @@ def main():
                       "token_counts": [sum(1 for t in ids[1:] if t not in (0, tokenizer.eos_token_id)) for ids, _ in chunks],
                       "mean_ratios": ratios, "fp64_vs_fp32_max_abs": fp64_diff, "tolerance_max_abs": tol})
 
+    add_pipeline_encoder_cases(tokenizer, cases, tensors)
     checks = cross_check_lpw(tokenizer, encoder, cases, tensors)
     checks.update(check_plain_equals_pipeline(tokenizer, encoder, tensors))
     write(cases, tensors, checks)
+
+
+def add_pipeline_encoder_cases(tokenizer, cases, tensors):
+    """Two prompts again with the text encoder the golden pipeline cases share (other weights than text_encoder/), so
+    a pipeline test can check the conditioning it feeds the UNet: `pipeline_caseNN`."""
+    path = os.path.join(GOLDEN, "txt2img_eps_dpmpp", "model", "text_encoder")
+    encoder = CLIPTextModel.from_pretrained(path).eval()
+    encoder64 = CLIPTextModel.from_pretrained(path).eval().double()
+    for source in ("case20", "case02"):
+        prompt = next(c["prompt"] for c in cases if c["name"] == source)
+        z = a1111_embeddings(prompt, tokenizer, encoder)
+        torch.set_default_dtype(torch.float64)
+        try:
+            z64 = a1111_embeddings(prompt, tokenizer, encoder64, torch.float64)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        fp64_diff = (z.double() - z64).abs().max().item()
+        tensors["pipeline_" + source] = z.contiguous()
+        cases.append({"name": "pipeline_" + source, "label": "pipeline text encoder (txt2img_eps_dpmpp/model)",
+                      "prompt": prompt, "shape": list(z.shape), "text_encoder": "tests/golden/txt2img_eps_dpmpp/model/text_encoder",
+                      "chunks": [{"ids": i, "weights": w} for i, w in a1111_chunks(prompt, tokenizer)],
+                      "fp64_vs_fp32_max_abs": fp64_diff,
+                      "tolerance_max_abs": max(50 * fp64_diff, 1e-5 * max(1.0, z.abs().max().item()))})
 
 
 def cross_check_lpw(tokenizer, encoder, cases, tensors):
@@ -231,8 +255,8 @@ def write(cases, tensors, checks):
         f.write("\n")
     print(json.dumps(checks, indent=1))
     for c in cases:
-        print(c["name"], c["shape"], "tokens", c["token_counts"], "tol %.2e" % c["tolerance_max_abs"],
-              "ratios", ["%.3f" % r for r in c["mean_ratios"]], (c["label"] or c["prompt"])[:50])
+        print(c["name"], c["shape"], "tokens", c.get("token_counts"), "tol %.2e" % c["tolerance_max_abs"],
+              "ratios", ["%.3f" % r for r in c.get("mean_ratios", [])], (c["label"] or c["prompt"])[:50])
 
 
 if __name__ == "__main__":
