@@ -9,7 +9,11 @@
     Description          = 'Stable Diffusion 2.x (text-to-image, image-to-image, inpainting, depth, x4 upscaling) in PowerShell 7, on TorchSharp/libtorch, with results matching diffusers.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
+    # Loaded before the types file, which names types of both assemblies (PowerShell resolves them as it reads it).
+    RequiredAssemblies   = @('PSStableDiffusion.Engine.dll', 'PSStableDiffusion.dll')
     FormatsToProcess     = @('PSStableDiffusion.Format.ps1xml')
+    # SDImage through jobs, remoting and Export-Clixml: serialized as its PNG, rehydrated on the other side.
+    TypesToProcess       = @('PSStableDiffusion.Types.ps1xml')
     # Every cmdlet the module is meant to have. A Pester test (tests/Pester/Module) fails when the assembly
     # implements a cmdlet that is missing here, or when one listed here is neither implemented nor on its
     # short list of cmdlets still being written.

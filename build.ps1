@@ -189,7 +189,7 @@ function Build-Module {
         param($file)
         $file.Name -notmatch $UnneededNatives -and $file.Name -notlike '*.deps.json'
     }
-    foreach ($file in "$ModuleName.psd1", "src/$ModuleName/$ModuleName.Format.ps1xml") {
+    foreach ($file in "$ModuleName.psd1", "$ModuleName.Format.ps1xml", "$ModuleName.Types.ps1xml") {
         Copy-Item -LiteralPath (Join-Path $RepoRoot $file) -Destination $ModuleOut -Force
     }
     $helpOut = Join-Path $ModuleOut 'en-US'

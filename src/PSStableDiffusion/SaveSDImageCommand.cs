@@ -24,6 +24,7 @@ public sealed class SaveSDImageCommand : SDCmdletBase
 
     /// <summary>The image to save.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
+    [SDImageTransformation(ReadsFiles = false)]
     [ValidateNotNull]
     public SDImage? Image { get; set; }
 

@@ -36,6 +36,7 @@ public static class TorchThreads
     {
         if (threads is < 1)
             throw new ArgumentOutOfRangeException(nameof(threads), threads, "The thread count must be at least 1.");
+        TorchLogging.QuietWarnings(); // the first generation of a process passes here before any convolution
         lock (Gate)
         {
             _defaultBeforeConfigure ??= torch.get_num_threads();

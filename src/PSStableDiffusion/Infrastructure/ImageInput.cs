@@ -5,12 +5,16 @@ using PSStableDiffusion.Engine.Imaging;
 namespace PSStableDiffusion.Infrastructure;
 
 /// <summary>
-/// Lets image parameters take an SDImage, a path (relative, ~, PSDrive) or a FileInfo: the file is read with the
-/// module's image reader, so a non-image file fails at binding with a message that names it.
+/// Lets image parameters take an SDImage, a deserialized SDImage (from a job, a remote session or Import-Clixml), a
+/// path (relative, ~, PSDrive) or a FileInfo: the file is read with the module's image reader, so a non-image file or
+/// a forged deserialized image fails at binding with a message that names it.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class SDImageTransformationAttribute : ArgumentTransformationAttribute
 {
+    /// <summary>Whether a string or FileInfo is read as an image file (false: only SDImages, deserialized or not).</summary>
+    public bool ReadsFiles { get; set; } = true;
+
     public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
     {
         var value = inputData is PSObject wrapped ? wrapped.BaseObject : inputData;
@@ -20,6 +24,8 @@ public sealed class SDImageTransformationAttribute : ArgumentTransformationAttri
             {
                 null => null,
                 SDImage image => image,
+                _ when SDImageSerialization.IsDeserializedImage(inputData) => SDImageSerialization.Rehydrate((PSObject)inputData!),
+                _ when !ReadsFiles => inputData,
                 FileInfo file => ImageCodec.Read(file.FullName),
                 string path => ImageCodec.Read(engineIntrinsics.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
                 // Anything else is left as it is: the binder then refuses it for this parameter, and a piped object
@@ -27,7 +33,7 @@ public sealed class SDImageTransformationAttribute : ArgumentTransformationAttri
                 _ => inputData,
             };
         }
-        catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException or InvalidSDImageDataException)
         {
             throw new ArgumentTransformationMetadataException(e.Message, e);
         }
@@ -39,6 +45,7 @@ internal static class DepthInput
 {
     public static GrayImage Read(object value, SessionState sessionState)
     {
+        if (SDImageSerialization.IsDeserializedImage(value)) return SDImageSerialization.Rehydrate((PSObject)value).ToGray();
         value = value is PSObject wrapped ? wrapped.BaseObject : value;
         return value switch
         {

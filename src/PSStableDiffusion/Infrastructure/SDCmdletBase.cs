@@ -60,6 +60,7 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             SafeTensorsFormatException => ("InvalidSafeTensors", ErrorCategory.InvalidData),
             ModelLoadException => ("ModelLoadFailed", ErrorCategory.InvalidData),
             ImageFormatException => ("InvalidImage", ErrorCategory.InvalidData),
+            InvalidSDImageDataException => ("InvalidDeserializedImage", ErrorCategory.InvalidData),
             InvalidDataException => ("InvalidModel", ErrorCategory.InvalidData),
             ArgumentException => ("InvalidArgument", ErrorCategory.InvalidArgument),
             NotSupportedException => ("NotSupported", ErrorCategory.NotImplemented),

@@ -45,6 +45,20 @@ Describe 'PSStableDiffusion module' {
             Join-Path $module.ModuleBase 'PSStableDiffusion.Format.ps1xml' | Should -Exist
             Get-FormatData -TypeName 'PSStableDiffusion.SDDeviceInfo' | Should -Not -BeNullOrEmpty
         }
+
+        It 'loads its types file (SDImage serialization)' {
+            $manifest.TypesToProcess | Should -Be @('PSStableDiffusion.Types.ps1xml')
+            Join-Path $module.ModuleBase 'PSStableDiffusion.Types.ps1xml' | Should -Exist
+            (Get-TypeData -TypeName 'Deserialized.PSStableDiffusion.Engine.SDImage').TargetTypeForDeserialization |
+                Should -Be ([PSStableDiffusion.Engine.SDImage])
+        }
+
+        It 'names, at the repository root, every file it loads besides its assemblies' {
+            $root = Get-SDRepoRoot
+            foreach ($file in @($manifest.FormatsToProcess) + @($manifest.TypesToProcess)) {
+                Join-Path $root $file | Should -Exist
+            }
+        }
     }
 
     Context 'Exported cmdlets' {
