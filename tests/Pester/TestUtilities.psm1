@@ -303,4 +303,82 @@ function New-SDNotAnImageFile {
     (Resolve-Path -LiteralPath $Path).Path
 }
 
+# Starts a throw-away sshd on 127.0.0.1 for remoting tests: its own host key, a user key for the current user, and a
+# "powershell" subsystem that runs the pwsh running these tests (for a dotnet-tool pwsh: dotnet pwsh.dll) with the
+# environment the tests use. Returns the process, the folder, and Connection: the parameters to splat on
+# Invoke-Command/New-PSSession next to -HostName. Throws when sshd is missing (install openssh-server).
+function Start-SDTestSshServer {
+    param([Parameter(Mandatory)] [string] $Folder)
+    $sshd = @(Get-Command sshd -CommandType Application -ErrorAction Ignore)[0].Source
+    if (-not $sshd -and (Test-Path /usr/sbin/sshd)) { $sshd = '/usr/sbin/sshd' }
+    if (-not $sshd) { throw 'sshd is not installed: install openssh-server (Debian: apt-get install openssh-server; .ci/run does this).' }
+    New-Item -ItemType Directory -Path $Folder -Force | Out-Null
+    $Folder = (Resolve-Path -LiteralPath $Folder).Path
+    foreach ($key in 'host_key', 'user_key') {
+        & ssh-keygen -q -t ed25519 -N '' -C "psstablediffusion-tests-$key" -f (Join-Path $Folder $key) | Out-Null
+        if ($LASTEXITCODE -ne 0) { throw "ssh-keygen failed to make $key." }
+    }
+    Copy-Item -LiteralPath (Join-Path $Folder 'user_key.pub') -Destination (Join-Path $Folder 'authorized_keys')
+    # sshd refuses keys that others can read or write.
+    if (-not $IsWindows) { & chmod 600 (Join-Path $Folder 'host_key') (Join-Path $Folder 'user_key') (Join-Path $Folder 'authorized_keys') }
+
+    $subsystem = Join-Path $Folder 'pwsh-subsystem.sh'
+    $executable = [Environment]::ProcessPath
+    $command = if ([IO.Path]::GetFileNameWithoutExtension($executable) -eq 'dotnet') {
+        "'$executable' '$(Join-Path $PSHOME 'pwsh.dll')'"
+    }
+    else { "'$executable'" }
+    # sshd gives the subsystem a bare environment: pass on what the module and the tests need.
+    $exports = foreach ($name in 'PATH', 'DOTNET_ROOT', 'NUGET_PACKAGES', 'PSSTABLEDIFFUSION_CACHE', 'SD_MODULE_PATH', 'HOME') {
+        $value = [Environment]::GetEnvironmentVariable($name)
+        if ($value) { "export $name='$($value -replace "'", "'\''")'" }
+    }
+    Set-Content -LiteralPath $subsystem -Value (@('#!/bin/sh') + $exports + "exec $command -sshs -NoLogo -NoProfile") -Encoding ascii
+    & chmod 755 $subsystem
+
+    $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+    $listener.Start()
+    $port = $listener.LocalEndpoint.Port
+    $listener.Stop()
+    $config = Join-Path $Folder 'sshd_config'
+    Set-Content -LiteralPath $config -Encoding ascii -Value @(
+        "Port $port", 'ListenAddress 127.0.0.1', "HostKey $(Join-Path $Folder 'host_key')", "PidFile $(Join-Path $Folder 'sshd.pid')",
+        "AuthorizedKeysFile $(Join-Path $Folder 'authorized_keys')", 'PubkeyAuthentication yes', 'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'PermitRootLogin prohibit-password', 'MaxStartups 20',
+        "Subsystem powershell $subsystem")
+    # Debian's sshd wants its privilege-separation folder (root only; an unprivileged sshd does not separate).
+    if (-not $IsWindows -and (& id -u) -eq '0' -and -not (Test-Path /run/sshd)) { New-Item -ItemType Directory -Path /run/sshd | Out-Null }
+
+    $log = Join-Path $Folder 'sshd.log'
+    $process = Start-Process -FilePath $sshd -ArgumentList '-D', '-e', '-f', $config -RedirectStandardError $log -PassThru
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    while ($true) {
+        $client = [Net.Sockets.TcpClient]::new()
+        try { $client.Connect([Net.IPAddress]::Loopback, $port); break }
+        catch {
+            if ($process.HasExited -or [DateTime]::UtcNow -gt $deadline) {
+                throw "sshd did not start (exit code $(if ($process.HasExited) { $process.ExitCode })): $(Get-Content -Raw -LiteralPath $log -ErrorAction Ignore)"
+            }
+            Start-Sleep -Milliseconds 200
+        }
+        finally { $client.Dispose() }
+    }
+    $user = if ($env:USER) { $env:USER } else { & id -un }
+    [pscustomobject]@{
+        Process    = $process
+        Folder     = $Folder
+        Log        = $log
+        Connection = @{
+            Port = $port; UserName = $user; KeyFilePath = (Join-Path $Folder 'user_key')
+            Options = @{ StrictHostKeyChecking = 'no'; UserKnownHostsFile = '/dev/null'; LogLevel = 'ERROR' }
+        }
+    }
+}
+
+function Stop-SDTestSshServer {
+    param([Parameter(Mandatory)] $Server)
+    if (-not $Server.Process.HasExited) { $Server.Process.Kill($true) }
+    $Server.Process.WaitForExit(10000) | Out-Null
+}
+
 Export-ModuleMember -Function *-SD*
