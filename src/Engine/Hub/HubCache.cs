@@ -38,10 +38,12 @@ public sealed partial class HubCache
     public static bool IsCommitHash(string revision) => CommitPattern().IsMatch(revision);
 
     /// <summary>Checks that a revision (branch, tag, commit, e.g. <c>refs/pr/1</c>) is safe to use as a path.</summary>
+    /// <remarks>No ':' either: on Windows <c>C:x</c> leaves the cache folder and <c>a:b</c> writes an NTFS stream (git
+    /// refuses ':' in ref names, so no real revision has one).</remarks>
     public static void ValidateRevision(string revision)
     {
         if (string.IsNullOrWhiteSpace(revision) || revision.Contains("..", StringComparison.Ordinal) ||
-            revision.Contains('\\') || revision.StartsWith('/') || revision.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+            revision.Contains('\\') || revision.Contains(':') || revision.StartsWith('/') || revision.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
             throw new ArgumentException($"'{revision}' is not a valid revision.", nameof(revision));
     }
 

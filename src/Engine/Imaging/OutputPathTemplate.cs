@@ -28,9 +28,38 @@ public static partial class OutputPathTemplate
     /// </summary>
     public static string Expand(string template, SDImage image, DateTimeOffset now)
     {
+        // Folder by folder, so that a name a token produced can be checked as a whole (see AvoidReservedName).
+        var parts = SeparatorPattern().Split(template);
+        for (var i = 0; i < parts.Length; i += 2)
+        {
+            if (!HasTokens(parts[i])) continue;
+            parts[i] = AvoidReservedName(ExpandPart(parts[i], template, image, now));
+        }
+        return string.Concat(parts);
+    }
+
+    /// <summary>
+    /// Windows refuses files and folders named after devices (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with or without an
+    /// extension, and with trailing spaces), so a prompt "con" would make an unwritable "con.png". A name that tokens
+    /// made into one of those gets a leading '_' on every system, so templates give the same names everywhere.
+    /// </summary>
+    internal static string AvoidReservedName(string name)
+    {
+        var stem = name.Split('.')[0].TrimEnd(' ');
+        return ReservedNamePattern().IsMatch(stem) ? "_" + name : name;
+    }
+
+    [GeneratedRegex(@"([/\\])")]
+    private static partial Regex SeparatorPattern();
+
+    [GeneratedRegex(@"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex ReservedNamePattern();
+
+    private static string ExpandPart(string part, string template, SDImage image, DateTimeOffset now)
+    {
         var record = image.Record;
         var created = (record.CreatedUtc ?? now).ToLocalTime();
-        return TokenPattern().Replace(template, match =>
+        return TokenPattern().Replace(part, match =>
         {
             var value = match.Groups[1].Value.ToLowerInvariant() switch
             {
