@@ -21,6 +21,15 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
     protected override void BeginProcessing()
     {
         _cancellation = new CancellationTokenSource();
+        try
+        {
+            // Before anything loads libtorch: on Windows without the VC++ runtime, say so instead of "module not found".
+            Engine.Runtime.VisualCppRuntime.EnsureInstalled();
+        }
+        catch (Engine.Runtime.NativeRuntimeMissingException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "VisualCppRuntimeMissing", ErrorCategory.NotInstalled, string.Join(", ", e.MissingLibraries)));
+        }
     }
 
     protected override void StopProcessing()
