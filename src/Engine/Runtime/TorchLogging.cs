@@ -32,10 +32,34 @@ public static class TorchLogging
     {
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(LevelVariable))) return false;
         torch.InitializeDeviceType(DeviceType.CPU); // loads c10 with the rest of libtorch
-        var c10 = OperatingSystem.IsWindows() ? "c10.dll" : OperatingSystem.IsMacOS() ? "libc10.dylib" : "libc10.so";
-        if (!NativeLibrary.TryLoad(c10, typeof(torch).Assembly, null, out var library)) return false;
-        if (!NativeLibrary.TryGetExport(library, LevelFlag, out var flag)) return false;
+        var c10 = LoadedC10();
+        if (c10 == IntPtr.Zero || !NativeLibrary.TryGetExport(c10, LevelFlag, out var flag)) return false;
         Marshal.WriteInt32(flag, ErrorLevel);
         return true;
     }
+
+    /// <summary>
+    /// The c10 library TorchSharp already loaded, never another: a search by name could load a second, different
+    /// libtorch (Debian's python3-torch puts libc10.so on the default library path).
+    /// </summary>
+    private static IntPtr LoadedC10()
+    {
+        if (OperatingSystem.IsWindows()) return GetModuleHandle("c10.dll");
+        var noLoad = OperatingSystem.IsMacOS() ? 0x10 : 0x4; // RTLD_NOLOAD
+        const int lazy = 0x1; // RTLD_LAZY
+        try
+        {
+            return DlOpen(OperatingSystem.IsMacOS() ? "libc10.dylib" : "libc10.so", lazy | noLoad);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return IntPtr.Zero;
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "dlopen")]
+    private static extern IntPtr DlOpen([MarshalAs(UnmanagedType.LPUTF8Str)] string fileName, int flags);
+
+    [DllImport("kernel32", EntryPoint = "GetModuleHandleW", CharSet = CharSet.Unicode)]
+    private static extern IntPtr GetModuleHandle(string moduleName);
 }
