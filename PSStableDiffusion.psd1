@@ -34,9 +34,14 @@
     AliasesToExport      = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('StableDiffusion', 'TorchSharp', 'AI', 'Image', 'Diffusion')
-            LicenseUri = ''
-            ProjectUri = ''
+            # Gallery tags: no spaces. PSEdition_Core and the platforms tell PSResourceGet where the module runs;
+            # a package holds the natives of one platform (see README, "Installing the module").
+            Tags         = @('StableDiffusion', 'TorchSharp', 'libtorch', 'AI', 'Image', 'Diffusion', 'TextToImage',
+                'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
+            LicenseUri   = 'https://opensource.org/license/mit'
+            # The project's public home goes here once it has one: PSResourceGet refuses an empty URI, so there is
+            # no ProjectUri until then.
+            ReleaseNotes = '0.1.0: first release. Stable Diffusion 2.x text-to-image, image-to-image, inpainting, depth-to-image and the x4 upscaler on TorchSharp 0.107 / libtorch 2.10, matching diffusers 0.29; 14 schedulers with A1111 names; PNGs that carry their record and replay; SDImage through jobs, remoting and Export-Clixml.'
         }
     }
 }

@@ -13,7 +13,9 @@ Test: builds, runs the xunit engine tests (tests/Engine.Tests) and the Pester mo
 pwsh that imports out/PSStableDiffusion), and ends with exactly one line "N passed, N failed". Skipped or not-run
 tests, and suites that did not report, count as failed; the exit code is 1 when anything failed.
 
-Package: builds, then zips out/PSStableDiffusion into out/PSStableDiffusion-<version>-<rid>-<backend>.zip.
+Package: builds, then publishes out/PSStableDiffusion with PSResourceGet into a local folder repository,
+out/packages/<rid>-<backend>/PSStableDiffusion.<version>.nupkg, which Install-PSResource installs. The package holds
+this platform's libtorch natives (about 120 MB compressed for linux-x64 cpu).
 
 Run it from a fresh clone with: dotnet tool restore; dotnet pwsh ./build.ps1
 
@@ -409,12 +411,24 @@ function Invoke-AllTests {
 function New-ModulePackage {
     Build-Module
     $version = (Import-PowerShellDataFile (Join-Path $ModuleOut "$ModuleName.psd1")).ModuleVersion
-    $zip = Join-Path $OutRoot "$ModuleName-$version-$(Get-RuntimeId)-$Backend.zip"
-    if (Test-Path $zip) { Remove-Item $zip -Force }
-    Write-Step "Packaging $zip"
-    # The archive holds the PSStableDiffusion folder, ready to unpack into a folder on $env:PSModulePath.
-    [IO.Compression.ZipFile]::CreateFromDirectory($ModuleOut, $zip, [IO.Compression.CompressionLevel]::Fastest, $true)
-    Write-Host "Package: $zip"
+    # One package per platform and backend: it carries that platform's libtorch natives (see README, "Installing").
+    $packageFolder = Join-Path $OutRoot "packages/$(Get-RuntimeId)-$Backend"
+    if (Test-Path $packageFolder) { Remove-Item $packageFolder -Recurse -Force }
+    New-Item -ItemType Directory -Path $packageFolder | Out-Null
+    Write-Step "Packaging $ModuleName $version into $packageFolder (Publish-PSResource to a local repository)"
+    # A repository of this run only, removed afterwards: Publish-PSResource writes the .nupkg into it.
+    $repository = "PSStableDiffusionBuild$PID"
+    Register-PSResourceRepository -Name $repository -Uri $packageFolder -Trusted
+    try {
+        Publish-PSResource -Path $ModuleOut -Repository $repository
+    }
+    finally {
+        Unregister-PSResourceRepository -Name $repository
+    }
+    $nupkg = Get-ChildItem -LiteralPath $packageFolder -Filter '*.nupkg' | Select-Object -First 1
+    if (-not $nupkg) { throw "Publish-PSResource wrote no .nupkg into $packageFolder." }
+    Write-Host ("Package: {0} ({1:N0} MB). Install it with:" -f $nupkg.FullName, ($nupkg.Length / 1MB))
+    Write-Host "  Register-PSResourceRepository -Name SDLocal -Uri '$packageFolder' -Trusted; Install-PSResource PSStableDiffusion -Repository SDLocal"
 }
 
 #endregion
