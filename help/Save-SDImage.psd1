@@ -32,7 +32,7 @@ saved). Two images of one call that expand to the same file name are the error D
     )
 
     Parameters  = @{
-        Image = 'The image to save, usually from New-SDImage or Import-SDImage through the pipeline.'
+        Image = 'The image to save, usually from New-SDImage or Import-SDImage through the pipeline; an image that came back from Start-Job, Invoke-Command or Import-Clixml (a Deserialized.PSStableDiffusion.Engine.SDImage) is restored from the PNG it carries.'
         Path  = @'
 The PNG file, template or folder to save to. Relative paths, ~ and PowerShell drives are resolved from the current
 location. See the description for the template tokens and the default file name.
