@@ -28,6 +28,8 @@ public static class DenoisingLoop
             double t = timesteps[i];
             var name = $"step{i:D2}";
             var prediction = denoise(latents, t, name);                                           // [N, 4, h, w]
+            // NaN weights or an overflow would otherwise run to a black image reported as a success.
+            NonFiniteOutputException.ThrowIfNotFinite(prediction, "UNet", i + 1, timesteps.Count);
             observer.Inspect?.Invoke(name + "_noise_pred", prediction);
             observer.Inspect?.Invoke(name + "_sample_in", latents);
             var next = scheduler.Step(prediction, t, latents, noise);                             // [N, 4, h, w]

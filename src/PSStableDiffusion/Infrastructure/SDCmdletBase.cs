@@ -57,6 +57,7 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
             Engine.Text.PromptSyntaxException => ("InvalidPromptSyntax", ErrorCategory.InvalidArgument),
             Engine.Text.PromptTooLongException => ("PromptTooLong", ErrorCategory.InvalidArgument),
+            Engine.Pipelines.NonFiniteOutputException => ("NonFiniteOutput", ErrorCategory.InvalidResult),
             Engine.Hub.HubNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
             Engine.Hub.HubAuthenticationException or Engine.Hub.HubAccessDeniedException => ("HubAccessDenied", ErrorCategory.PermissionDenied),
             Engine.Hub.HubOfflineException => ("HubUnavailable", ErrorCategory.ConnectionError),
