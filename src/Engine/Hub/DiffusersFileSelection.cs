@@ -13,9 +13,15 @@ public static partial class DiffusersFileSelection
 {
     public const string ModelIndex = "model_index.json";
 
-    /// <summary>The components the engine loads (<c>low_res_scheduler</c> only exists in upscaler repositories).</summary>
-    public static IReadOnlyList<string> DefaultComponents { get; } =
+    /// <summary>The components the engine loads (<c>low_res_scheduler</c> only exists in upscaler repositories): a
+    /// snapshot holding these is complete for the engine.</summary>
+    public static IReadOnlyList<string> EngineComponents { get; } =
         new[] { "tokenizer", "text_encoder", "unet", "vae", "scheduler", "low_res_scheduler" };
+
+    /// <summary>What a download fetches: the engine's components plus the small config-only folders diffusers loads
+    /// too (<c>feature_extractor/</c>, a few KB), so that a Python user of the shared cache finds a complete snapshot
+    /// offline.</summary>
+    public static IReadOnlyList<string> DefaultComponents { get; } = EngineComponents.Append("feature_extractor").ToArray();
 
     private static readonly string[] WeightExtensions = { ".safetensors", ".bin" };
     private static readonly string[] ConfigExtensions = { ".json", ".txt", ".model" };
@@ -38,7 +44,8 @@ public static partial class DiffusersFileSelection
                 entry.GetArrayLength() != 2 || entry[1].ValueKind != JsonValueKind.String)
                 continue;
             var cls = entry[1].GetString()!;
-            bool configOnly = cls.Contains("Tokenizer", StringComparison.Ordinal) || cls.EndsWith("Scheduler", StringComparison.Ordinal);
+            bool configOnly = cls.Contains("Tokenizer", StringComparison.Ordinal) || cls.EndsWith("Scheduler", StringComparison.Ordinal) ||
+                cls.Contains("FeatureExtractor", StringComparison.Ordinal) || cls.Contains("ImageProcessor", StringComparison.Ordinal);
             result.Add((name, !configOnly));
         }
         return result;
@@ -57,8 +64,12 @@ public static partial class DiffusersFileSelection
             var prefix = component + "/";
             var files = available.Where(f => f.StartsWith(prefix, StringComparison.Ordinal) && f.IndexOf('/', prefix.Length) < 0)
                 .Select(f => f[prefix.Length..]).ToList();
-            var configs = files.Where(f => ConfigExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal)) && !IndexFile().IsMatch(f))
+            // A config-only folder is fetched whole (minus any stray weights); a model folder's configs by extension.
+            var configs = files.Where(f => hasWeights
+                    ? ConfigExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal)) && !IndexFile().IsMatch(f)
+                    : Describe(f) is null)
                 .Order(StringComparer.Ordinal).ToList();
+            if (configs.Count == 0 && !EngineComponents.Contains(component)) continue; // an extra the engine does not need
             if (configs.Count == 0)
                 throw new HubNotFoundException($"Component '{component}' has no config files in the repository.");
             if (hasWeights && !configs.Contains("config.json"))

@@ -98,9 +98,11 @@ public sealed partial class HubCache
         return info.LinkTarget is null || info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
     }
 
-    /// <summary>Points snapshots/{commit}/{path} at the blob: a relative symlink as huggingface_hub makes, or a copy
-    /// where the OS refuses symlinks (Windows without developer mode).</summary>
-    public void LinkSnapshotFile(string commit, string repoPath, string etag)
+    /// <summary>Points snapshots/{commit}/{path} at the blob: a relative symlink as huggingface_hub makes; where the OS
+    /// refuses symlinks (Windows without developer mode), a hard link, and where even that fails (another volume, FAT),
+    /// the blob itself is moved into the snapshot as huggingface_hub does. Never a copy: a 5 GB model takes 5 GB.</summary>
+    /// <param name="allowSymlink">False to take the no-symlink path (tests of the Windows behaviour on any OS).</param>
+    public void LinkSnapshotFile(string commit, string repoPath, string etag, bool allowSymlink = true)
     {
         var link = SnapshotFile(commit, repoPath);
         var blob = BlobPath(etag);
@@ -108,11 +110,14 @@ public sealed partial class HubCache
         if (File.Exists(link) || new FileInfo(link).LinkTarget is not null) File.Delete(link);
         try
         {
+            if (!allowSymlink) throw new UnauthorizedAccessException("symlinks not allowed");
             File.CreateSymbolicLink(link, Path.GetRelativePath(Path.GetDirectoryName(link)!, blob));
+            return;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException)
         {
-            File.Copy(blob, link, overwrite: true);
+            // fall through to a hard link
         }
+        if (!HardLink.TryCreate(blob, link)) File.Move(blob, link);
     }
 }

@@ -77,13 +77,18 @@ public sealed class HubClient : IDisposable
         {
             info = await GetRepoInfoAsync(repoId, revision, token, cancellation).ConfigureAwait(false);
         }
-        catch (HttpRequestException e) when (e.StatusCode is null)
+        catch (Exception e) when (IsRepoInfoFailure(e) && !cancellation.IsCancellationRequested)
         {
-            return CompleteSnapshot(cache, revision, variant) ?? throw new HubOfflineException(
-                $"Cannot reach {Options.Endpoint} ({e.Message}) and '{repoId}' at '{revision}' is not complete in the cache " +
-                $"'{Options.CacheRoot}'. Check the network (or HF_ENDPOINT).", e);
+            // As huggingface_hub's snapshot_download: any failure of the file-list request falls back to a complete
+            // cached snapshot, except a revision the hub says does not exist.
+            if (e is HubNotFoundException { ErrorCode: "RevisionNotFound" }) throw;
+            if (CompleteSnapshot(cache, revision, variant) is { } cached)
+            {
+                Warning?.Invoke($"Using the cached snapshot of '{repoId}' at '{revision}' ('{cached}'): {FallbackReason(repoId, e)}");
+                return cached;
+            }
+            throw NoCacheFailure(repoId, revision, e);
         }
-
         var commit = info.Sha;
         var state = new TransferState(progress);
         // model_index.json first: it says which components, hence which files, are needed.
@@ -99,6 +104,54 @@ public sealed class HubClient : IDisposable
 
     private static string VariantText(string? variant) => variant is null ? "" : $" (variant {variant})";
 
+    /// <summary>Called with a message when the hub could not be asked and the cache was used instead.</summary>
+    public Action<string>? Warning { get; set; }
+
+    private static bool IsRepoInfoFailure(Exception e) =>
+        e is HubException or HttpRequestException or IOException or OperationCanceledException;
+
+    private static bool IsRepoGone(Exception e) =>
+        e is HubNotFoundException { ErrorCode: "RepoNotFound" } or HubAuthenticationException;
+
+    private string FallbackReason(string repoId, Exception e) => e switch
+    {
+        _ when IsRepoGone(e) && WithdrawnModels.IsWithdrawn(repoId) =>
+            $"the hub no longer has this repository (withdrawn by its owner in November 2025){MirrorHint(repoId)}.",
+        HubTimeoutException => $"the hub did not answer within {Options.EtagTimeout.TotalSeconds:F0} s (HF_HUB_ETAG_TIMEOUT).",
+        HubException { StatusCode: { } status } => $"the hub answered {(int)status} ({e.Message})",
+        _ => $"the hub could not be reached ({e.Message}).",
+    };
+
+    private static string MirrorHint(string repoId) => WithdrawnModels.Mirror(repoId) is { } mirror
+        ? $"; a community copy is '{mirror}' ({WithdrawnModels.ModelCardUrl(mirror)})"
+        : "";
+
+    /// <summary>The error for a failed file-list request with nothing usable in the cache.</summary>
+    private Exception NoCacheFailure(string repoId, string revision, Exception e)
+    {
+        if (IsRepoGone(e) && WithdrawnModels.IsWithdrawn(repoId))
+        {
+            var mirror = WithdrawnModels.Mirror(repoId);
+            return new HubModelWithdrawnException(repoId, mirror,
+                $"'{repoId}' was withdrawn from the Hugging Face hub by its owner (Stability AI removed its Stable Diffusion 2 " +
+                $"family in November 2025) and is not complete in the cache '{Options.CacheRoot}'. " +
+                (mirror is null
+                    ? "No community mirror of it is known: load a local copy (a diffusers folder or the original checkpoint file)."
+                    : $"A community mirror holds a copy: load '{mirror}' instead ({WithdrawnModels.ModelCardUrl(mirror)}). " +
+                      "It is a community copy, not Stability AI's; its weights are checked against the published sums of the release when loaded."), e);
+        }
+        return e switch
+        {
+            HubException => e,
+            OperationCanceledException => new HubTimeoutException(
+                $"The hub {Options.Endpoint} did not answer within {Options.EtagTimeout.TotalSeconds:F0} s (HF_HUB_ETAG_TIMEOUT) and " +
+                $"'{repoId}' at '{revision}' is not complete in the cache '{Options.CacheRoot}'. Check the network (or HF_ENDPOINT).", e),
+            _ => new HubOfflineException(
+                $"Cannot reach {Options.Endpoint} ({e.Message}) and '{repoId}' at '{revision}' is not complete in the cache " +
+                $"'{Options.CacheRoot}'. Check the network (or HF_ENDPOINT).", e),
+        };
+    }
+
     /// <summary>The snapshot folder when the cache alone holds everything needed for this revision, else null.</summary>
     private static string? CompleteSnapshot(HubCache cache, string revision, string? variant)
     {
@@ -110,7 +163,7 @@ public sealed class HubClient : IDisposable
         {
             var modelIndex = File.ReadAllText(cache.SnapshotFile(commit, DiffusersFileSelection.ModelIndex));
             // Selecting from what is present fails exactly when a component lacks its config or weights.
-            DiffusersFileSelection.Select(files, modelIndex, variant);
+            DiffusersFileSelection.Select(files, modelIndex, variant, DiffusersFileSelection.EngineComponents);
         }
         catch (Exception e) when (e is HubNotFoundException or JsonException)
         {
@@ -121,14 +174,20 @@ public sealed class HubClient : IDisposable
 
     private sealed record RepoInfo(string Sha, HashSet<string> Files);
 
-    private sealed record FileMetadata(string Path, string Etag, long Size, bool IsLfs, Uri DownloadUri);
+    /// <summary>A file to fetch: its cache name (etag), size, whether it is an LFS file (sha256 etag, checked), and
+    /// whether its content comes from a link the hub redirects to (expiring CDN links are resolved again before each
+    /// attempt).</summary>
+    private sealed record FileMetadata(string Path, string Etag, long Size, bool IsLfs, Uri DownloadUri, bool Redirected);
 
     private async Task<RepoInfo> GetRepoInfoAsync(string repoId, string revision, string? token, CancellationToken ct)
     {
         var uri = new Uri(_endpoint, $"api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}");
-        using var response = await SendAsync(HttpMethod.Get, uri, token, null, followAbsoluteRedirects: true, ct).ConfigureAwait(false);
-        await ThrowIfFailedAsync(response, repoId, revision, null, token).ConfigureAwait(false);
-        var json = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        var json = await WithTimeoutAsync(Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the file list of '{repoId}'", async timed =>
+        {
+            using var response = await SendAsync(HttpMethod.Get, uri, token, null, followAbsoluteRedirects: true, timed).ConfigureAwait(false);
+            await ThrowIfFailedAsync(response, repoId, revision, null, token).ConfigureAwait(false);
+            return await response.Content.ReadAsStringAsync(timed).ConfigureAwait(false);
+        }, ct).ConfigureAwait(false);
         try
         {
             using var doc = JsonDocument.Parse(json);
@@ -146,47 +205,127 @@ public sealed class HubClient : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="work"/> with a deadline; running past it is a <see cref="HubTimeoutException"/>
+    /// (the caller's own cancellation stays an <see cref="OperationCanceledException"/>).</summary>
+    private static async Task<T> WithTimeoutAsync<T>(TimeSpan timeout, string variable, string what,
+        Func<CancellationToken, Task<T>> work, CancellationToken ct)
+    {
+        using var timed = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timed.CancelAfter(timeout);
+        try
+        {
+            return await work(timed.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw new HubTimeoutException($"No answer for {what} within {timeout.TotalSeconds:F0} s ({variable}).", e);
+        }
+    }
+
     private async Task EnsureFilesAsync(HubCache cache, string commit, IReadOnlyList<string> paths, string? token,
         TransferState state, CancellationToken ct)
     {
         var missing = paths.Where(p => !HubCache.IsPresent(cache.SnapshotFile(commit, p))).ToList();
         if (missing.Count == 0) return;
-        // HEAD everything first so progress knows the total.
+        // HEAD everything first so progress knows the total and the disk can be checked; the links these HEADs
+        // return are not kept (they expire), each file is resolved again right before it is fetched.
         var metadata = new List<FileMetadata>();
         foreach (var path in missing) metadata.Add(await HeadAsync(cache.RepoId, commit, path, token, ct).ConfigureAwait(false));
-        state.BytesTotal += metadata.Where(m => !File.Exists(cache.BlobPath(m.Etag))).Sum(m => m.Size);
+        var toFetch = metadata.Where(m => !File.Exists(cache.BlobPath(m.Etag))).ToList();
+        CheckFreeSpace(cache, toFetch);
+        state.BytesTotal += toFetch.Sum(m => m.Size);
         foreach (var file in metadata)
         {
             ct.ThrowIfCancellationRequested();
             var blob = cache.BlobPath(file.Etag);
-            if (!File.Exists(blob)) await DownloadBlobAsync(cache, file, token, state, ct).ConfigureAwait(false);
-            cache.LinkSnapshotFile(commit, file.Path, file.Etag);
+            if (!File.Exists(blob)) await DownloadBlobAsync(cache, commit, file, token, state, ct).ConfigureAwait(false);
+            cache.LinkSnapshotFile(commit, file.Path, file.Etag, AllowSymlinks);
         }
+    }
+
+    /// <summary>False to place files as on Windows without symlink rights (hard link, else move), on any OS (tests).</summary>
+    internal bool AllowSymlinks { get; set; } = true;
+
+    /// <summary>Free bytes on the volume holding a folder, or null when the OS cannot tell (tests substitute it).</summary>
+    internal Func<string, long?> FreeSpace { get; set; } = DefaultFreeSpace;
+
+    /// <summary>Opens a blob's partial file for writing (tests substitute a file system that fills up).</summary>
+    internal Func<string, FileStream> OpenPartialFile { get; set; } =
+        path => new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+
+    private static long? DefaultFreeSpace(string folder)
+    {
+        try
+        {
+            return new DriveInfo(folder).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Refuses to start when the bytes still to fetch (less what partial files already hold) exceed the
+    /// free space of the cache's disk.</summary>
+    private void CheckFreeSpace(HubCache cache, IReadOnlyList<FileMetadata> toFetch)
+    {
+        if (toFetch.Count == 0) return;
+        var blobs = Path.Combine(cache.RepoFolder, "blobs");
+        Directory.CreateDirectory(blobs);
+        long needed = toFetch.Sum(m =>
+        {
+            var partial = new FileInfo(cache.BlobPath(m.Etag) + ".incomplete");
+            return m.Size - (partial.Exists ? Math.Min(partial.Length, m.Size) : 0);
+        });
+        if (FreeSpace(blobs) is { } free && free < needed)
+            throw new HubDiskFullException(
+                $"Not enough disk space for '{cache.RepoId}': {needed / 1048576.0:F1} MiB to download, {free / 1048576.0:F1} MiB free " +
+                $"in '{blobs}'. Free some space, or point HF_HUB_CACHE (or HF_HOME) at a larger disk; nothing was downloaded.");
     }
 
     private async Task<FileMetadata> HeadAsync(string repoId, string commit, string path, string? token, CancellationToken ct)
     {
         var uri = ResolveUri(repoId, commit, path);
-        using var response = await SendAsync(HttpMethod.Head, uri, token, null, followAbsoluteRedirects: false, ct).ConfigureAwait(false);
-        if (!IsRedirect(response.StatusCode)) await ThrowIfFailedAsync(response, repoId, commit, path, token).ConfigureAwait(false);
+        return await WithTimeoutAsync(Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the metadata of '{path}'", async timed =>
+        {
+            using var response = await SendAsync(HttpMethod.Head, uri, token, null, followAbsoluteRedirects: false, timed).ConfigureAwait(false);
+            if (!IsRedirect(response.StatusCode)) await ThrowIfFailedAsync(response, repoId, commit, path, token).ConfigureAwait(false);
+            return ReadMetadata(response, repoId, path, uri);
+        }, ct).ConfigureAwait(false);
+    }
+
+    private static FileMetadata ReadMetadata(HttpResponseMessage response, string repoId, string path, Uri uri)
+    {
         var linkedEtag = Header(response, "X-Linked-Etag");
         var etag = NormalizeEtag(linkedEtag ?? response.Headers.ETag?.Tag ?? Header(response, "ETag"))
             ?? throw new HubException($"The hub sent no ETag for '{path}' of '{repoId}': cannot place it in the cache.");
-        if (etag.IndexOfAny(new[] { '/', '\\', '.' }) >= 0 || etag.Length > 128)
+        if (etag.IndexOfAny(new[] { '/', '\\', '.', ':' }) >= 0 || etag.Length > 128)
             throw new HubException($"The hub sent an unusable ETag '{etag}' for '{path}'.");
         var sizeText = Header(response, "X-Linked-Size");
         long size = sizeText is not null && long.TryParse(sizeText, out var linked) ? linked
             : response.Content.Headers.ContentLength ?? throw new HubException($"The hub sent no size for '{path}' of '{repoId}'.");
-        var download = IsRedirect(response.StatusCode) && response.Headers.Location is { } location
-            ? (location.IsAbsoluteUri ? location : new Uri(uri, location))
+        bool redirected = IsRedirect(response.StatusCode) && response.Headers.Location is not null;
+        var download = redirected
+            ? (response.Headers.Location!.IsAbsoluteUri ? response.Headers.Location : new Uri(uri, response.Headers.Location))
             : uri;
-        return new FileMetadata(path, etag, size, IsLfs: linkedEtag is not null, download);
+        return new FileMetadata(path, etag, size, IsLfs: linkedEtag is not null, download, redirected);
+    }
+
+    /// <summary>The link to fetch <paramref name="file"/> from now: for a file the hub redirects (LFS files to the
+    /// CDN), a fresh HEAD, since the CDN's signed links expire (X-Amz-Expires=3600).</summary>
+    private async Task<Uri> FreshDownloadUriAsync(string repoId, string commit, FileMetadata file, string? token, CancellationToken ct)
+    {
+        if (!file.Redirected) return file.DownloadUri;
+        var now = await HeadAsync(repoId, commit, file.Path, token, ct).ConfigureAwait(false);
+        if (now.Etag != file.Etag || now.Size != file.Size)
+            throw new HubException($"'{file.Path}' of '{repoId}' changed on the hub during the download (commit {commit}); retry.");
+        return now.DownloadUri;
     }
 
     private Uri ResolveUri(string repoId, string revision, string path) =>
         new(_endpoint, $"{repoId}/resolve/{Uri.EscapeDataString(revision)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
 
-    private async Task DownloadBlobAsync(HubCache cache, FileMetadata file, string? token, TransferState state, CancellationToken ct)
+    private async Task DownloadBlobAsync(HubCache cache, string commit, FileMetadata file, string? token, TransferState state, CancellationToken ct)
     {
         var blob = cache.BlobPath(file.Etag);
         Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
@@ -194,29 +333,61 @@ public sealed class HubClient : IDisposable
         if (File.Exists(blob)) return; // another process finished it while we waited
         var incomplete = blob + ".incomplete";
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        long done;
-        using (var output = new FileStream(incomplete, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1 << 16))
+        using (var output = OpenPartialFile(incomplete))
         {
             if (output.Length > file.Size) output.SetLength(0);
-            done = await HashExistingAsync(output, hash, ct).ConfigureAwait(false);
+            long done = await HashExistingAsync(output, hash, ct).ConfigureAwait(false);
             state.StartFile(file.Path, file.Size, done);
-            for (int attempt = 1; done < file.Size; attempt++)
-            {
-                try
-                {
-                    done = await FetchRangeAsync(file, token, output, hash, done, state, ct).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is IOException or HttpRequestException && attempt < MaxAttemptsPerFile && !ct.IsCancellationRequested)
-                {
-                    // The connection broke mid-file: resume from what reached the disk.
-                    await output.FlushAsync(ct).ConfigureAwait(false);
-                    done = output.Length;
-                    await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), ct).ConfigureAwait(false);
-                }
-            }
-            await output.FlushAsync(ct).ConfigureAwait(false);
+            await FetchWithRetriesAsync(cache.RepoId, commit, file, token, output, hash, done, state, ct).ConfigureAwait(false);
         }
+        VerifyAndPublish(file, incomplete, blob, hash);
+    }
 
+    /// <summary>Fetches the rest of <paramref name="file"/> into <paramref name="output"/>, resuming with Range after a
+    /// broken, stalled or refused connection. Each attempt resolves the link afresh; the attempt budget starts over
+    /// whenever an attempt brought bytes, so a slow but moving line never gives up. A full disk stops at once.</summary>
+    private async Task FetchWithRetriesAsync(string repoId, string commit, FileMetadata file, string? token, FileStream output,
+        IncrementalHash hash, long done, TransferState state, CancellationToken ct)
+    {
+        for (int attempt = 1; done < file.Size; attempt++)
+        {
+            long before = done;
+            try
+            {
+                var uri = await FreshDownloadUriAsync(repoId, commit, file, token, ct).ConfigureAwait(false);
+                done = await FetchRangeAsync(file, uri, token, output, hash, done, state, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsRetryable(e) && !ct.IsCancellationRequested)
+            {
+                await output.FlushAsync(ct).ConfigureAwait(false);
+                done = output.Length;
+                if (done > before) attempt = 0; // bytes arrived: the connection works, give it a full budget again
+                else if (attempt >= MaxAttemptsPerFile) throw GiveUp(file, e);
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * Math.Max(attempt, 1)), ct).ConfigureAwait(false);
+            }
+        }
+        await output.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private static bool IsRetryable(Exception e) =>
+        e is HubTimeoutException or HubLinkRefusedException or HttpRequestException ||
+        e is IOException && e is not HubDiskFullException;
+
+    private Exception GiveUp(FileMetadata file, Exception last) => last switch
+    {
+        HubTimeoutException => new HubTimeoutException(
+            $"'{file.Path}' stalled: no bytes for {Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT) on " +
+            $"{MaxAttemptsPerFile} attempts in a row. The partial file is kept and resumed next time; on a slow line raise HF_HUB_DOWNLOAD_TIMEOUT.", last),
+        HubLinkRefusedException refused => new HubException(
+            $"The download server refused '{file.Path}' {MaxAttemptsPerFile} times in a row, each time with a freshly resolved link " +
+            $"({refused.Message}). This is not an access problem with the repository; retry later. The partial file is kept.",
+            refused.StatusCode, last),
+        _ => new HubException($"Downloading '{file.Path}' failed {MaxAttemptsPerFile} times in a row ({last.Message}); the partial file " +
+                              "is kept and resumed next time.", inner: last),
+    };
+
+    private static void VerifyAndPublish(FileMetadata file, string incomplete, string blob, IncrementalHash hash)
+    {
         var length = new FileInfo(incomplete).Length;
         if (length != file.Size)
         {
@@ -234,6 +405,7 @@ public sealed class HubClient : IDisposable
                     "and nothing entered the cache. Retry; if it persists, the mirror or proxy in between is corrupting data.");
             }
         }
+        // A rename within blobs/: the bytes are never copied.
         File.Move(incomplete, blob, overwrite: true);
     }
 
@@ -252,11 +424,16 @@ public sealed class HubClient : IDisposable
     }
 
     /// <summary>GETs the file from <paramref name="done"/> on and appends it; returns the new length.</summary>
-    private async Task<long> FetchRangeAsync(FileMetadata file, string? token, FileStream output, IncrementalHash hash,
+    private async Task<long> FetchRangeAsync(FileMetadata file, Uri uri, string? token, FileStream output, IncrementalHash hash,
         long done, TransferState state, CancellationToken ct)
     {
-        using var response = await SendAsync(HttpMethod.Get, file.DownloadUri, token, done > 0 ? done : null, followAbsoluteRedirects: true, ct).ConfigureAwait(false);
+        using var response = await WithTimeoutAsync(Options.DownloadTimeout, "HF_HUB_DOWNLOAD_TIMEOUT", $"'{file.Path}'",
+            timed => SendAsync(HttpMethod.Get, uri, token, done > 0 ? done : null, followAbsoluteRedirects: true, timed), ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && done == file.Size) return done;
+        if (!response.IsSuccessStatusCode && file.Redirected)
+            // Not the hub's resolve endpoint speaking but the link it redirected to (the CDN): an expired or refused
+            // link, never a licence question. It is resolved again on the next attempt.
+            throw new HubLinkRefusedException($"{(int)response.StatusCode} {response.ReasonPhrase} from {uri.Host}", response.StatusCode);
         await ThrowIfFailedAsync(response, null, null, file.Path, token).ConfigureAwait(false);
         if (done > 0 && (response.StatusCode != HttpStatusCode.PartialContent || response.Content.Headers.ContentRange?.From != done))
         {
@@ -269,13 +446,14 @@ public sealed class HubClient : IDisposable
         output.Position = done;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         var buffer = new byte[ChunkSize];
+        using var readDeadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            int read = await body.ReadAsync(buffer, ct).ConfigureAwait(false);
+            int read = await ReadWithDeadlineAsync(body, buffer, readDeadline, file, ct).ConfigureAwait(false);
             if (read == 0) break;
             if (done + read > file.Size) throw new HubChecksumException($"'{file.Path}' is longer than the {file.Size} bytes the hub announced.");
-            await output.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+            await WriteAsync(output, buffer, read, file, ct).ConfigureAwait(false);
             hash.AppendData(buffer, 0, read);
             done += read;
             state.Advance(read, done);
@@ -283,6 +461,45 @@ public sealed class HubClient : IDisposable
         if (done < file.Size) throw new IOException($"Connection closed after {done} of {file.Size} bytes of '{file.Path}'.");
         state.Advance(0, done, force: true);
         return done;
+    }
+
+    /// <summary>One read that may wait at most HF_HUB_DOWNLOAD_TIMEOUT for bytes: a stalled connection becomes a
+    /// retryable <see cref="HubTimeoutException"/> instead of a hang.</summary>
+    private async Task<int> ReadWithDeadlineAsync(Stream body, byte[] buffer, CancellationTokenSource deadline, FileMetadata file, CancellationToken ct)
+    {
+        deadline.CancelAfter(Options.DownloadTimeout);
+        try
+        {
+            return await body.ReadAsync(buffer, deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException && !ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            throw new HubTimeoutException($"No bytes of '{file.Path}' for {Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT).", e);
+        }
+        finally
+        {
+            if (!deadline.TryReset()) { } // a fired deadline cannot be reused, but then this attempt is over anyway
+        }
+    }
+
+    /// <summary>Writes to the partial file. A write error is not a network error: a full disk stops at once as
+    /// <see cref="HubDiskFullException"/>, anything else as a non-retryable <see cref="HubException"/>.</summary>
+    private async Task WriteAsync(FileStream output, byte[] buffer, int count, FileMetadata file, CancellationToken ct)
+    {
+        try
+        {
+            await output.WriteAsync(buffer.AsMemory(0, count), ct).ConfigureAwait(false);
+        }
+        catch (IOException e) when (DiskFull.Is(e))
+        {
+            throw new HubDiskFullException(
+                $"The disk filled up while writing '{file.Path}' into '{Path.GetDirectoryName(output.Name)}' ({e.Message}). The partial file is " +
+                "kept and resumed once there is room; free some space, or point HF_HUB_CACHE (or HF_HOME) at a larger disk.", e);
+        }
+        catch (IOException e)
+        {
+            throw new HubException($"Cannot write '{output.Name}' ({e.Message}); the download stopped.", inner: e);
+        }
     }
 
     private static async Task<FileStream> AcquireLockAsync(string path, CancellationToken ct)
@@ -357,30 +574,40 @@ public sealed class HubClient : IDisposable
         var what = repoId is null ? $"'{path}'" : path is null ? $"'{repoId}'" : $"'{path}' of '{repoId}'";
         var repoPage = repoId is null ? "the model page" : $"{Options.Endpoint}/{repoId}";
         string detail = serverMessage is null ? "" : $" (hub: {serverMessage})";
+        var failure = await FailureAsync(response, code, what, repoPage, detail, repoId, revision, token).ConfigureAwait(false);
+        // A 404 without a code on the file-list request is a missing repository, as the hub words it.
+        failure.ErrorCode = code ?? (response.StatusCode == HttpStatusCode.NotFound && path is null ? "RepoNotFound" : null);
+        failure.StatusCode = response.StatusCode;
+        throw failure;
+    }
+
+    private static async Task<HubException> FailureAsync(HttpResponseMessage response, string? code, string what, string repoPage,
+        string detail, string? repoId, string? revision, string? token)
+    {
         switch (response.StatusCode)
         {
             case HttpStatusCode.Unauthorized when code == "RepoNotFound":
             case HttpStatusCode.NotFound when code is null or "RepoNotFound":
-                throw new HubNotFoundException(
+                return new HubNotFoundException(
                     $"Repository '{repoId}' or revision '{revision}' not found{detail}: check the id and revision. " +
                     "A private repository also answers this way without a token: set HF_TOKEN or pass -Token.");
             case HttpStatusCode.NotFound when code == "RevisionNotFound":
-                throw new HubNotFoundException($"Revision '{revision}' not found in '{repoId}'{detail}: check the branch, tag or commit.");
+                return new HubNotFoundException($"Revision '{revision}' not found in '{repoId}'{detail}: check the branch, tag or commit.");
             case HttpStatusCode.NotFound:
-                throw new HubNotFoundException($"{what} not found at revision '{revision}'{detail}.");
+                return new HubNotFoundException($"{what} not found at revision '{revision}'{detail}.");
             case HttpStatusCode.Unauthorized when code == "GatedRepo" || token is null:
-                throw new HubAuthenticationException(
+                return new HubAuthenticationException(
                     $"{what} needs a Hugging Face token{detail}: set HF_TOKEN (or run huggingface-cli login) or pass -Token. " +
                     $"Gated models also need their licence accepted on {repoPage}.");
             case HttpStatusCode.Unauthorized:
-                throw new HubAuthenticationException($"The token was rejected for {what}{detail}: check HF_TOKEN / -Token.");
+                return new HubAuthenticationException($"The token was rejected for {what}{detail}: check HF_TOKEN / -Token.");
             case HttpStatusCode.Forbidden:
-                throw new HubAccessDeniedException(
+                return new HubAccessDeniedException(
                     $"Access to {what} is denied{detail}: the model is gated; accept its licence on {repoPage} " +
                     "with the account the token belongs to, then retry.");
             default:
                 var body = await SafeReadAsync(response).ConfigureAwait(false);
-                throw new HubException($"The hub answered {(int)response.StatusCode} {response.ReasonPhrase} for {what}{detail}{body}.",
+                return new HubException($"The hub answered {(int)response.StatusCode} {response.ReasonPhrase} for {what}{detail}{body}.",
                     response.StatusCode);
         }
     }

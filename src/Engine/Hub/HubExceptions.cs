@@ -9,7 +9,10 @@ public class HubException : Exception
         : base(message, inner) => StatusCode = statusCode;
 
     /// <summary>The HTTP status that caused the failure, when there was one.</summary>
-    public HttpStatusCode? StatusCode { get; }
+    public HttpStatusCode? StatusCode { get; internal set; }
+
+    /// <summary>The hub's <c>X-Error-Code</c> (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo...), when it sent one.</summary>
+    public string? ErrorCode { get; internal set; }
 }
 
 /// <summary>401: the repository needs a token (private or gated), or the token given was rejected.</summary>
@@ -40,4 +43,46 @@ public sealed class HubOfflineException : HubException
 public sealed class HubChecksumException : HubException
 {
     public HubChecksumException(string message) : base(message) { }
+}
+
+/// <summary>
+/// The repository was withdrawn from the hub by its owner (the Stability AI Stable Diffusion 2 family, November 2025)
+/// and no complete copy is in the local cache. <see cref="Mirror"/> names a community copy to use instead, when one
+/// is known; the engine never switches to it by itself.
+/// </summary>
+public sealed class HubModelWithdrawnException : HubException
+{
+    public HubModelWithdrawnException(string repoId, string? mirror, string message, Exception? inner = null)
+        : base(message, HttpStatusCode.NotFound, inner)
+    {
+        RepoId = repoId;
+        Mirror = mirror;
+    }
+
+    /// <summary>The withdrawn repository id, as asked for.</summary>
+    public string RepoId { get; }
+
+    /// <summary>The community mirror to ask for instead, or null when none is known.</summary>
+    public string? Mirror { get; }
+}
+
+/// <summary>The cache's disk has no room for the download (checked before it starts, or the disk filled up while
+/// writing); what was written stays as a partial file and is resumed once there is room.</summary>
+public sealed class HubDiskFullException : HubException
+{
+    public HubDiskFullException(string message, Exception? inner = null) : base(message, null, inner) { }
+}
+
+/// <summary>The hub or its CDN sent nothing for longer than the allowed time (HF_HUB_ETAG_TIMEOUT for metadata,
+/// HF_HUB_DOWNLOAD_TIMEOUT per read), on every retry.</summary>
+public sealed class HubTimeoutException : HubException
+{
+    public HubTimeoutException(string message, Exception? inner = null) : base(message, null, inner) { }
+}
+
+/// <summary>The download server (a CDN, not the hub) refused a link: usually an expired signed link. Retryable with a
+/// freshly resolved link; never a licence or token question.</summary>
+internal sealed class HubLinkRefusedException : HubException
+{
+    public HubLinkRefusedException(string message, HttpStatusCode status) : base(message, status) { }
 }

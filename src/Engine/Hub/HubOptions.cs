@@ -20,8 +20,18 @@ public sealed record HubOptions
     /// <summary>Token used when a call passes none (<c>HF_TOKEN</c>, else the token file <c>huggingface-cli login</c> writes).</summary>
     public string? Token { get; init; }
 
+    /// <summary>How long a metadata request (the file list, a file's HEAD) may wait for an answer
+    /// (<c>HF_HUB_ETAG_TIMEOUT</c> seconds; 10 as in huggingface_hub).</summary>
+    public TimeSpan EtagTimeout { get; init; } = TimeSpan.FromSeconds(DefaultTimeoutSeconds);
+
+    /// <summary>How long one read of a download may wait for bytes before the connection counts as stalled and is
+    /// retried (<c>HF_HUB_DOWNLOAD_TIMEOUT</c> seconds; 10 as in huggingface_hub).</summary>
+    public TimeSpan DownloadTimeout { get; init; } = TimeSpan.FromSeconds(DefaultTimeoutSeconds);
+
+    private const int DefaultTimeoutSeconds = 10;
+
     /// <summary>Options from the environment: HF_ENDPOINT, HF_HUB_CACHE / HF_HOME / XDG_CACHE_HOME, HF_HUB_OFFLINE,
-    /// HF_TOKEN / HF_TOKEN_PATH.</summary>
+    /// HF_TOKEN / HF_TOKEN_PATH, HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT.</summary>
     public static HubOptions FromEnvironment() => FromEnvironment(Environment.GetEnvironmentVariable);
 
     /// <summary>As <see cref="FromEnvironment()"/>, reading variables through <paramref name="getVariable"/>.</summary>
@@ -45,8 +55,15 @@ public sealed record HubOptions
             CacheRoot = ResolveCacheRoot(getVariable),
             Offline = IsTrue(getVariable("HF_HUB_OFFLINE")),
             Token = token,
+            EtagTimeout = Seconds(getVariable("HF_HUB_ETAG_TIMEOUT")),
+            DownloadTimeout = Seconds(getVariable("HF_HUB_DOWNLOAD_TIMEOUT")),
         };
     }
+
+    // As huggingface_hub: a positive whole number of seconds, anything else (unset, empty, 0) the default.
+    private static TimeSpan Seconds(string? value) =>
+        TimeSpan.FromSeconds(int.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+            ? s : DefaultTimeoutSeconds);
 
     /// <summary>HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE (legacy), else HF_HOME/hub, else
     /// XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub (Windows too: %USERPROFILE%\.cache\...).</summary>

@@ -58,6 +58,9 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             Engine.Text.PromptSyntaxException => ("InvalidPromptSyntax", ErrorCategory.InvalidArgument),
             Engine.Text.PromptTooLongException => ("PromptTooLong", ErrorCategory.InvalidArgument),
             Engine.Pipelines.NonFiniteOutputException => ("NonFiniteOutput", ErrorCategory.InvalidResult),
+            Engine.Hub.HubModelWithdrawnException => ("ModelWithdrawn", ErrorCategory.ObjectNotFound),
+            Engine.Hub.HubDiskFullException => ("DiskFull", ErrorCategory.WriteError),
+            Engine.Hub.HubTimeoutException => ("HubTimeout", ErrorCategory.OperationTimeout),
             Engine.Hub.HubNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
             Engine.Hub.HubAuthenticationException or Engine.Hub.HubAccessDeniedException => ("HubAccessDenied", ErrorCategory.PermissionDenied),
             Engine.Hub.HubOfflineException => ("HubUnavailable", ErrorCategory.ConnectionError),
@@ -90,6 +93,13 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             : id;
         var record = new ErrorRecord(exception, id, category, target);
         if (PowerShellWording(exception) is { } worded) record.ErrorDetails = new ErrorDetails(worded);
+        if (exception is Engine.Hub.HubModelWithdrawnException withdrawn)
+            record.ErrorDetails = new ErrorDetails(exception.Message)
+            {
+                RecommendedAction = withdrawn.Mirror is { } mirror
+                    ? $"Use -Model {mirror} (a community copy, not Stability AI's; -Verbose says whether its weights match the release)."
+                    : "Pass a local copy to -Model: a diffusers folder or the original checkpoint file.",
+            };
         return record;
     }
 

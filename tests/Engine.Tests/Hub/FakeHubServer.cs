@@ -12,7 +12,9 @@ namespace PSStableDiffusion.Engine.Tests.Hub;
 /// huggingface_hub relies on: the revision API with <c>sha</c> and <c>siblings</c>; <c>HEAD/GET
 /// /{repo}/resolve/{rev}/{path}</c> answering small files directly (ETag = git blob sha1) and LFS files with a 302 to
 /// <c>/cdn/{sha256}</c> carrying <c>X-Linked-Etag</c> / <c>X-Linked-Size</c>; and <c>Range</c> on downloads.
-/// Faults: cut the connection after N bytes on the first GET of a file, corrupt a file's bytes, demand a token.
+/// Faults: cut the connection after N bytes on the first GET of a file, stall mid-file, corrupt a file's bytes, demand
+/// a token, force an error status, expire CDN links after a lifetime (403 from the CDN, as S3 answers), slow the CDN.
+/// Any other repository id gets RepoNotFound, as the hub answers for Stability AI's withdrawn SD 2 repositories.
 /// </summary>
 internal sealed class FakeHubServer : IDisposable
 {
@@ -42,6 +44,25 @@ internal sealed class FakeHubServer : IDisposable
 
     /// <summary>Repository path → bytes after which the first GET of that file drops the connection.</summary>
     public Dictionary<string, int> CutAfter { get; } = new();
+
+    /// <summary>Repository path → (bytes, pause): the first GET of that file sends that many bytes, then sends nothing
+    /// for the pause (a stalled connection), then drops the connection.</summary>
+    public Dictionary<string, (int Bytes, TimeSpan Pause)> StallAfter { get; } = new();
+
+    /// <summary>Stall on every GET of the files in <see cref="StallAfter"/>, not only the first.</summary>
+    public bool StallEveryGet { get; set; }
+
+    /// <summary>When set, CDN links are valid this long after the hub handed them out; older ones get 403.</summary>
+    public TimeSpan? LinkLifetime { get; set; }
+
+    /// <summary>Delay before the CDN answers each GET (a slow line).</summary>
+    public TimeSpan CdnDelay { get; set; }
+
+    /// <summary>When set, the CDN refuses every GET with this status (a CDN that never accepts the link).</summary>
+    public int? CdnRefusal { get; set; }
+
+    /// <summary>Status the hub answers for repositories it does not hold (the real hub: 401 without a token, 404 with one).</summary>
+    public int MissingRepoStatus { get; set; } = 404;
 
     /// <summary>Paths served with one byte flipped (their announced sha256 stays the true one).</summary>
     public HashSet<string> Corrupt { get; } = new();
@@ -126,6 +147,14 @@ internal sealed class FakeHubServer : IDisposable
         var target = request.Target.Split('?')[0];
         if (target.StartsWith("/cdn/", StringComparison.Ordinal))
         {
+            bool expired = LinkExpired(request.Target); // judged on arrival, before the slow answer
+            if (CdnDelay > TimeSpan.Zero) await Task.Delay(CdnDelay);
+            if (CdnRefusal is not null || expired)
+            {
+                var xml = Encoding.UTF8.GetBytes("<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>");
+                await Send(stream, CdnRefusal ?? 403, "Forbidden", new() { ["Content-Type"] = "application/xml" }, xml, request.Method);
+                return;
+            }
             var sha = target["/cdn/".Length..];
             var path = _files.Keys.First(p => IsLfs(p) && Sha256(_files[p]) == sha);
             await SendFile(stream, request, path, new());
@@ -183,7 +212,8 @@ internal sealed class FakeHubServer : IDisposable
                 headers["X-Linked-Etag"] = $"\"{sha}\"";
                 headers["X-Linked-Size"] = data.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 headers["ETag"] = "\"lfs-pointer-etag\"";
-                headers["Location"] = $"{Endpoint}/cdn/{sha}?X-Amz-Signature=abc";
+                var issued = DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                headers["Location"] = $"{Endpoint}/cdn/{sha}?X-Amz-Expires=3600&issued={issued}&X-Amz-Signature=abc";
                 await Send(stream, 302, "Found", headers, Array.Empty<byte>(), request.Method);
                 return;
             }
@@ -191,7 +221,16 @@ internal sealed class FakeHubServer : IDisposable
             await SendFile(stream, request, path, headers);
             return;
         }
-        await Send(stream, 404, "Not Found", ErrorHeaders("RepoNotFound"), Array.Empty<byte>(), request.Method);
+        await Send(stream, MissingRepoStatus, MissingRepoStatus == 401 ? "Unauthorized" : "Not Found", ErrorHeaders("RepoNotFound"),
+            Encoding.UTF8.GetBytes("{\"error\":\"Repository Not Found\"}"), request.Method);
+    }
+
+    private bool LinkExpired(string target)
+    {
+        if (LinkLifetime is not { } lifetime) return false;
+        var query = target.Contains('?') ? target[(target.IndexOf('?') + 1)..] : "";
+        var issued = query.Split('&').FirstOrDefault(p => p.StartsWith("issued=", StringComparison.Ordinal));
+        return issued is null || DateTime.UtcNow - new DateTime(long.Parse(issued["issued=".Length..], System.Globalization.CultureInfo.InvariantCulture), DateTimeKind.Utc) > lifetime;
     }
 
     private static Dictionary<string, string> ErrorHeaders(string? code) =>
@@ -214,7 +253,14 @@ internal sealed class FakeHubServer : IDisposable
             headers["Content-Range"] = $"bytes {from}-{data.Length - 1}/{data.Length}";
         }
         var body = data[(int)from..];
-        if (request.Method == "GET" && _getCounts.AddOrUpdate(path, 1, (_, n) => n + 1) == 1 && CutAfter.TryGetValue(path, out var cut))
+        bool first = request.Method == "GET" && _getCounts.AddOrUpdate(path, 1, (_, n) => n + 1) == 1;
+        if ((first || StallEveryGet && request.Method == "GET") && StallAfter.TryGetValue(path, out var stall))
+        {
+            await Send(stream, status, "OK", headers, body, "GET", sendOnly: stall.Bytes);
+            await Task.Delay(stall.Pause);
+            return;
+        }
+        if (first && CutAfter.TryGetValue(path, out var cut))
         {
             // Announce the whole body, send part of it, then drop the connection.
             await Send(stream, status, "OK", headers, body, "GET", sendOnly: cut);
