@@ -36,6 +36,10 @@ public sealed class GenerationRecord
     /// <summary>SHA-256 (hex) of the model's weights.</summary>
     public string? ModelHash { get; set; }
 
+    /// <summary>"same weights as Stability AI's release of &lt;file&gt;" when the weights match a published sum of the SD
+    /// 2.x release, else "unverified copy" (community mirrors, fine-tunes, conversions).</summary>
+    public string? ModelProvenance { get; set; }
+
     /// <summary>Compute dtype, e.g. float32 or bfloat16.</summary>
     [JsonPropertyName("dtype")]
     public string? DType { get; set; }

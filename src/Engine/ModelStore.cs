@@ -214,6 +214,9 @@ public static partial class ModelStore
             }
         }, cancellation, log);
         var model = lease.Engine;
+        if (loadedNow && log is not null)
+            log($"Weights: {Hub.ModelProvenance.Of(model)} (SHA-256 {model.ContentHash[..Math.Min(16, model.ContentHash.Length)]}…; " +
+                "checked against the published sums of the SD 2.x release files).");
         log?.Invoke(loadedNow
             ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."
             : $"Using the cached {model.KindName} model '{location}' on {target} (clearing the engine cache frees it).");

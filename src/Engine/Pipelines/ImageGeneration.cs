@@ -43,6 +43,7 @@ public static class ImageGeneration
             Height = result.Height,
             ModelPath = model.Source,
             ModelHash = modelHash,
+            ModelProvenance = Hub.ModelProvenance.Of(model),
             DType = model.Target.DTypeName,
             Device = model.Target.DeviceName,
             Timings = new Dictionary<string, double>(result.Timings, StringComparer.Ordinal),
