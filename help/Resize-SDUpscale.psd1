@@ -4,7 +4,7 @@
     Description = @(
         @'
 Resize-SDUpscale runs diffusers' StableDiffusionUpscalePipeline on the x4 upscaler model
-(stabilityai/stable-diffusion-x4-upscaler: a UNet with 7 input channels, the latents and the noised low-resolution
+(x4-upscaler-ema, Stability AI's x4 upscaler: a UNet with 7 input channels, the latents and the noised low-resolution
 image, and the noise level as its class label). Each input image comes out four times wider and higher, with detail
 that the model invents following the prompt: a 128x128 image becomes 512x512, a 512x512 image 2048x2048.
 '@
@@ -107,9 +107,11 @@ pixels); smaller inputs run whole. Smaller tiles need less memory and run more U
             DefaultValue = '128 (tiles of 512x512 output pixels)'
         }
         Model          = @'
-The x4 upscaler, a model whose UNet has 7 input channels (stabilityai/stable-diffusion-x4-upscaler): a diffusers model
-folder (with a low_res_scheduler subfolder), a single-file checkpoint or a Hugging Face hub id, as for New-SDImage (see
-Get-SDModel). Any other model is the error ModelMismatch; nothing there and not a hub id is ModelNotFound.
+The x4 upscaler, a model whose UNet has 7 input channels: a diffusers model folder (with a low_res_scheduler
+subfolder), a single-file checkpoint (x4-upscaler-ema.safetensors) or a Hugging Face hub id, as for New-SDImage (see
+Get-SDModel). Stability AI withdrew its x4 upscaler repository from the hub in November 2025 and no community mirror
+of it is known: its old hub id works only from a copy already in the local Hugging Face cache (else the error
+ModelWithdrawn); otherwise pass a local copy. Any other model is the error ModelMismatch; nothing there and not a hub id is ModelNotFound.
 '@
         Config         = @'
 Single-file checkpoints only: the ldm YAML config (such as v2-inference-v.yaml) to build the model from, instead of the

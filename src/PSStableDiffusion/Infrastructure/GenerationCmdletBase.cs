@@ -179,6 +179,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     {
         var source = ModelStore.Resolve(Model, ResolvePath);
         var downloads = new ConcurrentQueue<ProgressRecord>();
+        var warnings = new ConcurrentQueue<string>();
         var options = new ModelLoadOptions
         {
             ConfigPath = Config is null ? null : ResolvePath(Config),
@@ -186,6 +187,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             Revision = Revision,
             Variant = Variant,
             Token = Token,
+            Warning = warnings.Enqueue,
             DownloadProgress = (file, done, total, speed) => downloads.Enqueue(new ProgressRecord(DownloadActivityId,
                 $"Downloading {source.Value}", $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
             {
@@ -210,6 +212,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         finally
         {
             while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+            while (warnings.TryDequeue(out var warning)) WriteWarning(warning);
             WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
         }
         // The engine's own exception (HubNotFoundException, OperationCanceledException...), not an AggregateException,
