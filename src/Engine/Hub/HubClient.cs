@@ -590,17 +590,17 @@ public sealed class HubClient : IDisposable
             case HttpStatusCode.NotFound when code is null or "RepoNotFound":
                 return new HubNotFoundException(
                     $"Repository '{repoId}' or revision '{revision}' not found{detail}: check the id and revision. " +
-                    "A private repository also answers this way without a token: set HF_TOKEN or pass -Token.");
+                    "A private repository also answers this way without a token: set HF_TOKEN or pass a token.");
             case HttpStatusCode.NotFound when code == "RevisionNotFound":
                 return new HubNotFoundException($"Revision '{revision}' not found in '{repoId}'{detail}: check the branch, tag or commit.");
             case HttpStatusCode.NotFound:
                 return new HubNotFoundException($"{what} not found at revision '{revision}'{detail}.");
             case HttpStatusCode.Unauthorized when code == "GatedRepo" || token is null:
                 return new HubAuthenticationException(
-                    $"{what} needs a Hugging Face token{detail}: set HF_TOKEN (or run huggingface-cli login) or pass -Token. " +
+                    $"{what} needs a Hugging Face token{detail}: set HF_TOKEN (or run huggingface-cli login) or pass a token. " +
                     $"Gated models also need their licence accepted on {repoPage}.");
             case HttpStatusCode.Unauthorized:
-                return new HubAuthenticationException($"The token was rejected for {what}{detail}: check HF_TOKEN / -Token.");
+                return new HubAuthenticationException($"The token was rejected for {what}{detail}: check HF_TOKEN or the token passed.");
             case HttpStatusCode.Forbidden:
                 return new HubAccessDeniedException(
                     $"Access to {what} is denied{detail}: the model is gated; accept its licence on {repoPage} " +

@@ -93,6 +93,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             : id;
         var record = new ErrorRecord(exception, id, category, target);
         if (PowerShellWording(exception) is { } worded) record.ErrorDetails = new ErrorDetails(worded);
+        if (exception is Engine.Hub.HubAuthenticationException)
+            record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set $env:HF_TOKEN or pass -Token." };
         if (exception is Engine.Hub.HubModelWithdrawnException withdrawn)
             record.ErrorDetails = new ErrorDetails(exception.Message)
             {
