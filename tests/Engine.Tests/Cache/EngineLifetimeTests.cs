@@ -33,6 +33,9 @@ public sealed class EngineLifetimeTests(ITestOutputHelper output)
 
         Cycle(model, options); // first use may set up process-wide state once (thread pools, tokenizer files)
         var baseline = Settled();
+        // Other test classes keep their own models loaded (class fixtures) with mapped views of their files, so the
+        // views are counted against this baseline too, not against zero.
+        var viewsBaseline = MappedWeights.LiveViews;
         var loaded = new List<long>();
         for (int i = 0; i < 2; i++) loaded.Add(Cycle(model, options));
         var after = Settled();
@@ -41,7 +44,7 @@ public sealed class EngineLifetimeTests(ITestOutputHelper output)
             $"TorchSharp TotalCount {TorchSharp.torch.Tensor.TotalCount} ({TensorAccounting.EmptiedWrappers} emptied wrappers)");
         Assert.All(loaded, count => Assert.True(count > baseline + 100, "the model's weights were not counted while loaded"));
         Assert.Equal(baseline, after);
-        Assert.Equal(0, MappedWeights.LiveViews);
+        Assert.Equal(viewsBaseline, MappedWeights.LiveViews);
     }
 
     /// <summary>Loads through the engine cache, notes the live count, clears; returns the count while loaded.</summary>
