@@ -5,6 +5,9 @@ internal sealed class BenchOptions
 {
     public static readonly string[] FullStages =
         { "kernels", "load-fp32", "load-fp16", "text", "unet512", "unet768", "vae512", "vae768", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048" };
+    /// <summary>Stages that load the random single-file checkpoint instead of the random folders.</summary>
+    public static readonly string[] SingleFileStages = { "load-single-file", "single-file-txt2img512" };
+
     public static readonly string[] QuickStages = { "kernels", "load-fp32", "load-fp16", "text", "unet512", "vae512" };
 
     public string? OutPath { get; set; }
@@ -29,14 +32,16 @@ internal sealed class BenchOptions
           --out <file>           also write the JSON results to <file> (JSON always goes to stdout)
           --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512
           --stages a,b,...       kernels, load-fp32, load-fp16, text, unet512, unet768, vae512, vae768, vae1024-tiled,
-                                 txt2img512, upscaler, upscale2048
+                                 txt2img512, upscaler, upscale2048, load-single-file, single-file-txt2img512
+                                 (the single-file stages are not in the default set; they write
+                                 <save-folder>/sd21-768-v-single-file.safetensors, ~5.2 GB, once)
           --dtype a,b            float32, bfloat16 (default both)
           --model <folder>       a diffusers SD 2.x folder to measure (else random weights, saved to --save-folder)
           --save-folder <dir>    where random weights live as diffusers folders <dir>/fp32 and <dir>/fp16
                                  (default: $TMPDIR/psstablediffusion-bench); made on first use, reused after
           --threads N            libtorch intra-op threads (default: the processors this process may use)
           --repeats N            timed runs per stage (default 3, or 1 with --quick)
-          --steps N              denoising steps of txt2img512 (default 20)
+          --steps N              denoising steps of txt2img512 and single-file-txt2img512 (default 20)
           --no-huge-pages        do not ask libtorch for transparent huge pages (THP_MEM_ALLOC_ENABLE)
           --force-bf16           run bfloat16 UNet/VAE/txt2img/upscaler stages even on a CPU without bf16
                                  instructions (there bf16 convolutions run at ~1-7 GFLOP/s: a UNet step takes
@@ -71,8 +76,8 @@ internal sealed class BenchOptions
         }
         if (options.Stages.Count == 0) options.Stages = (options.Quick ? QuickStages : FullStages).ToList();
         foreach (var stage in options.Stages)
-            if (!FullStages.Contains(stage) && stage != "save")
-                throw new ArgumentException($"Unknown stage '{stage}'. Stages: {string.Join(", ", FullStages)}.");
+            if (!FullStages.Contains(stage) && !SingleFileStages.Contains(stage) && stage is not ("save" or "save-single-file"))
+                throw new ArgumentException($"Unknown stage '{stage}'. Stages: {string.Join(", ", FullStages.Concat(SingleFileStages))}.");
         foreach (var dtype in options.DTypes)
             if (dtype is not ("float32" or "bfloat16"))
                 throw new ArgumentException($"Unknown dtype '{dtype}': use float32 or bfloat16 (float16 is never used on the CPU).");

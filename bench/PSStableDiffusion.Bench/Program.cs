@@ -51,13 +51,22 @@ if (options.ModelFolder is { } given)
 else
 {
     modelFolder = Path.Combine(options.SaveFolder!, "fp32");
-    if (!RandomWeights.IsComplete(options.SaveFolder!))
+    bool needsFolders = options.Stages.Any(s => !BenchOptions.SingleFileStages.Contains(s));
+    if (needsFolders && !RandomWeights.IsComplete(options.SaveFolder!))
     {
         Measure.Log($"Saving random full-size SD 2.1 768-v weights to {options.SaveFolder} (fp32 and fp16; about 7.8 GB, once) ...");
         var save = RunChild("save", "float32");
         results.Add(save);
         if (save.Error is not null) { Console.Error.WriteLine("Could not save the random weights: " + save.Error); return 1; }
     }
+}
+
+if (options.Stages.Any(BenchOptions.SingleFileStages.Contains) && !File.Exists(RandomWeights.SingleFilePath(options.SaveFolder!)))
+{
+    Measure.Log($"Saving the random SD 2.1 768-v model as one single-file checkpoint to {options.SaveFolder} (fp32, about 5.2 GB, once) ...");
+    var save = RunChild("save-single-file", "float32");
+    results.Add(save);
+    if (save.Error is not null) { Console.Error.WriteLine("Could not save the random single file: " + save.Error); return 1; }
 }
 
 foreach (var stage in options.Stages)

@@ -5,6 +5,7 @@ using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Configs;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
+using PSStableDiffusion.Engine.SingleFile;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -55,7 +56,7 @@ internal static class RandomWeights
     }
 
     public static UNet2DConditionModel UNet(KnownModel model, ScalarType dtype, ulong seed = 1) =>
-        Materialize(new UNet2DConditionModel(KnownModelConfigs.UNet(model), torch.META, dtype), dtype, seed);
+        Materialize(new UNet2DConditionModel(KnownModelConfigs.UNet(model), dtype, device: torch.META), dtype, seed);
 
     /// <summary>
     /// Writes the random SD 2.1 768-v model as two diffusers folders, <paramref name="root"/>/fp32 and
@@ -78,11 +79,51 @@ internal static class RandomWeights
         SaveComponent("unet", "diffusion_pytorch_model.safetensors", UNetConfigFile,
             () => UNet(KnownModel.Sd21_768V, ScalarType.Float32, 1), fp32, fp16);
         SaveComponent("vae", "diffusion_pytorch_model.safetensors", VaeConfigFile,
-            () => Materialize(new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.Sd21_768V), torch.META, ScalarType.Float32),
+            () => Materialize(new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.Sd21_768V), ScalarType.Float32, device: torch.META),
                 ScalarType.Float32, 3), fp32, fp16);
 
         foreach (var folder in new[] { fp32, fp16 }) File.WriteAllText(Path.Combine(folder, ".complete"), DateTime.UtcNow.ToString("O"));
     }
+
+    /// <summary>The random SD 2.1 768-v model as one ldm single-file checkpoint (fp32, ~5.2 GB).</summary>
+    public static string SingleFilePath(string root) => Path.Combine(root, "sd21-768-v-single-file.safetensors");
+
+    /// <summary>
+    /// Writes the random SD 2.1 768-v model (the same seeds and values as the fp32 folder) as an ldm single-file
+    /// checkpoint at <see cref="SingleFilePath"/>, through the engine's key map in reverse: fused q/k/v, 1×1-conv VAE
+    /// attention and all 24 OpenCLIP blocks, as a released checkpoint has them (the 24th, never run, repeats the 23rd).
+    /// </summary>
+    public static void SaveSingleFile(string root)
+    {
+        Directory.CreateDirectory(root);
+        using var text = Materialize(new CLIPTextModel(TextEncoderConfig(), ScalarType.Float32, torch.META), ScalarType.Float32, 2);
+        using var unet = UNet(KnownModel.Sd21_768V, ScalarType.Float32, 1);
+        using var vae = Materialize(new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.Sd21_768V), ScalarType.Float32, device: torch.META),
+            ScalarType.Float32, 3);
+        var states = new Dictionary<SingleFileComponent, Dictionary<string, Tensor>>
+        {
+            [SingleFileComponent.TextEncoder] = text.state_dict(),
+            [SingleFileComponent.UNet] = unet.state_dict(),
+            [SingleFileComponent.Vae] = vae.state_dict(),
+        };
+        var map = new LdmKeyMap(SingleFileArchitecture);
+        using var scope = torch.NewDisposeScope();
+        var entries = map.SourceKeys.Order(StringComparer.Ordinal)
+            .Select(key => (key, map.ToCheckpointTensor(key, (component, moduleKey) => states[component][moduleKey])))
+            .ToList();
+        var byName = entries.ToDictionary(e => e.key, e => e.Item2, StringComparer.Ordinal);
+        string lastBlock = LdmKeyMap.TextPrefix + "transformer.resblocks.";
+        foreach (var key in LdmKeyMap.TextBlockKeys)
+            entries.Add((lastBlock + "23." + key, byName[lastBlock + "22." + key]));
+        SafeTensorsWriter.Write(SingleFilePath(root), entries, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    /// <summary>SD 2.1 768-v in ldm terms (the shapes of sd21-768-v.unet.json, sd21-768-v.vae.json, sd21-text_encoder.json).</summary>
+    private static LdmArchitecture SingleFileArchitecture => new(
+        new LdmUNetArchitecture(4, 4, new[] { 320, 640, 1280, 1280 }, 2, new[] { true, true, true, false },
+            new[] { false, false, false, false }, 1, 1024, true, null),
+        new LdmVaeArchitecture(3, 3, new[] { 128, 256, 512, 512 }, 2, 4),
+        new LdmTextArchitecture(1024, 23, 24, 4096, 49408, 77));
 
     public static CLIPTextConfig TextEncoderConfig() =>
         JsonSerializer.Deserialize<CLIPTextConfig>(KnownModelConfigs.ReadJson(TextEncoderConfigFile))

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Common;
@@ -43,7 +44,7 @@ internal static partial class Stages
             case "load-fp32" or "load-fp16":
             {
                 var files = stage == "load-fp16" ? Path.Combine(options.SaveFolder!, "fp16") : folder;
-                result.Note = $"StableDiffusionModel.LoadDiffusersFolder('{files}') into {dtypeName}, warm page cache";
+                result.Note = $"DiffusersFolderLoader.Load('{files}') into {dtypeName}, warm page cache";
                 var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
                 var components = new Dictionary<string, List<double>>();
                 void Log(string line)
@@ -57,7 +58,7 @@ internal static partial class Stages
                 Measure.ResetPeak();
                 result.RunsS = Measure.Time(() =>
                 {
-                    using var model = StableDiffusionModel.LoadDiffusersFolder(files, target, Log);
+                    using var model = DiffusersFolderLoader.Load(files, target, Log);
                 }, warmups, repeats, stage);
                 result.PeakRssRunBytes = Measure.PeakBytes();
                 foreach (var (name, times) in components) result.Details[name + "_s"] = Measure.Median(times.Skip(warmups).ToList());
@@ -123,42 +124,44 @@ internal static partial class Stages
             {
                 var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
                 var loadClock = Stopwatch.StartNew();
-                using var model = StableDiffusionModel.LoadDiffusersFolder(folder, target);
+                using var model = DiffusersFolderLoader.Load(folder, target);
                 result.Details["load_s"] = loadClock.Elapsed.TotalSeconds;
-                var request = new GenerationRequest
-                {
-                    Prompt = "a photograph of an astronaut riding a horse on the moon, highly detailed",
-                    Steps = options.Steps,
-                    Scheduler = "DPMSolverMultistep",
-                    GuidanceScale = 7.5,
-                    Width = 512,
-                    Height = 512,
-                    Seed = 42,
-                };
-                var stepTimes = new List<double>();
-                TimeSpan previous = TimeSpan.Zero;
-                var observer = new PipelineObserver
-                {
-                    Progress = p =>
-                    {
-                        stepTimes.Add((p.Elapsed - previous).TotalSeconds);
-                        previous = p.Elapsed;
-                        Measure.Log($"  step {p.Step}/{p.TotalSteps}: {stepTimes[^1]:F2} s, RSS {Measure.CurrentBytes() / (double)(1L << 30):F2} GiB");
-                    },
-                };
-                result.Flop = Flops.Txt2Img512(options.Steps);
-                result.Note = $"{options.Steps} DPMSolverMultistep steps, CFG 7.5, one run (no warm-up: the first step warms up)";
                 Measure.ResetPeak();
-                var clock = Stopwatch.StartNew();
-                using (var generated = StableDiffusionPipeline.Generate(model, request, observer))
-                {
-                    result.RunsS.Add(clock.Elapsed.TotalSeconds);
-                    foreach (var (name, seconds) in generated.Timings) result.Details[name + "_s"] = seconds;
-                    Inspect(result, generated.Images);
-                }
+                GenerateOne(result, model, "DPMSolverMultistep", options.Steps);
                 result.PeakRssRunBytes = Measure.PeakBytes();
-                result.Details["step_median_s"] = Measure.Median(stepTimes);
-                result.Details["step_first_s"] = stepTimes.Count > 0 ? stepTimes[0] : double.NaN;
+                break;
+            }
+            case "save-single-file":
+            {
+                var clock = Stopwatch.StartNew();
+                RandomWeights.SaveSingleFile(options.SaveFolder!);
+                result.RunsS.Add(clock.Elapsed.TotalSeconds);
+                break;
+            }
+            case "load-single-file":
+            {
+                var checkpoint = RandomWeights.SingleFilePath(options.SaveFolder!);
+                var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
+                result.Note = $"single-file checkpoint '{checkpoint}' (fp32) into {dtypeName}, warm page cache";
+                Measure.ResetPeak();
+                result.RunsS = Measure.Time(() =>
+                {
+                    using var model = LoadSingleFile(checkpoint, target);
+                }, warmups, repeats, stage);
+                result.PeakRssRunBytes = Measure.PeakBytes();
+                break;
+            }
+            case "single-file-txt2img512":
+            {
+                // Issue 11's single-file figure: one process loads the checkpoint and makes one 512² image (DDIM);
+                // peak_rss_bytes covers both.
+                var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
+                var loadClock = Stopwatch.StartNew();
+                using var model = LoadSingleFile(RandomWeights.SingleFilePath(options.SaveFolder!), target);
+                result.Details["load_s"] = loadClock.Elapsed.TotalSeconds;
+                result.Details["peak_rss_load_bytes"] = Measure.PeakBytes();
+                result.Details["rss_after_load_bytes"] = Measure.CurrentBytes();
+                GenerateOne(result, model, "DDIM", options.Steps);
                 break;
             }
             case "upscaler":
@@ -188,7 +191,7 @@ internal static partial class Stages
                 var target = new ComputeTarget("cpu", Precision.Float32);
                 var textEncoder = RandomWeights.Materialize(new CLIPTextModel(RandomWeights.TextEncoderConfig(), ScalarType.Float32, torch.META), ScalarType.Float32, 3);
                 var unet = RandomWeights.UNet(KnownModel.X4Upscaler, ScalarType.Float32);
-                var vae = RandomWeights.Materialize(new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.X4Upscaler), torch.META, ScalarType.Float32), ScalarType.Float32, 5);
+                var vae = RandomWeights.Materialize(new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.X4Upscaler), ScalarType.Float32, device: torch.META), ScalarType.Float32, 5);
                 using var model = StableDiffusionModel.FromComponents("random x4 upscaler", target,
                     ClipTokenizer.FromFolder(PSStableDiffusion.Engine.SingleFile.SingleFileModelPlan.TokenizerFolder), textEncoder, unet, vae,
                     Engine.Schedulers.SchedulerConfig.Parse(PSStableDiffusion.Engine.SingleFile.SingleFilePlanner.ReadConfig("x4-upscaler.scheduler.json").ToJsonString()),
@@ -226,6 +229,48 @@ internal static partial class Stages
         if (result.Flop is { } flop && result.RunsS.Count > 0) result.GflopPerS = flop / result.MedianS / 1e9;
         result.PeakRssBytes = Measure.PeakBytes();
         return result;
+    }
+
+    /// <summary>The random 768-v single file, planned as v-prediction (a safetensors file carries no hint of it).</summary>
+    private static StableDiffusionModel LoadSingleFile(string checkpoint, ComputeTarget target) =>
+        SingleFileModelLoader.Load(checkpoint, target,
+            new Engine.SingleFile.SingleFileOptions { PredictionType = "v_prediction", UseConfigBesideCheckpoint = false });
+
+    /// <summary>One 512² image of <paramref name="steps"/> <paramref name="scheduler"/> steps at CFG 7.5; times each step.</summary>
+    private static void GenerateOne(StageResult result, StableDiffusionModel model, string scheduler, int steps)
+    {
+        var request = new GenerationRequest
+        {
+            Prompt = "a photograph of an astronaut riding a horse on the moon, highly detailed",
+            Steps = steps,
+            Scheduler = scheduler,
+            GuidanceScale = 7.5,
+            Width = 512,
+            Height = 512,
+            Seed = 42,
+        };
+        var stepTimes = new List<double>();
+        TimeSpan previous = TimeSpan.Zero;
+        var observer = new PipelineObserver
+        {
+            Progress = p =>
+            {
+                stepTimes.Add((p.Elapsed - previous).TotalSeconds);
+                previous = p.Elapsed;
+                Measure.Log($"  step {p.Step}/{p.TotalSteps}: {stepTimes[^1]:F2} s, RSS {Measure.CurrentBytes() / (double)(1L << 30):F2} GiB");
+            },
+        };
+        result.Flop = Flops.Txt2Img512(steps);
+        result.Note = $"{steps} {scheduler} steps, CFG 7.5, one run (no warm-up: the first step warms up)";
+        var clock = Stopwatch.StartNew();
+        using (var generated = StableDiffusionPipeline.Generate(model, request, observer))
+        {
+            result.RunsS.Add(clock.Elapsed.TotalSeconds);
+            foreach (var (name, seconds) in generated.Timings) result.Details[name + "_s"] = seconds;
+            Inspect(result, generated.Images);
+        }
+        result.Details["step_median_s"] = Measure.Median(stepTimes);
+        result.Details["step_first_s"] = stepTimes.Count > 0 ? stepTimes[0] : double.NaN;
     }
 
     /// <summary>Times a model call after the model is loaded; the run-phase peak RSS starts after loading.</summary>

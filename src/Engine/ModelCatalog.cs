@@ -65,8 +65,6 @@ public static class ModelCatalog
     public const string SingleFileSource = "single-file";
     public const string HubSource = "hub";
 
-    private const string RepoFolderPrefix = "models--";
-
     /// <summary>
     /// Describes the diffusers folder or checkpoint file at <paramref name="path"/>. A model that cannot be read is
     /// returned with <see cref="ModelDescription.Error"/> set rather than thrown.
@@ -104,8 +102,8 @@ public static class ModelCatalog
         if (File.Exists(full) || File.Exists(System.IO.Path.Combine(full, "model_index.json"))) return new[] { Describe(full) };
         if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"No model folder or checkpoint file at '{full}'.");
         var folder = new DirectoryInfo(full);
-        if (folder.Name.StartsWith(RepoFolderPrefix, StringComparison.Ordinal)) return DescribeRepository(folder).ToList();
-        if (folder.EnumerateDirectories(RepoFolderPrefix + "*").Any()) return ListHubCache(full);
+        if (HubCache.FromRepoFolder(full) is { } repository) return DescribeRepository(repository).ToList();
+        if (HubCache.Repositories(full).Any()) return ListHubCache(full);
         var found = new List<ModelDescription>();
         foreach (var child in folder.EnumerateFileSystemInfos().OrderBy(c => c.Name, StringComparer.OrdinalIgnoreCase))
         {
@@ -125,9 +123,7 @@ public static class ModelCatalog
     public static IReadOnlyList<ModelDescription> ListHubCache(string? cacheRoot = null)
     {
         cacheRoot ??= HubOptions.ResolveCacheRoot(Environment.GetEnvironmentVariable);
-        var root = new DirectoryInfo(cacheRoot);
-        if (!root.Exists) return Array.Empty<ModelDescription>();
-        return root.EnumerateDirectories(RepoFolderPrefix + "*")
+        return HubCache.Repositories(cacheRoot)
             .SelectMany(DescribeRepository)
             .OrderBy(d => d.Name, StringComparer.OrdinalIgnoreCase)
             .ThenByDescending(d => d.Refs.Contains("main"))
@@ -135,61 +131,19 @@ public static class ModelCatalog
             .ToList();
     }
 
-    private static IEnumerable<ModelDescription> DescribeRepository(DirectoryInfo repository)
-    {
-        var snapshots = new DirectoryInfo(System.IO.Path.Combine(repository.FullName, "snapshots"));
-        if (!snapshots.Exists) yield break;
-        foreach (var snapshot in snapshots.EnumerateDirectories().OrderBy(d => d.Name, StringComparer.Ordinal))
-        {
-            if (File.Exists(System.IO.Path.Combine(snapshot.FullName, "model_index.json"))) yield return DescribeFolder(snapshot.FullName);
-        }
-    }
-
-    /// <summary>The repository id and commit when <paramref name="folder"/> is <c>models--org--name/snapshots/&lt;commit&gt;</c>.</summary>
-    private static (string RepoId, string Commit, string RepoFolder)? HubSnapshot(string folder)
-    {
-        var snapshot = new DirectoryInfo(folder);
-        if (snapshot.Parent is not { Name: "snapshots" } snapshots || snapshots.Parent is not { } repository ||
-            !repository.Name.StartsWith(RepoFolderPrefix, StringComparison.Ordinal))
-            return null;
-        var id = repository.Name[RepoFolderPrefix.Length..].Replace("--", "/", StringComparison.Ordinal);
-        return (id, snapshot.Name, repository.FullName);
-    }
-
-    /// <summary>The refs (branches, tags, refs/pr/N) under <c>refs/</c> that point at <paramref name="commit"/>.</summary>
-    private static IReadOnlyList<string> RefsTo(string repoFolder, string commit)
-    {
-        var refs = System.IO.Path.Combine(repoFolder, "refs");
-        if (!Directory.Exists(refs)) return Array.Empty<string>();
-        return Directory.EnumerateFiles(refs, "*", SearchOption.AllDirectories)
-            .Where(f => ReadTrimmed(f) == commit)
-            .Select(f => System.IO.Path.GetRelativePath(refs, f).Replace(System.IO.Path.DirectorySeparatorChar, '/'))
-            .Order(StringComparer.Ordinal)
-            .ToList();
-    }
-
-    private static string? ReadTrimmed(string file)
-    {
-        try
-        {
-            return File.ReadAllText(file).Trim();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
+    private static IEnumerable<ModelDescription> DescribeRepository(HubCache repository) =>
+        repository.SnapshotFolders(marker: "model_index.json").Select(DescribeFolder);
 
     private static ModelDescription DescribeFolder(string folder)
     {
-        var hub = HubSnapshot(folder);
+        var hub = HubCache.FromSnapshotFolder(folder);
         var description = new ModelDescription
         {
-            Name = hub?.RepoId ?? System.IO.Path.GetFileName(folder),
+            Name = hub?.Repository.RepoId ?? System.IO.Path.GetFileName(folder),
             Path = folder,
             Source = hub is null ? FolderSource : HubSource,
             Commit = hub?.Commit,
-            Refs = hub is { } h ? RefsTo(h.RepoFolder, h.Commit) : Array.Empty<string>(),
+            Refs = hub is var (repository, commit) ? repository.RefsTo(commit) : Array.Empty<string>(),
             SizeOnDisk = FolderSize(folder),
         };
         try
@@ -251,7 +205,7 @@ public static class ModelCatalog
     {
         var files = Directory.EnumerateFiles(unetFolder, "*.safetensors").Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0) return null;
-        var chosen = files.FirstOrDefault(f => DiffusersFileSelection.Describe(System.IO.Path.GetFileName(f)) is { Variant: null }) ?? files[0];
+        var chosen = files.FirstOrDefault(f => Loading.WeightFileSelection.Describe(System.IO.Path.GetFileName(f)) is { Variant: null }) ?? files[0];
         using var file = SafeTensorsFile.Open(chosen);
         return file.Tensors.Values
             .Select(t => SafeTensorsFile.ToScalarType(t.DType))

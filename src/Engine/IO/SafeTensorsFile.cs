@@ -286,6 +286,14 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         return mapped.to(targetType, targetDevice, copy: true);
     }
 
+    /// <inheritdoc/>
+    public Tensor[] ReadMany(IReadOnlyList<string> keys, ScalarType dtype, bool shareFileMemory = false)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var requests = keys.Select(key => new Loading.SafeTensorsBulkReader.Request(Path, Info(key), dtype)).ToList();
+        return Loading.SafeTensorsBulkReader.ReadAll(requests, shareFileMemory)!;
+    }
+
     /// <summary>
     /// Copies one tensor into <paramref name="destination"/> (same shape; any dtype and device), converting on the fly:
     /// no intermediate tensor is allocated. Autograd is off for the copy.

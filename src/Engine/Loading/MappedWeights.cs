@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using PSStableDiffusion.Engine.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -76,13 +77,6 @@ internal static unsafe class MappedWeights
     /// <summary>Tensors alive now that view a mapped file (each keeps its file mapped).</summary>
     internal static int LiveViews => Owners.Count;
 
-    private static readonly Lazy<IntPtr> NewTensorExport = new(() =>
-    {
-        torch.InitializeDeviceType(DeviceType.CPU);
-        var library = NativeLibrary.Load("LibTorchSharp", typeof(torch).Assembly, null);
-        return NativeLibrary.GetExport(library, "THSTensor_new");
-    });
-
     /// <summary>
     /// A CPU tensor over <paramref name="byteOffset"/> of the mapping, or null when it cannot be one (misaligned
     /// data, or another tensor already starts at that address): the caller then copies instead.
@@ -93,23 +87,16 @@ internal static unsafe class MappedWeights
         if ((nuint)data % (nuint)elementSize != 0) return null;
         if (!Owners.TryAdd((nint)data, mapping)) return null;
         mapping.AddReference();
-        IntPtr handle;
-        // Tensor THSTensor_new(void* data, void (*deleter)(void*), const int64_t* sizes, int szlength,
-        //                      int8_t scalar_type, int8_t dtype, int device_type, int device_index, bool requires_grad)
-        var create = (delegate* unmanaged[Cdecl]<void*, delegate* unmanaged[Cdecl]<void*, void>, long*, int, sbyte, sbyte, int, int, byte, IntPtr>)
-            NewTensorExport.Value;
-        fixed (long* sizes = shape.Length == 0 ? [0L] : shape)
+        try
         {
-            handle = create(data, &Deleter, sizes, shape.Length, (sbyte)type, (sbyte)type, 0, 0, 0);
+            return NativeTensors.FromBlob(data, shape, type, &Deleter);
         }
-        if (handle == IntPtr.Zero)
+        catch
         {
             Owners.TryRemove((nint)data, out _);
             mapping.Release();
-            torch.CheckForErrors();
-            throw new InvalidOperationException($"LibTorchSharp could not wrap mapped weights of {mapping.Path} in a tensor.");
+            throw;
         }
-        return Tensor.UnsafeCreateTensor(handle);
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using PSStableDiffusion.Engine.Imaging;
@@ -38,6 +39,27 @@ public sealed class ModelHashCache
     }
 
     public string FilePath { get; }
+
+    /// <summary>
+    /// The SHA-256 over <paramref name="files"/> (the first 10 hex digits are what AUTOMATIC1111 shows as "Model
+    /// hash"), taken from <see cref="Default"/> while the files are unchanged: the session's first image records it,
+    /// and the cache spares re-reading gigabytes in every new session.
+    /// </summary>
+    public static string HashModel(IReadOnlyList<string> files) => Default.GetOrCompute(files, () => HashFiles(files));
+
+    /// <summary>The SHA-256 over the bytes of <paramref name="files"/>, in order (lower-case hex).</summary>
+    public static string HashFiles(IEnumerable<string> files)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        foreach (var file in files)
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+            int read;
+            while ((read = stream.Read(buffer, 0, buffer.Length)) > 0) sha.AppendData(buffer, 0, read);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
 
     /// <summary>The cached hash of <paramref name="files"/> (in this order) while none of them changed; else
     /// <paramref name="compute"/>'s, which is then stored.</summary>

@@ -65,6 +65,35 @@ public static class ModuleParameters
         }
     }
 
+    /// <summary>
+    /// Makes each <paramref name="values"/>[i] the parameter <paramref name="keys"/>[i] (moved to
+    /// <paramref name="device"/> first when that is not the CPU), as <see cref="Replace"/> does. Every value is taken
+    /// over: on failure the ones not yet placed are disposed.
+    /// </summary>
+    public static void ReplaceAll(IReadOnlyDictionary<string, nn.Module> owners, IReadOnlyList<string> keys, Tensor?[] values,
+        Device device)
+    {
+        try
+        {
+            for (int i = 0; i < keys.Count; i++)
+            {
+                var tensor = values[i]!;
+                if (device.type != DeviceType.CPU)
+                {
+                    var moved = tensor.to(device);
+                    tensor.Dispose();
+                    tensor = moved;
+                }
+                Replace(owners, keys[i], tensor);
+                values[i] = null;
+            }
+        }
+        finally
+        {
+            foreach (var left in values) left?.Dispose();
+        }
+    }
+
     private static bool IsSettable(nn.Module owner, string attribute) => owner switch
     {
         Linear or Convolution or GroupNorm or LayerNorm => attribute is "weight" or "bias",

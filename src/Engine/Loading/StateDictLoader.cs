@@ -4,20 +4,6 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Loading;
 
-/// <summary>Weights that do not fit a module: the message names every offending key (up to a few) and its file.</summary>
-public sealed class ModelLoadException : Exception
-{
-    public ModelLoadException(string message, IReadOnlyList<string> problems) : base(message) => Problems = problems;
-
-    /// <summary>One line per problem (missing, unexpected, duplicate key, or shape mismatch), each naming key and file.</summary>
-    public IReadOnlyList<string> Problems { get; }
-}
-
-/// <summary>What a strict load did.</summary>
-/// <param name="LoadedCount">Number of module tensors (parameters and persistent buffers) filled.</param>
-/// <param name="IgnoredKeys">Source keys the key map chose to ignore (file key names).</param>
-public sealed record StateDictLoadResult(int LoadedCount, IReadOnlyList<string> IgnoredKeys);
-
 /// <summary>
 /// Strict loading of safetensors weights into a <see cref="nn.Module"/>: every parameter and persistent buffer must be
 /// filled exactly once with a tensor of its shape, and every file key must map to one of them (or be ignored by the
@@ -27,8 +13,6 @@ public sealed record StateDictLoadResult(int LoadedCount, IReadOnlyList<string> 
 /// </summary>
 public static class StateDictLoader
 {
-    private const int ProblemsInMessage = 8;
-
     /// <summary>Loads <paramref name="file"/> into <paramref name="module"/>; see the class remarks.</summary>
     public static StateDictLoadResult Load(nn.Module module, SafeTensorsFile file, Func<string, string?>? keyMap = null) =>
         Load(module, new[] { file }, keyMap);
@@ -90,25 +74,7 @@ public static class StateDictLoader
             var loaded = SafeTensorsBulkReader.ReadAll(
                 plan.Select(item => new SafeTensorsBulkReader.Request(item.File.Path, item.File.Info(item.SourceKey), dtype)).ToList(),
                 mapWhenPossible: device.type == DeviceType.CPU);
-            try
-            {
-                for (int i = 0; i < plan.Count; i++)
-                {
-                    var tensor = loaded[i]!;
-                    if (device.type != DeviceType.CPU)
-                    {
-                        var moved = tensor.to(device);
-                        tensor.Dispose();
-                        tensor = moved;
-                    }
-                    ModuleParameters.Replace(owners, plan[i].ModuleKey, tensor);
-                    loaded[i] = null;
-                }
-            }
-            finally
-            {
-                foreach (var left in loaded) left?.Dispose();
-            }
+            ModuleParameters.ReplaceAll(owners, plan.Select(item => item.ModuleKey).ToList(), loaded, device);
             return new StateDictLoadResult(plan.Count, ignored);
         }
         finally
@@ -164,13 +130,7 @@ public static class StateDictLoader
         foreach (var moduleKey in targets.Keys.Where(k => !sources.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal))
             problems.Add($"missing key '{moduleKey}': not found in {(fileList.Count == 0 ? "(no files)" : fileNames)}");
 
-        if (problems.Count > 0)
-        {
-            var shown = string.Join(Environment.NewLine, problems.Take(ProblemsInMessage).Select(p => "  " + p));
-            string more = problems.Count > ProblemsInMessage ? $"{Environment.NewLine}  ... and {problems.Count - ProblemsInMessage} more" : "";
-            throw new ModelLoadException(
-                $"Cannot load {fileNames} into {module.GetType().Name}: {problems.Count} problem(s){Environment.NewLine}{shown}{more}", problems);
-        }
+        ModelLoadException.ThrowIfAny(problems, $"Cannot load {fileNames} into {module.GetType().Name}");
         return (plan, ignored);
     }
 }

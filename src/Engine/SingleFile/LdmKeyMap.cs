@@ -165,7 +165,7 @@ public sealed class LdmKeyMap
     /// for keys of the other components and ignored keys. Throws <see cref="UnknownCheckpointKeyException"/> for an
     /// unknown key. Only 1:1 keys can be expressed this way: the UNet's keys all are, but the VAE's attention weights
     /// (reshape) and the text tower's fused q/k/v (split) are not — for those it throws
-    /// <see cref="NotSupportedException"/>; <see cref="SingleFileLoader"/> loads every component with the conversions.
+    /// <see cref="NotSupportedException"/>; <see cref="Loading.SingleFileLoader"/> loads every component with the conversions.
     /// </summary>
     public Func<string, string?> KeyMapFor(SingleFileComponent component, string filePath = "checkpoint") => sourceKey =>
     {

@@ -28,7 +28,7 @@ public sealed class SingleFileOptions
 /// <summary>
 /// Everything needed to run an SD 2.x single-file checkpoint with the diffusers-layout models: the component configs
 /// as the JSON <c>config.json</c> files would hold, the scheduler config, the key map, and what was assumed.
-/// Create it with <see cref="SingleFilePlanner.Plan"/>; load weights with <see cref="SingleFileLoader"/>.
+/// Create it with <see cref="SingleFilePlanner.Plan"/>; load weights with <see cref="Loading.SingleFileLoader"/>.
 /// </summary>
 public sealed class SingleFileModelPlan
 {

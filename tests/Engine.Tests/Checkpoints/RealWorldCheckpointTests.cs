@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Checkpoints;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Pipelines;
@@ -48,7 +49,7 @@ public sealed class RealWorldCheckpointTests(ITestOutputHelper output)
     public void LightningCheckpoint_GivesTheGoldenImage(string name)
     {
         using var golden = Golden.Case(CaseName);
-        using var model = StableDiffusionModel.LoadSingleFile(Ckpt(name), ComputeTarget.Cpu32,
+        using var model = SingleFileModelLoader.Load(Ckpt(name), ComputeTarget.Cpu32,
             new SingleFileOptions { ConfigPath = Golden.Path(CaseName, "ldm_config.yaml") });
         using var run = Run(model, golden, null);
         int levels = MaxLevelDifference(SDImage.Load(Path.Combine(golden.Folder, "expected.png")), run.Image);

@@ -258,19 +258,6 @@ public sealed class HubClientTests : IDisposable
         Assert.Equal("hf_t", options.Token);
     }
 
-    [Theory]
-    [InlineData("diffusion_pytorch_model.safetensors", "safetensors", null)]
-    [InlineData("diffusion_pytorch_model.fp16.safetensors", "safetensors", "fp16")]
-    [InlineData("diffusion_pytorch_model.fp16-00001-of-00002.safetensors", "safetensors", "fp16")]
-    [InlineData("diffusion_pytorch_model-00001-of-00002.safetensors", "safetensors", null)]
-    [InlineData("diffusion_pytorch_model.safetensors.index.fp16.json", "safetensors", "fp16")]
-    [InlineData("pytorch_model.bin.index.json", "bin", null)]
-    [InlineData("pytorch_model.bin", "bin", null)]
-    public void WeightFileNames_AreClassified(string file, string format, string? variant)
-    {
-        Assert.Equal((format, variant), DiffusersFileSelection.Describe(file));
-    }
-
     /// <summary>IProgress that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
     private sealed class SyncProgress(Action<HubProgress> report) : IProgress<HubProgress>
     {

@@ -19,7 +19,7 @@ public sealed class ModelHashCacheTests : IDisposable
         var files = WriteFiles(("a.safetensors", "first"), ("b.safetensors", "second"));
         var cache = new ModelHashCache(Path.Combine(_temp.Path, "cache", "model-hashes.json"));
         int computed = 0;
-        string Compute() { computed++; return StableDiffusionModel.HashFiles(files); }
+        string Compute() { computed++; return ModelHashCache.HashFiles(files); }
 
         var first = cache.GetOrCompute(files, Compute);
         var second = new ModelHashCache(cache.FilePath).GetOrCompute(files, Compute); // as a new session would
@@ -38,7 +38,7 @@ public sealed class ModelHashCacheTests : IDisposable
         var files = WriteFiles(("a.safetensors", "first"), ("b.safetensors", "second"));
         var cache = new ModelHashCache(Path.Combine(_temp.Path, "model-hashes.json"));
         int computed = 0;
-        string Compute() { computed++; return StableDiffusionModel.HashFiles(files); }
+        string Compute() { computed++; return ModelHashCache.HashFiles(files); }
         cache.GetOrCompute(files, Compute);
 
         File.SetLastWriteTimeUtc(files[1], File.GetLastWriteTimeUtc(files[1]).AddSeconds(5));
@@ -48,7 +48,7 @@ public sealed class ModelHashCacheTests : IDisposable
         File.WriteAllText(files[0], "first, longer");
         var changed = cache.GetOrCompute(files, Compute);
         Assert.Equal(3, computed);
-        Assert.Equal(StableDiffusionModel.HashFiles(files), changed);
+        Assert.Equal(ModelHashCache.HashFiles(files), changed);
 
         cache.GetOrCompute(files.Reverse().ToArray(), () => { computed++; return "other order"; });
         Assert.Equal(4, computed);
@@ -65,9 +65,9 @@ public sealed class ModelHashCacheTests : IDisposable
         File.WriteAllText(path, content);
         var cache = new ModelHashCache(path);
 
-        var hash = cache.GetOrCompute(files, () => StableDiffusionModel.HashFiles(files));
+        var hash = cache.GetOrCompute(files, () => ModelHashCache.HashFiles(files));
 
-        Assert.Equal(StableDiffusionModel.HashFiles(files), hash);
+        Assert.Equal(ModelHashCache.HashFiles(files), hash);
         int computed = 0;
         Assert.Equal(hash, new ModelHashCache(path).GetOrCompute(files, () => { computed++; return "x"; }));
         Assert.Equal(0, computed);
@@ -81,7 +81,7 @@ public sealed class ModelHashCacheTests : IDisposable
         File.WriteAllText(blocker, "");
         var cache = new ModelHashCache(Path.Combine(blocker, "model-hashes.json")); // its "folder" is a file
 
-        Assert.Equal(StableDiffusionModel.HashFiles(files), cache.GetOrCompute(files, () => StableDiffusionModel.HashFiles(files)));
+        Assert.Equal(ModelHashCache.HashFiles(files), cache.GetOrCompute(files, () => ModelHashCache.HashFiles(files)));
         Assert.False(File.Exists(cache.FilePath));
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
@@ -53,7 +54,7 @@ public sealed class ReadOnlyModelTests(ITestOutputHelper output)
     {
         Console.WriteLine($"uid {(OperatingSystem.IsWindows() ? -1 : geteuid())}");
         using var golden = Golden.Case(CaseName);
-        using var loaded = StableDiffusionModel.LoadDiffusersFolder(model, ComputeTarget.Cpu32);
+        using var loaded = DiffusersFolderLoader.Load(model, ComputeTarget.Cpu32);
         using var run = Run(loaded, golden, null);
         run.Image.Save(image);
         return 0;

@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Hub;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Tests.Hub;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -64,7 +65,7 @@ public sealed class HubModelTests(ITestOutputHelper output) : IDisposable
             Assert.Contains(log, l => l.Contains($"Hub model '{Repo}' at 'main'", StringComparison.Ordinal));
             Assert.DoesNotContain(server.Requests, r => r.Target.Contains("fp16", StringComparison.Ordinal) || r.Target.Contains("README", StringComparison.Ordinal));
 
-            using var folder = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+            using var folder = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
             using var fromFolder = Run(folder, golden, null);
             Assert.Equal(fromFolder.Image.Pixels, fromHub.Image.Pixels);
             Assert.True(ModelSourceTestSupport.SameValues(fromFolder.FinalLatents, fromHub.FinalLatents), "final latents differ between the hub download and the folder");

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
@@ -121,8 +122,8 @@ public sealed class ModelResolutionTests : IDisposable
                 unet.Tensors.Keys.Select(k => (k, unet.Read(k, TorchSharp.torch.ScalarType.Float16))).ToList());
 
         var log = new List<string>();
-        using var fp16 = StableDiffusionModel.LoadDiffusersFolder(folder, ComputeTarget.Cpu32, "fp16", "v", log.Add);
-        using var plain = StableDiffusionModel.LoadDiffusersFolder(folder, ComputeTarget.Cpu32);
+        using var fp16 = DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32, "fp16", "v", log.Add);
+        using var plain = DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32);
         using var scope2 = TorchSharp.torch.NewDisposeScope();
         var fp16Weight = fp16.Unet.state_dict()["conv_in.weight"];
         var plainWeight = plain.Unet.state_dict()["conv_in.weight"];
@@ -132,13 +133,16 @@ public sealed class ModelResolutionTests : IDisposable
         Assert.Equal("v_prediction", fp16.PredictionType);
         Assert.Equal("epsilon", plain.PredictionType);
 
-        // Only variant weights and no variant asked: the only set is taken; .bin only: not supported.
+        // Only variant weights and no variant asked: nothing to load, as in diffusers (the message names the variant);
+        // asked for, the variant loads. .bin only: not supported.
         File.Delete(unetPath);
-        using (var only = StableDiffusionModel.LoadDiffusersFolder(folder, ComputeTarget.Cpu32))
+        var onlyVariant = Assert.Throws<FileNotFoundException>(() => DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32));
+        Assert.Contains("fp16", onlyVariant.Message);
+        using (var only = DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32, "fp16", null))
             Assert.True(ModelSourceTestSupport.SameValues(only.Unet.state_dict()["conv_in.weight"], fp16Weight));
         File.Delete(Path.Combine(folder, "unet", "diffusion_pytorch_model.fp16.safetensors"));
         File.WriteAllBytes(Path.Combine(folder, "unet", "diffusion_pytorch_model.bin"), new byte[16]);
-        var pickles = Assert.Throws<NotSupportedException>(() => StableDiffusionModel.LoadDiffusersFolder(folder, ComputeTarget.Cpu32));
+        var pickles = Assert.Throws<NotSupportedException>(() => DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32));
         Assert.Contains(".bin", pickles.Message);
     }
 }

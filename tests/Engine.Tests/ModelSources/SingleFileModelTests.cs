@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.SingleFile;
 using PSStableDiffusion.Engine.Tests.SingleFile;
@@ -11,7 +12,7 @@ using static TorchSharp.torch;
 namespace PSStableDiffusion.Engine.Tests.ModelSources;
 
 /// <summary>
-/// Single-file checkpoints (safetensors and torch .ckpt) loaded whole through <see cref="StableDiffusionModel.LoadSingleFile"/>
+/// Single-file checkpoints (safetensors and torch .ckpt) loaded whole through <see cref="SingleFileModelLoader.Load"/>
 /// and <see cref="ModelStore"/>, against the golden diffusers folders holding the same weights.
 /// </summary>
 public class SingleFileModelTests(ITestOutputHelper output)
@@ -25,7 +26,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
         using var golden = Golden.Case(caseName);
         using var temp = new TempFolder();
         var log = new List<string>();
-        using var single = StableDiffusionModel.LoadSingleFile(SingleFileTestSupport.SingleFilePath(caseName), ComputeTarget.Cpu32,
+        using var single = SingleFileModelLoader.Load(SingleFileTestSupport.SingleFilePath(caseName), ComputeTarget.Cpu32,
             new SingleFileOptions { ConfigPath = SingleFileTestSupport.LdmConfig(caseName) }, log.Add);
 
         // The folder, with the scheduler config(s) the single file plans, so that both run the same schedule.
@@ -35,7 +36,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
         File.WriteAllText(Path.Combine(folder, "scheduler", "scheduler_config.json"), plan.SchedulerConfigJson);
         if (plan.LowResSchedulerConfigJson is { } lowRes)
             File.WriteAllText(Path.Combine(folder, "low_res_scheduler", "scheduler_config.json"), lowRes);
-        using var diffusers = StableDiffusionModel.LoadDiffusersFolder(folder, ComputeTarget.Cpu32);
+        using var diffusers = DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32);
 
         Assert.Equal(diffusers.Kind, single.Kind);
         Assert.Equal(diffusers.PredictionType, single.PredictionType);
@@ -79,7 +80,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
         Assert.Equal(2, plan.Unresolved.Count);
         var log = new List<string>();
         var error = Assert.Throws<SingleFileCheckpointException>(() =>
-            StableDiffusionModel.LoadSingleFile(checkpoint, ComputeTarget.Cpu32, log: log.Add));
+            SingleFileModelLoader.Load(checkpoint, ComputeTarget.Cpu32, log: log.Add));
         output.WriteLine(error.Message);
         Assert.Contains(checkpoint, error.Message);
         Assert.Contains("UNet width 32", error.Message);
@@ -94,7 +95,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
 
         // The YAML beside the checkpoint, under the checkpoint's name, settles it.
         File.Copy(SingleFileTestSupport.LdmConfig(caseName), temp.Combine("tiny-v.yaml"));
-        using var model = StableDiffusionModel.LoadSingleFile(checkpoint, ComputeTarget.Cpu32);
+        using var model = SingleFileModelLoader.Load(checkpoint, ComputeTarget.Cpu32);
         Assert.Equal(new[] { 2, 2, 2, 2 }, model.Unet.Config.AttentionHeadDim);
     }
 
@@ -109,7 +110,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
 
         var options = new ModelLoadOptions { ConfigPath = SingleFileTestSupport.LdmConfig(caseName) };
         var log = new List<string>();
-        using var safetensors = StableDiffusionModel.LoadSingleFile(SingleFileTestSupport.SingleFilePath(caseName), ComputeTarget.Cpu32,
+        using var safetensors = SingleFileModelLoader.Load(SingleFileTestSupport.SingleFilePath(caseName), ComputeTarget.Cpu32,
             new SingleFileOptions { ConfigPath = options.ConfigPath });
         RunOutput fromCkpt;
         using (var lease = ModelStore.Acquire(ckpt, ComputeTarget.Cpu32, options, log.Add, default))
@@ -165,7 +166,7 @@ public class SingleFileModelTests(ITestOutputHelper output)
         using var temp = new TempFolder();
         var ckpt = temp.Combine("half.ckpt");
         WriteCkpt(SingleFileTestSupport.SingleFilePath(caseName), ckpt, dtype: ScalarType.Float16);
-        using var model = StableDiffusionModel.LoadSingleFile(ckpt, ComputeTarget.Cpu32,
+        using var model = SingleFileModelLoader.Load(ckpt, ComputeTarget.Cpu32,
             new SingleFileOptions { ConfigPath = SingleFileTestSupport.LdmConfig(caseName) });
 
         using var scope = NewDisposeScope();

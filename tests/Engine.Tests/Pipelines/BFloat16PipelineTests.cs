@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Tests.ModelSources;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -22,7 +23,7 @@ public class BFloat16PipelineTests(ITestOutputHelper output)
         var request = GoldenRequests.For(golden);
         byte[] Render(Precision precision)
         {
-            using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, new ComputeTarget("cpu", precision));
+            using var model = DiffusersFolderLoader.Load(golden.ModelFolder, new ComputeTarget("cpu", precision));
             return Assert.Single(ImageGeneration.Generate(model, request)).Pixels;
         }
 

@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Imaging;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -18,7 +19,7 @@ public sealed class GoldenModels : IDisposable
         lock (_models)
         {
             if (!_models.TryGetValue(caseName, out var model))
-                _models[caseName] = model = StableDiffusionModel.LoadDiffusersFolder(Golden.Path(caseName, "model"), ComputeTarget.Cpu32);
+                _models[caseName] = model = DiffusersFolderLoader.Load(Golden.Path(caseName, "model"), ComputeTarget.Cpu32);
             return model;
         }
     }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Text;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -14,7 +15,7 @@ public class PromptEmbeddingCacheTests
     public void ASecondCallWithTheSamePromptsReusesTheirEmbeddingsBitForBit()
     {
         using var golden = Golden.Case("txt2img_eps_dpmpp");
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
         var request = new GenerationRequest { Prompt = "a red bicycle", NegativePrompt = "blurry", Steps = 2, Seed = 3 };
         var logs = new List<string>();
         var embeds = new List<Tensor>();

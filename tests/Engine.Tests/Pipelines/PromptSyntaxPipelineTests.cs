@@ -1,4 +1,5 @@
 using System.Text.Json;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -28,7 +29,7 @@ public class PromptSyntaxPipelineTests
         var (prompt, promptTolerance) = FixtureCase("pipeline_case20");      // three chunks, weights and commas
         var (negative, negativeTolerance) = FixtureCase("pipeline_case02");  // one chunk, weights
         using var golden = Golden.Case(CaseName);
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
         using var io = SafeTensorsFile.Open(Golden.Path("prompts", "embeddings.safetensors"));
         var seen = new Dictionary<string, Tensor>();
         var logs = new List<string>();
@@ -59,7 +60,7 @@ public class PromptSyntaxPipelineTests
     public void LiteralSyntaxKeepsTheBracketsAndCutsAt77TokensWithAWarning()
     {
         using var golden = Golden.Case(CaseName);
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
         string prompt = "a (red:1.3) fox, " + string.Join(' ', Enumerable.Repeat("cat", 100));
         var warnings = new List<string>();
         using var scope = NewDisposeScope();
@@ -78,7 +79,7 @@ public class PromptSyntaxPipelineTests
     public void PlainShortPromptIsTheSameBitsInBothSyntaxes()
     {
         using var golden = Golden.Case(CaseName);
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
         using var scope = NewDisposeScope();
         using var _ = torch.no_grad();
         var prompt = golden.Json.RootElement.GetProperty("call").GetProperty("prompt").GetString()!;

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -12,7 +13,7 @@ public sealed class EverySchedulerThroughPipelineTests : IClassFixture<EverySche
     public sealed class TinyModel : IDisposable
     {
         public StableDiffusionModel Model { get; } =
-            StableDiffusionModel.LoadDiffusersFolder(Golden.Path("txt2img_v", "model"), ComputeTarget.Cpu32);
+            DiffusersFolderLoader.Load(Golden.Path("txt2img_v", "model"), ComputeTarget.Cpu32);
 
         public void Dispose() => Model.Dispose();
     }

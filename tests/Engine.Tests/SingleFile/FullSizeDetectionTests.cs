@@ -57,9 +57,9 @@ public sealed class FullSizeDetectionTests : IDisposable
         Assert.Equal(model == KnownModel.X4Upscaler, plan.LowResSchedulerConfigJson is not null);
 
         // The plan's configs build models (on the meta device: no memory) whose state dicts are the map, one for one.
-        using (var unet = new UNet2DConditionModel(plan.UNetConfig(), META))
+        using (var unet = new UNet2DConditionModel(plan.UNetConfig(), device: META))
             AssertSameKeysAndShapes(plan.KeyMap.ModuleKeys(SingleFileComponent.UNet), unet.state_dict());
-        using (var vae = new AutoencoderKL(plan.VaeConfig(), META))
+        using (var vae = new AutoencoderKL(plan.VaeConfig(), device: META))
             AssertSameKeysAndShapes(plan.KeyMap.ModuleKeys(SingleFileComponent.Vae), vae.state_dict());
         using (var text = new CLIPTextModel(plan.TextEncoderConfig(), ScalarType.Float32, META))
             AssertSameKeysAndShapes(plan.KeyMap.ModuleKeys(SingleFileComponent.TextEncoder), text.state_dict());

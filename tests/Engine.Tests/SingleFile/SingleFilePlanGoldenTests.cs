@@ -1,5 +1,6 @@
 using System.Text.Json;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
@@ -149,21 +150,21 @@ public class SingleFilePlanGoldenTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
 
-        using var text = new CLIPTextModel(plan.TextEncoderConfig(), ScalarType.Float32, CPU);
-        var textResult = SingleFileLoader.Load(text, file, plan.KeyMap, SingleFileComponent.TextEncoder);
+        using var text = new CLIPTextModel(plan.TextEncoderConfig(), ScalarType.Float32, META);
+        var textResult = SingleFileLoader.Materialize(text, file, plan.KeyMap, SingleFileComponent.TextEncoder, ScalarType.Float32, CPU);
         Assert.Equal(text.state_dict().Count, textResult.LoadedCount);
         text.eval();
         double textDiff = golden.AssertClose("prompt_embeds", text.forward(golden.Tensor("input_ids")).LastHiddenState);
 
-        using var unet = new UNet2DConditionModel(plan.UNetConfig(), CPU, ScalarType.Float32);
-        SingleFileLoader.Load(unet, file, plan.KeyMap, SingleFileComponent.UNet);
+        using var unet = new UNet2DConditionModel(plan.UNetConfig(), ScalarType.Float32, META);
+        SingleFileLoader.Materialize(unet, file, plan.KeyMap, SingleFileComponent.UNet, ScalarType.Float32, CPU);
         unet.eval();
         var context = torch.cat(new[] { golden.Tensor("negative_prompt_embeds"), golden.Tensor("prompt_embeds") }, dim: 0);
         double unetDiff = golden.AssertClose("step00_unet_output",
             unet.forward(golden.Tensor("step00_unet_input"), golden.Tensor("step00_timestep"), context));
 
-        using var vae = new AutoencoderKL(plan.VaeConfig(), CPU, ScalarType.Float32);
-        SingleFileLoader.Load(vae, file, plan.KeyMap, SingleFileComponent.Vae);
+        using var vae = new AutoencoderKL(plan.VaeConfig(), ScalarType.Float32, META);
+        SingleFileLoader.Materialize(vae, file, plan.KeyMap, SingleFileComponent.Vae, ScalarType.Float32, CPU);
         vae.eval();
         double vaeDiff = golden.AssertClose("vae_decode_output", vae.Decode(golden.Tensor("vae_decode_input")));
         _output.WriteLine($"max abs diff: prompt_embeds {textDiff:G3}, step00_unet_output {unetDiff:G3}, vae_decode_output {vaeDiff:G3}");
@@ -177,8 +178,8 @@ public class SingleFilePlanGoldenTests
         using var golden = Golden.Case(caseName);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        using var unet = new UNet2DConditionModel(plan.UNetConfig(), CPU, ScalarType.Float32);
-        SingleFileLoader.Load(unet, plan, SingleFileComponent.UNet);
+        using var unet = new UNet2DConditionModel(plan.UNetConfig(), ScalarType.Float32, META);
+        SingleFileLoader.Materialize(unet, plan, SingleFileComponent.UNet, ScalarType.Float32, CPU);
         unet.eval();
         var context = torch.cat(new[] { golden.Tensor("negative_prompt_embeds"), golden.Tensor("prompt_embeds") }, dim: 0);
         double diff = golden.AssertClose("step00_unet_output", unet.forward(golden.Tensor("step00_unet_input"),
@@ -227,8 +228,9 @@ public class SingleFilePlanGoldenTests
             // The loader refuses it too, before touching the module.
             var plan = SingleFilePlanner.Plan(SingleFilePath("inpaint"), new SingleFileOptions { ConfigPath = LdmConfig("inpaint") });
             using var file = SafeTensorsFile.Open(path);
-            using var vae = new AutoencoderKL(plan.VaeConfig(), META);
-            Assert.Throws<UnknownCheckpointKeyException>(() => SingleFileLoader.Load(vae, file, plan.KeyMap, SingleFileComponent.Vae));
+            using var vae = new AutoencoderKL(plan.VaeConfig(), device: META);
+            Assert.Throws<UnknownCheckpointKeyException>(() =>
+                SingleFileLoader.Materialize(vae, file, plan.KeyMap, SingleFileComponent.Vae, ScalarType.Float32, CPU));
             Assert.Throws<UnknownCheckpointKeyException>(() => plan.KeyMapFor(SingleFileComponent.UNet)("first_stage_model.encoder.mystery"));
         }
         finally
@@ -242,7 +244,7 @@ public class SingleFilePlanGoldenTests
     {
         // Every UNet key is 1:1, so the plain key-map function works with StateDictLoader; converted keys say so.
         var plan = SingleFilePlanner.Plan(SingleFilePath("depth2img"), new SingleFileOptions { ConfigPath = LdmConfig("depth2img") });
-        using var unet = new UNet2DConditionModel(plan.UNetConfig(), CPU, ScalarType.Float32);
+        using var unet = new UNet2DConditionModel(plan.UNetConfig(), ScalarType.Float32, CPU);
         using var file = SafeTensorsFile.Open(plan.CheckpointPath);
         var result = PSStableDiffusion.Engine.Loading.StateDictLoader.Load(unet, file, plan.KeyMapFor(SingleFileComponent.UNet));
         Assert.Equal(unet.state_dict().Count, result.LoadedCount);

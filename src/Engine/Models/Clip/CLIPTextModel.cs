@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
@@ -52,23 +53,8 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
         var configPath = Path.Combine(folder, "config.json");
         if (!File.Exists(configPath))
             throw new FileNotFoundException($"Text encoder config not found: '{configPath}'.", configPath);
-        var weightsPath = Path.Combine(folder, "model.safetensors");
-        if (!File.Exists(weightsPath))
-            throw new FileNotFoundException($"Text encoder weights not found: '{weightsPath}'.", weightsPath);
-
-        // Built on meta: no storage and no random init; every parameter then gets its storage from the file
-        // (without gradients).
-        var model = new CLIPTextModel(CLIPTextConfig.Load(configPath), dtype, torch.META);
-        try
-        {
-            PretrainedWeights.Materialize(model, weightsPath, dtype, device, IgnoredCheckpointKeys);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
-        return model;
+        var config = CLIPTextConfig.Load(configPath);
+        return PretrainedWeights.Load("Text encoder", on => new CLIPTextModel(config, dtype, on),
+            new[] { Path.Combine(folder, "model.safetensors") }, dtype, device, IgnoredCheckpointKeys);
     }
 }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,20 +43,8 @@ public sealed class DPTForDepthEstimation : nn.Module
     public static DPTForDepthEstimation FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = DPTConfig.FromFile(Path.Combine(folder, "config.json"));
-        var weightsPath = Path.Combine(folder, WeightsFileName);
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"Depth estimator weights not found: '{weightsPath}'.", weightsPath);
-        var model = new DPTForDepthEstimation(config, torch.META, dtype);
-        try
-        {
-            PretrainedWeights.Materialize(model, weightsPath, dtype, device);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
-        return model;
+        return PretrainedWeights.Load("Depth estimator", on => new DPTForDepthEstimation(config, on, dtype),
+            new[] { Path.Combine(folder, WeightsFileName) }, dtype, device);
     }
 
     /// <param name="pixelValues">[B, 3, image_size, image_size], as <see cref="DPTImageProcessor"/> makes them</param>

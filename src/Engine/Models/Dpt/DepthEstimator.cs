@@ -27,7 +27,7 @@ public sealed class DepthEstimator : IDisposable
         Source = source;
         DType = dtype;
         Device = device;
-        _hash = new Lazy<string>(() => ModelHashCache.Default.GetOrCompute(weightFiles, () => Pipelines.StableDiffusionModel.HashFiles(weightFiles)),
+        _hash = new Lazy<string>(() => ModelHashCache.HashModel(weightFiles),
             LazyThreadSafetyMode.ExecutionAndPublication);
     }
 

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
@@ -26,10 +27,10 @@ public sealed class UNet2DConditionModel : nn.Module
     private readonly Func<Tensor, Tensor> _activation; // in place: applied to the fresh norm output
 
     /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised (random) weights.</summary>
-    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
     /// <param name="dtype">Parameter dtype (default float32).</param>
+    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
     /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
-    public UNet2DConditionModel(UNet2DConditionConfig config, Device? device = null, ScalarType? dtype = null)
+    public UNet2DConditionModel(UNet2DConditionConfig config, ScalarType? dtype = null, Device? device = null)
         : base(nameof(UNet2DConditionModel))
     {
         config.Validate();
@@ -113,21 +114,8 @@ public sealed class UNet2DConditionModel : nn.Module
     public static UNet2DConditionModel FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = UNet2DConditionConfig.FromFile(Path.Combine(folder, "config.json"));
-        var weightsPath = Path.Combine(folder, "diffusion_pytorch_model.safetensors");
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"UNet weights not found: '{weightsPath}'.", weightsPath);
-        // Built on meta: no storage and no random init; every parameter then gets its storage from the file.
-        var model = new UNet2DConditionModel(config, torch.META, dtype);
-        try
-        {
-            PretrainedWeights.Materialize(model, weightsPath, dtype, device);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
-        return model;
+        return PretrainedWeights.Load("UNet", on => new UNet2DConditionModel(config, dtype, on),
+            new[] { Path.Combine(folder, "diffusion_pytorch_model.safetensors") }, dtype, device);
     }
 
     /// <summary>Predicts the noise (or v) for a batch of latents.</summary>

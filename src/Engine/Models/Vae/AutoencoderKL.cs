@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
@@ -32,10 +33,10 @@ public sealed class AutoencoderKL : nn.Module
     private readonly Conv2d? post_quant_conv;
 
     /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised (random) weights.</summary>
-    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
     /// <param name="dtype">Parameter dtype (default float32).</param>
+    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
     /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
-    public AutoencoderKL(AutoencoderKLConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(AutoencoderKL))
+    public AutoencoderKL(AutoencoderKLConfig config, ScalarType? dtype = null, Device? device = null) : base(nameof(AutoencoderKL))
     {
         config.Validate();
         Config = config;
@@ -64,21 +65,8 @@ public sealed class AutoencoderKL : nn.Module
     public static AutoencoderKL FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = AutoencoderKLConfig.FromFile(Path.Combine(folder, "config.json"));
-        var weightsPath = Path.Combine(folder, "diffusion_pytorch_model.safetensors");
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"VAE weights not found: '{weightsPath}'.", weightsPath);
-        // Built on meta: no storage and no random init; every parameter then gets its storage from the file.
-        var model = new AutoencoderKL(config, torch.META, dtype);
-        try
-        {
-            PretrainedWeights.Materialize(model, weightsPath, dtype, device);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
-        return model;
+        return PretrainedWeights.Load("VAE", on => new AutoencoderKL(config, dtype, on),
+            new[] { Path.Combine(folder, "diffusion_pytorch_model.safetensors") }, dtype, device);
     }
 
     /// <param name="image">[B, 3, H, W] in [-1, 1]</param>

@@ -15,7 +15,7 @@ public class UNetArchitectureTests
     [Fact]
     public void Sd21UNetHasExactlyTheDiffusersKeysAndShapes()
     {
-        using var unet = new UNet2DConditionModel(KnownModelConfigs.UNet(KnownModel.Sd21_768V), torch.META);
+        using var unet = new UNet2DConditionModel(KnownModelConfigs.UNet(KnownModel.Sd21_768V), device: torch.META);
         var actual = unet.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         foreach (var tensor in unet.parameters()) Assert.Equal(DeviceType.META, tensor.device_type);
 
@@ -32,7 +32,7 @@ public class UNetArchitectureTests
     [InlineData(KnownModel.Sd21_512Base, 4)]
     public void Sd2VariantsDifferOnlyInInputChannels(KnownModel model, int inChannels)
     {
-        using var unet = new UNet2DConditionModel(KnownModelConfigs.UNet(model), torch.META);
+        using var unet = new UNet2DConditionModel(KnownModelConfigs.UNet(model), device: torch.META);
         AssertSameKeysAndShapes(ExpectedSd2UNet(inChannels), unet.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape));
     }
 
@@ -40,7 +40,7 @@ public class UNetArchitectureTests
     public void X4UpscalerUNetHasClassEmbeddingAndCrossOnlyFirstAttention()
     {
         var config = KnownModelConfigs.UNet(KnownModel.X4Upscaler);
-        using var unet = new UNet2DConditionModel(config, torch.META);
+        using var unet = new UNet2DConditionModel(config, device: torch.META);
         var shapes = unet.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         Assert.Equal(new long[] { 256, 7, 3, 3 }, shapes["conv_in.weight"]);
         Assert.Equal(new long[] { 1000, 1024 }, shapes["class_embedding.weight"]); // time_embed_dim = 4 x 256

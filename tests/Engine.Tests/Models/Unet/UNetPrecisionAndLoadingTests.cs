@@ -48,13 +48,13 @@ public class UNetPrecisionAndLoadingTests
         using var golden = Golden.Case("img2img");
         var config = UNet2DConditionConfig.FromFile(Path.Combine(golden.ModelFolder, "unet", "config.json"));
         // Built on the meta device, as FromPretrained builds it: the key check runs before any weight is read.
-        using var unet = new UNet2DConditionModel(config, torch.META, ScalarType.Float32);
+        using var unet = new UNet2DConditionModel(config, ScalarType.Float32, device: torch.META);
         var inpaintWeights = Golden.Path("inpaint", "model", "unet", "diffusion_pytorch_model.safetensors");
-        var error = Assert.Throws<ModelLoadException>(() => PretrainedWeights.Materialize(unet, inpaintWeights, ScalarType.Float32, torch.CPU));
+        var error = Assert.Throws<ModelLoadException>(() => StateDictLoader.Materialize(unet, new[] { inpaintWeights }, ScalarType.Float32, torch.CPU));
         Assert.Contains("conv_in.weight", error.Message);
 
         var otherKeys = Golden.Path("txt2img_v", "model", "unet", "diffusion_pytorch_model.safetensors");
-        error = Assert.Throws<ModelLoadException>(() => PretrainedWeights.Materialize(unet, otherKeys, ScalarType.Float32, torch.CPU));
+        error = Assert.Throws<ModelLoadException>(() => StateDictLoader.Materialize(unet, new[] { otherKeys }, ScalarType.Float32, torch.CPU));
         Assert.Contains("unexpected key", error.Message);
         Assert.Contains("down_blocks.1.attentions", error.Message);
     }

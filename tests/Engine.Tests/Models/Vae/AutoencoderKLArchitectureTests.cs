@@ -13,7 +13,7 @@ public class AutoencoderKLArchitectureTests
     public void Sd2VaeHasExactlyTheDiffusersKeysAndShapes()
     {
         var config = KnownModelConfigs.Vae(KnownModel.Sd21_768V);
-        using var vae = new AutoencoderKL(config, torch.META);
+        using var vae = new AutoencoderKL(config, device: torch.META);
         var actual = vae.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
 
         var expected = ExpectedVae(new long[] { 128, 256, 512, 512 });
@@ -29,7 +29,7 @@ public class AutoencoderKLArchitectureTests
     public void X4UpscalerVaeIsThreeLevelsWithItsOwnScalingFactor()
     {
         var config = KnownModelConfigs.Vae(KnownModel.X4Upscaler);
-        using var vae = new AutoencoderKL(config, torch.META);
+        using var vae = new AutoencoderKL(config, device: torch.META);
         AssertSameKeysAndShapes(ExpectedVae(new long[] { 128, 256, 512 }),
             vae.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape));
         Assert.Equal(0.08333, vae.ScalingFactor);

@@ -53,7 +53,7 @@ public class AutoencoderKLGoldenTests
     {
         using var golden = Golden.Case(caseName);
         var config = AutoencoderKLConfig.FromFile(Path.Combine(golden.ModelFolder, "vae", "config.json"));
-        using var vae = new AutoencoderKL(config, torch.META);
+        using var vae = new AutoencoderKL(config, device: torch.META);
         Assert.Equal(scalingFactor, vae.ScalingFactor);
         Assert.Equal(downscale, config.DownscaleFactor);
     }
