@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -36,7 +37,7 @@ public sealed class NonFiniteOutputTests
     public void ANaNWeightStopsTheCallAtItsStage(string component, string weight, string stage, int? step)
     {
         using var golden = Golden.Case("txt2img_eps_dpmpp");
-        using var model = StableDiffusionModel.LoadDiffusersFolder(golden.ModelFolder, ComputeTarget.Cpu32);
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
         torch.nn.Module module = component == "unet" ? model.Unet : model.Vae;
         using (torch.no_grad())
             module.named_parameters().Single(p => p.name == weight).parameter[0].fill_(double.NaN); // a private copy of the mapped page
