@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Hub;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -56,7 +57,7 @@ public sealed class ModelProvenanceTests
     public void TheTinyGoldenModel_IsAnUnverifiedCopy()
     {
         var folder = Golden.Case("txt2img_v").ModelFolder;
-        var hash = StableDiffusionModel.HashFiles(Directory.EnumerateFiles(folder, "*.safetensors", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
+        var hash = ModelHashCache.HashFiles(Directory.EnumerateFiles(folder, "*.safetensors", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
         Assert.Equal(KnownReleases.Unverified, ModelProvenance.Describe(hash, folder));
     }
 }
