@@ -19,7 +19,7 @@ internal sealed class DepthToImageTask : PipelineTask
 
     public override void Check(StableDiffusionModel model)
     {
-        ImageConditioning.NormalizeImage(_input.Image).Dispose();
+        base.Check(model);
         if (_input.DepthMap is null)
             throw new PipelineMismatchException(model.Kind, Kind, model.Source,
                 "depth-to-image needs a depth map (DepthMap); estimating one from the image is not available yet.");

@@ -15,8 +15,6 @@ internal sealed class ImageToImageTask : PipelineTask
     public override TaskInput Input => _input;
     public override double? Strength => _input.Strength;
 
-    public override void Check(StableDiffusionModel model) => ImageConditioning.NormalizeImage(_input.Image).Dispose();
-
     public override void Prepare(PipelineRun run)
     {
         _image = PrepareImage(run, _input.Image, outputPerInput: 1, ResizeFilter.Lanczos);                  // [1, 3, H, W]

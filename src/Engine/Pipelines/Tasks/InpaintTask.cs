@@ -25,7 +25,7 @@ internal sealed class InpaintTask : PipelineTask
 
     public override void Check(StableDiffusionModel model)
     {
-        ImageConditioning.NormalizeImage(_input.Image).Dispose();
+        base.Check(model);
         ImageConditioning.NormalizeMask(_input.Mask).Dispose();
     }
 

@@ -25,8 +25,12 @@ internal abstract class PipelineTask
     /// <summary>Extra class labels for the UNet ([2N]), the upscaler's noise level; set in <see cref="PrepareLatents"/>.</summary>
     public virtual Tensor? ClassLabels => null;
 
-    /// <summary>Checks the task's own inputs before any work (the shared settings are checked by <see cref="RequestRules"/>).</summary>
-    public virtual void Check(StableDiffusionModel model) { }
+    /// <summary>Checks the task's own inputs before any work (the shared settings are checked by <see cref="RequestRules"/>):
+    /// here, that an image input is a readable image, once for every task that has one.</summary>
+    public virtual void Check(StableDiffusionModel model)
+    {
+        if (Input is ImageTaskInput image) ImageConditioning.NormalizeImage(image.Image).Dispose();
+    }
 
     /// <summary>The input image and the conditioning that needs no noise; sets the run's output and latent sizes.</summary>
     public abstract void Prepare(PipelineRun run);

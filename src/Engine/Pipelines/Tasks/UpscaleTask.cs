@@ -31,7 +31,7 @@ internal sealed class UpscaleTask : PipelineTask
 
     public override void Check(StableDiffusionModel model)
     {
-        ImageConditioning.NormalizeImage(_input.Image).Dispose();
+        base.Check(model);
         if (model.LowResSchedulerConfig is null)
             throw new InvalidDataException($"The x4 upscaler '{model.Source}' has no low_res_scheduler config.");
     }
