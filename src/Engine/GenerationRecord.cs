@@ -68,6 +68,12 @@ public sealed class GenerationRecord
 
     public string? SourceImageHash { get; set; }
     public string? MaskHash { get; set; }
+
+    /// <summary>Depth-to-image: where the depth came from, "given" (a depth map) or "estimated (DPT-Hybrid)".</summary>
+    public string? Depth { get; set; }
+
+    /// <summary>SHA-256 (hex) of the depth estimator's weights when the depth was estimated.</summary>
+    public string? DepthEstimatorHash { get; set; }
     public double? Eta { get; set; }
 
     /// <summary>The -KarrasSigmas override the call was given (null: the scheduler's or its name's default).</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using PSStableDiffusion.Engine.Models.Clip;
+using PSStableDiffusion.Engine.Models.Dpt;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
 using PSStableDiffusion.Engine.Pipelines;
@@ -76,7 +77,11 @@ public static class DiffusersFolderLoader
             var (scheduler, lowRes) = SchedulerConfigs(folder, prediction, log);
             var weightFiles = textFiles.Concat(unetFiles).Concat(vaeFiles).Order(StringComparer.Ordinal).ToList();
             return new StableDiffusionModel(folder, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
-                () => ModelHashCache.HashModel(weightFiles)) { FileStamps = stamps };
+                () => ModelHashCache.HashModel(weightFiles))
+            {
+                FileStamps = stamps,
+                DepthEstimatorPath = DepthEstimator.Locate(folder),
+            };
         }
         catch
         {

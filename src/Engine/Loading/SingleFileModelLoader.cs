@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Models.Clip;
+using PSStableDiffusion.Engine.Models.Dpt;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
 using PSStableDiffusion.Engine.Pipelines;
@@ -26,8 +27,8 @@ public static class SingleFileModelLoader
     /// default size, assumptions) goes to <paramref name="log"/>.
     /// </summary>
     /// <remarks>
-    /// Depth checkpoints: the MiDaS estimator a released 512-depth checkpoint bundles (<c>depth_model.*</c>) is skipped;
-    /// depth maps must be passed in (the pipeline does not estimate depth).
+    /// Depth checkpoints: the MiDaS estimator a released 512-depth checkpoint bundles (<c>depth_model.*</c>) is not loaded
+    /// here; <see cref="StableDiffusionModel.GetDepthEstimator"/> loads it when depth-to-image first runs without a depth map.
     /// </remarks>
     /// <exception cref="FileNotFoundException">The checkpoint or the given YAML does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">Not valid safetensors.</exception>
@@ -77,7 +78,11 @@ public static class SingleFileModelLoader
             var scheduler = SchedulerConfig.Parse(plan.SchedulerConfigJson);
             var lowRes = plan.LowResSchedulerConfigJson is { } lowResJson ? SchedulerConfig.Parse(lowResJson) : null;
             return new StableDiffusionModel(checkpointPath, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
-                () => ModelHashCache.HashModel(new[] { checkpointPath })) { FileStamps = stamps };
+                () => ModelHashCache.HashModel(new[] { checkpointPath }))
+            {
+                FileStamps = stamps,
+                DepthEstimatorPath = DptKeyMap.HasDepthModel(file) ? checkpointPath : null,
+            };
         }
         catch
         {

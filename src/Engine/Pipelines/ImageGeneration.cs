@@ -57,6 +57,8 @@ public static class ImageGeneration
             NoiseLevel = input.NoiseLevel,
             SourceImageHash = input.SourceImageHash,
             MaskHash = input.MaskHash,
+            Depth = input.Depth,
+            DepthEstimatorHash = input.DepthEstimatorHash,
             DecoderTileSize = request.DecoderTileSize is > 0 ? request.DecoderTileSize : null,
             CreatedUtc = created,
         });

@@ -1,6 +1,7 @@
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Unet;
+using PSStableDiffusion.Engine.Models.Dpt;
 using PSStableDiffusion.Engine.Models.Vae;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Text;
@@ -40,6 +41,44 @@ public sealed class StableDiffusionModel : ICachedEngine
     }
 
     private readonly Lazy<string> _contentHash;
+    private readonly object _depthEstimatorLock = new();
+    private DepthEstimator? _depthEstimator;
+
+    /// <summary>Where this depth model keeps its MiDaS estimator (a <c>depth_estimator/</c> folder or the single file
+    /// with <c>depth_model.*</c> weights); null when it has none (or is not a depth model: other kinds never use one).</summary>
+    public string? DepthEstimatorPath
+    {
+        get => Kind == ModelKind.Depth ? _depthEstimatorPath : null;
+        internal init => _depthEstimatorPath = value;
+    }
+
+    private readonly string? _depthEstimatorPath;
+
+    /// <summary>Whether depth-to-image can run without a depth map.</summary>
+    public bool HasDepthEstimator => DepthEstimatorPath is not null;
+
+    /// <summary>
+    /// The model's depth estimator, loaded on first use in the model's dtype and device and kept with the model (the
+    /// engine cache holds both) until it is disposed.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has no estimator (<see cref="HasDepthEstimator"/>).</exception>
+    public DepthEstimator GetDepthEstimator(Action<string>? log = null)
+    {
+        var path = DepthEstimatorPath ?? throw new InvalidOperationException($"The model '{Source}' has no depth estimator.");
+        lock (_depthEstimatorLock)
+        {
+            // Loaded on a thread of its own: a pipeline run asks for it inside its dispose scope (thread-local), which
+            // would otherwise take the weights' tensors and free them when the run ends.
+            if (_depthEstimator is null)
+            {
+                var messages = new List<string>(); // logged here, on the caller's thread
+                _depthEstimator = Task.Run(() => DepthEstimator.Load(path, Target.DType, Target.Device, messages.Add)).GetAwaiter().GetResult();
+                foreach (var message in messages) log?.Invoke(message);
+            }
+            else log?.Invoke($"Using the {DepthEstimator.ArchitectureName} depth estimator already loaded from '{_depthEstimator.Source}'.");
+            return _depthEstimator;
+        }
+    }
 
     /// <summary>Size and time stamp of the weight files when loading began; null for models built in memory.</summary>
     internal WeightFileStamps? FileStamps { get; init; }
@@ -102,6 +141,7 @@ public sealed class StableDiffusionModel : ICachedEngine
 
     public void Dispose()
     {
+        _depthEstimator?.Dispose();
         PromptEncoder.Dispose();
         TextEncoder.Dispose();
         Unet.Dispose();

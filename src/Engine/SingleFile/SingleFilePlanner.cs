@@ -101,12 +101,12 @@ public static class SingleFilePlanner
         if (ignored.Count > 0) notes.Add($"Ignoring {ignored.Count} known key(s) inference never uses (unused text block, projection, schedule buffers, EMA copies).");
         if (variant == ModelKind.Depth)
         {
-            // Released depth checkpoints bundle MiDaS (DPT-Hybrid) under depth_model.*; the engine takes depth maps as
-            // input instead of estimating them, so those weights are skipped whether present or not.
+            // Released depth checkpoints bundle MiDaS (DPT-Hybrid) under depth_model.*: the ldm components skip those
+            // weights; the depth estimator loads them itself when depth-to-image first runs without a depth map.
             int midas = tensors.Keys.Count(k => k.StartsWith(LdmKeyMap.DepthModelPrefix, StringComparison.Ordinal));
             notes.Add(midas > 0
-                ? $"Ignoring the {midas} MiDaS depth estimator tensors ('{LdmKeyMap.DepthModelPrefix}*'): depth is not estimated here; pass a depth map."
-                : $"No MiDaS depth estimator ('{LdmKeyMap.DepthModelPrefix}*') in the file; none is used: depth maps are passed in, not estimated.");
+                ? $"The file bundles the MiDaS depth estimator ({midas} '{LdmKeyMap.DepthModelPrefix}*' tensors): it loads when an image comes without a depth map."
+                : $"No MiDaS depth estimator ('{LdmKeyMap.DepthModelPrefix}*') in the file: depth-to-image needs a depth map.");
         }
 
         var (scheduler, lowRes, maxNoise) = SchedulerConfigs(yaml, variant, prediction, notes);

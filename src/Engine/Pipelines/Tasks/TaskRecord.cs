@@ -1,12 +1,14 @@
 namespace PSStableDiffusion.Engine.Pipelines.Tasks;
 
 /// <summary>What a task's input adds to the generation record: strength, noise level and the hashes of its images.</summary>
-internal sealed record TaskRecord(double? Strength, int? NoiseLevel, string? SourceImageHash, string? MaskHash)
+internal sealed record TaskRecord(double? Strength, int? NoiseLevel, string? SourceImageHash, string? MaskHash,
+    string? Depth = null, string? DepthEstimatorHash = null)
 {
     public static TaskRecord Of(TaskInput input) => input switch
     {
         ImageToImageInput i => new(i.Strength, null, SourceHash(i), null),
-        DepthToImageInput i => new(i.Strength, null, SourceHash(i), null),
+        DepthToImageInput i => new(i.Strength, null, SourceHash(i), null,
+            i.DepthEstimator is { } estimator ? $"estimated ({estimator})" : "given", i.DepthEstimatorHash),
         InpaintInput i => new(i.Strength, null, SourceHash(i),
             i.MaskHash ?? ImageConditioning.ToGray8(i.Mask).ComputeContentHash()),
         UpscaleInput i => new(null, i.NoiseLevel, SourceHash(i), null),

@@ -1,0 +1,152 @@
+using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Pipelines.Tasks;
+using PSStableDiffusion.Engine.Tests.Support;
+using TorchSharp;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Tests.Pipelines;
+
+/// <summary>
+/// The depth2img model with its estimator (tests/golden/depth2img_estimated): as a diffusers folder and as the ldm single
+/// file that bundles depth_model.*, assembled from the golden depth2img model and the tiny DPT-Hybrid fixture.
+/// </summary>
+public sealed class DepthModelWithEstimator : IDisposable
+{
+    public DepthModelWithEstimator()
+    {
+        Root = Path.Combine(Path.GetTempPath(), $"psd-depth-estimated-{Guid.NewGuid():N}");
+        Folder = Path.Combine(Root, "model");
+        CopyTree(Golden.Path("depth2img", "model"), Folder);
+        File.Copy(Golden.Path("depth2img_estimated", "model_index.json"), Path.Combine(Folder, "model_index.json"), overwrite: true);
+        CopyTree(Golden.Path("depth_estimator", "depth_estimator"), Path.Combine(Folder, "depth_estimator"));
+        CopyTree(Golden.Path("depth_estimator", "feature_extractor"), Path.Combine(Folder, "feature_extractor"));
+
+        // 512-depth-ema.ckpt's layout: the ldm keys plus depth_model.model.* (MiDaS names), with its YAML beside it.
+        SingleFile = Path.Combine(Root, "depth-estimated.safetensors");
+        using (var ldm = SafeTensorsFile.Open(Golden.Path("depth2img", "single_file.safetensors")))
+        using (var midas = SafeTensorsFile.Open(Golden.Path("depth_estimator", "single_file_depth_model.safetensors")))
+        {
+            var tensors = ldm.Tensors.Keys.Select(k => (k, ldm.Read(k))).Concat(midas.Tensors.Keys.Select(k => (k, midas.Read(k)))).ToList();
+            SafeTensorsWriter.Write(SingleFile, tensors);
+            foreach (var (_, t) in tensors) t.Dispose();
+        }
+        File.Copy(Golden.Path("depth2img", "ldm_config.yaml"), Path.ChangeExtension(SingleFile, ".yaml"));
+        FolderModel = StableDiffusionModel.LoadDiffusersFolder(Folder, ComputeTarget.Cpu32);
+        SingleFileModel = StableDiffusionModel.LoadSingleFile(SingleFile, ComputeTarget.Cpu32);
+    }
+
+    public string Root { get; }
+    public string Folder { get; }
+    public string SingleFile { get; }
+    public StableDiffusionModel FolderModel { get; }
+    public StableDiffusionModel SingleFileModel { get; }
+
+    private static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)), overwrite: true);
+        foreach (var dir in Directory.GetDirectories(from)) CopyTree(dir, Path.Combine(to, Path.GetFileName(dir)));
+    }
+
+    public void Dispose()
+    {
+        FolderModel.Dispose();
+        SingleFileModel.Dispose();
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>Depth-to-image with no depth map against diffusers' StableDiffusionDepth2ImgPipeline (depth2img_estimated).</summary>
+public class DepthEstimationPipelineTests(DepthModelWithEstimator models, ITestOutputHelper output) : IClassFixture<DepthModelWithEstimator>
+{
+    private static GenerationRequest RequestFor(GoldenCase golden)
+    {
+        var root = golden.Json.RootElement;
+        var call = root.GetProperty("call");
+        return new GenerationRequest
+        {
+            Prompt = call.GetProperty("prompt").GetString()!,
+            NegativePrompt = call.GetProperty("negative_prompt").GetString() ?? "",
+            Steps = call.GetProperty("num_inference_steps").GetInt32(),
+            GuidanceScale = call.GetProperty("guidance_scale").GetDouble(),
+            Seed = root.GetProperty("seed").GetInt64(),
+            Input = new DepthToImageInput
+            {
+                Image = SDImage.Load(Path.Combine(golden.Folder, "input_image.png")).ToTensor(),
+                Strength = call.GetProperty("strength").GetDouble(),
+            },
+        };
+    }
+
+    private SDImage RunAndCompare(StableDiffusionModel model, string what, string? scheduler = null)
+    {
+        using var golden = Golden.Case("depth2img_estimated");
+        var compared = new List<string>();
+        var observer = new PipelineObserver
+        {
+            Inspect = (name, actual) =>
+            {
+                if (name is not ("predicted_depth" or "depth_map_processed")) return;
+                var diff = golden.AssertClose(name, actual);
+                output.WriteLine($"{what} {name}: max abs diff {diff:G3} (tolerance {golden.Tolerance(name):G3})");
+                compared.Add(name);
+            },
+        };
+        using var result = StableDiffusionPipeline.Generate(model, RequestFor(golden) with { Scheduler = scheduler }, observer);
+        Assert.Equal(new[] { "predicted_depth", "depth_map_processed" }, compared);
+        var input = Assert.IsType<DepthToImageInput>(result.Input);
+        Assert.Equal("DPT-Hybrid", input.DepthEstimator);
+        Assert.Equal(model.GetDepthEstimator().Hash, input.DepthEstimatorHash);
+        var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
+        if (scheduler is not null) return image;
+        int levels = ModelSources.ModelSourceTestSupport.MaxLevelDifference(SDImage.Load(Path.Combine(golden.Folder, "expected.png")), image);
+        output.WriteLine($"{what}: final image max difference {levels} level(s)");
+        Assert.True(levels <= 2, $"{what}: image differs from expected.png by {levels} levels");
+        return image;
+    }
+
+    [Fact]
+    public void AFolderWithItsEstimatorMatchesDiffusersWithoutADepthMap()
+    {
+        Assert.True(models.FolderModel.HasDepthEstimator);
+        RunAndCompare(models.FolderModel, "folder");
+    }
+
+    [Fact]
+    public void TheSingleFileGivesTheFoldersImage()
+    {
+        // As the other single-file cases: the call's scheduler class on both (a single file plans its scheduler config).
+        Assert.Equal(models.SingleFile, models.SingleFileModel.DepthEstimatorPath);
+        using var golden = Golden.Case("depth2img_estimated");
+        var scheduler = ModelSources.ModelSourceTestSupport.SchedulerClass(golden);
+        var fromFile = RunAndCompare(models.SingleFileModel, "single file", scheduler);
+        var fromFolder = RunAndCompare(models.FolderModel, "folder", scheduler);
+        int levels = ModelSources.ModelSourceTestSupport.MaxLevelDifference(fromFolder, fromFile);
+        output.WriteLine($"single file vs folder ({scheduler}): {levels} level(s)");
+        Assert.True(levels <= 1, $"the single file's image differs from the folder's by {levels} levels");
+    }
+
+    [Fact]
+    public void TheRecordSaysTheDepthWasEstimatedAndAGivenMapStillWins()
+    {
+        using var golden = Golden.Case("depth2img_estimated");
+        var request = RequestFor(golden);
+        var estimated = Assert.Single(ImageGeneration.Generate(models.FolderModel, request));
+        Assert.Equal("estimated (DPT-Hybrid)", estimated.Record.Depth);
+        Assert.Equal(models.FolderModel.GetDepthEstimator().Hash, estimated.Record.DepthEstimatorHash);
+        Assert.Matches("^[0-9a-f]{64}$", estimated.Record.DepthEstimatorHash!);
+
+        using var depthMap = torch.linspace(0, 1, 64 * 96).reshape(1, 64, 96);
+        var fresh = RequestFor(golden);
+        var input = Assert.IsType<DepthToImageInput>(fresh.Input) with { DepthMap = depthMap };
+        var logs = new List<string>();
+        var given = Assert.Single(ImageGeneration.Generate(models.FolderModel, fresh with { Input = input }, new PipelineObserver { Log = logs.Add }));
+        Assert.Equal("given", given.Record.Depth);
+        Assert.Null(given.Record.DepthEstimatorHash);
+        Assert.DoesNotContain(logs, l => l.Contains("estimated", StringComparison.Ordinal));
+        Assert.NotEqual(0, ModelSources.ModelSourceTestSupport.MaxLevelDifference(estimated, given));
+    }
+}
