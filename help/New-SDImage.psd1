@@ -24,9 +24,12 @@ multiple of 8) unless -Width and -Height are given, in which case the init image
         @'
 Depth-to-image (-InitImage with -DepthMap, diffusers' StableDiffusionDepth2ImgPipeline, on a depth model such as
 sd2-community/stable-diffusion-2-depth, whose UNet takes 5 input channels): the depth map is resized to the latent size
-and scaled to [-1, 1], and steers the shapes of the result while the prompt sets its content. The depth map is
-required: MiDaS depth estimation is not available. A model that does not serve the pipeline asked for (a depth
-model without -DepthMap, -DepthMap on a text-to-image model, an inpainting or upscaler model) is the error
+and scaled to [-1, 1], and steers the shapes of the result while the prompt sets its content. Without -DepthMap the
+model's own MiDaS DPT-Hybrid estimator (its depth_estimator folder, or the depth_model weights of a single-file
+checkpoint) estimates the depth from the image, as diffusers does; it loads on first use and stays with the cached
+model, and the record says depth 'estimated (DPT-Hybrid)' with the estimator's hash. A model that does not serve the
+pipeline asked for (a depth model without -DepthMap and without an estimator, -DepthMap on a text-to-image model, an
+inpainting or upscaler model) is the error
 ModelMismatch, whose message names the model's variant and the pipelines it serves.
 '@
         @'
@@ -146,7 +149,7 @@ leaves no step at all (for example -Strength 0.1 -Steps 5) is the error InvalidA
             DefaultValue = '0.8'
         }
         DepthMap       = @'
-Depth-to-image, with -InitImage on a depth model: the depth map, an SDImage or the path or FileInfo of a grayscale
+Depth-to-image, with -InitImage on a depth model: the depth map (it wins over the model's estimator), an SDImage or the path or FileInfo of a grayscale
 image, of any size and scale (it is resized bicubic to the latent size and min-max scaled to [-1, 1]; brighter is
 nearer, as MiDaS writes it). 16-bit PNGs keep their full precision; an SDImage or a color image is read as 8-bit gray.
 A file that cannot be read is the error InvalidImage, and a constant depth map is the error InvalidArgument.

@@ -67,12 +67,16 @@ public sealed class StableDiffusionModel : ICachedEngine
         var path = DepthEstimatorPath ?? throw new InvalidOperationException($"The model '{Source}' has no depth estimator.");
         lock (_depthEstimatorLock)
         {
-            // Loaded on a thread of its own: a pipeline run asks for it inside its dispose scope (thread-local), which
-            // would otherwise take the weights' tensors and free them when the run ends.
+            // A pipeline run asks for the estimator inside its dispose scope, which would take the weights' tensors and
+            // free them when the run ends: the weights are detached from any scope, so they live as long as the model.
             if (_depthEstimator is null)
             {
                 var messages = new List<string>(); // logged here, on the caller's thread
-                _depthEstimator = Task.Run(() => DepthEstimator.Load(path, Target.DType, Target.Device, messages.Add)).GetAwaiter().GetResult();
+                Task<DepthEstimator> loading;
+                using (ExecutionContext.SuppressFlow())
+                    loading = Task.Run(() => DepthEstimator.Load(path, Target.DType, Target.Device, messages.Add));
+                _depthEstimator = loading.GetAwaiter().GetResult();
+                foreach (var tensor in _depthEstimator.Model.parameters().Concat(_depthEstimator.Model.buffers())) tensor.DetachFromDisposeScope();
                 foreach (var message in messages) log?.Invoke(message);
             }
             else log?.Invoke($"Using the {DepthEstimator.ArchitectureName} depth estimator already loaded from '{_depthEstimator.Source}'.");
