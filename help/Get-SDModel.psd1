@@ -58,8 +58,9 @@ assumed) and Error (why a model could not be described).
     )
 
     Notes       = @'
-Depth checkpoints: the MiDaS depth estimator that released 512-depth checkpoints bundle (depth_model.* weights) is
-not used; depth-to-image needs a depth map as input.
+Depth checkpoints: the MiDaS depth estimator that released 512-depth checkpoints bundle (depth_model.* weights), or a
+depth folder's depth_estimator/, estimates the depth when depth-to-image runs without -DepthMap; a depth model without
+one needs -DepthMap.
 
 A single file whose layout detection cannot settle (attention widths that no released SD 2.x model has) is described,
 but loading it fails until its ldm YAML is given with -Config or placed beside it.

@@ -149,8 +149,8 @@ leaves no step at all (for example -Strength 0.1 -Steps 5) is the error InvalidA
             DefaultValue = '0.8'
         }
         DepthMap       = @'
-Depth-to-image, with -InitImage on a depth model: the depth map (it wins over the model's estimator), an SDImage or the path or FileInfo of a grayscale
-image, of any size and scale (it is resized bicubic to the latent size and min-max scaled to [-1, 1]; brighter is
+Depth-to-image, with -InitImage on a depth model: the depth map (it wins over the model's estimator), an SDImage or
+the path or FileInfo of a grayscale image, of any size and scale (it is resized bicubic to the latent size and min-max scaled to [-1, 1]; brighter is
 nearer, as MiDaS writes it). 16-bit PNGs keep their full precision; an SDImage or a color image is read as 8-bit gray.
 A file that cannot be read is the error InvalidImage, and a constant depth map is the error InvalidArgument.
 '@

@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -34,8 +35,8 @@ public sealed class DepthModelWithEstimator : IDisposable
             foreach (var (_, t) in tensors) t.Dispose();
         }
         File.Copy(Golden.Path("depth2img", "ldm_config.yaml"), Path.ChangeExtension(SingleFile, ".yaml"));
-        FolderModel = StableDiffusionModel.LoadDiffusersFolder(Folder, ComputeTarget.Cpu32);
-        SingleFileModel = StableDiffusionModel.LoadSingleFile(SingleFile, ComputeTarget.Cpu32);
+        FolderModel = DiffusersFolderLoader.Load(Folder, ComputeTarget.Cpu32);
+        SingleFileModel = SingleFileModelLoader.Load(SingleFile, ComputeTarget.Cpu32);
     }
 
     public string Root { get; }
