@@ -26,6 +26,7 @@
         'Import-SDImage'
         'Invoke-SDInpaint'
         'New-SDImage'
+        'New-SDImageGrid'
         'Resize-SDUpscale'
         'Save-SDImage'
     )

@@ -73,6 +73,9 @@ $HelpFileName = "$ModuleName.dll-Help.xml"
 # libtorch natives that nothing here loads (Python bindings, test backends, mobile/AOT backends, shared-memory
 # manager): about 33 MB. Matched against file names of the published natives on every platform.
 $UnneededNatives = '(torch_python|jitbackend_test|torchbind_test|nnapi_backend|aoti_custom_ops|torch_global_deps|backend_with_compiler|^(lib)?shm)\.(so|dll|dylib)'
+# Native debug symbols that packages put next to their DLLs: SkiaSharp.NativeAssets.Win32's libSkiaSharp.pdb is 84 MB
+# (win-x64, 3.119.4), seven times the DLL.
+$UnneededSymbols = '^libSkiaSharp\.pdb$'
 
 #region Helpers
 
@@ -189,7 +192,7 @@ function Build-Module {
     Write-Step "Laying out $ModuleOut"
     Sync-Folder -Source $staging -Destination $ModuleOut -Include {
         param($file)
-        $file.Name -notmatch $UnneededNatives -and $file.Name -notlike '*.deps.json'
+        $file.Name -notmatch $UnneededNatives -and $file.Name -notmatch $UnneededSymbols -and $file.Name -notlike '*.deps.json'
     }
     foreach ($file in "$ModuleName.psd1", "$ModuleName.Format.ps1xml", "$ModuleName.Types.ps1xml") {
         Copy-Item -LiteralPath (Join-Path $RepoRoot $file) -Destination $ModuleOut -Force
@@ -226,6 +229,11 @@ function Test-ModuleLayout {
     $nativeName = if ($IsWindows) { 'LibTorchSharp.dll' } elseif ($IsMacOS) { 'libLibTorchSharp.dylib' } else { 'libLibTorchSharp.so' }
     if (-not (Test-Path (Join-Path $ModuleOut $nativeName))) {
         throw "$nativeName is not next to TorchSharp.dll in ${ModuleOut}: the publish did not lay the natives flat."
+    }
+    # SkiaSharp decodes, encodes and draws every image; New-SDImageGrid sets its text in the bundled font.
+    $skiaName = if ($IsWindows) { 'libSkiaSharp.dll' } elseif ($IsMacOS) { 'libSkiaSharp.dylib' } else { 'libSkiaSharp.so' }
+    foreach ($file in $skiaName, 'Data/fonts/DejaVuSans.ttf', 'Data/fonts/DejaVuSans-LICENSE.txt') {
+        if (-not (Test-Path (Join-Path $ModuleOut $file))) { throw "$file is missing from $ModuleOut." }
     }
     # PowerShellStandard.Library is compile-time only; its reference assembly in the output breaks the module.
     if (Test-Path (Join-Path $ModuleOut 'System.Management.Automation.dll')) {

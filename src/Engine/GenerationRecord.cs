@@ -84,6 +84,9 @@ public sealed class GenerationRecord
 
     public DateTimeOffset? CreatedUtc { get; set; }
 
+    /// <summary>Set on a contact sheet (<see cref="Imaging.ContactSheet"/>): its axes, labels and member images with their records.</summary>
+    public Imaging.ContactSheetRecord? ContactSheet { get; set; }
+
     /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>
     [JsonIgnore]
     public string? ModelName

@@ -24,6 +24,8 @@ public sealed class SDImageTransformationAttribute : ArgumentTransformationAttri
             {
                 null => null,
                 SDImage image => image,
+                // An array parameter (New-SDImageGrid -Image $a, $b): each element on its own.
+                object[] items => items.Select(item => Transform(engineIntrinsics, item)).ToArray(),
                 _ when SDImageSerialization.IsDeserializedImage(inputData) => SDImageSerialization.Rehydrate((PSObject)inputData!),
                 _ when !ReadsFiles => inputData,
                 FileInfo file => ImageCodec.Read(file.FullName),

@@ -1,0 +1,50 @@
+namespace PSStableDiffusion.Engine.Imaging;
+
+/// <summary>
+/// What a contact sheet (<see cref="ContactSheet"/>) is made of, stored in its record: the axes and their labels, and
+/// every member image with the rectangle it occupies and its own full record, so each cell can be found, cropped and
+/// made again from the sheet's PNG alone.
+/// </summary>
+public sealed class ContactSheetRecord
+{
+    public int Columns { get; set; }
+    public int Rows { get; set; }
+
+    /// <summary>What the columns are told apart by, as asked (a property name or a script block's text); null for a
+    /// plain grid.</summary>
+    public string? XAxis { get; set; }
+
+    /// <summary>What the rows are told apart by; null when the rows are not an axis.</summary>
+    public string? YAxis { get; set; }
+
+    /// <summary>What each caption shows (a property name or a script block's text); null without captions.</summary>
+    public string? LabelBy { get; set; }
+
+    public List<string> ColumnLabels { get; set; } = [];
+    public List<string> RowLabels { get; set; } = [];
+
+    /// <summary>The members in input order.</summary>
+    public List<ContactSheetMember> Members { get; set; } = [];
+}
+
+/// <summary>One image of a contact sheet: its cell, the pixels it covers on the sheet, its caption and its record.</summary>
+public sealed class ContactSheetMember
+{
+    public int Column { get; set; }
+    public int Row { get; set; }
+
+    /// <summary>Left edge of the member's pixels on the sheet.</summary>
+    public int X { get; set; }
+
+    /// <summary>Top edge of the member's pixels on the sheet.</summary>
+    public int Y { get; set; }
+
+    public int Width { get; set; }
+    public int Height { get; set; }
+    public string? Caption { get; set; }
+
+    /// <summary>The file the member was read from or saved to, if any.</summary>
+    public string? SourcePath { get; set; }
+
+    public GenerationRecord Record { get; set; } = new();
+}
