@@ -58,6 +58,9 @@ public sealed record GenerationRequest
     /// </summary>
     public int? DecoderTileSize { get; init; }
 
+    /// <summary>LoRAs merged into the model for this call only (<see cref="Lora.AppliedLoras"/>); they add up.</summary>
+    public IReadOnlyList<Lora.LoraRequest> Loras { get; init; } = [];
+
     /// <summary>Replaces the seeded CPU generator: tests inject the noise a reference run stored.</summary>
     public INoiseSource? NoiseOverride { get; init; }
 }

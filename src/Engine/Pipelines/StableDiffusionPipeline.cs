@@ -47,6 +47,8 @@ public static class StableDiffusionPipeline
         var timings = new Dictionary<string, double>();
 
         using var noGrad = torch.no_grad();
+        // LoRAs change the model for this call only; disposing puts the base weights back (also on error and Ctrl+C).
+        using var loras = Lora.AppliedLoras.Apply(model, request.Loras, observer.Log);
         using var scope = torch.NewDisposeScope();
         using var generatorNoise = request.NoiseOverride is null ? new GeneratorNoiseSource(request.Seed) : null;
         var run = new PipelineRun(model, request, observer, request.NoiseOverride ?? generatorNoise!);

@@ -27,12 +27,15 @@ public static class CheckpointFiles
     {
         path = Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: {path}", path);
-        Span<byte> head = stackalloc byte[4];
+        Span<byte> head = stackalloc byte[9];
         int read;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1))
             read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        bool zip = read == 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
-        bool legacyPickle = read >= 1 && head[0] == 0x80;
+        // A safetensors header length below 4 GiB followed by '{' is safetensors, even when its low byte is 0x80 (a
+        // header of 128 + 256·k bytes, which a pickle's PROTO opcode would otherwise be mistaken for).
+        bool safetensors = read == 9 && head[4] == 0 && head[5] == 0 && head[6] == 0 && head[7] == 0 && head[8] == '{';
+        bool zip = read >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+        bool legacyPickle = !safetensors && read >= 1 && head[0] == 0x80;
         return zip || legacyPickle ? TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
     }
 

@@ -25,6 +25,10 @@ public sealed class PromptEncoder : IDisposable
         _device = device;
     }
 
+    /// <summary>While true, prompts are encoded afresh and not cached: the text encoder's weights differ from the ones
+    /// the cache was filled with (a LoRA changes them for one call).</summary>
+    internal bool BypassCache { get; set; }
+
     /// <summary>How many prompts' embeddings the cache holds now.</summary>
     public int CachedCount => _cache.Count;
 
@@ -43,7 +47,7 @@ public sealed class PromptEncoder : IDisposable
         bool allCached = true;
         var embeds = ChunkedPromptEncoding.Encode(_chunker.Split(prompt).Chunks, ids =>
         {
-            var chunk = _cache.GetOrAdd(ids, () => EncodeIds(ids), out bool hit);                                 // [1, 77, D]
+            var chunk = Cached(ids, out bool hit);                                 // [1, 77, D]
             allCached &= hit;
             return chunk;
         });                                                                                                        // [1, 77·k, D]
@@ -56,8 +60,14 @@ public sealed class PromptEncoder : IDisposable
         var encoding = _tokenizer.EncodeWithInfo(prompt);
         if (encoding.Truncated)
             warn?.Invoke($"The prompt is longer than the text encoder's {encoding.Ids.Length} tokens; this part was cut off: \"{encoding.DroppedText}\".");
-        var embeds = _cache.GetOrAdd(encoding.Ids, () => EncodeIds(encoding.Ids), out bool hit);
+        var embeds = Cached(encoding.Ids, out bool hit);
         return new PromptEmbedding(embeds, hit);
+    }
+
+    private Tensor Cached(IReadOnlyList<int> ids, out bool hit)
+    {
+        hit = false;
+        return BypassCache ? EncodeIds(ids) : _cache.GetOrAdd(ids, () => EncodeIds(ids), out hit);
     }
 
     /// <summary>The text encoder's last hidden state for one row of token ids: [1, n, D].</summary>

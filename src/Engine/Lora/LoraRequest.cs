@@ -1,0 +1,10 @@
+namespace PSStableDiffusion.Engine.Lora;
+
+/// <summary>One LoRA for one call: its file and how strongly it changes each network (AUTOMATIC1111's
+/// <c>&lt;lora:name:te=…:unet=…&gt;</c>). A multiplier of 0 leaves that network alone.</summary>
+/// <param name="Path">The LoRA file (full path).</param>
+public sealed record LoraRequest(string Path, double TextEncoderMultiplier = 1.0, double UnetMultiplier = 1.0)
+{
+    /// <summary>The name the record gives it: the file name without extension unless set.</summary>
+    public string Name { get; init; } = System.IO.Path.GetFileNameWithoutExtension(Path);
+}

@@ -1,0 +1,135 @@
+using System.Text.Json;
+using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Lora;
+using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Tests.Pipelines;
+using PSStableDiffusion.Engine.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Tests.Lora;
+
+/// <summary>The golden LoRA fixtures (tests/golden/lora, made by tools/make_lora_cases.py): their files, their key
+/// names, and diffusers' images with the LoRAs merged into the weights.</summary>
+internal static class LoraFixtures
+{
+    public static string Path(string file) => Golden.Path("lora", file);
+
+    public static JsonDocument Cases { get; } = Golden.ParseJson(File.ReadAllText(Path("cases.json")));
+
+    public static SafeTensorsFile Io() => SafeTensorsFile.Open(Path("io.safetensors"));
+
+    public static JsonElement Case(string name) => Cases.RootElement.GetProperty("cases").GetProperty(name);
+
+    /// <summary>The case's LoRAs as requests (file, te and unet multipliers).</summary>
+    public static IReadOnlyList<LoraRequest> Requests(string name) =>
+        Case(name).GetProperty("loras").EnumerateArray()
+            .Select(l => new LoraRequest(Path(l.GetProperty("file").GetString()!), l.GetProperty("te").GetDouble(), l.GetProperty("unet").GetDouble()))
+            .ToList();
+
+    /// <summary>A copy of every weight of the text encoder and UNet, to show later that they are back.</summary>
+    public static Dictionary<string, Tensor> Snapshot(StableDiffusionModel model) =>
+        model.TextEncoder.named_parameters().Select(p => ("te." + p.name, p.parameter))
+            .Concat(model.Unet.named_parameters().Select(p => ("unet." + p.name, p.parameter)))
+            .ToDictionary(p => p.Item1, p => p.Item2.detach().clone());
+
+    /// <summary>Same shape and the same values, bit for bit.</summary>
+    public static bool Equal(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && (a == b).all().item<bool>();
+
+    /// <summary>Asserts that every weight equals its snapshot bit for bit; returns how many were compared.</summary>
+    public static int AssertUnchanged(StableDiffusionModel model, Dictionary<string, Tensor> snapshot)
+    {
+        var now = model.TextEncoder.named_parameters().Select(p => ("te." + p.name, p.parameter))
+            .Concat(model.Unet.named_parameters().Select(p => ("unet." + p.name, p.parameter))).ToList();
+        Assert.Equal(snapshot.Count, now.Count);
+        foreach (var (name, parameter) in now)
+            Assert.True(Equal(snapshot[name], parameter), $"{name} differs from its value before the call");
+        return now.Count;
+    }
+}
+
+/// <summary>
+/// Each LoRA case against diffusers 0.29.2 run on weights merged in PyTorch (W + multiplier × alpha/rank × up @ down):
+/// prompt embeddings, initial and final latents, and the image, within the tolerances cases.json states (the golden
+/// rule: 50× this call's own float64 difference, or the base case's where no float64 twin was run).
+/// </summary>
+public class LoraGoldenTests(GoldenModels models, ITestOutputHelper output) : IClassFixture<GoldenModels>
+{
+    public static TheoryData<string> CaseNames => new() { "mult08", "two_loras", "te_unet", "inpaint_conv_in" };
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void ImagesMatchDiffusersOnMergedWeights(string caseName)
+    {
+        var entry = LoraFixtures.Case(caseName);
+        var baseCase = entry.GetProperty("base_case").GetString()!;
+        using var golden = Golden.Case(baseCase);
+        using var io = LoraFixtures.Io();
+        var model = models.Get(baseCase);
+        var tolerances = entry.GetProperty("tolerances");
+        var compared = new List<string>();
+        var observer = new PipelineObserver
+        {
+            Inspect = (name, actual) =>
+            {
+                var key = $"{caseName}/{name}";
+                if (!io.Tensors.ContainsKey(key) || !tolerances.TryGetProperty(name, out var t)) return;
+                using var expected = io.Read(key);
+                var diff = Golden.AssertClose(expected, actual, t.GetProperty("max_abs").GetDouble(), key);
+                output.WriteLine($"{key}: max abs diff {diff:G3} (tolerance {t.GetProperty("max_abs").GetDouble():G3})");
+                compared.Add(name);
+            },
+        };
+        var request = GoldenRequests.For(golden) with { Loras = LoraFixtures.Requests(caseName) };
+
+        using var result = StableDiffusionPipeline.Generate(model, request, observer);
+
+        foreach (var name in new[] { "prompt_embeds", "negative_prompt_embeds", "initial_latents", "final_latents" })
+            Assert.Contains(name, compared);
+        var image = Assert.Single(SDImage.FromTensorBatch(result.Images));
+        var expectedImage = SDImage.Load(LoraFixtures.Path(caseName + ".png"));
+        int levels = ModelSources.ModelSourceTestSupport.MaxLevelDifference(expectedImage, image);
+        var allowed = tolerances.GetProperty("image_uint8").GetProperty("max_abs").GetInt32();
+        output.WriteLine($"{caseName}: image max difference {levels} level(s) (tolerance {allowed})");
+        Assert.True(levels <= allowed, $"{caseName}: image differs from diffusers' by {levels} levels");
+    }
+
+    [Fact]
+    public void BaseWeightsAreExactlyBackAfterTheCallAndTheCacheIsNotPoisoned()
+    {
+        var model = models.Get("txt2img_eps_dpmpp");
+        var snapshot = LoraFixtures.Snapshot(model);
+        using var golden = Golden.Case("txt2img_eps_dpmpp");
+        var plain = GoldenRequests.For(golden);
+        using (StableDiffusionPipeline.Generate(model, plain)) { } // fills the prompt cache with the base embeddings
+
+        using (StableDiffusionPipeline.Generate(model, plain with { Loras = LoraFixtures.Requests("mult08") })) { }
+        int compared = LoraFixtures.AssertUnchanged(model, snapshot);
+        using var after = StableDiffusionPipeline.Generate(model, plain);
+
+        // The call after is diffusers' base image again (cached embeddings from before the LoRA call are still right).
+        var image = Assert.Single(SDImage.FromTensorBatch(after.Images));
+        var expected = SDImage.Load(Path.Combine(golden.Folder, "expected.png"));
+        Assert.True(ModelSources.ModelSourceTestSupport.MaxLevelDifference(expected, image) <= 1);
+        output.WriteLine($"{compared} weights equal to their values before the LoRA call");
+    }
+
+    [Fact]
+    public void CancelledCallPutsTheBaseWeightsBack()
+    {
+        var model = models.Get("txt2img_eps_dpmpp");
+        var snapshot = LoraFixtures.Snapshot(model);
+        using var golden = Golden.Case("txt2img_eps_dpmpp");
+        using var cancellation = new CancellationTokenSource();
+        var observer = new PipelineObserver
+        {
+            Cancellation = cancellation.Token,
+            Progress = p => { if (p.Step == 2) cancellation.Cancel(); },
+        };
+        var request = GoldenRequests.For(golden) with { Loras = LoraFixtures.Requests("two_loras") };
+
+        Assert.ThrowsAny<OperationCanceledException>(() => StableDiffusionPipeline.Generate(model, request, observer));
+        LoraFixtures.AssertUnchanged(model, snapshot);
+    }
+}
