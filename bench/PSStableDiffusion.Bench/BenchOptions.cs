@@ -39,7 +39,7 @@ internal sealed class BenchOptions
           --model <folder>       a diffusers SD 2.x folder to measure (else random weights, saved to --save-folder)
           --save-folder <dir>    where random weights live as diffusers folders <dir>/fp32 and <dir>/fp16
                                  (default: $TMPDIR/psstablediffusion-bench); made on first use, reused after
-          --threads N            libtorch intra-op threads (default: the processors this process may use)
+          --threads N            libtorch intra-op threads (default: the engine's, libtorch's default capped at the usable processors)
           --repeats N            timed runs per stage (default 3, or 1 with --quick)
           --steps N              denoising steps of txt2img512 and single-file-txt2img512 (default 20)
           --no-huge-pages        do not ask libtorch for transparent huge pages (THP_MEM_ALLOC_ENABLE)

@@ -3,9 +3,11 @@ using TorchSharp;
 namespace PSStableDiffusion.Engine.Runtime;
 
 /// <summary>
-/// How many CPU threads libtorch uses for one operator (intra-op). libtorch picks its own default at start-up
-/// (the physical cores it sees, which can differ from what the process may use under cgroups/affinity), so the
-/// engine sets it explicitly: by default to the processors this process may run on, or to a user override.
+/// How many CPU threads libtorch uses for one operator (intra-op). libtorch's own default is the physical cores of
+/// the machine (SMT siblings not counted; it follows the affinity mask, but not a cgroup CPU quota), while .NET's
+/// <see cref="Environment.ProcessorCount"/> honours the quota but counts every logical processor (SMT siblings, efficiency
+/// cores). The engine takes the smaller of the two: physical cores where SMT doubles the count, the CPUs this process
+/// may use where a container quota allows fewer than the machine has. bench/RESULTS.md ("Threads") has the figures.
 /// </summary>
 public static class TorchThreads
 {
@@ -24,8 +26,13 @@ public static class TorchThreads
     /// <summary>The intra-op thread count in effect now.</summary>
     public static int Current => torch.get_num_threads();
 
-    /// <summary>The default the engine applies: the processors available to this process.</summary>
-    public static int Recommended => Math.Max(1, Environment.ProcessorCount);
+    /// <summary>The default the engine applies: libtorch's default (physical cores), but no more than the processors
+    /// this process may use.</summary>
+    public static int Recommended => ChooseDefault(LibTorchDefault, Environment.ProcessorCount);
+
+    /// <summary>The smaller of libtorch's default and the usable processors, at least 1.</summary>
+    public static int ChooseDefault(int libTorchDefault, int processorCount) =>
+        Math.Max(1, libTorchDefault < 1 ? processorCount : Math.Min(libTorchDefault, processorCount));
 
     /// <summary>
     /// Sets libtorch's intra-op thread count to <paramref name="threads"/>, or to <see cref="Recommended"/> when null.

@@ -67,7 +67,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [Parameter]
     public Engine.Text.PromptSyntax PromptSyntax { get; set; } = Engine.Text.PromptSyntax.Automatic1111;
 
-    /// <summary>CPU threads for libtorch (default: the machine's cores).</summary>
+    /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
     public int? Threads { get; set; }
@@ -146,7 +146,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             images = RunEngine(() =>
             {
                 var threads = TorchThreads.Configure(Threads);
-                WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? " (the machine's cores; -Threads changes it)" : "")}.");
+                WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
                 using var lease = AcquireModel();
                 WriteVerbose($"{StableDiffusionPipeline.KindOf(lease.Engine, request)}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
                 return ImageGeneration.Generate(lease.Engine, request, observer);

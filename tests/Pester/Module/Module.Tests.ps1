@@ -53,6 +53,36 @@ Describe 'PSStableDiffusion module' {
                 Should -Be ([PSStableDiffusion.Engine.SDImage])
         }
 
+        It 'passes Test-ModuleManifest as shipped (the built folder)' {
+            $tested = Test-ModuleManifest -Path (Join-Path $module.ModuleBase 'PSStableDiffusion.psd1') -ErrorAction Stop
+            $tested.Name | Should -Be 'PSStableDiffusion'
+            $tested.Version | Should -Be ([version] $manifest.ModuleVersion)
+        }
+
+        It 'passes Test-ModuleManifest at the repository root but for the two assemblies that only the build writes' {
+            # The root manifest is the one shipped (compared byte for byte above); Test-ModuleManifest wants RootModule
+            # and RequiredAssemblies to exist next to it, and only the build puts them there.
+            $problems = @()
+            $null = Test-ModuleManifest -Path (Join-Path (Get-SDRepoRoot) 'PSStableDiffusion.psd1') -ErrorVariable problems -ErrorAction SilentlyContinue
+            $unexpected = @($problems | Where-Object { "$_" -notmatch "'PSStableDiffusion(\.Engine)?\.dll'" } | ForEach-Object { "$_" })
+            $unexpected | Should -BeNullOrEmpty
+            @($problems).Count | Should -BeLessOrEqual 3 -Because 'two RequiredAssemblies entries and the RootModule at most'
+        }
+
+        It 'carries the gallery metadata PSResourceGet publishes: a release version, licence, tags, release notes' {
+            $props = [xml](Get-Content -Raw -LiteralPath (Join-Path (Get-SDRepoRoot) 'Directory.Build.props'))
+            $manifest.ModuleVersion | Should -Match '^\d+\.\d+\.\d+$'
+            $manifest.ModuleVersion | Should -Be (@($props.Project.PropertyGroup.Version) | Where-Object { $_ } | Select-Object -First 1)
+            $data = $manifest.PrivateData.PSData
+            [uri]::IsWellFormedUriString($data.LicenseUri, 'Absolute') | Should -BeTrue
+            @($data.Tags).Count | Should -BeGreaterThan 3
+            @($data.Tags | Where-Object { $_ -match '\s' }) | Should -BeNullOrEmpty -Because 'gallery tags have no spaces'
+            $data.Tags | Should -Contain 'PSEdition_Core'
+            $data.ReleaseNotes | Should -Match ([regex]::Escape($manifest.ModuleVersion))
+            $data.ReleaseNotes | Should -Match 'New-SDImageGrid'
+            if ($data.ContainsKey('ProjectUri')) { [uri]::IsWellFormedUriString($data.ProjectUri, 'Absolute') | Should -BeTrue }
+        }
+
         It 'names, at the repository root, every file it loads besides its assemblies' {
             $root = Get-SDRepoRoot
             foreach ($file in @($manifest.FormatsToProcess) + @($manifest.TypesToProcess)) {

@@ -37,6 +37,11 @@ $result.Manifest = Test-ModuleManifest (Join-Path $module.ModuleBase 'PSStableDi
 $result.Cpu = (Get-SDDevice -Type cpu).Device
 $image = New-SDImage -Model $Model -Prompt 'a lighthouse' -Width 64 -Height 64 -Steps 2 -Seed 5
 $result.Image = "$($image.Width)x$($image.Height) seed $($image.Seed)"
+# A captioned contact sheet: SkiaSharp's natives and the bundled font come from the package too.
+$sheet = $image | New-SDImageGrid -Label Seed
+$ink = 0
+for ($i = 64 * 64 * 3; $i -lt $sheet.Pixels.Length; $i += 3) { if ($sheet.Pixels[$i] -lt 128) { $ink++ } }
+$result.Sheet = @{ Width = $sheet.Width; Height = $sheet.Height; CaptionInk = $ink; Caption = $sheet.Record.ContactSheet.Members[0].Caption }
 $result.UserModules = (Join-Path $HOME '.local/share/powershell/Modules')
 $result | ConvertTo-Json -Depth 4 | Set-Content -LiteralPath $Output
 '@
@@ -92,5 +97,12 @@ Describe 'Installing the module with PSResourceGet' {
     It 'loads libtorch from the installed package and generates' {
         $result.Cpu | Should -Be 'cpu'
         $result.Image | Should -Be '64x64 seed 5'
+    }
+
+    It 'draws a contact sheet''s caption with the font the package carries' {
+        $result.Sheet.Width | Should -Be 64
+        $result.Sheet.Height | Should -BeGreaterThan 64
+        $result.Sheet.Caption | Should -Be 'Seed: 5'
+        $result.Sheet.CaptionInk | Should -BeGreaterThan 10 -Because 'the caption strip under the image has text'
     }
 }
