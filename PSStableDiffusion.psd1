@@ -19,6 +19,7 @@
     # short list of cmdlets still being written.
     CmdletsToExport      = @(
         'Clear-SDEngine'
+        'Get-SDDepthMap'
         'Get-SDDevice'
         'Get-SDEngine'
         'Get-SDModel'

@@ -49,7 +49,10 @@ Lists the hub cache as well as the models at -Path. Without -Path the hub cache 
             Type        = 'PSStableDiffusion.Engine.ModelDescription'
             Description = @'
 One model: Name (hub id, folder or file name), Path (what to pass to -Model), Source (folder, single-file or hub),
-Kind (txt2img, inpainting, depth2img or x4-upscaler), PredictionType (epsilon or v_prediction), DefaultSize (the
+Kind (txt2img, inpainting, depth2img or x4-upscaler), HasDepthEstimator (depth models: whether the MiDaS DPT-Hybrid
+estimator is there, a depth_estimator folder or a single file's depth_model.* weights, so that depth-to-image and
+Get-SDDepthMap run without a depth map; the table shows depth2img+estimator or depth2img (no estimator); null for other
+kinds), PredictionType (epsilon or v_prediction), DefaultSize (the
 trained output size in pixels), DType (float32, float16 or bfloat16, of the UNet weights on disk), SizeOnDisk (bytes),
 Commit and Refs (hub snapshots), ConfigPath (the YAML used for a single file), Notes (what detection found and
 assumed) and Error (why a model could not be described).

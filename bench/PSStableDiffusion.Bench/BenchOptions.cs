@@ -4,9 +4,12 @@ namespace PSStableDiffusion.Bench;
 internal sealed class BenchOptions
 {
     public static readonly string[] FullStages =
-        { "kernels", "load-fp32", "load-fp16", "text", "unet512", "unet768", "vae512", "vae768", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048" };
+        { "kernels", "load-fp32", "load-fp16", "text", "unet512", "unet768", "vae512", "vae768", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048", "depth-estimator512" };
     /// <summary>Stages that load the random single-file checkpoint instead of the random folders.</summary>
     public static readonly string[] SingleFileStages = { "load-single-file", "single-file-txt2img512" };
+
+    /// <summary>Stages that build their random weights in memory: they need no saved folders.</summary>
+    public static readonly string[] InMemoryStages = { "upscaler", "depth-estimator512" };
 
     public static readonly string[] QuickStages = { "kernels", "load-fp32", "load-fp16", "text", "unet512", "vae512" };
 
@@ -32,7 +35,8 @@ internal sealed class BenchOptions
           --out <file>           also write the JSON results to <file> (JSON always goes to stdout)
           --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512
           --stages a,b,...       kernels, load-fp32, load-fp16, text, unet512, unet768, vae512, vae768, vae1024-tiled,
-                                 txt2img512, upscaler, upscale2048, load-single-file, single-file-txt2img512
+                                 txt2img512, upscaler, upscale2048, depth-estimator512, load-single-file,
+                                 single-file-txt2img512
                                  (the single-file stages are not in the default set; they write
                                  <save-folder>/sd21-768-v-single-file.safetensors, ~5.2 GB, once)
           --dtype a,b            float32, bfloat16 (default both)

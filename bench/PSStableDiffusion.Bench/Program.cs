@@ -51,7 +51,7 @@ if (options.ModelFolder is { } given)
 else
 {
     modelFolder = Path.Combine(options.SaveFolder!, "fp32");
-    bool needsFolders = options.Stages.Any(s => !BenchOptions.SingleFileStages.Contains(s));
+    bool needsFolders = options.Stages.Any(s => !BenchOptions.SingleFileStages.Contains(s) && !BenchOptions.InMemoryStages.Contains(s));
     if (needsFolders && !RandomWeights.IsComplete(options.SaveFolder!))
     {
         Measure.Log($"Saving random full-size SD 2.1 768-v weights to {options.SaveFolder} (fp32 and fp16; about 7.8 GB, once) ...");

@@ -5,6 +5,7 @@ using PSStableDiffusion.Engine;
 using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Common;
 using PSStableDiffusion.Engine.Models.Configs;
+using PSStableDiffusion.Engine.Models.Dpt;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
 using PSStableDiffusion.Engine.Pipelines;
@@ -214,6 +215,9 @@ internal static partial class Stages
                 Inspect(result, generated.Images);
                 break;
             }
+            case "depth-estimator512":
+                DepthEstimator512(result, dtype, warmups, repeats);
+                break;
             default:
                 throw new ArgumentException($"Unknown stage '{stage}'.");
         }
@@ -229,6 +233,30 @@ internal static partial class Stages
         if (result.Flop is { } flop && result.RunsS.Count > 0) result.GflopPerS = flop / result.MedianS / 1e9;
         result.PeakRssBytes = Measure.PeakBytes();
         return result;
+    }
+
+    /// <summary>
+    /// Get-SDDepthMap's work on a 512² image: stable-diffusion-2-depth's DPT-Hybrid at full size (the released
+    /// depth_estimator config: BiT [3, 4, 9], ViT-B/16 at 384², random weights), its processor (bicubic to 384²), the
+    /// forward pass, the bicubic resize back to 512² and the 16-bit levels.
+    /// </summary>
+    private static void DepthEstimator512(StageResult result, ScalarType dtype, int warmups, int repeats)
+    {
+        var config = DPTConfig.FromJson(KnownModelConfigs.ReadJson("sd2-depth.depth_estimator.json"), "sd2-depth.depth_estimator.json");
+        var processor = new DPTImageProcessor(DPTImageProcessorConfig.FromJson(
+            KnownModelConfigs.ReadJson("sd2-depth.feature_extractor.json"), "sd2-depth.feature_extractor.json"));
+        var model = RandomWeights.Materialize(new DPTForDepthEstimation(config, torch.META, dtype), dtype, 13);
+        model.eval();
+        using var estimator = DepthEstimator.FromComponents(model, processor, "random DPT-Hybrid", dtype, torch.CPU);
+        var pixels = new byte[512 * 512 * 3];
+        new Random(5).NextBytes(pixels);
+        var image = new SDImage(512, 512, pixels);
+        SDImage? last = null;
+        result.Note = $"DPT-Hybrid (BiT [{string.Join(", ", config.Bit.Depths)}], ViT {config.NumHiddenLayers}x{config.HiddenSize}, {config.ImageSize}² input), " +
+            "one 512² image: preprocess, forward, bicubic to 512², 16-bit levels; random weights";
+        TimeModel(result, () => last = DepthMapEstimation.Estimate(estimator, image, normalize: true, null), warmups, repeats);
+        result.Details["weights_bytes"] = estimator.MemoryBytes;
+        result.OutputFinite = last is { Record.DepthRange: [var low, var high] } && double.IsFinite(low) && double.IsFinite(high);
     }
 
     /// <summary>The random 768-v single file, planned as v-prediction (a safetensors file carries no hint of it).</summary>

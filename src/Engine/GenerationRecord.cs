@@ -74,6 +74,13 @@ public sealed class GenerationRecord
 
     /// <summary>SHA-256 (hex) of the depth estimator's weights when the depth was estimated.</summary>
     public string? DepthEstimatorHash { get; set; }
+
+    /// <summary>A depth map (Get-SDDepthMap): whether its levels are min-max normalised (else the prediction scaled by its peak).</summary>
+    public bool? DepthNormalized { get; set; }
+
+    /// <summary>A depth map: the prediction values [low, high] that its levels 0 and 65535 stand for (level v is
+    /// low + v · (high − low) / 65535).</summary>
+    public double[]? DepthRange { get; set; }
     public double? Eta { get; set; }
 
     /// <summary>The -KarrasSigmas override the call was given (null: the scheduler's or its name's default).</summary>

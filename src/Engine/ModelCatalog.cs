@@ -27,6 +27,10 @@ public sealed record ModelDescription
     /// <summary>txt2img, inpainting, depth2img or x4-upscaler; null when the model could not be described.</summary>
     public string? Kind { get; init; }
 
+    /// <summary>Depth models: whether the model ships its MiDaS depth estimator (a <c>depth_estimator/</c> folder, or a
+    /// single file's <c>depth_model.*</c> weights), so depth-to-image runs without a depth map. Null for other kinds.</summary>
+    public bool? HasDepthEstimator { get; init; }
+
     /// <summary>epsilon or v_prediction (for single files, as the planner decides it; see <see cref="Notes"/>).</summary>
     public string? PredictionType { get; init; }
 
@@ -155,6 +159,8 @@ public static class ModelCatalog
             return description with
             {
                 Kind = ModelKinds.FromUnetInChannels(unet.InChannels, folder).DisplayName(),
+                HasDepthEstimator = ModelKinds.FromUnetInChannels(unet.InChannels, folder) == ModelKind.Depth
+                    ? Models.Dpt.DepthEstimator.Locate(folder) is not null : null,
                 PredictionType = scheduler?.PredictionType ?? "epsilon",
                 DefaultSize = (unet.SampleSize ?? 64) * vae.DownscaleFactor,
                 DType = FolderWeightsDType(System.IO.Path.Combine(folder, "unet")),
@@ -182,6 +188,7 @@ public static class ModelCatalog
             return description with
             {
                 Kind = plan.Kind.DisplayName(),
+                HasDepthEstimator = plan.Kind == ModelKind.Depth ? SingleFile.DptKeyMap.HasDepthModel(file) : null,
                 PredictionType = plan.PredictionType,
                 DefaultSize = plan.DefaultSize,
                 DType = DTypeName(file.DTypeOf(LdmKeyMap.UNetPrefix + "input_blocks.0.0.weight")),

@@ -31,6 +31,26 @@ public sealed class SDImage
     /// <summary>The file this image was read from or last saved to, if any.</summary>
     public string? SourcePath { get; private set; }
 
+    /// <summary>
+    /// The 16-bit grayscale values this image stands for (a depth map from Get-SDDepthMap, or a 16-bit grayscale PNG read
+    /// back), kept at full precision: saving writes a 16-bit PNG and a depth map reads them; <see cref="Pixels"/> then hold
+    /// their 8-bit view. Null for ordinary RGB images.
+    /// </summary>
+    public GrayImage? Gray16 { get; private init; }
+
+    /// <summary>An image of 16-bit grayscale values; its RGB <see cref="Pixels"/> are round(v · 255 / 65535).</summary>
+    public static SDImage FromGray16(GrayImage gray, GenerationRecord? record = null, string? sourcePath = null)
+    {
+        if (gray.BitDepth != 16) throw new ArgumentException($"Expected a 16-bit gray image, got {gray.BitDepth}-bit.", nameof(gray));
+        var pixels = new byte[(long)gray.Width * gray.Height * 3];
+        for (long i = 0; i < gray.Values.LongLength; i++)
+        {
+            var level = (byte)((gray.Values[i] * 255 + 32767) / 65535);
+            pixels[3 * i] = pixels[3 * i + 1] = pixels[3 * i + 2] = level;
+        }
+        return new SDImage(gray.Width, gray.Height, pixels, record, sourcePath) { Gray16 = gray };
+    }
+
     public string Prompt => Record.Prompt;
     public string NegativePrompt => Record.NegativePrompt;
     public long Seed => Record.Seed;
@@ -99,16 +119,19 @@ public sealed class SDImage
         return signed.to(dtype, device ?? CPU).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Luma as Pillow's convert("L") computes it: (R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16.</summary>
+    /// <summary>The <see cref="Gray16"/> values when the image has them; otherwise luma as Pillow's convert("L")
+    /// computes it: (R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16.</summary>
     public GrayImage ToGray()
     {
+        if (Gray16 is { } gray) return gray;
         var values = new ushort[(long)Width * Height];
         for (long i = 0; i < values.LongLength; i++)
             values[i] = (ushort)((Pixels[3 * i] * 19595 + Pixels[3 * i + 1] * 38470 + Pixels[3 * i + 2] * 7471 + 0x8000) >> 16);
         return new GrayImage(Width, Height, 8, values);
     }
 
-    /// <summary>A resized copy (Pillow-compatible filters); the record is copied with the new size.</summary>
+    /// <summary>A resized copy (Pillow-compatible filters) of the RGB pixels (a <see cref="Gray16"/> image gives an 8-bit
+    /// one); the record is copied with the new size.</summary>
     public SDImage Resize(int width, int height, ResizeFilter filter = ResizeFilter.Lanczos)
     {
         var pixels = Resampler.Resize(Pixels, Width, Height, 3, width, height, filter);

@@ -27,10 +27,20 @@ public static class ImageCodec
     public static SDImage Decode(byte[] data, string? path = null)
     {
         GenerationRecord? record = null;
+        GrayImage? gray16 = null;
         if (PngChunks.HasSignature(data))
         {
-            var (_, chunks) = PngChunks.Parse(data, path);
+            var (header, chunks) = PngChunks.Parse(data, path);
             record = ReadRecord(PngChunks.ReadText(data, chunks, path), path);
+            // A 16-bit depth map keeps its values (SkiaSharp below would keep 8 bits of them).
+            if (Png16Decoder.Handles(header) && header.Interlace == 0)
+                gray16 = new GrayImage(header.Width, header.Height, 16, Png16Decoder.Decode(data, header, chunks, path));
+        }
+        if (gray16 is not null)
+        {
+            record ??= new GenerationRecord();
+            if (record.Width == 0 && record.Height == 0) (record.Width, record.Height) = (gray16.Width, gray16.Height);
+            return SDImage.FromGray16(gray16, record, path);
         }
         var (width, height, rgba) = DecodeRgba(data, path);
         var rgb = new byte[(long)width * height * 3];
@@ -66,9 +76,14 @@ public static class ImageCodec
         return Decode(data, path).ToGray();
     }
 
-    /// <summary>PNG bytes with the record embedded (A1111 <c>parameters</c> and the JSON record).</summary>
+    /// <summary>PNG bytes with the record embedded (A1111 <c>parameters</c> and the JSON record). An image with
+    /// <see cref="SDImage.Gray16"/> values is a 16-bit grayscale PNG with the JSON record only (it has no generation
+    /// parameters for AUTOMATIC1111's text).</summary>
     public static byte[] EncodePng(SDImage image)
     {
+        if (image.Gray16 is { } gray)
+            return PngChunks.InsertAfterHeader(Png16Encoder.Encode(gray),
+                [PngChunks.BuildTextChunk(RecordKeyword, image.Record.ToJson(), forceInternational: true)]);
         var rgba = new byte[(long)image.Width * image.Height * 4];
         for (long i = 0, j = 0; j < rgba.LongLength; i += 3, j += 4)
         {

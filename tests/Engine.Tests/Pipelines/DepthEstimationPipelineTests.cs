@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Models.Dpt;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Pipelines.Tasks;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -149,5 +150,78 @@ public class DepthEstimationPipelineTests(DepthModelWithEstimator models, ITestO
         Assert.Null(given.Record.DepthEstimatorHash);
         Assert.DoesNotContain(logs, l => l.Contains("estimated", StringComparison.Ordinal));
         Assert.NotEqual(0, ModelSources.ModelSourceTestSupport.MaxLevelDifference(estimated, given));
+    }
+
+    [Fact]
+    public void GetSDModelSaysWhetherADepthModelHasItsEstimator()
+    {
+        Assert.True(ModelCatalog.Describe(models.Folder).HasDepthEstimator);
+        Assert.True(ModelCatalog.Describe(models.SingleFile).HasDepthEstimator);
+        Assert.False(ModelCatalog.Describe(Golden.Path("depth2img", "model")).HasDepthEstimator);
+        Assert.False(ModelCatalog.Describe(Golden.Path("depth2img", "single_file.safetensors")).HasDepthEstimator);
+        Assert.Null(ModelCatalog.Describe(Golden.Path("img2img", "model")).HasDepthEstimator);
+    }
+
+    [Fact]
+    public void TheStoreGivesTheCachedDepthModelsEstimatorAndADptFolderAlone()
+    {
+        var folder = new ModelSource(ModelSourceKind.DiffusersFolder, models.Folder, models.Folder);
+        var dpt = Path.Combine(models.Root, "dpt");
+        ModelSources.ModelSourceTestSupport.CopyDirectory(Path.Combine(models.Folder, "depth_estimator"), dpt);
+        File.Copy(Path.Combine(models.Folder, "feature_extractor", "preprocessor_config.json"), Path.Combine(dpt, "preprocessor_config.json"));
+        var alone = new ModelSource(ModelSourceKind.DiffusersFolder, dpt, dpt);
+        try
+        {
+            Assert.False(DepthEstimatorStore.IsEstimatorFolder(folder));
+            Assert.True(DepthEstimatorStore.IsEstimatorFolder(alone));
+            DepthEstimator fromModel;
+            using (var lease = DepthEstimatorStore.Acquire(folder, ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None))
+            {
+                fromModel = lease.Estimator;
+                Assert.Equal(models.Folder, lease.ModelPath);
+            }
+            using (var again = DepthEstimatorStore.Acquire(folder, ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None))
+                Assert.Same(fromModel, again.Estimator); // kept with the cached model
+            Assert.Contains(EngineCache.Shared.List(), e => e.Model == models.Folder);
+
+            // The single file's depth_model.* weights: the folder's estimator exactly.
+            var singleFile = new ModelSource(ModelSourceKind.SingleFile, models.SingleFile, models.SingleFile);
+            using (var lease = DepthEstimatorStore.Acquire(singleFile, ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None))
+            {
+                Assert.Equal(models.SingleFile, lease.Estimator.Source);
+                var image = SDImage.Load(Golden.Path("depth_estimator", "input2.png"));
+                using var fromFile = lease.Estimator.Predict(image);
+                using var fromFolder = fromModel.Predict(image);
+                Assert.Equal(0.0, (fromFile - fromFolder).abs().max().item<float>());
+            }
+
+            using (var lease = DepthEstimatorStore.Acquire(alone, ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None))
+            {
+                Assert.Equal(dpt, lease.ModelPath);
+                using var golden = Golden.Case("depth_estimator");
+                using var depth = lease.Estimator.Predict(SDImage.Load(Golden.Path("depth_estimator", "input1.png")));
+                golden.AssertClose("predicted_depth1", depth);
+            }
+            Assert.Contains(EngineCache.Shared.List(), e => e.Model == dpt && e.Kind == "depth estimator (DPT-Hybrid)");
+
+            // Copies, so that the engine cache entries this test makes (and clears) are its own.
+            var noEstimator = Path.Combine(models.Root, "depth-without-estimator");
+            ModelSources.ModelSourceTestSupport.CopyDirectory(Golden.Path("depth2img", "model"), noEstimator);
+            var error = Assert.Throws<InvalidOperationException>(() => DepthEstimatorStore.Acquire(
+                new ModelSource(ModelSourceKind.DiffusersFolder, noEstimator, noEstimator), ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None));
+            Assert.Contains("no depth estimator", error.Message);
+            var textToImage = Path.Combine(models.Root, "text-to-image");
+            ModelSources.ModelSourceTestSupport.CopyDirectory(Golden.Path("img2img", "model"), textToImage);
+            error = Assert.Throws<InvalidOperationException>(() => DepthEstimatorStore.Acquire(
+                new ModelSource(ModelSourceKind.DiffusersFolder, textToImage, textToImage), ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None));
+            Assert.Contains("only depth models ship a depth estimator", error.Message);
+            var neither = Golden.Path("depth_estimator");
+            Assert.Throws<DirectoryNotFoundException>(() => DepthEstimatorStore.Acquire(
+                new ModelSource(ModelSourceKind.DiffusersFolder, neither, neither), ComputeTarget.Cpu32, ModelLoadOptions.Default, null, CancellationToken.None));
+        }
+        finally
+        {
+            EngineCache.Shared.Clear(e => e.Model.StartsWith(models.Root, StringComparison.Ordinal));
+        }
     }
 }

@@ -12,8 +12,10 @@ namespace PSStableDiffusion.Engine.Models.Dpt;
 /// <c>depth_model.*</c> weights of a single-file depth checkpoint. It runs in the dtype and on the device it was
 /// loaded with. Its output is relative inverse depth (larger = nearer), as diffusers feeds it to the depth UNet.
 /// </summary>
-public sealed class DepthEstimator : IDisposable
+public sealed class DepthEstimator : ICachedEngine
 {
+    private long? _memoryBytes;
+
     /// <summary>How records and messages name the estimator.</summary>
     public const string ArchitectureName = "DPT-Hybrid";
 
@@ -27,7 +29,7 @@ public sealed class DepthEstimator : IDisposable
         Source = source;
         DType = dtype;
         Device = device;
-        _hash = new Lazy<string>(() => ModelHashCache.HashModel(weightFiles),
+        _hash = new Lazy<string>(() => weightFiles.Count == 0 ? "" : ModelHashCache.HashModel(weightFiles),
             LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -39,6 +41,12 @@ public sealed class DepthEstimator : IDisposable
 
     public ScalarType DType { get; }
     public Device Device { get; }
+
+    /// <summary>Bytes of weights and buffers (a DPT folder alone is cached in the engine cache on its own).</summary>
+    public long MemoryBytes => _memoryBytes ??= Model.parameters().Concat(Model.buffers()).Sum(p => p.numel() * p.ElementSize);
+
+    /// <summary>How the engine cache lists it.</summary>
+    public string KindName => $"depth estimator ({ArchitectureName})";
 
     /// <summary>SHA-256 of the weights file (the whole checkpoint for a single file), hex.</summary>
     public string Hash => _hash.Value;
@@ -57,6 +65,12 @@ public sealed class DepthEstimator : IDisposable
         using var file = CheckpointFiles.Open(path);
         return DptKeyMap.HasDepthModel(file) ? path : null;
     }
+
+    /// <summary>An estimator of modules built in memory (the benchmark's random full-size DPT-Hybrid); it has no
+    /// weight files, so its <see cref="Hash"/> is empty. It owns <paramref name="model"/>.</summary>
+    public static DepthEstimator FromComponents(DPTForDepthEstimation model, DPTImageProcessor processor, string source, ScalarType dtype,
+        Device device) =>
+        new(model, processor, source, dtype, device, Array.Empty<string>());
 
     /// <summary>Loads the estimator <see cref="Locate"/> finds in <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">No estimator there (the message says what was looked for).</exception>
