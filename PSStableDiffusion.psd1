@@ -43,7 +43,7 @@
             LicenseUri   = 'https://opensource.org/license/mit'
             # The project's public home goes here once it has one: PSResourceGet refuses an empty URI, so there is
             # no ProjectUri until then.
-            ReleaseNotes = '0.1.0: first release. Stable Diffusion 2.x text-to-image, image-to-image, inpainting, depth-to-image and the x4 upscaler on TorchSharp 0.107 / libtorch 2.10, matching diffusers 0.29; 14 schedulers with A1111 names; PNGs that carry their record and replay; SDImage through jobs, remoting and Export-Clixml; contact sheets of sweeps with New-SDImageGrid (X/Y plots with labels, in a bundled font).'
+            ReleaseNotes = '0.1.0: first release. Stable Diffusion 2.x text-to-image, image-to-image, inpainting, depth-to-image (the depth estimated by the model''s own MiDaS DPT-Hybrid when no map is given; Get-SDDepthMap writes 16-bit depth maps) and the x4 upscaler on TorchSharp 0.107 / libtorch 2.10, matching diffusers 0.29; 14 schedulers with A1111 names; PNGs that carry their record and replay; SDImage through jobs, remoting and Export-Clixml; contact sheets of sweeps with New-SDImageGrid (X/Y plots with labels, in a bundled font).'
         }
     }
 }

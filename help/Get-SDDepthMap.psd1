@@ -71,7 +71,7 @@ HubAccessDenied. With a folder or file it is the error InvalidArgument.
 How many CPU threads libtorch runs each operation on, 1 to 1024. The setting is process-wide and stays in effect for
 later calls; -Verbose reports the count used.
 '@
-            DefaultValue = 'The processors this process may use'
+            DefaultValue = 'libtorch''s default (the physical cores), at most the processors this process may use'
         }
     }
 

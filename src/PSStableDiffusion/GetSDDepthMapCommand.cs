@@ -61,7 +61,7 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Token { get; set; }
 
-    /// <summary>CPU threads for libtorch (default: the machine's cores).</summary>
+    /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
     public int? Threads { get; set; }
@@ -136,7 +136,7 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
     private DepthEstimatorLease AcquireEstimator()
     {
         var threads = TorchThreads.Configure(Threads);
-        WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? " (the machine's cores; -Threads changes it)" : "")}.");
+        WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
         var source = ModelStore.Resolve(Model, ResolvePath);
         var downloads = new ConcurrentQueue<ProgressRecord>();
         var warnings = new ConcurrentQueue<string>();
