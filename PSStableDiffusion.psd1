@@ -21,6 +21,7 @@
         'Clear-SDEngine'
         'Get-SDDepthMap'
         'Get-SDDevice'
+        'Get-SDEmbedding'
         'Get-SDEngine'
         'Get-SDModel'
         'Get-SDScheduler'

@@ -72,6 +72,20 @@ colors), as diffusers returns it.
 What to paint into the masked area. Required; when an SDImage is piped, its own prompt binds by property name unless
 -Prompt is given.
 '@
+        EmbeddingPath  = @{
+            Description  = @'
+Folders (searched with their subfolders) or files of textual-inversion embeddings (.pt, .bin, .safetensors), searched
+before the folders $env:SD_EMBEDDINGS lists. A prompt or negative prompt uses an embedding by its file name without
+the extension, as in AUTOMATIC1111 ('lowres, bad-prompt' with bad-prompt.pt): its vectors take the name's place, one
+token position each, with the weight where the name stands, and never split across chunks (needs -PromptSyntax
+Automatic1111). Only the files a prompt names are read. The image's record and its AUTOMATIC1111 parameters carry each
+embedding used and its hash ("TI hashes"); a replay that cannot find one fails with EmbeddingNotFound, and warns when
+the file's hash differs. A path that does not exist is EmbeddingPathNotFound; an embedding that is not as wide as the
+model's text encoder (an SD 1.x file, 768 wide) is EmbeddingWidthMismatch, naming the file; a file that is not an
+embedding is InvalidEmbedding, one whose pickle calls code UnsafeCheckpoint. Get-SDEmbedding lists what is found.
+'@
+            DefaultValue = 'Only $env:SD_EMBEDDINGS'
+        }
         PromptSyntax   = @{
             Description  = @'
 How -Prompt and -NegativePrompt are read. Automatic1111 (the default) reads them as AUTOMATIC1111's web UI does for

@@ -94,6 +94,14 @@ public sealed class GenerationRecord
     /// <summary>Set on a contact sheet (<see cref="Imaging.ContactSheet"/>): its axes, labels and member images with their records.</summary>
     public Imaging.ContactSheetRecord? ContactSheet { get; set; }
 
+    /// <summary>How the prompts were read: "Automatic1111" or "None" (literal). Null in records made before prompts
+    /// had a syntax (read literally then); a replay reads the prompts the same way.</summary>
+    public string? PromptSyntax { get; set; }
+
+    /// <summary>Textual-inversion embeddings the prompts used: name → the first 12 hex digits of the file's SHA-256
+    /// (AUTOMATIC1111's "TI hashes"). Null when none.</summary>
+    public Dictionary<string, string>? Embeddings { get; set; }
+
     /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>
     [JsonIgnore]
     public string? ModelName

@@ -87,6 +87,7 @@ public sealed class InvokeSDInpaintCommand : ImageToImageCmdletBase
                 Prompt = Prompt,
                 NegativePrompt = NegativePrompt ?? "",
                 PromptSyntax = PromptSyntax,
+                EmbeddingPaths = EmbeddingPaths,
                 Steps = Steps,
                 GuidanceScale = GuidanceScale,
                 Seed = ResolveSeed(Seed),

@@ -124,7 +124,9 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
         {
             Prompt = Prompt,
             NegativePrompt = NegativePrompt ?? "",
-            PromptSyntax = PromptSyntax,
+            PromptSyntax = PromptSyntaxFor(Record),
+            EmbeddingPaths = EmbeddingPaths,
+            ExpectedEmbeddings = Record?.Embeddings,
             Steps = Steps,
             GuidanceScale = GuidanceScale,
             Seed = ResolveSeed(Seed),

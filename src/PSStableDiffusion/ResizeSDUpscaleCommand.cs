@@ -60,6 +60,7 @@ public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
             Prompt = Prompt ?? "",
             NegativePrompt = NegativePrompt ?? "",
             PromptSyntax = PromptSyntax,
+            EmbeddingPaths = EmbeddingPaths,
             Steps = Steps,
             GuidanceScale = GuidanceScale,
             Seed = ResolveSeed(Seed),

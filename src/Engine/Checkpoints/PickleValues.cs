@@ -90,6 +90,10 @@ internal sealed class PickleObject(PickleGlobal cls)
 {
     public PickleGlobal Class { get; } = cls;
 
+    /// <summary>The state BUILD gave it (already unpickled data: containers, scalars, tensor references), or null.
+    /// Kept as data and never applied: a torch 1.11-era ParameterDict holds its tensors in <c>_parameters</c> here.</summary>
+    public object? State { get; set; }
+
     public override string ToString() => Class.FullName + " object";
 }
 

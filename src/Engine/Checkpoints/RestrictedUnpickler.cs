@@ -49,7 +49,7 @@ internal sealed class RestrictedUnpickler
     };
 
     // Names that may appear as data, never as code: instantiating one gives an inert placeholder
-    // (PickleObject) and its BUILD state is dropped. These are what Lightning-era checkpoints and embedding .pt files
+    // (PickleObject) whose BUILD state is kept as data, never applied. These are what Lightning-era checkpoints and embedding .pt files
     // carry beside the weights (the allow list of A1111's modules/safe.py).
     private static readonly HashSet<string> InertClasses = new(StringComparer.Ordinal)
     {
@@ -372,8 +372,9 @@ internal sealed class RestrictedUnpickler
                 return;
             case TorchTensorRef when state is null or PickleDict { Count: 0 }:
                 return;
-            case PickleObject:
-                return; // a placeholder keeps no state: whatever the object held is dropped unread
+            case PickleObject placeholder:
+                placeholder.State = state; // kept as data for the caller to read; nothing of the class runs
+                return;
             case NumpyDType dtype:
                 // numpy.dtype.__setstate__((version, byte order, ...)): only the byte order matters to read a scalar.
                 if (state is PickleTuple { Count: >= 2 } dtypeState && dtypeState[1] is string order) dtype.ByteOrder = order;

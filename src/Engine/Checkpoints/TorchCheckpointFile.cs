@@ -64,13 +64,20 @@ public sealed class TorchCheckpointFile : ITensorFile
     /// <summary>Opens a torch checkpoint (zip or legacy layout). Throws <see cref="UnsafeCheckpointException"/> when its
     /// pickle references anything beyond tensors, plain containers and the allow-listed inert classes,
     /// <see cref="CheckpointFormatException"/> when it is malformed.</summary>
-    public static TorchCheckpointFile Open(string path)
+    public static TorchCheckpointFile Open(string path) => Open(path, selectTensors: null);
+
+    /// <summary>
+    /// Opens a torch file whose tensors are not a state dict (a textual-inversion embedding keeps its vectors in
+    /// <c>string_to_param</c>): <paramref name="selectTensors"/> picks them, by name, from the unpickled root object and
+    /// throws <see cref="CheckpointFormatException"/> when the object is not what it reads.
+    /// </summary>
+    internal static TorchCheckpointFile Open(string path, Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors)
     {
         // Read-only, and others may read, rename or delete the file meanwhile (Windows: a re-download replacing it).
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         try
         {
-            return IsZip(path, stream) ? OpenZip(path, stream) : OpenLegacy(path, stream);
+            return IsZip(path, stream) ? OpenZip(path, stream, selectTensors) : OpenLegacy(path, stream, selectTensors);
         }
         catch
         {
@@ -89,7 +96,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         throw new CheckpointFormatException($"'{path}' is not a PyTorch checkpoint (it starts with neither a zip header nor a pickle).");
     }
 
-    private static TorchCheckpointFile OpenZip(string path, FileStream stream)
+    private static TorchCheckpointFile OpenZip(string path, FileStream stream,
+        Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors)
     {
         ZipArchive zip;
         try
@@ -124,7 +132,7 @@ public sealed class TorchCheckpointFile : ITensorFile
             var storages = new Dictionary<string, TorchStorageRef>(StringComparer.Ordinal);
             var root = RestrictedUnpickler.Load(pickle, pid => LoadStorage(path, pid, storages, legacy: false));
             var source = new ZipStorages(path, zip, prefix);
-            return FromRoot(path, stream, root, source, storages, bigEndian);
+            return FromRoot(path, stream, root, source, storages, bigEndian, selectTensors);
         }
         catch
         {
@@ -139,7 +147,8 @@ public sealed class TorchCheckpointFile : ITensorFile
     /// <c>('storage', type, key, location, numel, view)</c>; the sorted list of storage keys), then for each key in
     /// that order an 8-byte element count and the storage's raw bytes.
     /// </summary>
-    private static TorchCheckpointFile OpenLegacy(string path, FileStream stream)
+    private static TorchCheckpointFile OpenLegacy(string path, FileStream stream,
+        Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors)
     {
         var storages = new Dictionary<string, TorchStorageRef>(StringComparer.Ordinal);
         var (values, dataStart) = ReadLegacyPickles(path, stream, pid => LoadStorage(path, pid, storages, legacy: true));
@@ -170,7 +179,7 @@ public sealed class TorchCheckpointFile : ITensorFile
         }
         if (offset > stream.Length)
             throw new CheckpointFormatException($"'{path}': its storages need {offset} bytes but the file has {stream.Length} (truncated file?).");
-        return FromRoot(path, stream, values[3], new LegacyStorages(stream, table), storages, bigEndian);
+        return FromRoot(path, stream, values[3], new LegacyStorages(stream, table), storages, bigEndian, selectTensors);
     }
 
     /// <summary>The five leading pickles of the legacy layout and the offset where the storages start. Reads the file's
@@ -210,8 +219,16 @@ public sealed class TorchCheckpointFile : ITensorFile
 
     /// <summary>The tensors of the unpickled <paramref name="root"/>, each checked against its storage's bytes.</summary>
     private static TorchCheckpointFile FromRoot(string path, FileStream stream, object? root, IStorageSource source,
-        Dictionary<string, TorchStorageRef> storages, bool bigEndian)
+        Dictionary<string, TorchStorageRef> storages, bool bigEndian,
+        Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors = null)
     {
+        if (selectTensors is not null)
+        {
+            var selected = new Dictionary<string, TorchTensorRef>(selectTensors(root), StringComparer.Ordinal);
+            foreach (var (name, tensor) in selected) Validate(path, source, storages, name, tensor);
+            var keys = root is PickleDict dict ? dict.Items.Select(kv => kv.Key).OfType<string>().ToList() : new List<string>();
+            return new TorchCheckpointFile(path, stream, source, bigEndian, selected, storages, null, keys);
+        }
         if (root is not PickleDict top)
             throw new CheckpointFormatException($"'{path}': the checkpoint holds {root?.GetType().Name ?? "None"}, not a dict of tensors.");
         var topLevelKeys = top.Items.Select(kv => kv.Key).OfType<string>().ToList();

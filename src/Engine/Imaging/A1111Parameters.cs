@@ -72,6 +72,7 @@ public static partial class A1111Parameters
         if (record.Strength is { } strength) fields.Add(("Denoising strength", Number(strength)));
         if (record.Eta is { } eta) fields.Add(("Eta", Number(eta)));
         if (record.NoiseLevel is { } noiseLevel) fields.Add(("Noise level", Number(noiseLevel)));
+        if (record.Embeddings is { Count: > 0 } embeddings) fields.Add(("TI hashes", FormatHashes(embeddings)));
         if (!string.IsNullOrEmpty(record.ModuleVersion)) fields.Add(("Version", "PSStableDiffusion " + record.ModuleVersion));
 
         text.Append('\n').AppendJoin(", ", fields.Select(f => $"{f.Key}: {Quote(f.Value)}"));
@@ -131,6 +132,7 @@ public static partial class A1111Parameters
                 case "Denoising strength": if (TryDouble(value, out var strength)) record.Strength = strength; break;
                 case "Eta" or "Eta DDIM": if (TryDouble(value, out var eta)) record.Eta = eta; break;
                 case "Noise level": if (int.TryParse(value, CultureInfo.InvariantCulture, out var noise)) record.NoiseLevel = noise; break;
+                case "TI hashes": record.Embeddings = ParseHashes(value); break;
                 case "Version": record.ModuleVersion = value.StartsWith("PSStableDiffusion ", StringComparison.Ordinal) ? value["PSStableDiffusion ".Length..] : value; break;
             }
         }
@@ -151,6 +153,22 @@ public static partial class A1111Parameters
         }
         if (karras) (record.SchedulerConfig ??= new JsonObject())["use_karras_sigmas"] = true;
         return record;
+    }
+
+    /// <summary>A1111's "TI hashes" value: "name: hash, name: hash" (names without ':' or ',').</summary>
+    private static string FormatHashes(IReadOnlyDictionary<string, string> embeddings) =>
+        string.Join(", ", embeddings.Select(e => $"{Text.Embeddings.EmbeddingUse.RecordName(e.Key)}: {e.Value}"));
+
+    private static Dictionary<string, string>? ParseHashes(string value)
+    {
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int colon = entry.LastIndexOf(':');
+            if (colon <= 0) continue;
+            hashes[entry[..colon].Trim()] = entry[(colon + 1)..].Trim();
+        }
+        return hashes.Count == 0 ? null : hashes;
     }
 
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);

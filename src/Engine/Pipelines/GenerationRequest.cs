@@ -14,6 +14,13 @@ public sealed record GenerationRequest
 
     /// <summary>How both prompts are read: AUTOMATIC1111's syntax (weights, BREAK, any length) or literal text.</summary>
     public Text.PromptSyntax PromptSyntax { get; init; } = Text.PromptSyntax.Automatic1111;
+
+    /// <summary>Folders (searched with their subfolders) or files of textual-inversion embeddings, searched before the
+    /// folders SD_EMBEDDINGS lists; a prompt uses one by its file name (Automatic1111 syntax).</summary>
+    public IReadOnlyList<string>? EmbeddingPaths { get; init; }
+
+    /// <summary>A replay: the embeddings the record says were used (name → short hash); one not found is an error.</summary>
+    public IReadOnlyDictionary<string, string>? ExpectedEmbeddings { get; init; }
     public int Steps { get; init; } = 50;
     public double GuidanceScale { get; init; } = 7.5;
     public long Seed { get; init; }

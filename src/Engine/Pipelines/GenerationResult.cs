@@ -28,5 +28,8 @@ public sealed class GenerationResult : IDisposable
     public int UnetTiles { get; init; } = 1;
     public int DecoderTiles { get; init; } = 1;
 
+    /// <summary>The textual-inversion embeddings the prompts used, in the order first used.</summary>
+    public IReadOnlyList<Text.Embeddings.UsedEmbedding> Embeddings { get; init; } = [];
+
     public void Dispose() => Images.Dispose();
 }

@@ -61,6 +61,9 @@ public static class ImageGeneration
             DepthEstimatorHash = input.DepthEstimatorHash,
             DecoderTileSize = request.DecoderTileSize is > 0 ? request.DecoderTileSize : null,
             CreatedUtc = created,
+            PromptSyntax = request.PromptSyntax.ToString(),
+            Embeddings = result.Embeddings.Count == 0 ? null
+                : result.Embeddings.ToDictionary(e => e.Name, e => e.ShortHash, StringComparer.Ordinal),
         });
     }
 }

@@ -20,6 +20,9 @@ internal sealed class PipelineRun
 
     public StableDiffusionModel Model { get; }
     public GenerationRequest Request { get; }
+
+    /// <summary>The textual-inversion embeddings the prompts used (set when they are encoded).</summary>
+    public IReadOnlyList<Text.Embeddings.UsedEmbedding> Embeddings { get; set; } = [];
     public PipelineObserver Observer { get; }
 
     /// <summary>Every random draw of the call, in diffusers' order: the seeded CPU generator, or a test's stored noise.</summary>

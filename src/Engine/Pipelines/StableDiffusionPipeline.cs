@@ -102,6 +102,7 @@ public static class StableDiffusionPipeline
             Timings = timings,
             UnetTiles = unetTiles?.Count(run.LatentHeight, run.LatentWidth) ?? 1,
             DecoderTiles = decoderTileCount,
+            Embeddings = run.Embeddings,
         };
     }
 
@@ -113,14 +114,16 @@ public static class StableDiffusionPipeline
         var clock = Stopwatch.StartNew();
         var encoder = run.Model.PromptEncoder;
         var syntax = run.Request.PromptSyntax;
-        var prompt = encoder.Encode(run.Request.Prompt, syntax, run.Observer.Warn);                         // [1, 77·k, D]
+        using var library = syntax == Text.PromptSyntax.None ? null : Text.Embeddings.EmbeddingUse.Open(run.Request.EmbeddingPaths,
+            run.Model.Tokenizer, run.Model.TextEncoder.Config.HiddenSize, run.Observer.Log, run.Observer.Warn);
+        var prompt = encoder.Encode(run.Request.Prompt, syntax, run.Observer.Warn, library);                // [1, 77·k, D]
         run.Inspect("prompt_embeds", prompt.Embeds);
         var embeds = prompt.Embeds.repeat(run.Count, 1, 1);                                                  // [N, 77·k, D]
         var negativeFromCache = false;
         Tensor[] conditioning = [embeds];
         if (run.Guided)
         {
-            var negative = encoder.Encode(run.Request.NegativePrompt, syntax, run.Observer.Warn);           // [1, 77·k_neg, D]
+            var negative = encoder.Encode(run.Request.NegativePrompt, syntax, run.Observer.Warn, library);  // [1, 77·k_neg, D]
             run.Inspect("negative_prompt_embeds", negative.Embeds);
             negativeFromCache = negative.FromCache;
             var negatives = negative.Embeds.repeat(run.Count, 1, 1);                                         // [N, 77·k_neg, D]
@@ -130,6 +133,7 @@ public static class StableDiffusionPipeline
             if (conditioning.Length == 2)
                 run.Observer.Log?.Invoke($"The prompt is {embeds.shape[1] / 77} chunks of 77 tokens and the negative prompt {negatives.shape[1] / 77}: each step runs the UNet twice (negative, then prompt) instead of once on a batch of both, as AUTOMATIC1111 does.");
         }
+        run.Embeddings = Text.Embeddings.EmbeddingUse.Finish(library, run.Request.ExpectedEmbeddings, run.Observer.Log, run.Observer.Warn);
         var reused = (prompt.FromCache, negativeFromCache) switch
         {
             (true, true) => " (both from the model's embedding cache)",

@@ -7,8 +7,15 @@ namespace PSStableDiffusion.Engine.Text;
 /// <param name="Ids">The 77 token ids as the text encoder gets them.</param>
 /// <param name="Weights">The 77 emphasis weights, as float32 (AUTOMATIC1111 turns its Python floats into a float32
 /// tensor before multiplying).</param>
-public sealed record PromptChunk(int[] Ids, float[] Weights)
+/// <param name="Embeddings">Textual-inversion embeddings whose vectors replace the token embeddings of their
+/// positions (their ids are placeholders, 0, as in AUTOMATIC1111); empty when none.</param>
+public sealed record PromptChunk(int[] Ids, float[] Weights, IReadOnlyList<EmbeddingPlacement> Embeddings)
 {
+    public PromptChunk(int[] ids, float[] weights) : this(ids, weights, []) { }
+
     /// <summary>True when any weight differs from 1, i.e. when emphasis changes the chunk's encoding.</summary>
     public bool IsWeighted => Weights.Any(w => w != 1f);
 }
+
+/// <summary>An embedding's vectors at positions <see cref="Start"/> .. Start + VectorCount − 1 of a chunk's 77 (BOS is 0).</summary>
+public sealed record EmbeddingPlacement(int Start, Embeddings.TextualInversionEmbedding Embedding);

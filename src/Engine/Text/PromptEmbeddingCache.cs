@@ -24,9 +24,12 @@ internal sealed class PromptEmbeddingCache : IDisposable
     /// <summary>A new handle (owned by the caller's dispose scope) on the embeddings of <paramref name="tokenIds"/>,
     /// computed by <paramref name="encode"/> on a miss.</summary>
     /// <param name="hit">Whether the embeddings came from the cache.</param>
-    public Tensor GetOrAdd(IReadOnlyList<int> tokenIds, Func<Tensor> encode, out bool hit)
+    public Tensor GetOrAdd(IReadOnlyList<int> tokenIds, Func<Tensor> encode, out bool hit) =>
+        GetOrAdd(string.Join(',', tokenIds), encode, out hit);
+
+    /// <summary>As above, for a key that says everything the encoding depends on (ids, and the embeddings placed).</summary>
+    public Tensor GetOrAdd(string key, Func<Tensor> encode, out bool hit)
     {
-        var key = string.Join(',', tokenIds);
         lock (_lock)
         {
             if (_byKey.TryGetValue(key, out var node))

@@ -41,17 +41,55 @@ public sealed class PromptEncoder : IDisposable
     /// </summary>
     /// <exception cref="PromptSyntaxException">A weight AUTOMATIC1111 cannot read either.</exception>
     /// <exception cref="PromptTooLongException">More than <see cref="PromptChunker.MaxChunks"/> chunks.</exception>
-    public PromptEmbedding Encode(string prompt, PromptSyntax syntax, Action<string>? warn = null)
+    public PromptEmbedding Encode(string prompt, PromptSyntax syntax, Action<string>? warn = null) =>
+        Encode(prompt, syntax, warn, embeddings: null);
+
+    /// <summary>
+    /// As <see cref="Encode(string, PromptSyntax, Action{string}?)"/>, with the textual-inversion embeddings of
+    /// <paramref name="embeddings"/> in place of their names (AUTOMATIC1111 syntax only; the literal reading has no
+    /// names to replace). Their vectors replace the token embeddings of their positions for this encoding only.
+    /// </summary>
+    /// <exception cref="Embeddings.EmbeddingWidthException">A named embedding is not as wide as the text encoder.</exception>
+    /// <exception cref="Embeddings.EmbeddingFormatException">A named embedding's file cannot be read.</exception>
+    public PromptEmbedding Encode(string prompt, PromptSyntax syntax, Action<string>? warn, Embeddings.EmbeddingLibrary? embeddings)
     {
         if (syntax == PromptSyntax.None) return Encode(prompt, warn);
         bool allCached = true;
-        var embeds = ChunkedPromptEncoding.Encode(_chunker.Split(prompt).Chunks, ids =>
+        var embeds = ChunkedPromptEncoding.Encode(_chunker.Split(prompt, embeddings).Chunks, chunk =>
         {
-            var chunk = Cached(ids, out bool hit);                                 // [1, 77, D]
+            var z = CachedChunk(chunk, out bool hit);                                                              // [1, 77, D]
             allCached &= hit;
-            return chunk;
+            return z;
         });                                                                                                        // [1, 77·k, D]
         return new PromptEmbedding(embeds, allCached);
+    }
+
+    private Tensor CachedChunk(PromptChunk chunk, out bool hit)
+    {
+        hit = false;
+        return BypassCache ? EncodeChunk(chunk) : _cache.GetOrAdd(CacheKey(chunk), () => EncodeChunk(chunk), out hit);
+    }
+
+    /// <summary>Ids, and each placed embedding's position and file hash: a placeholder id alone says nothing.</summary>
+    private static string CacheKey(PromptChunk chunk) =>
+        chunk.Embeddings.Count == 0
+            ? string.Join(',', chunk.Ids)
+            : string.Join(',', chunk.Ids) + "|" + string.Join(',', chunk.Embeddings.Select(e => $"{e.Start}:{e.Embedding.Sha256}"));
+
+    /// <summary>The text encoder's output for one chunk, with its embeddings' vectors as the token embeddings of their
+    /// positions (A1111's EmbeddingsWithFixes): [1, 77, D].</summary>
+    private Tensor EncodeChunk(PromptChunk chunk)
+    {
+        if (chunk.Embeddings.Count == 0) return EncodeIds(chunk.Ids);
+        using var scope = NewDisposeScope();
+        var input = torch.tensor(chunk.Ids.Select(i => (long)i).ToArray(), new long[] { 1, chunk.Ids.Length }, ScalarType.Int64, _device); // [1, 77]
+        var tokens = _textEncoder.EmbedTokens(input).clone();                                                          // [1, 77, D]
+        foreach (var placement in chunk.Embeddings)
+        {
+            var vectors = placement.Embedding.Vectors.to(tokens.dtype, _device);                                    // [n, D]
+            tokens[0, TensorIndex.Slice(placement.Start, placement.Start + vectors.shape[0])] = vectors;
+        }
+        return _textEncoder.forward(input, tokens).LastHiddenState.MoveToOuterDisposeScope();                         // [1, 77, D]
     }
 
     /// <summary>The literal reading of <paramref name="prompt"/>: [1, 77, D], cut with a warning past the window.</summary>

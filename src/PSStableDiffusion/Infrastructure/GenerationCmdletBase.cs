@@ -67,6 +67,12 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [Parameter]
     public Engine.Text.PromptSyntax PromptSyntax { get; set; } = Engine.Text.PromptSyntax.Automatic1111;
 
+    /// <summary>Folders (with their subfolders) or files of textual-inversion embeddings, searched before $env:SD_EMBEDDINGS;
+    /// a prompt uses one by its file name.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? EmbeddingPath { get; set; }
+
     /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
@@ -123,6 +129,16 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         _ => request,
     };
 
+    /// <summary>-EmbeddingPath as file-system paths (null when not given).</summary>
+    protected IReadOnlyList<string>? EmbeddingPaths => EmbeddingPath?.Select(ResolvePath).ToArray();
+
+    /// <summary>-PromptSyntax when given, else a replayed record's (a replay reads its prompts as they were read).</summary>
+    protected Engine.Text.PromptSyntax PromptSyntaxFor(GenerationRecord? record) =>
+        !MyInvocation.BoundParameters.ContainsKey(nameof(PromptSyntax)) &&
+        Enum.TryParse<Engine.Text.PromptSyntax>(record?.PromptSyntax, ignoreCase: true, out var recorded)
+            ? recorded
+            : PromptSyntax;
+
     /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
     protected static long ResolveSeed(long? seed) => seed ?? Random.Shared.NextInt64(0, 1L << 32);
 
@@ -157,6 +173,10 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             ThrowTerminatingError(ToErrorRecord(e, "GenerationFailed", e switch
             {
                 ArgumentException argument => BadValue(argument, request),
+                Engine.Text.Embeddings.EmbeddingFormatException format => format.FilePath,
+                Engine.Text.Embeddings.EmbeddingWidthException width => width.FilePath,
+                Engine.Text.Embeddings.EmbeddingNotFoundException missing => missing.Name,
+                Engine.Networks.NetworkPathNotFoundException path => path.FileName,
                 PipelineMismatchException => request,
                 _ => Model,
             }));

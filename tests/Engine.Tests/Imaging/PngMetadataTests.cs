@@ -160,6 +160,21 @@ public class PngMetadataTests
     }
 
     [Fact]
+    public void TextualInversionHashesAreWrittenAndReadAsTheWebUiWritesThem()
+    {
+        // sd_hijack_clip.py: "TI hashes" holds "name: shorthash" pairs joined by ", ", quoted as the value has ':' and ','.
+        var text = "a fox\nNegative prompt: bad-prompt\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 8x8, " +
+                   "TI hashes: \"bad-prompt: 0123456789ab, my-style: ba9876543210\", Version: v1.10.1";
+        var parsed = A1111Parameters.Parse(text);
+        Assert.Equal(new Dictionary<string, string> { ["bad-prompt"] = "0123456789ab", ["my-style"] = "ba9876543210" }, parsed.Embeddings);
+        Assert.Contains("TI hashes: \"bad-prompt: 0123456789ab, my-style: ba9876543210\"", A1111Parameters.Format(parsed));
+        var record = FullRecord();
+        record.Embeddings = new() { ["odd:name,x"] = "aaaaaaaaaaaa" };
+        Assert.Equal(new Dictionary<string, string> { ["oddnamex"] = "aaaaaaaaaaaa" }, A1111Parameters.Parse(A1111Parameters.Format(record)).Embeddings);
+        Assert.Null(A1111Parameters.Parse(A1111Parameters.Format(FullRecord())).Embeddings);
+    }
+
+    [Fact]
     public void FormattedParametersParseBackToTheSameFields()
     {
         var record = FullRecord();

@@ -28,7 +28,15 @@ public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
     public int MaxPositions { get; }
 
     /// <param name="inputIds">[B, T] int64 token ids, T ≤ max_position_embeddings.</param>
-    public override Tensor forward(Tensor inputIds)
+    public override Tensor forward(Tensor inputIds) => forward(inputIds, tokenEmbeds: null);
+
+    /// <summary>The token-embedding rows of <paramref name="inputIds"/>, before positions are added: [B, T, D].</summary>
+    public Tensor EmbedTokens(Tensor inputIds) => token_embedding.forward(inputIds);
+
+    /// <param name="inputIds">[B, T] int64 token ids, T ≤ max_position_embeddings.</param>
+    /// <param name="tokenEmbeds">[B, T, D] token embeddings to use instead of the table's rows for
+    /// <paramref name="inputIds"/> (transformers' <c>inputs_embeds</c>): textual-inversion vectors replace some.</param>
+    public Tensor forward(Tensor inputIds, Tensor? tokenEmbeds)
     {
         using var scope = NewDisposeScope();
         var seqLength = inputIds.shape[^1];
@@ -36,7 +44,7 @@ public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
             throw new ArgumentException(
                 $"Sequence length {seqLength} exceeds max_position_embeddings {MaxPositions}.", nameof(inputIds));
         var positionIds = arange(seqLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // [1, T]
-        var embeddings = token_embedding.forward(inputIds) + position_embedding.forward(positionIds); // [B, T, D]
+        var embeddings = (tokenEmbeds ?? token_embedding.forward(inputIds)) + position_embedding.forward(positionIds); // [B, T, D]
         return embeddings.MoveToOuterDisposeScope();
     }
 }

@@ -40,6 +40,14 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
     /// <param name="outputHiddenStates">Also return the embeddings and every layer's output.</param>
     public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates) => text_model.forward(inputIds, outputHiddenStates);
 
+    /// <summary>The token-embedding rows of <paramref name="inputIds"/> ([B, T] → [B, T, D]), before positions.</summary>
+    public Tensor EmbedTokens(Tensor inputIds) => text_model.EmbedTokens(inputIds);
+
+    /// <summary>Encodes with <paramref name="tokenEmbeds"/> ([B, T, D]) in place of the table's rows for
+    /// <paramref name="inputIds"/>, as transformers' <c>inputs_embeds</c>: how textual-inversion vectors enter without
+    /// changing the table.</summary>
+    public CLIPTextModelOutput forward(Tensor inputIds, Tensor tokenEmbeds) => text_model.forward(inputIds, outputHiddenStates: false, tokenEmbeds);
+
     /// <summary>
     /// Loads a diffusers/transformers text encoder folder (<c>config.json</c> + <c>model.safetensors</c>); a pipeline
     /// folder holding <c>text_encoder/</c> is accepted too. The model is returned in eval mode, without gradients.

@@ -29,11 +29,19 @@ public sealed class CLIPTextTransformer : nn.Module<Tensor, CLIPTextModelOutput>
 
     /// <param name="inputIds">[B, T] int64 token ids.</param>
     /// <param name="outputHiddenStates">Also return the embeddings and every layer's output.</param>
-    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates)
+    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates) => forward(inputIds, outputHiddenStates, tokenEmbeds: null);
+
+    /// <summary>The token-embedding rows of <paramref name="inputIds"/>: [B, T, D].</summary>
+    public Tensor EmbedTokens(Tensor inputIds) => embeddings.EmbedTokens(inputIds);
+
+    /// <param name="inputIds">[B, T] int64 token ids (they still locate the end token for the pooled output).</param>
+    /// <param name="outputHiddenStates">Also return the embeddings and every layer's output.</param>
+    /// <param name="tokenEmbeds">[B, T, D] token embeddings to use instead of the table's rows, or null.</param>
+    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates, Tensor? tokenEmbeds)
     {
         using var scope = NewDisposeScope();
         var hiddenStates = outputHiddenStates ? new List<Tensor>() : null;
-        var x = embeddings.forward(inputIds); // [B, T, D]
+        var x = embeddings.forward(inputIds, tokenEmbeds); // [B, T, D]
         x = encoder.forward(x, hiddenStates); // [B, T, D]
         var lastHiddenState = final_layer_norm.forward(x); // [B, T, D]
 
