@@ -88,6 +88,9 @@ AUTOMATIC1111 does: this loses what the device gains from batching, which is mos
 None reads the text literally, as diffusers does: brackets are characters and a prompt past 77 tokens is cut off with
 a warning showing the dropped part. A prompt without brackets, colons or BREAK and of at most 75 tokens gives the
 same picture either way, bit for bit.
+
+The image's record keeps the syntax (PromptSyntax), and a replay (an SDImage piped in) reads its prompts the same way
+unless -PromptSyntax is given.
 '@
             DefaultValue = 'Automatic1111'
         }

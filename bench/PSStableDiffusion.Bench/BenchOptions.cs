@@ -4,7 +4,7 @@ namespace PSStableDiffusion.Bench;
 internal sealed class BenchOptions
 {
     public static readonly string[] FullStages =
-        { "kernels", "load-fp32", "load-fp16", "text", "unet512", "unet768", "vae512", "vae768", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048", "depth-estimator512" };
+        { "kernels", "load-fp32", "load-fp16", "text", "text-3chunks", "unet512", "unet512-3chunks", "unet768", "vae512", "vae768", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048", "depth-estimator512" };
     /// <summary>Stages that load the random single-file checkpoint instead of the random folders.</summary>
     public static readonly string[] SingleFileStages = { "load-single-file", "single-file-txt2img512" };
 

@@ -79,7 +79,7 @@ foreach (var stage in options.Stages)
     var dtypes = stage == "kernels" ? new List<string> { "float32" } : options.DTypes;
     foreach (var dtype in dtypes)
     {
-        if (dtype == "bfloat16" && !options.ForceBf16 && !HasBf16Instructions() && stage is not ("kernels" or "load-fp32" or "load-fp16" or "text"))
+        if (dtype == "bfloat16" && !options.ForceBf16 && !HasBf16Instructions() && stage is not ("kernels" or "load-fp32" or "load-fp16" or "text" or "text-3chunks"))
         {
             var note = "skipped: this CPU has no bf16 instructions (avx512_bf16/amx_bf16) and libtorch's bf16 convolutions " +
                 "run at ~1-7 GFLOP/s here (see the kernels stage), so this stage would take many minutes; --force-bf16 runs it";

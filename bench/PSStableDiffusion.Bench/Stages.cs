@@ -82,6 +82,12 @@ internal static partial class Stages
                 Inspect(result, last!);
                 break;
             }
+            case "text-3chunks":
+                TextChunks(result, folder, dtype, warmups, repeats);
+                break;
+            case "unet512-3chunks":
+                UnetUnequalChunks(result, folder, dtype, warmups, repeats);
+                break;
             case "unet512" or "unet768":
             {
                 int size = stage == "unet512" ? 512 : 768;
@@ -302,6 +308,54 @@ internal static partial class Stages
     }
 
     /// <summary>Times a model call after the model is loaded; the run-phase peak RSS starts after loading.</summary>
+    /// <summary>A prompt as pasted from AUTOMATIC1111: weights and commas, three chunks of 75 tokens.</summary>
+    internal static string ThreeChunkPrompt =>
+        string.Join(", ", Enumerable.Range(0, 20).Select(k => k % 3 == 0
+            ? $"(a detailed oil painting of a lighthouse:{1 + k / 10.0:0.0})"
+            : "a stormy sea under heavy clouds at dusk"));
+
+    /// <summary>`text-3chunks`: the A1111 reading of <see cref="ThreeChunkPrompt"/>: three text-encoder passes
+    /// (batch 1 each, as A1111 encodes a lone prompt) and their emphasis, joined to [1, 231, 1024].</summary>
+    private static void TextChunks(StageResult result, string folder, ScalarType dtype, int warmups, int repeats)
+    {
+        using var encoder = CLIPTextModel.FromPretrained(Path.Combine(folder, "text_encoder"), dtype, CPU);
+        var tokenizer = ClipTokenizer.FromFolder(Path.Combine(folder, "tokenizer"));
+        var chunks = new PromptChunker(tokenizer).Split(ThreeChunkPrompt).Chunks;
+        result.Details["chunks"] = chunks.Count;
+        result.Flop = chunks.Count * Flops.TextEncoderBatch2 / 2;
+        result.Note = $"{chunks.Count} chunks of 77, each through the text encoder alone, weighted; compare `text` (one pass, batch 2)";
+        Tensor? last = null;
+        TimeModel(result, () =>
+        {
+            last?.Dispose();
+            last = ChunkedPromptEncoding.Encode(chunks, ids =>
+                encoder.forward(torch.tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Length })).LastHiddenState); // [1, 231, 1024]
+        }, warmups, repeats);
+        Inspect(result, last!);
+    }
+
+    /// <summary>`unet512-3chunks`: one guided step at 512² as the pipeline runs a 3-chunk prompt against a 1-chunk
+    /// negative: two UNet calls of batch 1 (context [1, 77, 1024], then [1, 231, 1024]) instead of one of batch 2.</summary>
+    private static void UnetUnequalChunks(StageResult result, string folder, ScalarType dtype, int warmups, int repeats)
+    {
+        using var unet = UNet2DConditionModel.FromPretrained(Path.Combine(folder, "unet"), dtype, CPU);
+        var generator = new torch.Generator(7);
+        using var sample = torch.randn(new long[] { 1, 4, 64, 64 }, generator: generator).to(dtype);          // [1, 4, 64, 64]
+        using var negative = torch.randn(new long[] { 1, 77, 1024 }, generator: generator).to(dtype);          // [1, 77, 1024]
+        using var prompt = torch.randn(new long[] { 1, 3 * 77, 1024 }, generator: generator).to(dtype);        // [1, 231, 1024]
+        using var timestep = torch.tensor(999.0f);
+        result.Note = "two batch-1 UNet calls (1-chunk negative, 3-chunk prompt); compare `unet512` (one batch-2 call, 77 tokens)";
+        Tensor? last = null;
+        TimeModel(result, () =>
+        {
+            last?.Dispose();
+            using var uncond = unet.forward(sample, timestep, negative);                                       // [1, 4, 64, 64]
+            using var cond = unet.forward(sample, timestep, prompt);                                           // [1, 4, 64, 64]
+            last = torch.cat(new[] { uncond, cond });                                                          // [2, 4, 64, 64]
+        }, warmups, repeats);
+        Inspect(result, last!);
+    }
+
     private static void TimeModel(StageResult result, Action run, int warmups, int repeats)
     {
         result.Details["rss_after_load_bytes"] = Measure.CurrentBytes();

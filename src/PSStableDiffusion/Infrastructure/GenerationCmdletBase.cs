@@ -116,6 +116,12 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         {
             ThrowTerminatingError(ToErrorRecord(e, "InvalidArgument", BadValue(e, request)));
         }
+        // Before any model loads: a mistyped -EmbeddingPath should not cost a model load to find out.
+        foreach (var path in request.EmbeddingPaths ?? [])
+            if (!File.Exists(path) && !Directory.Exists(path))
+                ThrowTerminatingError(ToErrorRecord(new Engine.Networks.NetworkPathNotFoundException(path, nameof(EmbeddingPath)), "EmbeddingPathNotFound", path));
+        if (request.EmbeddingPaths is { Count: > 0 } && request.PromptSyntax == Engine.Text.PromptSyntax.None)
+            WriteWarning("-EmbeddingPath has no effect with -PromptSyntax None: the literal reading does not replace embedding names.");
     }
 
     /// <summary>The value an engine rule refused, as the ErrorRecord's target: the scheduler name, the out-of-range

@@ -1,6 +1,7 @@
-# Textual-inversion embeddings through New-SDImage (tests/golden/textual_inversion): the record and the A1111
-# parameters name the embedding and its hash, a replay re-applies it or names the missing file, bad files fail
-# with their own error ids and write nothing. Parity with diffusers is checked in the engine's PromptImageGoldenTests.
+# Prompts through New-SDImage beyond the syntax itself: a replay reads prompts with the recorded -PromptSyntax, and
+# textual-inversion embeddings (tests/golden/textual_inversion): the record and the A1111 parameters name the embedding
+# and its hash, a replay re-applies it or names the missing file, bad files fail with their own error ids and write
+# nothing. Parity with diffusers is checked in the engine's PromptImageGoldenTests and TextualInversionTests.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../TestUtilities.psm1') -Force
@@ -71,5 +72,22 @@ Describe 'New-SDImage -EmbeddingPath' {
         $record.CategoryInfo.Category | Should -Be $Category
         $record.Exception.Message | Should -BeLike "*$File*"
         $outFolder | Should -Not -Exist
+    }
+}
+
+Describe 'New-SDImage replay and -PromptSyntax' {
+    It 'replays an image made with -PromptSyntax None literally, unless -PromptSyntax is given' {
+        $literal = New-SDImage 'a (red:1.3) fox' -PromptSyntax None -Model $model -Steps 1 -Seed 3
+        $literal.Record.PromptSyntax | Should -Be 'None'
+        $replayed = $literal | New-SDImage -Model $model
+        Test-SamePixels $literal $replayed | Should -BeTrue
+        $replayed.Record.PromptSyntax | Should -Be 'None'
+        $weighted = $literal | New-SDImage -Model $model -PromptSyntax Automatic1111
+        Test-SamePixels $literal $weighted | Should -BeFalse
+    }
+
+    It 'warns that -EmbeddingPath does nothing with -PromptSyntax None' {
+        $null = New-SDImage 'x' -Model $model -Steps 1 -Seed 1 -PromptSyntax None -EmbeddingPath $files -WarningVariable warnings -WarningAction SilentlyContinue
+        "$warnings" | Should -BeLike '*-EmbeddingPath has no effect with -PromptSyntax None*'
     }
 }
