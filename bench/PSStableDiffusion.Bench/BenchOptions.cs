@@ -34,7 +34,8 @@ internal sealed class BenchOptions
         PSStableDiffusion.Bench [options]
           --out <file>           also write the JSON results to <file> (JSON always goes to stdout)
           --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512
-          --stages a,b,...       kernels, load-fp32, load-fp16, text, unet512, unet768, vae512, vae768, vae1024-tiled,
+          --stages a,b,...       kernels, load-fp32, load-fp16, text, text-3chunks, unet512, unet512-3chunks, unet768,
+                                 vae512, vae768, vae1024-tiled,
                                  txt2img512, upscaler, upscale2048, depth-estimator512, load-single-file,
                                  single-file-txt2img512
                                  (the single-file stages are not in the default set; they write
