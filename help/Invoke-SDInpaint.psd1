@@ -201,8 +201,17 @@ later calls; -Verbose reports the count used.
             DefaultValue = 'cuda:0 when the build and machine have a CUDA GPU, else cpu'
         }
         Precision      = @{
-            Description  = 'The compute dtype: Float32 (diffusers parity), BFloat16 (fast only on CPUs with AVX512_BF16; elsewhere a warning says it is many times slower), or Float16 (CUDA only; InvalidDevice on the CPU).'
-            DefaultValue = 'Float32'
+            Description  = @'
+The compute dtype. Auto (the default) picks Float16 on CUDA (attention in float32 where the model asks, as SD 2.1 768-v does) and, on a
+CPU, BFloat16 only where a one-time measurement on this machine (a few hundred milliseconds, cached per machine with
+the model hashes) shows it at least 1.1x faster than Float32, else Float32; -Verbose and the image's record
+(PrecisionReason) say what was chosen and why. Use Float32 for images that must match across machines and with
+diffusers: Auto can differ between machines. A replay (Import-SDImage | New-SDImage) uses the precision recorded in
+the image unless -Precision is given.
+BFloat16 asked for explicitly warns when the measurement says it is slower here; Float16 is CUDA only (InvalidDevice
+on the CPU).
+'@
+            DefaultValue = 'Auto'
         }
     }
 

@@ -276,13 +276,18 @@ model in the engine cache.
         }
         Precision      = @{
             Description  = @'
-The compute dtype of the model: Float32 (exact diffusers parity), BFloat16 (about twice as fast on CPUs with
-AVX512_BF16 and half the memory, with small differences in the pixels; on a CPU without AVX512_BF16 it is many times
-slower than Float32, and a warning says so) or Float16 (CUDA only; on the CPU it is the
-error InvalidDevice, because CPU float16 is orders of magnitude slower). Latents stay float32 between steps. Each
-precision keeps its own copy of the model in the engine cache.
+The compute dtype of the model. Auto (the default) picks Float16 on CUDA (attention in float32 where the model asks, as SD 2.1 768-v does) and, on a
+CPU, BFloat16 only where a one-time measurement on this machine (a few hundred milliseconds, cached per machine with
+the model hashes) shows it at least 1.1x faster than Float32, else Float32; -Verbose and the image's record
+(PrecisionReason) say what was chosen and why. Use Float32 for images that must match across machines and with
+diffusers: Auto can differ between machines. A replay (Import-SDImage | New-SDImage) uses the precision recorded in
+the image unless -Precision is given.
+Float32 gives exact diffusers parity. BFloat16 halves the memory, with small differences in the pixels; its speed
+depends on the CPU (up to twice as fast, or many times slower), and an explicit BFloat16 warns when the measurement
+says it is slower here. Float16 is CUDA only (on the CPU it is the error InvalidDevice). Latents stay float32 between
+steps. Each precision keeps its own copy of the model in the engine cache.
 '@
-            DefaultValue = 'Float32'
+            DefaultValue = 'Auto'
         }
     }
 
@@ -432,15 +437,16 @@ this is no faster than a loop, but it keeps the console free and works the same 
 '@
         }
         @{
-            Title   = 'bfloat16 on a CPU that has AVX512_BF16'
+            Title   = 'The fastest precision on this machine, and the one that matches everywhere'
             Code    = @'
-if ((Get-SDDevice -Type cpu).HasAvx512Bf16) {
-    New-SDImage 'a watercolour of a harbour' -Model ./sd21 -Precision BFloat16 -Verbose | Save-SDImage ./out/
-}
+$image = New-SDImage 'a watercolour of a harbour' -Model ./sd21 -Verbose   # -Precision Auto
+$image.Record.DType, $image.Record.PrecisionReason
+New-SDImage 'a watercolour of a harbour' -Model ./sd21 -Seed $image.Seed -Precision Float32 | Save-SDImage ./out/
 '@
             Remarks = @'
-Runs the model in bfloat16 (about twice as fast there, half the memory) and saves the image in ./out/ under the
-default name {Date}-{Time}-{Seed}-{Index}.png. -Verbose shows the load and the time of each stage.
+The first call lets Auto choose (bfloat16 where this CPU measured it faster, else float32; float16 on CUDA) and
+shows why. The second renders the same seed in float32, the precision for images that must match on other machines,
+and saves it in ./out/ under the default name {Date}-{Time}-{Seed}-{Index}.png.
 '@
         }
     )

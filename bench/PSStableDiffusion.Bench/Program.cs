@@ -136,23 +136,18 @@ StageResult RunChild(string stage, string dtype)
     return JsonSerializer.Deserialize<StageResult>(resultLine, json)!;
 }
 
-static bool HasBf16Instructions()
-{
-    if (!File.Exists("/proc/cpuinfo")) return true; // unknown: measure
-    var flagsLine = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
-    var flags = flagsLine.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-    return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16");
-}
+// The engine's own CPU description (what Get-SDDevice and -Precision Auto use); unknown counts as "measure".
+static bool HasBf16Instructions() =>
+    CpuDescription.Current is { HasAvx512Bf16: null, HasAmxBf16: null } || CpuDescription.Current.HasBFloat16Instructions;
 
 static JsonObject MachineInfo()
 {
-    string cpu = "unknown";
+    string cpu = CpuDescription.Current.Name ?? "unknown";
     var flags = new List<string>();
     if (File.Exists("/proc/cpuinfo"))
     {
         foreach (var line in File.ReadLines("/proc/cpuinfo"))
         {
-            if (cpu == "unknown" && line.StartsWith("model name", StringComparison.Ordinal)) cpu = line[(line.IndexOf(':') + 1)..].Trim();
             if (flags.Count == 0 && line.StartsWith("flags", StringComparison.Ordinal))
             {
                 var all = line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
@@ -179,6 +174,8 @@ static JsonObject MachineInfo()
         ["libtorch_default_threads"] = TorchThreads.LibTorchDefault,
         ["transparent_hugepage"] = TorchMemory.KernelHugePageMode(),
         ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : null,
+        // The measurement -Precision Auto decides by (measured afresh here, not from the cache).
+        ["precision_probe"] = JsonSerializer.SerializeToNode(PrecisionSpeed.Measure()),
     };
 }
 

@@ -3,8 +3,12 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine;
 
-/// <summary>Precisions a user can ask for. float16 is CUDA-only: a CPU fp16 matmul is ~200x slower than fp32.</summary>
-public enum Precision { Float32, BFloat16, Float16 }
+/// <summary>
+/// Precisions a user can ask for. float16 is CUDA-only: a CPU fp16 matmul is ~200x slower than fp32. Auto is resolved
+/// to one of the others before a model loads (<see cref="Runtime.PrecisionPolicy"/>); a <see cref="ComputeTarget"/>
+/// never holds it.
+/// </summary>
+public enum Precision { Float32, BFloat16, Float16, Auto }
 
 /// <summary>Where and in what dtype a model computes; parsed once from user input and used as part of the cache key.</summary>
 public sealed record ComputeTarget(string DeviceName, Precision Precision)
@@ -49,6 +53,8 @@ public sealed record ComputeTarget(string DeviceName, Precision Precision)
             if (index >= torch.cuda.device_count())
                 throw new ArgumentException($"Device '{device}' does not exist: {torch.cuda.device_count()} CUDA device(s) found.", nameof(device));
         }
+        if (precision == Precision.Auto)
+            throw new ArgumentException("Precision 'Auto' is resolved to a dtype before a target is made (PrecisionPolicy.Choose).", nameof(precision));
         if (precision == Precision.Float16 && name == "cpu")
             throw new NotSupportedException(
                 "Precision 'float16' is only offered on CUDA: on the CPU it is orders of magnitude slower. Use 'bfloat16' or 'float32'.");

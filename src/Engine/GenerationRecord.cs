@@ -44,6 +44,9 @@ public sealed class GenerationRecord
     [JsonPropertyName("dtype")]
     public string? DType { get; set; }
 
+    /// <summary>Why the call ran in <see cref="DType"/> (-Precision Auto's measurement, as asked, or a replay's record).</summary>
+    public string? PrecisionReason { get; set; }
+
     /// <summary>Device the model ran on, e.g. cpu or cuda:0.</summary>
     public string? Device { get; set; }
 

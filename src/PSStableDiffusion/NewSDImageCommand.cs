@@ -118,6 +118,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
 
     #region Overrides
 
+    protected override GenerationRecord? ReplayedRecord => Record;
+
     protected override void ProcessRecord()
     {
         var request = new GenerationRequest

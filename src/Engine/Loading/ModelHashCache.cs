@@ -16,7 +16,7 @@ namespace PSStableDiffusion.Engine.Loading;
 public sealed class ModelHashCache
 {
     /// <summary>Environment variable that moves the cache folder (CI, tests, read-only homes).</summary>
-    public const string FolderVariable = "PSSTABLEDIFFUSION_CACHE";
+    public const string FolderVariable = Runtime.CacheFolder.Variable;
 
     private const int MaxEntries = 256;
     private static readonly object FileLock = new();
@@ -26,17 +26,7 @@ public sealed class ModelHashCache
 
     /// <summary><c>$PSSTABLEDIFFUSION_CACHE/model-hashes.json</c>, else the user's local application data folder
     /// (<c>%LOCALAPPDATA%\PSStableDiffusion</c> on Windows, <c>~/.local/share/PSStableDiffusion</c> on Linux).</summary>
-    public static ModelHashCache Default
-    {
-        get
-        {
-            var folder = Environment.GetEnvironmentVariable(FolderVariable);
-            if (string.IsNullOrWhiteSpace(folder))
-                folder = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData,
-                    Environment.SpecialFolderOption.DoNotVerify), "PSStableDiffusion");
-            return new ModelHashCache(Path.Combine(folder, "model-hashes.json"));
-        }
-    }
+    public static ModelHashCache Default => new(Path.Combine(Runtime.CacheFolder.Path, "model-hashes.json"));
 
     public string FilePath { get; }
 

@@ -33,9 +33,10 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [ValidatePattern(@"^(cpu|cuda(:\d+)?)$")]
     public string? Device { get; set; }
 
-    /// <summary>float32 (default), bfloat16, or float16 (CUDA only).</summary>
+    /// <summary>Auto (default: float16 on CUDA; on the CPU bfloat16 where a one-time measurement shows it faster, else
+    /// float32), float32 (images that must match across machines), bfloat16, or float16 (CUDA only).</summary>
     [Parameter]
-    public Precision Precision { get; set; } = Precision.Float32;
+    public Precision Precision { get; set; } = Precision.Auto;
 
     /// <summary>Single-file checkpoints: the ldm YAML config to use, instead of the one beside the file or detection.</summary>
     [Parameter]
@@ -87,10 +88,8 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         base.BeginProcessing();
         try
         {
-            _target = ComputeParameters.Resolve(Device, Precision);
-            if (_target.Precision == Precision.BFloat16 && !_target.IsCuda && DeviceProbe.DescribeCpu().HasAvx512Bf16 != true)
-                WriteWarning("This CPU has no AVX512_BF16 instructions: libtorch runs bfloat16 matrix products and convolutions " +
-                    "many times slower than float32 here (the benchmark measured 6-100x). Use -Precision Float32 on this machine.");
+            // The device (and an explicit precision) is checked now; Auto is resolved per call, once threads are set.
+            _target = ComputeParameters.Resolve(Device, Precision == Precision.Auto ? Precision.Float32 : Precision);
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
@@ -145,6 +144,9 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             ? recorded
             : PromptSyntax;
 
+    /// <summary>A replayed image's record (New-SDImage's piped -Record): its precision is used unless -Precision is given.</summary>
+    protected virtual GenerationRecord? ReplayedRecord => null;
+
     /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
     protected static long ResolveSeed(long? seed) => seed ?? Random.Shared.NextInt64(0, 1L << 32);
 
@@ -163,12 +165,14 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             Progress = step => WriteStepProgress(ProgressActivityId, activity, step),
         };
         IReadOnlyList<SDImage> images;
+        PrecisionChoice? precision = null;
         try
         {
             images = RunEngine(() =>
             {
                 var threads = TorchThreads.Configure(Threads);
                 WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
+                precision = ChoosePrecision();
                 using var lease = AcquireModel();
                 WriteVerbose($"{StableDiffusionPipeline.KindOf(lease.Engine, request)}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
                 return ImageGeneration.Generate(lease.Engine, request, observer);
@@ -193,6 +197,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             if (onlyIndex is { } only && image.ImageIndex != only) continue;
             var timings = string.Join(", ", image.Record.Timings.Select(t => $"{t.Key} {t.Value:F2} s"));
             WriteVerbose($"Image {image.ImageIndex + 1}/{images.Count}: {timings}.");
+            image.Record.PrecisionReason = precision?.Reason;
             WriteObject(image);
         }
     }
@@ -244,6 +249,19 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         // The engine's own exception (HubNotFoundException, OperationCanceledException...), not an AggregateException,
         // so ToErrorRecord gives it its id and Ctrl+C stops quietly.
         return acquiring.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Resolves -Precision (Auto, a replay's recorded dtype, or as given) into the target, saying why.</summary>
+    private PrecisionChoice ChoosePrecision()
+    {
+        var target = _target!;
+        var explicitPrecision = MyInvocation.BoundParameters.ContainsKey(nameof(Precision));
+        var choice = (explicitPrecision ? null : PrecisionPolicy.FromRecord(ReplayedRecord?.DType, target.IsCuda))
+            ?? PrecisionPolicy.Choose(Precision, target.IsCuda, PrecisionSpeedCache.ForThisMachine);
+        _target = target with { Precision = choice.Precision };
+        WriteVerbose($"Precision {choice.Reason}");
+        if (choice.Warning is { } warning) WriteWarning(warning);
+        return choice;
     }
 
     protected static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";

@@ -54,6 +54,7 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
     {
         var (id, category) = exception switch
         {
+            _ when Engine.Runtime.TorchErrors.IsOutOfMemory(exception) => ("InsufficientMemory", ErrorCategory.ResourceUnavailable),
             UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
             Engine.Text.PromptSyntaxException => ("InvalidPromptSyntax", ErrorCategory.InvalidArgument),
             Engine.Text.PromptTooLongException => ("PromptTooLong", ErrorCategory.InvalidArgument),

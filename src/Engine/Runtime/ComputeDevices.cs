@@ -1,0 +1,44 @@
+using System.Reflection;
+using TorchSharp;
+
+namespace PSStableDiffusion.Engine.Runtime;
+
+/// <summary>One device the engine can compute on.</summary>
+/// <param name="Device">The name -Device takes: <c>cpu</c> or <c>cuda:N</c>.</param>
+/// <param name="Index">The CUDA ordinal; null for the CPU.</param>
+/// <param name="Cpu">The processor, for the CPU; null for a GPU (TorchSharp has no device-name query).</param>
+public sealed record ComputeDevice(string Device, int? Index, CpuDescription? Cpu)
+{
+    public bool IsCuda => Index is not null;
+}
+
+/// <summary>Finds the devices this build of libtorch can use on this machine (Get-SDDevice, the bench).</summary>
+public static class ComputeDevices
+{
+    /// <summary>The CPU first, then every CUDA device libtorch sees (none with the cpu backend).</summary>
+    public static IReadOnlyList<ComputeDevice> Discover(bool includeCpu = true, bool includeCuda = true)
+    {
+        var devices = new List<ComputeDevice>();
+        if (includeCpu) devices.Add(new ComputeDevice("cpu", null, CpuDescription.Current));
+        if (includeCuda && torch.cuda.is_available())
+        {
+            for (var index = 0; index < torch.cuda.device_count(); index++)
+                devices.Add(new ComputeDevice($"cuda:{index}", index, null));
+        }
+        return devices;
+    }
+
+    /// <summary>The libtorch version the native library reports.</summary>
+    public static string LibTorchVersion => torch.__version__;
+
+    /// <summary>The TorchSharp package version (without the "+commit" source-link suffix users do not compare).</summary>
+    public static string TorchSharpVersion
+    {
+        get
+        {
+            var assembly = typeof(torch).Assembly;
+            var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+            return informational?.Split('+')[0] ?? assembly.GetName().Version?.ToString() ?? "unknown";
+        }
+    }
+}
