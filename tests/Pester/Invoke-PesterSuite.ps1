@@ -46,6 +46,12 @@ if (-not $env:NUGET_PACKAGES -or @(Get-ChildItem -Force -LiteralPath $env:NUGET_
 # The help files are en-US; pin the UI culture so Get-Help finds them whatever the machine's locale.
 [System.Globalization.CultureInfo]::CurrentUICulture = [System.Globalization.CultureInfo]::GetCultureInfo('en-US')
 
+# The golden comparisons need float32: -Precision Auto (the default) picks bfloat16 on CPUs where it measures faster.
+# New-SDImage.Precision.Tests.ps1 lifts this for the tests of Auto itself.
+foreach ($cmdlet in 'New-SDImage', 'Invoke-SDInpaint', 'Resize-SDUpscale') {
+    $global:PSDefaultParameterValues["${cmdlet}:Precision"] = 'Float32'
+}
+
 Import-Module $PesterPath -Force
 New-Item -ItemType Directory -Path $ResultsFolder -Force | Out-Null
 
