@@ -79,6 +79,19 @@ public class EngineCacheTests
     }
 
     [Fact]
+    public void EachDeviceHoldsOneEngineOfAModel()
+    {
+        // No GPU is touched: the cache only compares targets ("cuda" is parsed to cuda:0 before it gets here).
+        var cache = new EngineCache();
+        var loads = 0;
+        CountingEngine Load() { loads++; return new CountingEngine(); }
+        foreach (var device in new[] { "cuda:0", "cuda:1", "cuda:0", "cpu", "cuda:1" })
+            using (cache.Acquire(new EngineKey("/m", new ComputeTarget(device, Precision.Float16)), Load, CancellationToken.None)) { }
+        Assert.Equal(3, loads);
+        Assert.Equal(new[] { "cpu", "cuda:0", "cuda:1" }, cache.List().Select(e => e.Device).Order());
+    }
+
+    [Fact]
     public void ClearDisposesIdleEnginesAndDefersBusyOnes()
     {
         var cache = new EngineCache();
