@@ -1,5 +1,5 @@
 using PSStableDiffusion.Engine.Runtime;
-using PSStableDiffusion.Engine.Tests.ModelSources;
+using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
 
 namespace PSStableDiffusion.Engine.Tests.Runtime;
