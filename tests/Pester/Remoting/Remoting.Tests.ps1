@@ -11,7 +11,8 @@ BeforeAll {
     $script:modulePath = Get-SDModulePath
     $script:model = Get-SDGoldenModelPath -Case txt2img_eps_dpmpp
     $script:inpaintModel = Get-SDGoldenModelPath -Case inpaint
-    $script:call = @{ Prompt = 'a lighthouse at dawn'; Width = 64; Height = 64; Steps = 2 }
+    # Float32 spelled out: the remote sessions do not see the suite's pinned -Precision, and Auto may pick bfloat16.
+    $script:call = @{ Prompt = 'a lighthouse at dawn'; Width = 64; Height = 64; Steps = 2; Precision = 'Float32' }
     $script:sshd = Start-SDTestSshServer -Folder (Join-Path $TestDrive 'sshd')
     $script:connection = $sshd.Connection
 }
