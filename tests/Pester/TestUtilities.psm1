@@ -4,6 +4,15 @@
 Set-StrictMode -Version 3.0
 
 $script:RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+
+# The golden comparisons need float32, so the suite pins -Precision Float32 (Invoke-PesterSuite.ps1). Cmdlets called
+# from this module's functions (New-SDTestImage) read this module's $PSDefaultParameterValues, not the global one:
+# the pin is repeated here.
+$PSDefaultParameterValues = @{
+    'New-SDImage:Precision'      = 'Float32'
+    'Invoke-SDInpaint:Precision' = 'Float32'
+    'Resize-SDUpscale:Precision' = 'Float32'
+}
 $script:ModuleName = 'PSStableDiffusion'
 
 # Cmdlets the manifest lists ahead of their implementation. Remove a name in the same change that implements its
