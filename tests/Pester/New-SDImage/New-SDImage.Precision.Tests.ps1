@@ -13,6 +13,9 @@ BeforeAll {
 
 AfterAll {
     if ($null -ne $script:pinned) { $global:PSDefaultParameterValues['New-SDImage:Precision'] = $script:pinned }
+    # The engine cache is the process's: leave no bfloat16 engine behind for the tests that count engines (this
+    # frees the model's float32 engine too; the next test that needs it loads it again).
+    Clear-SDEngine -Model $smallModel
 }
 
 Describe 'New-SDImage -Precision' {

@@ -73,7 +73,7 @@ Describe 'Remoting over SSH' {
             # Load the module and the model once per host, at most -ThrottleLimit hosts at a time; later calls reuse them.
             $script:warm = @(Invoke-Command -Session $sessions -ThrottleLimit 1 -ErrorAction Stop -ScriptBlock {
                     Import-Module $using:modulePath
-                    New-SDImage -Prompt 'warm-up' -Model $using:model -Width 64 -Height 64 -Seed 1 -Steps 1
+                    New-SDImage -Prompt 'warm-up' -Model $using:model -Width 64 -Height 64 -Seed 1 -Steps 1 -Precision Float32
                 })
             $seeds = 21..24
             $jobs = for ($i = 0; $i -lt $sessions.Count; $i++) {
