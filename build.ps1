@@ -24,10 +24,31 @@ Release (default) or Debug.
 
 .PARAMETER Backend
 cpu (default) or cuda: which TorchSharp native package to build with (the SDBackend MSBuild property). cuda picks
-TorchSharp-cuda-windows or TorchSharp-cuda-linux for the building platform.
+TorchSharp-cuda-windows or TorchSharp-cuda-linux for the building platform; with -LibTorch, it requires that folder
+to hold libtorch_cuda.
+
+.PARAMETER LibTorch
+Build against an installed libtorch instead of a TorchSharp native package: the folder of a libtorch archive, or the
+torch package folder of a Python install (its lib/ holds the libraries). The module then carries no libtorch of its
+own and loads it from that folder (recorded in PSStableDiffusion.LibTorch.json in the module;
+$env:PSSTABLEDIFFUSION_LIBTORCH overrides it at run time). Default: $env:PSSTABLEDIFFUSION_LIBTORCH.
+
+.PARAMETER LibTorchSharp
+With -LibTorch: a LibTorchSharp library (TorchSharp's native shim) already built for that libtorch.
+
+.PARAMETER TorchSharpSource
+With -LibTorch: a TorchSharp checkout at tag v0.107.0 (or its src/Native folder); LibTorchSharp is built from it
+against the -LibTorch folder with CMake (build/native/CMakeLists.txt). Default:
+$env:PSSTABLEDIFFUSION_TORCHSHARP_SOURCE. Without -LibTorchSharp or -TorchSharpSource, the TorchSharp package's
+LibTorchSharp is used, which fits libtorch 2.10 only.
 
 .EXAMPLE
 dotnet pwsh ./build.ps1 -Test
+
+.EXAMPLE
+./build.ps1 -Backend cuda -LibTorch /opt/libtorch -TorchSharpSource ~/src/TorchSharp
+
+Builds a CUDA module that uses the libtorch in /opt/libtorch and a LibTorchSharp built for it.
 #>
 [CmdletBinding(DefaultParameterSetName = 'Build')]
 param(
@@ -36,6 +57,12 @@ param(
 
     [ValidateSet('cpu', 'cuda')]
     [string] $Backend = 'cpu',
+
+    [string] $LibTorch = $env:PSSTABLEDIFFUSION_LIBTORCH,
+
+    [string] $LibTorchSharp,
+
+    [string] $TorchSharpSource = $env:PSSTABLEDIFFUSION_TORCHSHARP_SOURCE,
 
     [Parameter(ParameterSetName = 'Test', Mandatory)]
     [switch] $Test,
@@ -78,6 +105,8 @@ $UnneededNatives = '(torch_python|jitbackend_test|torchbind_test|nnapi_backend|a
 $UnneededSymbols = '^libSkiaSharp\.pdb$'
 
 #region Helpers
+
+. (Join-Path $RepoRoot 'build/ExternalLibTorch.ps1')
 
 function Get-RuntimeId {
     $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
@@ -178,15 +207,29 @@ function Sync-Folder {
 
 function Build-Module {
     $rid = Get-RuntimeId
-    $staging = Join-Path $OutRoot "publish/$Configuration/$rid-$Backend"
+    # -LibTorch: checked before anything is built, so a wrong folder fails at once.
+    $external = if ($LibTorch) {
+        Resolve-ExternalLibTorch -Folder $LibTorch -Backend $Backend -LibTorchSharp $LibTorchSharp -TorchSharpSource $TorchSharpSource
+    }
+    $natives = if ($external) { 'external' } else { 'package' }
+    $staging = Join-Path $OutRoot "publish/$Configuration/$rid-$Backend$(if ($external) { '-external' })"
+    $shimPath = $null
+    if ($external) {
+        Write-Step "libtorch $($external.Version) from $($external.LibraryFolder); LibTorchSharp: $($external.LibTorchSharp.Kind)"
+        $shimPath = switch ($external.LibTorchSharp.Kind) {
+            'file' { $external.LibTorchSharp.Path }
+            'build' { Write-Step 'Building LibTorchSharp with CMake'; Build-LibTorchSharp -Resolved $external -WorkFolder (Join-Path $OutRoot "native/$rid-$Backend") }
+            default { $null }
+        }
+    }
 
-    Write-Step "Publishing $ModuleName ($Configuration, $rid, backend $Backend)"
+    Write-Step "Publishing $ModuleName ($Configuration, $rid, backend $Backend, natives $natives)"
     # With a runtime identifier the natives land flat next to TorchSharp.dll, where TorchSharp looks for them
     # (pwsh ignores the module's .deps.json, so runtimes/<rid>/native would not be found).
     $code = Invoke-Dotnet @(
         'publish', (Join-Path $RepoRoot "src/$ModuleName/$ModuleName.csproj"),
         '--configuration', $Configuration, '--runtime', $rid, '--self-contained', 'false',
-        "-p:SDBackend=$Backend", '--output', $staging, '-nologo')
+        "-p:SDBackend=$Backend", "-p:SDNatives=$natives", '--output', $staging, '-nologo')
     if ($code -ne 0) { throw "dotnet publish failed with exit code $code." }
 
     Write-Step "Laying out $ModuleOut"
@@ -203,6 +246,7 @@ function Build-Module {
     foreach ($file in Get-ChildItem -LiteralPath (Join-Path $RepoRoot 'en-US') -File | Where-Object Name -NE $HelpFileName) {
         Copy-Item -LiteralPath $file.FullName -Destination $helpOut -Force
     }
+    if ($external) { Install-ExternalLibTorch -ModuleFolder $ModuleOut -Resolved $external -LibTorchSharpPath $shimPath }
     Build-Help
 
     Test-ModuleLayout
@@ -417,6 +461,9 @@ function Invoke-AllTests {
 #region Package
 
 function New-ModulePackage {
+    if ($LibTorch) {
+        throw '-Package makes a package that carries its natives; a -LibTorch build loads libtorch from a folder of this machine. Build the package without -LibTorch (and $env:PSSTABLEDIFFUSION_LIBTORCH unset).'
+    }
     Build-Module
     $version = (Import-PowerShellDataFile (Join-Path $ModuleOut "$ModuleName.psd1")).ModuleVersion
     # One package per platform and backend: it carries that platform's libtorch natives (see README, "Installing").

@@ -14,6 +14,12 @@ Because it loads the native libtorch libraries, Get-SDDevice is also the quickes
 installed correctly. It fails with the error NativeBackendUnavailable when the native libraries cannot be loaded.
 '@
         @'
+A module built against an installed libtorch (./build.ps1 -Backend cuda -LibTorch <folder>) loads libtorch from that
+folder; LibTorchFolder then names the folder and LibTorchVersion is the version the folder states. When the folder is
+missing, or a cuda build's folder holds no libtorch_cuda, Get-SDDevice fails with LibTorchNotFound or
+LibTorchCudaNotFound, naming the folder and the missing file.
+'@
+        @'
 CUDA devices are listed only by the cuda build of the module, and only by their index (cuda:0, cuda:1, ...), because
 TorchSharp does not report device names. Pass the Device value to the -Device parameter of New-SDImage.
 '@
@@ -30,7 +36,7 @@ TorchSharp does not report device names. Pass the Device value to the -Device pa
     Outputs     = @(
         @{
             Type        = 'PSStableDiffusion.SDDeviceInfo'
-            Description = 'Device (cpu or cuda:N), Type, Index, Name, LogicalCores, Threads, HasAvx512Bf16, TorchSharpVersion, LibTorchVersion and Backend.'
+            Description = 'Device (cpu or cuda:N), Type, Index, Name, LogicalCores, Threads, HasAvx512Bf16, TorchSharpVersion, LibTorchVersion, LibTorchFolder (null unless built with -LibTorch) and Backend.'
         }
     )
 

@@ -11,7 +11,8 @@ internal static class DeviceProbe
     public static IReadOnlyList<SDDeviceInfo> GetDevices(bool includeCpu, bool includeCuda)
     {
         var torchSharpVersion = ComputeDevices.TorchSharpVersion;
-        var libTorchVersion = ComputeDevices.LibTorchVersion;
+        var libTorchFolder = LibTorchFolder.LoadedFolder;
+        var libTorchVersion = (libTorchFolder is null ? null : LibTorchFolder.Version(libTorchFolder)) ?? ComputeDevices.LibTorchVersion;
         var backend = BuildBackend();
         return ComputeDevices.Discover(includeCpu, includeCuda).Select(device => new SDDeviceInfo
         {
@@ -24,6 +25,7 @@ internal static class DeviceProbe
             HasAvx512Bf16 = device.Cpu?.HasAvx512Bf16,
             TorchSharpVersion = torchSharpVersion,
             LibTorchVersion = libTorchVersion,
+            LibTorchFolder = libTorchFolder,
             Backend = backend,
         }).ToList();
     }

@@ -33,6 +33,16 @@ public sealed class GetSDDeviceCommand : PSCmdlet
         bool includeCpu = Wants(CpuType);
         bool includeCuda = Wants(CudaType);
 
+        try
+        {
+            // A module built with build.ps1 -LibTorch: that folder's libtorch, or an ErrorRecord naming what is wrong.
+            Engine.Runtime.LibTorchFolder.EnsureLoaded();
+        }
+        catch (Engine.Runtime.LibTorchFolderException e)
+        {
+            ThrowTerminatingError(Infrastructure.SDCmdletBase.LibTorchFolderError(e));
+        }
+
         IReadOnlyList<SDDeviceInfo> devices;
         try
         {

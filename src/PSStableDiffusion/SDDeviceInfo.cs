@@ -30,8 +30,14 @@ public sealed class SDDeviceInfo
     /// <summary>Version of the TorchSharp managed assembly.</summary>
     public required string TorchSharpVersion { get; init; }
 
-    /// <summary>Version of the libtorch native library TorchSharp was built against.</summary>
+    /// <summary>
+    /// Version of the libtorch native library: the one TorchSharp was built against, or, for a module built with
+    /// build.ps1 -LibTorch, the version that folder states.
+    /// </summary>
     public required string LibTorchVersion { get; init; }
+
+    /// <summary>The folder libtorch was loaded from (build.ps1 -LibTorch); null when the module carries its own natives.</summary>
+    public string? LibTorchFolder { get; init; }
 
     /// <summary>Which TorchSharp native package this module was built with: <c>cpu</c> or <c>cuda</c>.</summary>
     public required string Backend { get; init; }

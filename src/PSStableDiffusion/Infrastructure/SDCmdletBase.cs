@@ -30,6 +30,35 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         {
             ThrowTerminatingError(new ErrorRecord(e, "VisualCppRuntimeMissing", ErrorCategory.NotInstalled, string.Join(", ", e.MissingLibraries)));
         }
+        try
+        {
+            // A module built with build.ps1 -LibTorch loads libtorch from that folder, before TorchSharp looks for it.
+            Engine.Runtime.LibTorchFolder.EnsureLoaded();
+        }
+        catch (Engine.Runtime.LibTorchFolderException e)
+        {
+            ThrowTerminatingError(LibTorchFolderError(e));
+        }
+    }
+
+    /// <summary>The ErrorRecord of an unusable libtorch folder: LibTorchCudaNotFound when only CUDA is missing.</summary>
+    internal static ErrorRecord LibTorchFolderError(Engine.Runtime.LibTorchFolderException e)
+    {
+        var (id, category) = e.Problem switch
+        {
+            Engine.Runtime.LibTorchProblem.NoCuda => ("LibTorchCudaNotFound", ErrorCategory.NotInstalled),
+            Engine.Runtime.LibTorchProblem.LoadFailed => ("LibTorchLoadFailed", ErrorCategory.NotInstalled),
+            Engine.Runtime.LibTorchProblem.AlreadyLoaded => ("LibTorchAlreadyLoaded", ErrorCategory.ResourceUnavailable),
+            Engine.Runtime.LibTorchProblem.Unreadable => ("LibTorchSettingsInvalid", ErrorCategory.InvalidData),
+            _ => ("LibTorchNotFound", ErrorCategory.ObjectNotFound),
+        };
+        return new ErrorRecord(e, id, category, e.Folder)
+        {
+            ErrorDetails = new ErrorDetails(e.Message)
+            {
+                RecommendedAction = $"Rebuild the module with './build.ps1 -Backend cuda -LibTorch <folder>', or set ${Engine.Runtime.LibTorchFolder.FolderVariable} to the libtorch folder.",
+            },
+        };
     }
 
     protected override void StopProcessing()
