@@ -11,6 +11,8 @@ public static class Golden
 {
     private static readonly Lazy<string> RootPath = new(() =>
     {
+        // The device check's runner (bench/DeviceCheck) may be given the folder; the tests find it above themselves.
+        if (Environment.GetEnvironmentVariable("SD_GOLDEN_ROOT") is { Length: > 0 } given) return given;
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null)
         {

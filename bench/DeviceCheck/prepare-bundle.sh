@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Prepares what the GPU device check carries (run here, on a machine with dotnet and the mirrors; see README.md):
+#   out/device-check/runner.tar.xz        the runner, published self-contained for linux-x64 with no libtorch
+#   out/device-check/torchsharp-native.tar.xz   TorchSharp's src/Native at v0.107.0 (never committed here)
+#   out/device-check/diffusers.tar.xz     diffusers 0.29.2's src/ (the reference timing)
+#   out/device-check/golden.tar.xz        the six pipeline cases of tests/golden the parity check reads (~28 MB)
+# Then run the check on the device machine with
+#   bash bench/DeviceCheck/device-check.sh
+# (the run tool's carry: out/device-check). The golden cases travel in the bundle because the whole tests/golden
+# (about 118 MB) is more than the device machine's 64 MiB transfer: see README.md.
+#
+# Environment: TORCHSHARP_GIT (a TorchSharp git dir; default /work/.mirror/dotnet+TorchSharp/repo), TORCHSHARP_REF
+# (default v0.107.0, else the mirror's commit c20b6a1c, whose exported functions match the 0.107.0 package's
+# LibTorchSharp: see README.md), DIFFUSERS_GIT (default /work/.mirror/huggingface+diffusers/repo).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+out="$root/out/device-check"
+stage="$out/stage"
+rm -rf "$stage" && mkdir -p "$stage"
+
+torchsharp_git="${TORCHSHARP_GIT:-/work/.mirror/dotnet+TorchSharp/repo}"
+torchsharp_ref="${TORCHSHARP_REF:-}"
+if [ -z "$torchsharp_ref" ]; then
+    if git -C "$torchsharp_git" rev-parse -q --verify v0.107.0^{commit} >/dev/null; then torchsharp_ref=v0.107.0; else torchsharp_ref=c20b6a1c; fi
+fi
+diffusers_git="${DIFFUSERS_GIT:-/work/.mirror/huggingface+diffusers/repo}"
+
+echo "==> publishing the runner (linux-x64, self-contained, no libtorch)" >&2
+dotnet publish "$root/bench/DeviceCheck/PSStableDiffusion.DeviceCheck.csproj" -c Release -r linux-x64 --self-contained true \
+    -p:SDNatives=external -o "$stage/runner" -nologo -v q
+test -x "$stage/runner/PSStableDiffusion.DeviceCheck"
+tar -C "$stage" -cJf "$out/runner.tar.xz" runner
+
+echo "==> TorchSharp src/Native at $torchsharp_ref" >&2
+git -C "$torchsharp_git" archive "$torchsharp_ref" src/Native | xz -6 > "$out/torchsharp-native.tar.xz"
+echo "$torchsharp_ref $(git -C "$torchsharp_git" rev-parse "$torchsharp_ref^{commit}")" > "$out/torchsharp-ref.txt"
+
+echo "==> diffusers v0.29.2 src/" >&2
+git -C "$diffusers_git" archive v0.29.2 src/diffusers | xz -6 > "$out/diffusers.tar.xz"
+
+echo "==> the six golden pipeline cases" >&2
+cases="txt2img_v txt2img_eps_dpmpp img2img inpaint depth2img upscale_x4"
+files=()
+for c in $cases; do
+    files+=("tests/golden/$c/model" "tests/golden/$c/io.safetensors" "tests/golden/$c/case.json")
+    for png in "$root/tests/golden/$c"/*.png; do files+=("tests/golden/$c/$(basename "$png")"); done
+done
+tar -C "$root" -c "${files[@]}" | xz -9 -T2 > "$out/golden.tar.xz"
+
+rm -rf "$stage"
+ls -l "$out" >&2
+du -ch "$out"/*.tar.xz | tail -1 >&2

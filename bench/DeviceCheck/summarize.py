@@ -1,0 +1,91 @@
+"""Summarizes a device-check results folder (device-check.sh): golden parity per device/precision, our bench against
+diffusers' as a ratio (ours / diffusers: at most 1.0 is the target), and peak GPU memory (nvidia-smi samples, the
+largest use seen minus the first sample, which is the idle baseline). Prints plain text."""
+import glob
+import json
+import os
+import sys
+
+
+def load(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def golden_lines(folder):
+    for path in sorted(glob.glob(os.path.join(folder, "golden-*.json"))):
+        data = load(path)
+        if not data:
+            yield f"{os.path.basename(path)}: unreadable"
+            continue
+        yield f"golden {data['device']} {data['precision']}: {'PASS' if data['pass'] else 'FAIL'}"
+        for case in data["cases"]:
+            if "worst_diff_over_tolerance" in case:
+                detail = (f"{case['tensors_compared']} tensors, worst diff/tolerance {case['worst_diff_over_tolerance']:.3f} "
+                          f"({case['worst_tensor']}), image vs expected.png max {case['image_max_levels_vs_expected_png']} levels")
+                if case.get("failure"):
+                    detail += f", FAILED {case['failure']}"
+            else:
+                detail = (f"image vs float32 max {case['image_max_levels_vs_float32']} / mean {case['image_mean_levels_vs_float32']:.3f} levels "
+                          f"(bound {case['bound_max_levels']} / {case['bound_mean_levels']}), vs expected.png max {case['image_max_levels_vs_expected_png']}")
+            yield f"  {case['case']:<18} {case['noise']:<6} {'pass' if case['pass'] else 'FAIL'}  {detail}"
+
+
+def seconds(stage):
+    if not isinstance(stage, dict):
+        return None
+    return stage.get("median_s", stage.get("seconds"))
+
+
+def peak_mib(folder, name):
+    try:
+        with open(os.path.join(folder, f"{name}-memory.csv"), encoding="utf-8") as f:
+            values = [int(line.strip()) for line in f if line.strip().isdigit()]
+    except OSError:
+        return None
+    return (max(values) - values[0]) if values else None
+
+
+def bench_lines(folder):
+    ours, theirs = load(os.path.join(folder, "bench-ours.json")), load(os.path.join(folder, "bench-diffusers.json"))
+    if not ours and not theirs:
+        return
+    ours_stages = (ours or {}).get("stages", {})
+    their_stages = (theirs or {}).get("stages", {})
+    yield f"bench float16 on {(theirs or {}).get('device_name', '?')}: stage, ours, diffusers {(theirs or {}).get('diffusers', '?')}, ratio ours/diffusers"
+    for name in ["unet512", "unet768", "vae512", "vae768", "vae512_float16", "vae768_float16", "txt2img768"]:
+        a, b = seconds(ours_stages.get(name)), seconds(their_stages.get(name))
+        ratio = f"{a / b:.2f}" if a and b else "-"
+        fa = f"{a:.4f} s" if a is not None else "-"
+        fb = f"{b:.4f} s" if b is not None else "-"
+        yield f"  {name:<16} {fa:>12} {fb:>12} {ratio:>6}"
+    for side, data in (("ours", ours), ("diffusers", theirs)):
+        mib = peak_mib(folder, f"bench-{side}")
+        if mib is not None:
+            yield f"  peak GPU memory ({side}, nvidia-smi): {mib} MiB"
+    if theirs:
+        for stage, value in their_stages.items():
+            if isinstance(value, dict) and "peak_allocated_bytes" in value:
+                yield f"  diffusers {stage}: peak allocated {value['peak_allocated_bytes'] / 2**20:.0f} MiB"
+        for stage, error in theirs.get("errors", {}).items():
+            yield f"  diffusers {stage} ERROR: {error.strip().splitlines()[-1]}"
+
+
+def main():
+    folder = sys.argv[1]
+    devices = load(os.path.join(folder, "devices.json")) or load(os.path.join(folder, "devices-ld-library-path.json"))
+    if devices:
+        yield_line = f"libtorch {devices['libtorch']['version']} from {devices['libtorch']['folder']}; devices: " + \
+            ", ".join(d["device"] for d in devices["devices"])
+        print(yield_line)
+    for line in golden_lines(folder):
+        print(line)
+    for line in bench_lines(folder):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
