@@ -34,7 +34,6 @@ public static class DiffusersFolderLoader
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="FileNotFoundException">No model_index.json, or a component without weights it can use.</exception>
     /// <exception cref="InvalidDataException">A component folder is missing.</exception>
-    /// <exception cref="NotSupportedException">A component's chosen weights are pickled <c>.bin</c> files.</exception>
     /// <exception cref="ModelLoadException">Weights that do not fit the component's config.</exception>
     public static StableDiffusionModel Load(string folder, ComputeTarget target, string? variant, string? predictionType,
         Action<string>? log = null)
@@ -123,24 +122,23 @@ public static class DiffusersFolderLoader
     }
 
     /// <summary>
-    /// The safetensors files of one component folder that <see cref="WeightFileSelection"/> chooses (one file, or the
-    /// shards of one), as full paths.
+    /// The weight files of one component folder that <see cref="WeightFileSelection"/> chooses (one file, or the
+    /// shards of one; safetensors, else pickled <c>.bin</c> read by the restricted unpickler), as full paths.
     /// </summary>
-    /// <exception cref="NotSupportedException">The chosen weights are pickled <c>.bin</c> files.</exception>
     /// <exception cref="FileNotFoundException">No weights the rule accepts (the message names the variants there are).</exception>
     internal static IReadOnlyList<string> WeightFiles(string componentFolder, string baseName, string? variant, Action<string>? log)
     {
         var names = Directory.EnumerateFiles(componentFolder).Select(Path.GetFileName).OfType<string>().ToList();
         var chosen = WeightFileSelection.Select(names, variant);
-        if (chosen is not null && chosen.Any(f => f.EndsWith(".bin", StringComparison.Ordinal)))
-            throw new NotSupportedException(
-                $"'{componentFolder}' has only pickled .bin weights{(variant is null ? "" : $" for {variant} (or plain)")}; " +
-                "this engine loads safetensors. Save the model with safe_serialization=True, or use the repository's safetensors weights.");
         if (chosen is not null)
         {
-            var files = chosen.Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal)).Select(f => Path.Combine(componentFolder, f)).ToList();
+            // The index JSON of a sharded set names the shards; the shards themselves are what is read.
+            var files = chosen.Where(f => !f.EndsWith(".json", StringComparison.Ordinal)).Select(f => Path.Combine(componentFolder, f)).ToList();
             if (variant is not null && WeightFileSelection.Describe(chosen[0])?.Variant != variant)
                 log?.Invoke($"'{componentFolder}' has no {variant} weights; using {Path.GetFileName(files[0])}.");
+            if (files[0].EndsWith(".bin", StringComparison.Ordinal))
+                log?.Invoke($"'{componentFolder}' has no safetensors weights; reading the pickled {Path.GetFileName(files[0])} " +
+                    "with the restricted unpickler (tensors and plain containers only, no code runs).");
             return files;
         }
         var variants = WeightFileSelection.Variants(names);

@@ -209,12 +209,13 @@ def instrument_task(pipe, rec):
         wrap(pipe.low_res_scheduler, "add_noise", after=lowres)
 
 
-def run_case(name):
+def run_case(name, model_folder=None):
+    """Runs one case; `model_folder` loads the same weights from elsewhere (e.g. saved as pickled .bin files)."""
     folder = os.path.join(GOLDEN, name)
     case = json.load(open(os.path.join(folder, "case.json")))
     call = dict(case["call"])
     optional = {"depth_estimator": None, "feature_extractor": None} if "Depth" in case["pipeline"] else {"safety_checker": None}
-    pipe = getattr(diffusers, case["pipeline"]).from_pretrained(os.path.join(folder, "model"), **optional)
+    pipe = getattr(diffusers, case["pipeline"]).from_pretrained(model_folder or os.path.join(folder, "model"), **optional)
     pipe.set_progress_bar_config(disable=True)
     rec = Recorder()
     instrument(pipe, rec)
