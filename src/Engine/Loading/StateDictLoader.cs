@@ -47,9 +47,10 @@ public static class StateDictLoader
         return new StateDictLoadResult(plan.Count, ignored);
     }
 
-    /// <summary>Opens a weights file by its content: a zip or legacy pickle is a torch checkpoint (restricted
-    /// unpickler, no code runs), anything else safetensors.</summary>
-    internal static ITensorFile OpenWeights(string path) => SingleFile.CheckpointFiles.Open(path);
+    /// <summary>Opens a weights file by its name, as diffusers does: <c>.bin</c> is a <c>torch.save</c> pickle (read by the
+    /// restricted unpickler, no code runs), anything else safetensors.</summary>
+    internal static ITensorFile OpenWeights(string path) =>
+        path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) ? Checkpoints.TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
 
     private static void ReadInto(ITensorFile file, string key, Tensor target)
     {

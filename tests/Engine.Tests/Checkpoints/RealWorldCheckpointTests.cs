@@ -117,6 +117,17 @@ public sealed class RealWorldCheckpointTests(ITestOutputHelper output)
         Assert.Throws<UnsafeCheckpointException>(() => CheckpointFiles.Open(Ckpt("lightning-hidden-os-system.ckpt")));
     }
 
+    [Fact]
+    public void SafetensorsWhoseHeaderLengthStartsWithTheByteOfAPickle_OpensAsSafetensors()
+    {
+        // This file's 8-byte header length is 0x013080: its first byte, 0x80, is also how a legacy pickle starts.
+        var path = Golden.Path("txt2img_v", "model", "unet", "diffusion_pytorch_model.safetensors");
+        using (var stream = File.OpenRead(path)) Assert.Equal(0x80, stream.ReadByte());
+        using var file = CheckpointFiles.Open(path);
+        Assert.IsType<SafeTensorsFile>(file);
+        Assert.Contains("conv_in.weight", file.Keys);
+    }
+
     [Theory]
     [InlineData("ModelCheckpoint", "pytorch_lightning.callbacks.model_checkpoint")]
     [InlineData("ParameterDict", "torch.nn.modules.container")]

@@ -134,7 +134,7 @@ public sealed class ModelResolutionTests : IDisposable
         Assert.Equal("epsilon", plain.PredictionType);
 
         // Only variant weights and no variant asked: nothing to load, as in diffusers (the message names the variant);
-        // asked for, the variant loads. .bin only: not supported.
+        // asked for, the variant loads. .bin only: read as a torch pickle.
         File.Delete(unetPath);
         var onlyVariant = Assert.Throws<FileNotFoundException>(() => DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32));
         Assert.Contains("fp16", onlyVariant.Message);
@@ -142,7 +142,7 @@ public sealed class ModelResolutionTests : IDisposable
             Assert.True(ModelSourceTestSupport.SameValues(only.Unet.state_dict()["conv_in.weight"], fp16Weight));
         File.Delete(Path.Combine(folder, "unet", "diffusion_pytorch_model.fp16.safetensors"));
         File.WriteAllBytes(Path.Combine(folder, "unet", "diffusion_pytorch_model.bin"), new byte[16]);
-        var pickles = Assert.Throws<NotSupportedException>(() => DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32));
-        Assert.Contains(".bin", pickles.Message);
+        var pickles = Assert.Throws<PSStableDiffusion.Engine.Checkpoints.CheckpointFormatException>(() => DiffusersFolderLoader.Load(folder, ComputeTarget.Cpu32));
+        Assert.Contains("diffusion_pytorch_model.bin", pickles.Message); // read as a torch pickle, and named when it is none
     }
 }
