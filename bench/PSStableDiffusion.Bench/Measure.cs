@@ -12,7 +12,7 @@ internal static class Measure
     public static List<double> LastWarmups { get; } = new();
     public static List<double> LastSystemSeconds { get; } = new();
 
-    public static List<double> Time(Action run, int warmups, int repeats, string label)
+    public static List<double> Time(Action run, int warmups, int repeats, string label, Action? afterWarmups = null)
     {
         LastCpuSeconds.Clear();
         LastPageFaults.Clear();
@@ -25,6 +25,7 @@ internal static class Measure
             LastWarmups.Add(clock.Elapsed.TotalSeconds);
             Log($"  {label}: warm-up {clock.Elapsed.TotalSeconds:F3} s");
         }
+        afterWarmups?.Invoke();
         var runs = new List<double>();
         for (int i = 0; i < repeats; i++)
         {

@@ -88,16 +88,16 @@ internal static partial class Stages
             case "unet512-3chunks":
                 UnetUnequalChunks(result, folder, dtype, warmups, repeats);
                 break;
-            case "unet512" or "unet768":
+            case "unet512" or "unet768" or "unet1024":
             {
-                int size = stage == "unet512" ? 512 : 768;
+                int size = int.Parse(stage["unet".Length..], System.Globalization.CultureInfo.InvariantCulture);
                 using var unet = UNet2DConditionModel.FromPretrained(Path.Combine(folder, "unet"), dtype, CPU);
                 var generator = new torch.Generator(7);
                 using var sample = torch.randn(new long[] { 2, 4, size / 8, size / 8 }, generator: generator).to(dtype); // [2, 4, h, w]
                 using var context = torch.randn(new long[] { 2, 77, 1024 }, generator: generator).to(dtype);              // [2, 77, 1024]
                 using var timestep = torch.tensor(999.0f);
                 Tensor? last = null;
-                result.Flop = size == 512 ? Flops.UNet512 : Flops.UNet768;
+                result.Flop = size switch { 512 => Flops.UNet512, 768 => Flops.UNet768, _ => null };
                 TimeModel(result, () =>
                 {
                     last?.Dispose();
@@ -106,7 +106,7 @@ internal static partial class Stages
                 Inspect(result, last!);
                 break;
             }
-            case "vae512" or "vae768" or "vae1024-tiled":
+            case "vae512" or "vae768" or "vae1024" or "vae1024-tiled":
             {
                 bool tiled = stage == "vae1024-tiled";
                 int size = stage switch { "vae512" => 512, "vae768" => 768, _ => 1024 };
@@ -116,7 +116,7 @@ internal static partial class Stages
                 using var latents = (torch.randn(new long[] { 1, 4, size / 8, size / 8 }, generator: generator) / vae.ScalingFactor).to(dtype);
                 // -TiledDecode: 512² tiles (64² latent, overlap 16), 3×3 of them at 1024².
                 var plan = new TilePlan(StableDiffusionPipeline.DefaultDecoderTileSize, StableDiffusionPipeline.DefaultDecoderTileSize / 4);
-                result.Flop = size switch { 512 => Flops.VaeDecode512, 768 => Flops.VaeDecode768, _ => plan.Count(128, 128) * Flops.VaeDecode512 };
+                result.Flop = size switch { 512 => Flops.VaeDecode512, 768 => Flops.VaeDecode768, _ when tiled => plan.Count(128, 128) * Flops.VaeDecode512, _ => null };
                 if (tiled) result.Note = $"{plan.Count(128, 128)} tiles of 512² (overlap 128 px); GFLOP/s counts the tiles' work";
                 Tensor? last = null;
                 TimeModel(result, () =>
@@ -360,9 +360,19 @@ internal static partial class Stages
     {
         result.Details["rss_after_load_bytes"] = Measure.CurrentBytes();
         result.Details["peak_rss_load_bytes"] = Measure.PeakBytes();
-        bool reset = Measure.ResetPeak();
-        result.RunsS = Measure.Time(run, warmups, repeats, result.Stage + "/" + result.DType);
-        if (reset) result.PeakRssRunBytes = Measure.PeakBytes();
+        bool reset = false;
+        long baseline = 0;
+        result.RunsS = Measure.Time(run, warmups, repeats, result.Stage + "/" + result.DType, afterWarmups: () =>
+        {
+            // After the warm-up the weights are resident, so what the timed runs add on top is their activations.
+            GC.Collect();
+            baseline = Measure.CurrentBytes();
+            reset = Measure.ResetPeak();
+        });
+        if (!reset) return;
+        result.PeakRssRunBytes = Measure.PeakBytes();
+        result.Details["rss_before_runs_bytes"] = baseline;
+        result.Details["activation_peak_bytes"] = result.PeakRssRunBytes.Value - baseline;
     }
 
     private static void Inspect(StageResult result, Tensor output)

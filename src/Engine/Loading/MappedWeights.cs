@@ -77,6 +77,10 @@ internal static unsafe class MappedWeights
     /// <summary>Tensors alive now that view a mapped file (each keeps its file mapped).</summary>
     internal static int LiveViews => Owners.Count;
 
+    /// <summary>Whether <paramref name="tensor"/>'s storage starts a view of a mapped file.</summary>
+    internal static bool IsMapped(Tensor tensor) =>
+        tensor.device_type == DeviceType.CPU && Owners.ContainsKey((nint)NativeTensors.DataPointer(tensor));
+
     /// <summary>
     /// A CPU tensor over <paramref name="byteOffset"/> of the mapping, or null when it cannot be one (misaligned
     /// data, or another tensor already starts at that address): the caller then copies instead.

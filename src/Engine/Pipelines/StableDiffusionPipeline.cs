@@ -58,8 +58,11 @@ public static class StableDiffusionPipeline
         var embeds = EncodePrompts(run);                                                                    // 1 × [B, 77·k, D] or 2 × [N, 77·k_i, D]
         timings["text_encoder"] = clock.Elapsed.TotalSeconds;
 
-        // 2-3. The task's input image and the conditioning that needs no noise; the output and latent sizes.
+        // 2-3. The task's input image and the conditioning that needs no noise; the output and latent sizes. A call that
+        // cannot fit in memory is refused here, before the heavy work.
         task.Prepare(run);
+        var unetTiles = ResolveTiling(request, task, run.LatentHeight, run.LatentWidth);
+        MemoryBudget.Check(run, unetTiles, DecoderTiling(run, unetTiles), AvailableMemory.CpuBytes());
 
         // 4. Scheduler and timesteps (cut by strength where an image starts the loop).
         using var scheduler = CreateScheduler(model, request);
@@ -74,7 +77,6 @@ public static class StableDiffusionPipeline
         if (run.EncodeCount > 0) timings["vae_encode"] = clock.Elapsed.TotalSeconds;
 
         // 6. Denoising loop. Latents stay float32 between steps; the UNet computes in the model dtype.
-        var unetTiles = ResolveTiling(request, task, run.LatentHeight, run.LatentWidth);
         clock.Restart();
         latents = Denoise(run, task, embeds, latents, timesteps, unetTiles);
         timings["denoise"] = clock.Elapsed.TotalSeconds;
@@ -219,9 +221,7 @@ public static class StableDiffusionPipeline
         var vaeInput = latents / model.Vae.Config.ScalingFactor;                                             // [N, 4, h, w]
         run.Inspect("vae_decode_input", vaeInput);
         var vaeDType = model.VaeDType;
-        var tiles = request.DecoderTileSize is null
-            ? unetTiles
-            : ResolveTiling(request.DecoderTileSize.Value, request.TileOverlap, run.LatentHeight, run.LatentWidth, nameof(request.DecoderTileSize));
+        var tiles = DecoderTiling(run, unetTiles);
         tileCount = tiles?.Count(run.LatentHeight, run.LatentWidth) ?? 1;
         var decoded = (tiles is null
             ? model.Vae.Decode(vaeInput.to(vaeDType))
@@ -248,6 +248,12 @@ public static class StableDiffusionPipeline
         };
         return size is int tile ? ResolveTiling(tile, request.TileOverlap, latentHeight, latentWidth, nameof(request.TileSize)) : null;
     }
+
+    /// <summary>The decoder's tiling: the UNet's, unless the request sets its own (DecoderTileSize; 0: none).</summary>
+    private static TilePlan? DecoderTiling(PipelineRun run, TilePlan? unetTiles) =>
+        run.Request.DecoderTileSize is not int size
+            ? unetTiles
+            : ResolveTiling(size, run.Request.TileOverlap, run.LatentHeight, run.LatentWidth, nameof(run.Request.DecoderTileSize));
 
     /// <summary>Tiles of <paramref name="tile"/> latent pixels (0: none), or null when the latent fits in one.</summary>
     /// <param name="name">The request property the size came from, for the error.</param>

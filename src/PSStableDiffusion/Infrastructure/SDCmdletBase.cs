@@ -88,6 +88,7 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             Engine.Text.PromptSyntaxException => ("InvalidPromptSyntax", ErrorCategory.InvalidArgument),
             Engine.Text.PromptTooLongException => ("PromptTooLong", ErrorCategory.InvalidArgument),
             Engine.Pipelines.NonFiniteOutputException => ("NonFiniteOutput", ErrorCategory.InvalidResult),
+            Engine.Runtime.NotEnoughMemoryException => ("InsufficientMemory", ErrorCategory.ResourceUnavailable),
             Engine.Hub.HubModelWithdrawnException => ("ModelWithdrawn", ErrorCategory.ObjectNotFound),
             Engine.Hub.HubDiskFullException => ("DiskFull", ErrorCategory.WriteError),
             Engine.Hub.HubTimeoutException => ("HubTimeout", ErrorCategory.OperationTimeout),
@@ -129,6 +130,11 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         if (PowerShellWording(exception) is { } worded) record.ErrorDetails = new ErrorDetails(worded);
         if (exception is Engine.Hub.HubAuthenticationException)
             record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set $env:HF_TOKEN or pass -Token." };
+        if (exception is Engine.Runtime.NotEnoughMemoryException memory)
+            record.ErrorDetails = new ErrorDetails(exception.Message[..(exception.Message.IndexOf(" What would fit", StringComparison.Ordinal) + 1)].TrimEnd())
+            {
+                RecommendedAction = MemoryAdvice(memory),
+            };
         if (exception is Engine.Hub.HubModelWithdrawnException withdrawn)
             record.ErrorDetails = new ErrorDetails(exception.Message)
             {
@@ -137,6 +143,16 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
                     : "Pass a local copy to -Model: a diffusers folder or the original checkpoint file.",
             };
         return record;
+    }
+
+    /// <summary>What would fit, in this module's terms (the engine names request properties).</summary>
+    private static string MemoryAdvice(Engine.Runtime.NotEnoughMemoryException memory)
+    {
+        var fits = new List<string>();
+        if (memory.TiledDecodeFits) fits.Add("-TiledDecode");
+        if (memory.FittingSize is { } size) fits.Add($"-Width {size.Width} -Height {size.Height} or smaller");
+        fits.Add("Clear-SDEngine to free other cached models");
+        return $"What would fit: {string.Join(", or ", fits)}. Set $env:{Engine.Runtime.NotEnoughMemoryException.SwitchVariable} = 'off' to run anyway.";
     }
 
     /// <summary>
