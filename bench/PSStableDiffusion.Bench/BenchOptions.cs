@@ -4,14 +4,14 @@ namespace PSStableDiffusion.Bench;
 internal sealed class BenchOptions
 {
     public static readonly string[] FullStages =
-        { "kernels", "load-fp32", "load-fp16", "text", "text-3chunks", "unet512", "unet512-3chunks", "unet768", "unet1024", "vae512", "vae768", "vae1024", "vae1024-tiled", "txt2img512", "upscaler", "upscale2048", "depth-estimator512" };
+        { "kernels", "load-fp32", "load-fp16", "text", "text-3chunks", "unet512", "unet512-3chunks", "unet768", "unet1024", "vae512", "vae768", "vae1024", "vae1024-tiled", "nan-check", "txt2img512", "upscaler", "upscale2048", "depth-estimator512" };
     /// <summary>Stages that load the random single-file checkpoint instead of the random folders.</summary>
     public static readonly string[] SingleFileStages = { "load-single-file", "single-file-txt2img512" };
 
     /// <summary>Stages that build their random weights in memory: they need no saved folders.</summary>
-    public static readonly string[] InMemoryStages = { "upscaler", "depth-estimator512" };
+    public static readonly string[] InMemoryStages = { "upscaler", "depth-estimator512", "nan-check" };
 
-    public static readonly string[] QuickStages = { "kernels", "load-fp32", "load-fp16", "text", "unet512", "vae512" };
+    public static readonly string[] QuickStages = { "kernels", "load-fp32", "load-fp16", "text", "unet512", "vae512", "nan-check" };
 
     public string? OutPath { get; set; }
     public bool Quick { get; set; }
@@ -33,9 +33,9 @@ internal sealed class BenchOptions
     public const string Usage = """
         PSStableDiffusion.Bench [options]
           --out <file>           also write the JSON results to <file> (JSON always goes to stdout)
-          --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512
+          --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512 nan-check
           --stages a,b,...       kernels, load-fp32, load-fp16, text, text-3chunks, unet512, unet512-3chunks, unet768,
-                                 unet1024, vae512, vae768, vae1024, vae1024-tiled,
+                                 unet1024, vae512, vae768, vae1024, vae1024-tiled, nan-check,
                                  txt2img512, upscaler, upscale2048, depth-estimator512, load-single-file,
                                  single-file-txt2img512
                                  (the single-file stages are not in the default set; they write

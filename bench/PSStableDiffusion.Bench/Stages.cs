@@ -127,6 +127,27 @@ internal static partial class Stages
                 Inspect(result, last!);
                 break;
             }
+            case "nan-check":
+            {
+                // What the NonFiniteOutput checks cost: one per denoising step on the UNet's CFG output of a 512² call
+                // ([2, 4, 64, 64]), one on the decoded image ([1, 3, 512, 512]). Compare with unet512's step time.
+                const int calls = 1000;
+                var generator = new torch.Generator(7);
+                using var prediction = torch.randn(new long[] { 2, 4, 64, 64 }, generator: generator); // [2, 4, 64, 64]
+                using var image = torch.rand(new long[] { 1, 3, 512, 512 }, generator: generator);     // [1, 3, 512, 512]
+                var decoderRuns = Measure.Time(() =>
+                {
+                    for (int i = 0; i < calls / 10; i++) NonFiniteOutputException.ThrowIfNotFinite(image, "VAE decoder");
+                }, warmups, repeats, "nan-check/decoder");
+                result.RunsS = Measure.Time(() =>
+                {
+                    for (int i = 0; i < calls; i++) NonFiniteOutputException.ThrowIfNotFinite(prediction, "UNet", 1, 20);
+                }, warmups, repeats, "nan-check/unet");
+                result.Details["unet_check_us"] = Measure.Median(result.RunsS) / calls * 1e6;
+                result.Details["decoder_check_us"] = Measure.Median(decoderRuns) / (calls / 10) * 1e6;
+                result.Note = $"runs_s: {calls} checks of a [2,4,64,64] UNet output; details: microseconds per check";
+                break;
+            }
             case "txt2img512":
             {
                 var target = new ComputeTarget("cpu", dtype == ScalarType.BFloat16 ? Precision.BFloat16 : Precision.Float32);
