@@ -51,15 +51,15 @@ public static class MemoryEstimator
     /// <summary>One UNet call on <paramref name="batch"/> latents of <paramref name="tokens"/> pixels each.</summary>
     public static long UNetActivations(UNet2DConditionConfig config, int batch, long tokens, torch.ScalarType dtype)
     {
-        double width = config.BlockOutChannels[0] / 320.0;  // activations scale with the channel widths
-        return (long)(UnetFixedBytes + UnetBytesPerToken * width * batch * tokens * ElementScale(dtype));
+        double width = config.BlockOutChannels[0] / 320.0;  // activations (and their workspaces) scale with the channel widths
+        return (long)(width * (UnetFixedBytes + UnetBytesPerToken * batch * tokens * ElementScale(dtype)));
     }
 
     /// <summary>One decode of <paramref name="images"/> outputs of <paramref name="pixels"/> each.</summary>
     public static long DecoderActivations(AutoencoderKLConfig config, int images, long pixels, torch.ScalarType dtype)
     {
         double width = config.BlockOutChannels[^1] / 512.0;
-        return (long)(DecoderFixedBytes + DecoderBytesPerPixel * width * images * pixels * ElementScale(dtype));
+        return (long)(width * (DecoderFixedBytes + DecoderBytesPerPixel * images * pixels * ElementScale(dtype)));
     }
 
     /// <summary>The estimate for <paramref name="count"/> images of <paramref name="latentHeight"/>×<paramref name="latentWidth"/>
