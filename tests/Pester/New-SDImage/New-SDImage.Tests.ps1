@@ -179,7 +179,7 @@ Describe 'New-SDImage' {
             @{ Case = 'float16 on the CPU'; Id = 'InvalidDevice'; Category = 'InvalidArgument'; Arguments = @{ Device = 'cpu'; Precision = 'Float16' } }
             @{ Case = 'a prompt of 10,000 tokens'; Id = 'PromptTooLong'; Category = 'InvalidArgument'; Arguments = @{ Prompt = (@('cat') * 10000) -join ' ' } }
             @{ Case = 'an unreadable weight'; Id = 'InvalidPromptSyntax'; Category = 'InvalidArgument'; Arguments = @{ NegativePrompt = 'a (fox:1.2.3)' } }
-            @{ Case = 'an image too large for memory'; Id = 'InsufficientMemory'; Category = 'ResourceUnavailable'; Arguments = @{ Width = 65536; Height = 65536 } }
+            @{ Case = 'a batch too large for memory'; Id = 'InsufficientMemory'; Category = 'ResourceUnavailable'; Arguments = @{ Width = 4096; Height = 4096; Count = 64 } }
         ) {
             $parameters = @{ Prompt = 'x'; Model = $smallModel; Steps = 1; Seed = 1 }
             foreach ($key in $Arguments.Keys) { $parameters[$key] = $Arguments[$key] }
@@ -193,12 +193,14 @@ Describe 'New-SDImage' {
 
         It 'refuses a call that cannot fit in memory before it starts, saying what would fit in PowerShell terms' {
             $record = $null
-            try { New-SDImage 'x' -Model $smallModel -Steps 1 -Seed 1 -Width 65536 -Height 65536 -Verbose 4>$null } catch { $record = $_ }
+            # 64 images of 4096x4096: even the tiny model's decoder would need hundreds of GiB.
+            try { New-SDImage 'x' -Model $smallModel -Steps 1 -Seed 1 -Width 4096 -Height 4096 -Count 64 } catch { $record = $_ }
             $record.FullyQualifiedErrorId | Should -BeLike 'InsufficientMemory,*'
             $record.Exception.Estimate.PeakBytes | Should -BeGreaterThan $record.Exception.AvailableBytes
             $record.ErrorDetails.Message | Should -Match '^This call needs about [0-9.]+ GiB at its peak .* but only [0-9.]+ GiB is available\.$'
             $size = $record.Exception.FittingSize
             $record.ErrorDetails.RecommendedAction | Should -BeLike "What would fit: *-Width $($size.Item1) -Height $($size.Item2) or smaller*Clear-SDEngine*SD_MEMORY_CHECK*"
+            $size.Item1 | Should -BeLessThan 4096
         }
 
         It 'reports a hub model that cannot be fetched offline as HubUnavailable (ConnectionError), naming the id' {
