@@ -23,6 +23,7 @@
         'Get-SDDevice'
         'Get-SDEmbedding'
         'Get-SDEngine'
+        'Get-SDLora'
         'Get-SDModel'
         'Get-SDScheduler'
         'Import-SDImage'

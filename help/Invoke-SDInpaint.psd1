@@ -86,6 +86,20 @@ embedding is InvalidEmbedding, one whose pickle calls code UnsafeCheckpoint. Get
 '@
             DefaultValue = 'Only $env:SD_EMBEDDINGS'
         }
+        Lora           = @'
+LoRAs to apply for this call, added to those the prompt names with <lora:name:multiplier> tags: a hashtable of names or
+paths to multipliers (@{ watercolor = 0.8; './more/ink.safetensors' = 0.5 }), objects from Get-SDLora (applied at their
+Multiplier), or names alone (1). Names are looked up in -LoraPath and then $env:SD_LORA. kohya/AUTOMATIC1111
+(lora_unet_..., lora_te_..., also LDM-named), diffusers/PEFT and older diffusers files are read; several LoRAs add up.
+In the prompt, <lora:name:0.8> applies 0.8 to both the text encoder and the UNet, <lora:name:te=0.5:unet=0.8> (or
+<lora:name:0.5:0.8>) each its own; the tags are removed before the prompt is read. The image record and its
+parameters text carry "Lora hashes", and piping the image back replays them. Errors: LoraNotFound (no such file),
+UnknownLoraKey (a layer this model does not have), LoraModelMismatch (made for another model, such as SD 1.x),
+InvalidLora, InvalidSafeTensors, UnsafeCheckpoint.
+'@
+        LoraPath       = @'
+Folders where LoRA names are looked up (with their subfolders), before the folders of $env:SD_LORA.
+'@
         PromptSyntax   = @{
             Description  = @'
 How -Prompt and -NegativePrompt are read. Automatic1111 (the default) reads them as AUTOMATIC1111's web UI does for

@@ -104,6 +104,8 @@ public sealed class GenerationRecord
     /// <summary>Textual-inversion embeddings the prompts used: name → the first 12 hex digits of the file's SHA-256
     /// (AUTOMATIC1111's "TI hashes"). Null when none.</summary>
     public Dictionary<string, string>? Embeddings { get; set; }
+    /// <summary>The LoRAs applied (name, short hash, file, multipliers, whether the prompt named it); null for none.</summary>
+    public List<Lora.LoraUse>? Loras { get; set; }
 
     /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>
     [JsonIgnore]

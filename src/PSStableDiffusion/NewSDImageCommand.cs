@@ -152,6 +152,7 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
             request = request with { Count = Math.Max(BatchSize ?? index + 1, index + 1) };
             onlyIndex = index;
         }
+        ReplayedLoras = Record?.Loras;
         GenerateAndWrite(request, $"New-SDImage: {Truncate(Prompt, 60)}", onlyIndex);
     }
 

@@ -73,6 +73,7 @@ public static partial class A1111Parameters
         if (record.Eta is { } eta) fields.Add(("Eta", Number(eta)));
         if (record.NoiseLevel is { } noiseLevel) fields.Add(("Noise level", Number(noiseLevel)));
         if (record.Embeddings is { Count: > 0 } embeddings) fields.Add(("TI hashes", FormatHashes(embeddings)));
+        if (record.Loras is { Count: > 0 } loras) fields.Add(("Lora hashes", string.Join(", ", loras.Select(l => $"{l.Name}: {l.Hash}"))));
         if (!string.IsNullOrEmpty(record.ModuleVersion)) fields.Add(("Version", "PSStableDiffusion " + record.ModuleVersion));
 
         text.Append('\n').AppendJoin(", ", fields.Select(f => $"{f.Key}: {Quote(f.Value)}"));
@@ -128,6 +129,7 @@ public static partial class A1111Parameters
                         (record.Width, record.Height) = (w, h);
                     break;
                 case "Model hash": record.ModelHash = value; break;
+                case "Lora hashes": record.Loras = LoraHashes(value); break;
                 case "Model": record.ModelPath = value; break;
                 case "Denoising strength": if (TryDouble(value, out var strength)) record.Strength = strength; break;
                 case "Eta" or "Eta DDIM": if (TryDouble(value, out var eta)) record.Eta = eta; break;
@@ -169,6 +171,17 @@ public static partial class A1111Parameters
             hashes[entry[..colon].Trim()] = entry[(colon + 1)..].Trim();
         }
         return hashes.Count == 0 ? null : hashes;
+    }
+
+    /// <summary>"name: hash, name2: hash2" (AUTOMATIC1111's Lora hashes) as LoRA uses with names and hashes only.</summary>
+    private static List<Lora.LoraUse>? LoraHashes(string value)
+    {
+        var uses = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(item => item.Split(':', 2, StringSplitOptions.TrimEntries))
+            .Where(pair => pair.Length == 2 && pair[0].Length > 0)
+            .Select(pair => new Lora.LoraUse(pair[0], pair[1]))
+            .ToList();
+        return uses.Count > 0 ? uses : null;
     }
 
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);

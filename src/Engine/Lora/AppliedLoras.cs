@@ -22,13 +22,13 @@ public sealed class AppliedLoras : IDisposable
     private readonly List<(nn.Module Layer, Tensor Original)> _swapped = new();
     private readonly PromptEncoderBypass? _bypass;
 
-    private AppliedLoras(StableDiffusionModel model, bool textEncoderChanged)
+    private AppliedLoras(Text.PromptEncoder? promptEncoder, bool textEncoderChanged)
     {
-        if (textEncoderChanged) _bypass = new PromptEncoderBypass(model.PromptEncoder);
+        if (textEncoderChanged && promptEncoder is not null) _bypass = new PromptEncoderBypass(promptEncoder);
     }
 
     /// <summary>The files applied, in order, with their short hashes.</summary>
-    public IReadOnlyList<(string Name, string Hash)> Applied { get; private init; } = [];
+    public IReadOnlyList<LoraUse> Applied { get; private init; } = [];
 
     /// <summary>How many model layers the call changes.</summary>
     public int ChangedLayers => _swapped.Count;
@@ -37,22 +37,28 @@ public sealed class AppliedLoras : IDisposable
     /// <exception cref="UnknownLoraKeyException">A LoRA layer maps to no layer of the model.</exception>
     /// <exception cref="LoraModelMismatchException">A LoRA layer does not fit its model layer.</exception>
     /// <exception cref="LoraFormatException">The file's tensors do not form adapters.</exception>
-    public static AppliedLoras Apply(StableDiffusionModel model, IReadOnlyList<LoraRequest> loras, Action<string>? log = null)
+    public static AppliedLoras Apply(StableDiffusionModel model, IReadOnlyList<LoraRequest> loras, Action<string>? log = null) =>
+        Apply(model.Unet, model.TextEncoder, model.PromptEncoder, loras, log);
+
+    /// <summary>As <see cref="Apply(StableDiffusionModel, IReadOnlyList{LoraRequest}, Action{string}?)"/>, on networks
+    /// outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, skips its cache meanwhile.</summary>
+    public static AppliedLoras Apply(Models.Unet.UNet2DConditionModel unet, Models.Clip.CLIPTextModel textEncoder,
+        Text.PromptEncoder? promptEncoder, IReadOnlyList<LoraRequest> loras, Action<string>? log = null)
     {
-        if (loras.Count == 0) return new AppliedLoras(model, false);
-        var updates = new LoraUpdates(new LoraKeyMap(model.Unet, model.TextEncoder));
-        var applied = new List<(string, string)>();
+        if (loras.Count == 0) return new AppliedLoras(promptEncoder, false);
+        var updates = new LoraUpdates(new LoraKeyMap(unet, textEncoder));
+        var applied = new List<LoraUse>();
         try
         {
             foreach (var request in loras)
             {
                 using var file = LoraFile.Open(request.Path);
                 updates.Add(file, request.TextEncoderMultiplier, request.UnetMultiplier);
-                applied.Add((request.Name, file.ShortHash));
+                applied.Add(new LoraUse(request.Name, file.ShortHash, file.Path, request.TextEncoderMultiplier, request.UnetMultiplier, request.FromPrompt));
                 log?.Invoke($"LoRA '{request.Name}' ({file.Format}, {file.Layers.Count} layers, hash {file.ShortHash}): " +
                             $"text encoder × {request.TextEncoderMultiplier}, UNet × {request.UnetMultiplier}.");
             }
-            var result = new AppliedLoras(model, updates.TouchesTextEncoder) { Applied = applied };
+            var result = new AppliedLoras(promptEncoder, updates.TouchesTextEncoder) { Applied = applied };
             try
             {
                 foreach (var (layer, delta) in updates.Deltas) result.Swap(layer, delta);

@@ -7,4 +7,13 @@ public sealed record LoraRequest(string Path, double TextEncoderMultiplier = 1.0
 {
     /// <summary>The name the record gives it: the file name without extension unless set.</summary>
     public string Name { get; init; } = System.IO.Path.GetFileNameWithoutExtension(Path);
+
+    /// <summary>Named by a <c>&lt;lora:…&gt;</c> tag of the prompt (a replay finds it there again), rather than given
+    /// as a parameter.</summary>
+    public bool FromPrompt { get; init; }
 }
+
+/// <summary>A LoRA a call applied, as the record keeps it.</summary>
+/// <param name="Hash">AUTOMATIC1111's short hash (<see cref="LoraFile.ShortHash"/>).</param>
+public sealed record LoraUse(string Name, string Hash, string? Path = null, double TextEncoderMultiplier = 1.0,
+    double UnetMultiplier = 1.0, bool FromPrompt = false);

@@ -30,6 +30,8 @@ public sealed class GenerationResult : IDisposable
 
     /// <summary>The textual-inversion embeddings the prompts used, in the order first used.</summary>
     public IReadOnlyList<Text.Embeddings.UsedEmbedding> Embeddings { get; init; } = [];
+    /// <summary>The LoRAs the call applied, in order.</summary>
+    public IReadOnlyList<Lora.LoraUse> Loras { get; init; } = [];
 
     public void Dispose() => Images.Dispose();
 }

@@ -60,6 +60,7 @@ public static class ImageGeneration
             Depth = input.Depth,
             DepthEstimatorHash = input.DepthEstimatorHash,
             DecoderTileSize = request.DecoderTileSize is > 0 ? request.DecoderTileSize : null,
+            Loras = result.Loras.Count > 0 ? result.Loras.ToList() : null,
             CreatedUtc = created,
             PromptSyntax = request.PromptSyntax.ToString(),
             Embeddings = result.Embeddings.Count == 0 ? null

@@ -41,6 +41,7 @@ public static class StableDiffusionPipeline
     public static GenerationResult Generate(StableDiffusionModel model, GenerationRequest request, PipelineObserver? observer = null)
     {
         observer ??= PipelineObserver.None;
+        request = Lora.LoraPromptTags.WithoutTags(request);
         var task = PipelineTask.For(model, request);
         RequestRules.Check(request, model.SchedulerConfig.ClassName ?? "DDIM");
         task.Check(model);
@@ -105,6 +106,7 @@ public static class StableDiffusionPipeline
             UnetTiles = unetTiles?.Count(run.LatentHeight, run.LatentWidth) ?? 1,
             DecoderTiles = decoderTileCount,
             Embeddings = run.Embeddings,
+            Loras = loras.Applied,
         };
     }
 

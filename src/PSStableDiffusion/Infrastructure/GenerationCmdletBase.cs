@@ -73,6 +73,17 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string[]? EmbeddingPath { get; set; }
+    /// <summary>LoRAs for this call: a hashtable of name or path to multiplier (@{ style = 0.8 }), or objects from
+    /// Get-SDLora (their Multiplier). They add to the prompt's &lt;lora:name:multiplier&gt; tags.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public object[]? Lora { get; set; }
+
+    /// <summary>Folders where LoRA names (in -Lora and in the prompt's &lt;lora:…&gt; tags) are looked up, before
+    /// those of $env:SD_LORA.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? LoraPath { get; set; }
 
     /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
     [Parameter]
@@ -146,6 +157,94 @@ public abstract class GenerationCmdletBase : SDCmdletBase
 
     /// <summary>A replayed image's record (New-SDImage's piped -Record): its precision is used unless -Precision is given.</summary>
     protected virtual GenerationRecord? ReplayedRecord => null;
+    /// <summary>A replay's LoRAs that were parameters (not prompt tags), used when -Lora is not given.</summary>
+    protected IReadOnlyList<Engine.Lora.LoraUse>? ReplayedLoras { get; set; }
+
+    /// <summary>
+    /// The request with its LoRAs: the prompt's &lt;lora:…&gt; tags and -Lora, each name looked up in -LoraPath and
+    /// $env:SD_LORA (a replay's parameter LoRAs by their recorded file, else by name). Stops with LoraNotFound or
+    /// InvalidLora naming the value.
+    /// </summary>
+    private GenerationRequest WithLoras(GenerationRequest request)
+    {
+        var folders = Engine.Lora.LoraCatalog.Folders((LoraPath ?? []).Select(ResolvePath));
+        var loras = new List<Engine.Lora.LoraRequest>();
+        IReadOnlyList<Engine.Lora.LoraTag> tags;
+        try
+        {
+            tags = Engine.Lora.LoraPromptTags.Extract(request.Prompt).Tags;
+        }
+        catch (Engine.Text.PromptSyntaxException e)
+        {
+            ThrowTerminatingError(ToErrorRecord(e, "InvalidPromptSyntax", request.Prompt));
+            throw;
+        }
+        foreach (var tag in tags)
+            loras.Add(new Engine.Lora.LoraRequest(FindLora(tag.Name, folders), tag.TextEncoderMultiplier, tag.UnetMultiplier)
+                { Name = tag.Name, FromPrompt = true });
+        if (Lora is not null)
+        {
+            foreach (var item in Lora) loras.AddRange(LorasOf(item, folders));
+        }
+        else if (ReplayedLoras is not null)
+        {
+            foreach (var use in ReplayedLoras.Where(u => !u.FromPrompt))
+                loras.Add(new Engine.Lora.LoraRequest(use.Path is { } path && File.Exists(path) ? path : FindLora(use.Name, folders),
+                    use.TextEncoderMultiplier, use.UnetMultiplier) { Name = use.Name });
+        }
+        return loras.Count == 0 ? request : request with { Loras = loras };
+    }
+
+    /// <summary>One -Lora item: a hashtable (name or path → multiplier), a Get-SDLora object, or a name or path alone (1).</summary>
+    private IEnumerable<Engine.Lora.LoraRequest> LorasOf(object item, IReadOnlyList<string> folders)
+    {
+        switch (item is PSObject wrapped ? wrapped.BaseObject : item)
+        {
+            case Engine.Lora.LoraInfo info:
+                yield return new Engine.Lora.LoraRequest(info.Path, info.Multiplier, info.Multiplier) { Name = info.Name };
+                break;
+            case System.Collections.IDictionary table:
+                foreach (System.Collections.DictionaryEntry entry in table)
+                {
+                    var key = entry.Key?.ToString() ?? "";
+                    var value = entry.Value is PSObject v ? v.BaseObject : entry.Value;
+                    if (!LanguagePrimitives.TryConvertTo<double>(value, System.Globalization.CultureInfo.InvariantCulture, out var multiplier)
+                        || !double.IsFinite(multiplier))
+                        ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Lora gives '{key}' the multiplier '{entry.Value}', which is not a number."),
+                            "InvalidLoraMultiplier", ErrorCategory.InvalidArgument, entry.Value));
+                    var path = FindLora(key, folders);
+                    yield return new Engine.Lora.LoraRequest(path, multiplier, multiplier) { Name = Path.GetFileNameWithoutExtension(path) };
+                }
+                break;
+            case string text:
+                var found = FindLora(text, folders);
+                yield return new Engine.Lora.LoraRequest(found, 1.0, 1.0) { Name = Path.GetFileNameWithoutExtension(found) };
+                break;
+            default:
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Lora takes hashtables (@{{ name = 0.8 }}), Get-SDLora objects or names, not {item.GetType().Name}."),
+                    "InvalidLora", ErrorCategory.InvalidArgument, item));
+                break;
+        }
+    }
+
+    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="folders"/>; LoraNotFound otherwise.</summary>
+    private string FindLora(string nameOrPath, IReadOnlyList<string> folders)
+    {
+        bool looksLikePath = nameOrPath.IndexOfAny(['/', '\\']) >= 0
+            || Engine.Lora.LoraFile.Extensions.Any(e => nameOrPath.EndsWith(e, StringComparison.OrdinalIgnoreCase));
+        if (looksLikePath)
+        {
+            var path = ResolvePath(nameOrPath);
+            if (File.Exists(path)) return path;
+        }
+        else if (Engine.Lora.LoraCatalog.Find(nameOrPath, folders) is { } found)
+        {
+            return found;
+        }
+        ThrowTerminatingError(new ErrorRecord(new Engine.Lora.LoraNotFoundException(nameOrPath, folders), "LoraNotFound",
+            ErrorCategory.ObjectNotFound, nameOrPath));
+        throw new InvalidOperationException("unreachable");
+    }
 
     /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
     protected static long ResolveSeed(long? seed) => seed ?? Random.Shared.NextInt64(0, 1L << 32);
@@ -157,6 +256,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     /// <param name="onlyIndex">Write only the image with this batch index (a replay of one image of a batch).</param>
     protected void GenerateAndWrite(GenerationRequest request, string activity, int? onlyIndex = null)
     {
+        request = WithLoras(request);
         var observer = new PipelineObserver
         {
             Cancellation = Cancellation,

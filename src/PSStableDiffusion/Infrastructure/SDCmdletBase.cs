@@ -85,6 +85,10 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         {
             _ when Engine.Runtime.TorchErrors.IsOutOfMemory(exception) => ("InsufficientMemory", ErrorCategory.ResourceUnavailable),
             UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
+            Engine.Lora.LoraNotFoundException => ("LoraNotFound", ErrorCategory.ObjectNotFound),
+            Engine.Lora.UnknownLoraKeyException => ("UnknownLoraKey", ErrorCategory.InvalidData),
+            Engine.Lora.LoraModelMismatchException => ("LoraModelMismatch", ErrorCategory.InvalidData),
+            Engine.Lora.LoraFormatException => ("InvalidLora", ErrorCategory.InvalidData),
             Engine.Text.PromptSyntaxException => ("InvalidPromptSyntax", ErrorCategory.InvalidArgument),
             Engine.Text.PromptTooLongException => ("PromptTooLong", ErrorCategory.InvalidArgument),
             Engine.Pipelines.NonFiniteOutputException => ("NonFiniteOutput", ErrorCategory.InvalidResult),
