@@ -127,9 +127,10 @@ Describe 'New-SDImage with LoRAs' {
             $module = (Get-Module PSStableDiffusion).Path
             $results = 1..4 | ForEach-Object -ThrottleLimit 4 -Parallel {
                 Import-Module $using:module
+                # The suite's pinned -Precision Float32 ($PSDefaultParameterValues) does not reach other runspaces.
                 $parameters = $using:call
-                if ($_ % 2) { [pscustomobject]@{ Lora = $true; Image = New-SDImage @parameters -Lora @{ style_kohya = 0.8 } -LoraPath $using:loraFolder } }
-                else { [pscustomobject]@{ Lora = $false; Image = New-SDImage @parameters } }
+                if ($_ % 2) { [pscustomobject]@{ Lora = $true; Image = New-SDImage @parameters -Precision Float32 -Lora @{ style_kohya = 0.8 } -LoraPath $using:loraFolder } }
+                else { [pscustomobject]@{ Lora = $false; Image = New-SDImage @parameters -Precision Float32 } }
             }
             @($results).Count | Should -Be 4
             foreach ($result in $results) {
