@@ -155,11 +155,19 @@ public sealed class EngineCache
         else entry.Gate.Release();
     }
 
+    /// <summary>Disposes the entry's engine and opens its gate, even when the dispose fails: a call already waiting
+    /// on the gate must never wait forever.</summary>
     private static void DisposeEntry(Entry entry)
     {
-        entry.Engine?.Dispose();
-        entry.Engine = null;
-        entry.Gate.Release();
+        try
+        {
+            entry.Engine?.Dispose();
+        }
+        finally
+        {
+            entry.Engine = null;
+            entry.Gate.Release();
+        }
     }
 
     private sealed class Entry(EngineKey key)
