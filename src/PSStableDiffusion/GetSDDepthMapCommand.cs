@@ -19,7 +19,6 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
     #region Members
 
     private const int ProgressActivityId = 1;
-    private const int DownloadActivityId = 2;
     private ComputeTarget? _target;
     private int _count;
 
@@ -138,39 +137,9 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
         var threads = TorchThreads.Configure(Threads);
         WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
         var source = ModelStore.Resolve(Model, ResolvePath);
-        var downloads = new ConcurrentQueue<ProgressRecord>();
-        var warnings = new ConcurrentQueue<string>();
-        var options = new ModelLoadOptions
-        {
-            Revision = Revision,
-            Token = Token,
-            Warning = warnings.Enqueue,
-            DownloadProgress = (file, done, total, speed) => downloads.Enqueue(new ProgressRecord(DownloadActivityId,
-                $"Downloading {source.Value}", $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
-            {
-                PercentComplete = total > 0 ? (int)(100 * done / total) : -1,
-            }),
-        };
-        if (source.Kind != ModelSourceKind.HubRepository)
-            return DepthEstimatorStore.Acquire(source, _target!, options, WriteVerbose, Cancellation);
-
-        var verbose = new ConcurrentQueue<string>();
-        var acquiring = Task.Run(() => DepthEstimatorStore.Acquire(source, _target!, options, verbose.Enqueue, Cancellation));
-        try
-        {
-            while (Task.WaitAny(new Task[] { acquiring }, 200) < 0)
-            {
-                while (downloads.TryDequeue(out var record)) WriteProgress(record);
-                while (verbose.TryDequeue(out var line)) WriteVerbose(line);
-            }
-        }
-        finally
-        {
-            while (verbose.TryDequeue(out var line)) WriteVerbose(line);
-            while (warnings.TryDequeue(out var warning)) WriteWarning(warning);
-            WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
-        }
-        return acquiring.GetAwaiter().GetResult();
+        var options = new ModelLoadOptions { Revision = Revision, Token = Token };
+        return AcquireWithDownloadProgress(source, options, (withCallbacks, log) =>
+            DepthEstimatorStore.Acquire(source, _target!, withCallbacks, log, Cancellation));
     }
 
     #endregion

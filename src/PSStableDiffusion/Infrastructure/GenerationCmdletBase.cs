@@ -16,7 +16,6 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     #region Members
 
     private const int ProgressActivityId = 1;
-    private const int DownloadActivityId = 2;
     private ComputeTarget? _target;
 
     #endregion
@@ -309,8 +308,6 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     private EngineLease<StableDiffusionModel> AcquireModel()
     {
         var source = ModelStore.Resolve(Model, ResolvePath);
-        var downloads = new ConcurrentQueue<ProgressRecord>();
-        var warnings = new ConcurrentQueue<string>();
         var options = new ModelLoadOptions
         {
             ConfigPath = Config is null ? null : ResolvePath(Config),
@@ -318,37 +315,9 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             Revision = Revision,
             Variant = Variant,
             Token = Token,
-            Warning = warnings.Enqueue,
-            DownloadProgress = (file, done, total, speed) => downloads.Enqueue(new ProgressRecord(DownloadActivityId,
-                $"Downloading {source.Value}", $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
-            {
-                PercentComplete = total > 0 ? (int)(100 * done / total) : -1,
-                SecondsRemaining = speed > 0 && total > done ? (int)((total - done) / speed) : -1,
-            }),
         };
-        if (source.Kind != ModelSourceKind.HubRepository)
-            return ModelStore.Acquire(source, _target!, options, WriteVerbose, Cancellation);
-
-        var verbose = new ConcurrentQueue<string>();
-        var acquiring = Task.Run(() => ModelStore.Acquire(source, _target!, options, verbose.Enqueue, Cancellation));
-        try
-        {
-            // WaitAny, unlike Task.Wait, does not throw when the download fails or is cancelled.
-            while (Task.WaitAny(new Task[] { acquiring }, 200) < 0)
-            {
-                while (downloads.TryDequeue(out var record)) WriteProgress(record);
-                while (verbose.TryDequeue(out var line)) WriteVerbose(line);
-            }
-        }
-        finally
-        {
-            while (verbose.TryDequeue(out var line)) WriteVerbose(line);
-            while (warnings.TryDequeue(out var warning)) WriteWarning(warning);
-            WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
-        }
-        // The engine's own exception (HubNotFoundException, OperationCanceledException...), not an AggregateException,
-        // so ToErrorRecord gives it its id and Ctrl+C stops quietly.
-        return acquiring.GetAwaiter().GetResult();
+        return AcquireWithDownloadProgress(source, options, (withCallbacks, log) =>
+            ModelStore.Acquire(source, _target!, withCallbacks, log, Cancellation));
     }
 
     /// <summary>Resolves -Precision (Auto, a replay's recorded dtype, or as given) into the target, saying why.</summary>

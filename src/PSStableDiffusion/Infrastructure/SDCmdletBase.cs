@@ -173,6 +173,53 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         return message.StartsWith(name + " ", StringComparison.Ordinal) ? "-" + message : null;
     }
 
+    /// <summary>Progress activity id of a model download.</summary>
+    protected const int DownloadActivityId = 2;
+
+    /// <summary>
+    /// Acquires what <paramref name="source"/> names through <paramref name="acquire"/>, given <paramref name="options"/>
+    /// with download-progress and warning callbacks. A hub download runs on a worker so that its progress, verbose
+    /// lines and warnings can be written from this, the pipeline thread.
+    /// </summary>
+    protected T AcquireWithDownloadProgress<T>(Engine.ModelSource source, Engine.ModelLoadOptions options,
+        Func<Engine.ModelLoadOptions, Action<string>, T> acquire)
+    {
+        var downloads = new System.Collections.Concurrent.ConcurrentQueue<ProgressRecord>();
+        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        options = options with
+        {
+            Warning = warnings.Enqueue,
+            DownloadProgress = (file, done, total, speed) => downloads.Enqueue(new ProgressRecord(DownloadActivityId,
+                $"Downloading {source.Value}", $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
+            {
+                PercentComplete = total > 0 ? (int)(100 * done / total) : -1,
+                SecondsRemaining = speed > 0 && total > done ? (int)((total - done) / speed) : -1,
+            }),
+        };
+        if (source.Kind != Engine.ModelSourceKind.HubRepository) return acquire(options, WriteVerbose);
+
+        var verbose = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var acquiring = Task.Run(() => acquire(options, verbose.Enqueue));
+        try
+        {
+            // WaitAny, unlike Task.Wait, does not throw when the download fails or is cancelled.
+            while (Task.WaitAny(new Task[] { acquiring }, 200) < 0)
+            {
+                while (downloads.TryDequeue(out var record)) WriteProgress(record);
+                while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+            }
+        }
+        finally
+        {
+            while (verbose.TryDequeue(out var line)) WriteVerbose(line);
+            while (warnings.TryDequeue(out var warning)) WriteWarning(warning);
+            WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
+        }
+        // The engine's own exception (HubNotFoundException, OperationCanceledException...), not an AggregateException,
+        // so ToErrorRecord gives it its id and Ctrl+C stops quietly.
+        return acquiring.GetAwaiter().GetResult();
+    }
+
     /// <summary>Runs engine work, turning cancellation into a stopped pipeline.</summary>
     protected T RunEngine<T>(Func<T> work)
     {
