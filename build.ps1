@@ -237,6 +237,9 @@ function Build-Module {
         param($file)
         $file.Name -notmatch $UnneededNatives -and $file.Name -notmatch $UnneededSymbols -and $file.Name -notlike '*.deps.json'
     }
+    # The staging copy is as large as the module (libtorch, ~470 MB) and nothing reads it again: a disk-tight CI
+    # machine ran out of space installing the package later, so it goes as soon as the module is laid out.
+    Remove-Item -LiteralPath $staging -Recurse -Force
     foreach ($file in "$ModuleName.psd1", "$ModuleName.Format.ps1xml", "$ModuleName.Types.ps1xml") {
         Copy-Item -LiteralPath (Join-Path $RepoRoot $file) -Destination $ModuleOut -Force
     }
