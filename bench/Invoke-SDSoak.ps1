@@ -33,10 +33,10 @@ $txt2img = (Resolve-Path (Join-Path $golden 'txt2img_eps_dpmpp/model')).Path
 $img2img = (Resolve-Path (Join-Path $golden 'img2img/model')).Path
 $initImagePath = (Resolve-Path (Join-Path $golden 'img2img/input_image.png')).Path
 $expectedErrorIds = @(
-    'ParameterArgumentValidationError'   # -Steps 0, -Width 13 (ValidateRange / ValidateScript)
+    'ParameterArgumentValidationError'   # -Steps 0 (ValidateRange)
     'ModelNotFound'                      # a model path that does not exist
     'UnknownScheduler'                   # -Scheduler Nope
-    'InvalidSize'                        # a size the engine refuses
+    'InvalidImageSize'                   # -Width 13: the engine refuses a size that is not a multiple of 8
     'PipelineStopped'                    # a stopped nested pipeline
     'OperationStopped'
 )
@@ -125,9 +125,9 @@ $report = [ordered]@{
     logical_processors     = [Environment]::ProcessorCount
     duration_s             = [math]::Round($elapsed, 1)
     runspaces              = $Runspaces
-    calls_completed        = ($workers | Measure-Object Calls -Sum).Sum
-    cancellations          = ($workers | Measure-Object Cancelled -Sum).Sum
-    clears                 = ($workers | Measure-Object Clears -Sum).Sum
+    calls_completed        = [int] ($workers | Measure-Object Calls -Sum).Sum
+    cancellations          = [int] ($workers | Measure-Object Cancelled -Sum).Sum
+    clears                 = [int] ($workers | Measure-Object Clears -Sum).Sum
     errors_by_id           = $errorsById
     unexpected_errors      = @($errorsById.Keys | Where-Object { $_ -notin $expectedErrorIds })
     start                  = $start

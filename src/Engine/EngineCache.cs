@@ -41,7 +41,7 @@ public interface ICachedEngine : IDisposable
 /// </summary>
 public sealed class EngineCache
 {
-    private readonly object _gate = new();
+    private readonly object _mapLock = new();
     private readonly Dictionary<EngineKey, Entry> _entries = new();
 
     public static EngineCache Shared { get; } = new();
@@ -55,53 +55,84 @@ public sealed class EngineCache
     public EngineLease<T> Acquire<T>(EngineKey key, Func<T> load, CancellationToken cancellation, Action<string>? log = null)
         where T : class, ICachedEngine
     {
-        Entry entry;
-        lock (_gate)
+        while (true)
         {
-            if (!_entries.TryGetValue(key, out entry!))
+            var entry = EntryFor(key);
+            entry.Gate.Wait(cancellation);
+            if (IsRemoved(entry))
+            {
+                // Cleared (or its load failed) while this call waited: what it held goes, and the call starts again on
+                // the entry the map holds now, so a model is never loaded twice at once.
+                DisposeEntry(entry);
+                continue;
+            }
+            try
+            {
+                return Lease<T>(entry, load, log);
+            }
+            catch
+            {
+                // A failed load leaves nothing behind, so the next call (and every waiter) tries again from scratch.
+                lock (_mapLock)
+                {
+                    if (entry.Engine is null && _entries.TryGetValue(key, out var current) && current == entry)
+                    {
+                        _entries.Remove(key);
+                        entry.Removed = true;
+                    }
+                }
+                ReleaseGate(entry);
+                throw;
+            }
+        }
+    }
+
+    private Entry EntryFor(EngineKey key)
+    {
+        lock (_mapLock)
+        {
+            if (!_entries.TryGetValue(key, out var entry))
             {
                 entry = new Entry(key);
                 _entries[key] = entry;
             }
+            return entry;
         }
-        entry.Gate.Wait(cancellation);
-        try
+    }
+
+    private bool IsRemoved(Entry entry)
+    {
+        lock (_mapLock) return entry.Removed;
+    }
+
+    /// <summary>Holding <paramref name="entry"/>'s gate: (re)loads its engine where needed and hands out the lease.</summary>
+    private EngineLease<T> Lease<T>(Entry entry, Func<T> load, Action<string>? log) where T : class, ICachedEngine
+    {
+        // Holding the gate, nobody uses the engine: a stale one can go (its mapped files with it) before the reload.
+        if (entry.Engine?.ChangedSinceLoad() is { } change)
         {
-            // Holding the gate, nobody uses the engine: a stale one can go (its mapped files with it) before the reload.
-            if (entry.Engine?.ChangedSinceLoad() is { } change)
-            {
-                log?.Invoke($"Reloading '{key.ModelSource}': {change}.");
-                entry.Engine.Dispose();
-                entry.Engine = null;
-            }
-            if (entry.Engine is null)
-            {
-                entry.Engine = load();
-                entry.LoadedAt = DateTimeOffset.Now;
-            }
-            if (entry.Engine is not T typed)
-                throw new InvalidOperationException($"The cached engine for '{key.ModelSource}' is a {entry.Engine.GetType().Name}, not a {typeof(T).Name}.");
-            entry.LastUsed = DateTimeOffset.Now;
-            entry.Uses++;
-            entry.Busy = true;
-            return new EngineLease<T>(typed, () => Release(entry));
+            log?.Invoke($"Reloading '{entry.Key.ModelSource}': {change}.");
+            var stale = entry.Engine;
+            entry.Engine = null; // even when its Dispose throws, a half-disposed engine is never handed out again
+            stale.Dispose();
         }
-        catch
+        if (entry.Engine is null)
         {
-            // A failed load leaves nothing behind, so the next call tries again from scratch.
-            lock (_gate)
-            {
-                if (entry.Engine is null && _entries.TryGetValue(key, out var current) && current == entry) _entries.Remove(key);
-            }
-            entry.Gate.Release();
-            throw;
+            entry.Engine = load();
+            entry.LoadedAt = DateTimeOffset.Now;
         }
+        if (entry.Engine is not T typed)
+            throw new InvalidOperationException($"The cached engine for '{entry.Key.ModelSource}' is a {entry.Engine.GetType().Name}, not a {typeof(T).Name}.");
+        entry.LastUsed = DateTimeOffset.Now;
+        entry.Uses++;
+        entry.Busy = true;
+        return new EngineLease<T>(typed, () => Release(entry));
     }
 
     /// <summary>Snapshots of the loaded engines.</summary>
     public IReadOnlyList<EngineInfo> List()
     {
-        lock (_gate)
+        lock (_mapLock)
         {
             return _entries.Values.Where(e => e.Engine is not null).Select(Snapshot).ToList();
         }
@@ -115,8 +146,9 @@ public sealed class EngineCache
     /// </summary>
     public IReadOnlyList<EngineInfo> Clear(Func<EngineInfo, bool>? match = null)
     {
-        var removed = new List<(Entry Entry, EngineInfo Info)>();
-        lock (_gate)
+        var removed = new List<EngineInfo>();
+        var idle = new List<Entry>();
+        lock (_mapLock)
         {
             foreach (var entry in _entries.Values.ToList())
             {
@@ -124,17 +156,16 @@ public sealed class EngineCache
                 var info = Snapshot(entry);
                 if (match is not null && !match(info)) continue;
                 _entries.Remove(entry.Key);
-                removed.Add((entry, info));
+                // Marked and tried under the lock that ReleaseGate takes, so exactly one side disposes: this call when
+                // the gate is free, else whoever holds it now, when it lets go.
+                entry.Removed = true;
+                removed.Add(info);
+                if (entry.Gate.Wait(0)) idle.Add(entry);
             }
         }
-        foreach (var (entry, _) in removed)
-        {
-            // Whoever holds the gate finishes first; taking it here means nobody uses the engine any more.
-            if (entry.Gate.Wait(0)) DisposeEntry(entry);
-            else entry.DisposeWhenReleased = true;
-        }
+        foreach (var entry in idle) DisposeEntry(entry);
         if (removed.Count > 0) GC.Collect();
-        return removed.Select(r => r.Info).ToList();
+        return removed;
     }
 
     /// <summary>Frees the engines these snapshots (from <see cref="List"/>) describe, where they are still loaded:
@@ -151,8 +182,23 @@ public sealed class EngineCache
     {
         entry.Busy = false;
         entry.LastUsed = DateTimeOffset.Now;
-        if (entry.DisposeWhenReleased) DisposeEntry(entry);
-        else entry.Gate.Release();
+        ReleaseGate(entry);
+    }
+
+    /// <summary>Lets go of a held gate; an entry that was removed meanwhile has its engine disposed first. The check and
+    /// the release share the cache's lock with <see cref="Clear(Func{EngineInfo, bool}?)"/>, so no removal falls between
+    /// them (which would leave an engine that nobody disposes).</summary>
+    private void ReleaseGate(Entry entry)
+    {
+        lock (_mapLock)
+        {
+            if (!entry.Removed)
+            {
+                entry.Gate.Release();
+                return;
+            }
+        }
+        DisposeEntry(entry);
     }
 
     /// <summary>Disposes the entry's engine and opens its gate, even when the dispose fails: a call already waiting
@@ -179,7 +225,8 @@ public sealed class EngineCache
         public DateTimeOffset LastUsed { get; set; }
         public int Uses { get; set; }
         public bool Busy { get; set; }
-        public bool DisposeWhenReleased { get; set; }
+        /// <summary>No longer in the map (cleared, or its load failed): whoever holds its gate disposes its engine.</summary>
+        public bool Removed { get; set; }
     }
 }
 

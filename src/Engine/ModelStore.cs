@@ -209,14 +209,30 @@ public static class ModelStore
                     return DiffusersFolderLoader.Load(location, target, options.Variant, predictionType, log);
             }
         }, cancellation, log);
-        var model = lease.Engine;
-        if (loadedNow && log is not null)
+        try
+        {
+            LogAcquired(lease.Engine, loadedNow, location, target, clock.Elapsed, log);
+            return lease;
+        }
+        catch
+        {
+            // The log can throw: a cmdlet's WriteVerbose throws PipelineStoppedException once its pipeline is stopping
+            // (Ctrl+C between the gate opening and this line). A lease nobody holds would shut out every later call.
+            lease.Dispose();
+            throw;
+        }
+    }
+
+    private static void LogAcquired(StableDiffusionModel model, bool loadedNow, string location, ComputeTarget target,
+        TimeSpan elapsed, Action<string>? log)
+    {
+        if (log is null) return;
+        if (loadedNow)
             log($"Weights: {Hub.ModelProvenance.Of(model)} (SHA-256 {model.ContentHash[..Math.Min(16, model.ContentHash.Length)]}…; " +
                 "checked against the published sums of the SD 2.x release files).");
-        log?.Invoke(loadedNow
-            ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {clock.Elapsed.TotalSeconds:F2} s."
+        log(loadedNow
+            ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {elapsed.TotalSeconds:F2} s."
             : $"Using the cached {model.KindName} model '{location}' on {target} (clearing the engine cache frees it).");
-        return lease;
     }
 
     /// <summary>Refuses options that cannot apply to this kind of model, rather than ignoring them.</summary>

@@ -208,12 +208,18 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
                 while (downloads.TryDequeue(out var record)) WriteProgress(record);
                 while (verbose.TryDequeue(out var line)) WriteVerbose(line);
             }
-        }
-        finally
-        {
             while (verbose.TryDequeue(out var line)) WriteVerbose(line);
             while (warnings.TryDequeue(out var warning)) WriteWarning(warning);
             WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
+        }
+        catch
+        {
+            // Any write throws PipelineStoppedException once the pipeline is stopping, and the worker may still be
+            // loading: what it acquires is this call's, so it is given back when it arrives (an engine lease held by
+            // nobody would shut out every later call on that model).
+            acquiring.ContinueWith(done => (done.Result as IDisposable)?.Dispose(), CancellationToken.None,
+                TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            throw;
         }
         // The engine's own exception (HubNotFoundException, OperationCanceledException...), not an AggregateException,
         // so ToErrorRecord gives it its id and Ctrl+C stops quietly.

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Xunit;
 
 namespace PSStableDiffusion.Engine.Tests.Cache;
@@ -6,11 +7,23 @@ public class EngineCacheTests
 {
     private sealed class CountingEngine : ICachedEngine
     {
-        public bool Disposed { get; private set; }
+        private int _disposals;
+        public bool Disposed => Disposals > 0;
+        public int Disposals => Volatile.Read(ref _disposals);
         public long MemoryBytes => 1234;
         public string KindName => "txt2img";
-        public void Dispose() => Disposed = true;
+        public void Dispose() => Interlocked.Increment(ref _disposals);
     }
+
+    private sealed class FailingDisposeEngine : ICachedEngine
+    {
+        public long MemoryBytes => 1;
+        public string KindName => "txt2img";
+        public void Dispose() => throw new InvalidOperationException("dispose failed");
+    }
+
+    /// <summary>How long a test waits for a call that must not hang before it fails (and cancels the call).</summary>
+    private static readonly TimeSpan HangLimit = TimeSpan.FromSeconds(30);
 
     private static EngineKey Key(string model) => new(model, ComputeTarget.Cpu32);
 
@@ -129,5 +142,105 @@ public class EngineCacheTests
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
         Assert.ThrowsAny<OperationCanceledException>(() =>
             cache.Acquire(Key("/m"), () => new CountingEngine(), cts.Token));
+    }
+
+    /// <summary>
+    /// A call waiting for a busy engine when Clear-SDEngine removes it: once the busy call ends (and its engine is
+    /// disposed), the waiter loads the model into the cache again, where later calls find it. It used to load into the
+    /// removed entry instead: nothing else could see that engine, so the next call loaded the model a second time
+    /// beside it, and the waiter's engine was thrown away after one use.
+    /// </summary>
+    [Fact]
+    public void ACallWaitingOnAClearedEngine_LoadsItIntoTheCacheAgain()
+    {
+        var cache = new EngineCache();
+        var first = new CountingEngine();
+        var second = new CountingEngine();
+        var holder = cache.Acquire(Key("/m"), () => first, CancellationToken.None);
+        using var limit = new CancellationTokenSource(HangLimit);
+        EngineLease<CountingEngine>? waiterLease = null;
+        Exception? waiterError = null;
+        var waiter = new Thread(() =>
+        {
+            try { waiterLease = cache.Acquire(Key("/m"), () => second, limit.Token); }
+            catch (Exception e) { waiterError = e; }
+        });
+        waiter.Start();
+        Assert.True(SpinWait.SpinUntil(() => (waiter.ThreadState & ThreadState.WaitSleepJoin) != 0, HangLimit),
+            "The second call never waited for the busy engine.");
+
+        Assert.Single(cache.Clear());
+        holder.Dispose();
+
+        Assert.True(waiter.Join(HangLimit + TimeSpan.FromSeconds(5)), "The waiting call never got an engine.");
+        Assert.Null(waiterError);
+        Assert.Equal(1, first.Disposals);
+        Assert.Same(second, waiterLease!.Engine);
+        var info = Assert.Single(cache.List());
+        Assert.True(info.Busy);
+        waiterLease.Dispose();
+        Assert.False(second.Disposed);
+        using (var again = cache.Acquire(Key("/m"), () => new CountingEngine(), limit.Token)) Assert.Same(second, again.Engine);
+    }
+
+    /// <summary>An engine whose Dispose throws, cleared while busy: the call that waits for it still gets in.</summary>
+    [Fact]
+    public void AFailedDisposeOfAClearedEngine_DoesNotShutOutTheNextCall()
+    {
+        var cache = new EngineCache();
+        var holder = cache.Acquire<ICachedEngine>(Key("/m"), () => new FailingDisposeEngine(), CancellationToken.None);
+        cache.Clear();
+        Assert.Throws<InvalidOperationException>(holder.Dispose);
+
+        using var limit = new CancellationTokenSource(HangLimit);
+        var next = Task.Run(() => { using var lease = cache.Acquire<ICachedEngine>(Key("/m"), () => new CountingEngine(), limit.Token); });
+        Assert.Null(Record.Exception(() => next.Wait(HangLimit + TimeSpan.FromSeconds(5))));
+        Assert.True(next.IsCompletedSuccessfully, "The next call waited on a gate that the failed dispose left closed.");
+    }
+
+    /// <summary>
+    /// Clear-SDEngine racing calls on one model (the soak's mix, without the model): every call gets in, and every
+    /// engine ever loaded is disposed exactly once by the end. A removal that fell between a releasing call's check and
+    /// its release used to leave the engine to nobody (never disposed, its tensors and mapped files kept).
+    /// </summary>
+    [Fact]
+    public void ClearsRacingCalls_DisposeEveryEngineExactlyOnce()
+    {
+        var cache = new EngineCache();
+        var engines = new ConcurrentQueue<CountingEngine>();
+        CountingEngine Load()
+        {
+            var engine = new CountingEngine();
+            engines.Enqueue(engine);
+            return engine;
+        }
+        using var limit = new CancellationTokenSource(HangLimit);
+        var until = DateTime.UtcNow.AddSeconds(1);
+        int calls = 0, clears = 0;
+        var callers = Enumerable.Range(0, 3).Select(_ => Task.Run(() =>
+        {
+            while (DateTime.UtcNow < until)
+            {
+                using var lease = cache.Acquire(Key("/m"), Load, limit.Token);
+                Assert.False(lease.Engine.Disposed);
+                Interlocked.Increment(ref calls);
+            }
+        }));
+        var clearer = Task.Run(() =>
+        {
+            while (DateTime.UtcNow < until)
+            {
+                clears += cache.Clear().Count;
+                Thread.Yield();
+            }
+        });
+        var all = Task.WhenAll(callers.Append(clearer));
+        Assert.Null(Record.Exception(() => all.Wait(HangLimit + TimeSpan.FromSeconds(5))));
+        Assert.True(all.IsCompletedSuccessfully, "A call was shut out of the engine.");
+
+        cache.Clear();
+        Assert.True(calls > 0 && clears > 0, $"{calls} calls and {clears} clears: the race did not run.");
+        Assert.All(engines, engine => Assert.Equal(1, engine.Disposals));
+        Assert.Empty(cache.List());
     }
 }
