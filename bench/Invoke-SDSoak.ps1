@@ -12,7 +12,9 @@ the way Ctrl+C stops it (PowerShell.Stop() on a nested pipeline: StopProcessing,
 worker 1 a Clear-SDEngine about every 21 calls. Every error is counted by its FullyQualifiedErrorId; an id outside
 the expected ones is listed under unexpected_errors. RSS (working set) and the engine's live-tensor count
 ([PSStableDiffusion.Engine.Runtime.TensorAccounting]::LiveTensors; TorchSharp's own TotalCount also counts wrappers
-that new Parameter(...) empties) are taken after a warm-up and at the end, each after Clear-SDEngine and a GC.
+that new Parameter(...) empties) are taken after a warm-up and at the end, each after Clear-SDEngine and a GC, and
+again after malloc_trim (rss_after_trim_mib: what the process really holds, without glibc's cached free blocks).
+Worker 1 also samples RSS and live tensors every 60 s while the soak runs (a model loaded), to show the trend.
 JSON goes to stdout (and -OutFile); progress to the host.
 
 .EXAMPLE
@@ -44,9 +46,14 @@ $expectedErrorIds = @(
 function Measure-State {
     Clear-SDEngine | Out-Null
     [GC]::Collect(); [GC]::WaitForPendingFinalizers(); [GC]::Collect()
-    $process = [System.Diagnostics.Process]::GetCurrentProcess()
+    $rss = [System.Diagnostics.Process]::GetCurrentProcess().WorkingSet64
+    # glibc keeps freed blocks in its arenas; after malloc_trim what is left is what is really held.
+    $null = [PSStableDiffusion.Engine.Runtime.TorchMemory]::ReleaseFreeHeap()
+    $trimmed = [System.Diagnostics.Process]::GetCurrentProcess()
+    $trimmed.Refresh()
     [pscustomobject]@{
-        rss_mib                = [math]::Round($process.WorkingSet64 / 1MB, 1)
+        rss_mib                = [math]::Round($rss / 1MB, 1)
+        rss_after_trim_mib     = [math]::Round($trimmed.WorkingSet64 / 1MB, 1)
         live_tensors           = [PSStableDiffusion.Engine.Runtime.TensorAccounting]::LiveTensors
         torchsharp_total_count = [TorchSharp.torch+Tensor]::TotalCount
     }
@@ -70,7 +77,18 @@ $workers = 1..$Runspaces | ForEach-Object -ThrottleLimit $Runspaces -Parallel {
     $random = [Random]::new($worker)
     $calls = 0; $cancelled = 0; $clears = 0
     $errors = @{}
+    $samples = [System.Collections.Generic.List[object]]::new()
+    $nextSample = [DateTime]::UtcNow
     while ([DateTime]::UtcNow -lt $using:deadline) {
+        if ($worker -eq 1 -and [DateTime]::UtcNow -ge $nextSample) {
+            # The trend while the soak runs (a model loaded, no clear or GC forced): growth shows as a rising line.
+            $samples.Add([pscustomobject]@{
+                t_s          = [math]::Round(($using:clock).Elapsed.TotalSeconds)
+                rss_mib      = [math]::Round([System.Diagnostics.Process]::GetCurrentProcess().WorkingSet64 / 1MB, 1)
+                live_tensors = [PSStableDiffusion.Engine.Runtime.TensorAccounting]::LiveTensors
+            })
+            $nextSample = $nextSample.AddSeconds(60)
+        }
         $seed = $random.Next()
         $prompt = "soak prompt $($random.Next(50))"
         try {
@@ -112,7 +130,7 @@ $workers = 1..$Runspaces | ForEach-Object -ThrottleLimit $Runspaces -Parallel {
             $errors[$id] = 1 + ($errors[$id] ?? 0)
         }
     }
-    [pscustomobject]@{ Worker = $worker; Calls = $calls; Cancelled = $cancelled; Clears = $clears; Errors = $errors }
+    [pscustomobject]@{ Worker = $worker; Calls = $calls; Cancelled = $cancelled; Clears = $clears; Errors = $errors; Samples = $samples }
 }
 $elapsed = $clock.Elapsed.TotalSeconds
 $end = Measure-State
@@ -132,7 +150,9 @@ $report = [ordered]@{
     unexpected_errors      = @($errorsById.Keys | Where-Object { $_ -notin $expectedErrorIds })
     start                  = $start
     end                    = $end
+    samples                = @($workers | Where-Object Worker -EQ 1 | ForEach-Object Samples)
     rss_growth_mib         = [math]::Round($end.rss_mib - $start.rss_mib, 1)
+    rss_after_trim_growth_mib = [math]::Round($end.rss_after_trim_mib - $start.rss_after_trim_mib, 1)
     live_tensor_growth     = $end.live_tensors - $start.live_tensors
 }
 $json = $report | ConvertTo-Json -Depth 5
