@@ -1,39 +1,5 @@
 namespace PSStableDiffusion.Engine;
 
-/// <summary>What identifies one loaded engine: the model source, where it computes, and load options that change it.</summary>
-public sealed record EngineKey(string ModelSource, ComputeTarget Target, string LoadOptions = "")
-{
-    /// <summary>Paths compare case-insensitively on Windows and macOS, where the file systems usually do.</summary>
-    public bool Equals(EngineKey? other) =>
-        other is not null && Target == other.Target && LoadOptions == other.LoadOptions &&
-        string.Equals(ModelSource, other.ModelSource, PathComparison);
-
-    public override int GetHashCode() =>
-        HashCode.Combine(PathComparer.GetHashCode(ModelSource), Target, LoadOptions);
-
-    private static StringComparison PathComparison =>
-        OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
-
-    private static StringComparer PathComparer =>
-        OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase;
-}
-
-/// <summary>A snapshot of one cache entry, for Get-SDEngine.</summary>
-public sealed record EngineInfo(
-    string Model, string Device, string Precision, string Kind, long MemoryBytes,
-    DateTimeOffset LoadedAt, DateTimeOffset LastUsed, int Uses, bool Busy);
-
-/// <summary>Anything the cache can hold: a loaded model that reports its memory and can describe itself.</summary>
-public interface ICachedEngine : IDisposable
-{
-    long MemoryBytes { get; }
-    string KindName { get; }
-
-    /// <summary>What changed in the engine's files since it was loaded, in words; null when nothing did (or the engine
-    /// has no files).</summary>
-    string? ChangedSinceLoad() => null;
-}
-
 /// <summary>
 /// One loaded model per (model, device, dtype) per process, shared by every cmdlet call and runspace.
 /// A model is never loaded twice at once, and calls on one model are serialised (a lease holds its gate),
@@ -228,14 +194,4 @@ public sealed class EngineCache
         /// <summary>No longer in the map (cleared, or its load failed): whoever holds its gate disposes its engine.</summary>
         public bool Removed { get; set; }
     }
-}
-
-/// <summary>Exclusive use of a cached engine until disposed.</summary>
-public sealed class EngineLease<T>(T engine, Action release) : IDisposable where T : class
-{
-    private Action? _release = release;
-
-    public T Engine { get; } = engine;
-
-    public void Dispose() => Interlocked.Exchange(ref _release, null)?.Invoke();
 }

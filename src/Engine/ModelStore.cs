@@ -4,66 +4,6 @@ using PSStableDiffusion.Engine.Pipelines;
 
 namespace PSStableDiffusion.Engine;
 
-/// <summary>How to get a model in, beyond its path: the options of <c>-Model</c>'s companions on every cmdlet.</summary>
-public sealed record ModelLoadOptions
-{
-    public static ModelLoadOptions Default { get; } = new();
-
-    /// <summary>Single files: an ldm YAML to use instead of the one beside the file or detection.</summary>
-    public string? ConfigPath { get; init; }
-
-    /// <summary>Single files: epsilon or v_prediction, overriding what the file suggests.</summary>
-    public string? PredictionType { get; init; }
-
-    /// <summary>Hub ids: branch, tag or commit (default main).</summary>
-    public string? Revision { get; init; }
-
-    /// <summary>Hub ids: a weights variant such as fp16 (<c>*.fp16.safetensors</c>).</summary>
-    public string? Variant { get; init; }
-
-    /// <summary>Hub ids: an access token for gated repositories (else HF_TOKEN).</summary>
-    public string? Token { get; init; }
-
-    /// <summary>Hub ids: download progress (file, bytes done, bytes total, bytes per second), called on a worker thread.</summary>
-    public Action<string, long, long, double>? DownloadProgress { get; init; }
-
-    /// <summary>Hub ids: called when the hub could not be asked and a cached snapshot was used instead (the reason is in
-    /// the message), on a worker thread. Without it the message goes to the log.</summary>
-    public Action<string>? Warning { get; init; }
-
-    /// <summary>A string that tells load options apart in the engine cache key.</summary>
-    public string CacheKey => $"{ConfigPath}|{PredictionType}|{Revision}|{Variant}";
-}
-
-/// <summary>What kind of thing a <c>-Model</c> value names.</summary>
-public enum ModelSourceKind
-{
-    /// <summary>A diffusers pipeline folder (<c>model_index.json</c> + one folder per component).</summary>
-    DiffusersFolder,
-    /// <summary>One original (ldm layout) checkpoint file: safetensors or a torch <c>.ckpt</c>.</summary>
-    SingleFile,
-    /// <summary>A Hugging Face hub repository id (<c>org/name</c>), downloaded into the hub cache.</summary>
-    HubRepository,
-}
-
-/// <summary>A resolved <c>-Model</c> value: what it is, and its full path (folder, file) or repository id (hub).</summary>
-/// <param name="Kind">Folder, single file or hub repository.</param>
-/// <param name="Location">The full path (folders without a trailing separator) or the repository id as given.</param>
-/// <param name="Value">What the user passed.</param>
-public sealed record ModelSource(ModelSourceKind Kind, string Location, string Value);
-
-/// <summary>
-/// A <c>-Model</c> value that names nothing: no folder or file there, and not a hub id. It derives from
-/// <see cref="DirectoryNotFoundException"/>, so the cmdlets report it as ModelNotFound.
-/// </summary>
-public sealed class ModelNotFoundException : DirectoryNotFoundException
-{
-    public ModelNotFoundException(string value, string message) : base(message) => Value = value;
-
-    /// <summary>The value as the user passed it.</summary>
-    public string Value { get; }
-}
-
 /// <summary>
 /// Resolves what a user passes as <c>-Model</c> and hands out leases on the loaded model from the shared
 /// <see cref="EngineCache"/>, loading it (and downloading it, for a hub id) on first use.

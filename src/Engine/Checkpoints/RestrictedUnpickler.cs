@@ -5,6 +5,10 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Checkpoints;
 
+// The values this unpickler produces are PickleGlobal, PickleTuple, PickleList, PickleDict, PickleNone, PickleObject,
+// NumpyDType, TorchStorageRef and TorchTensorRef. Python objects other than these cannot be represented, which is the
+// point: a pickle can only describe containers, scalars and references to tensor storages.
+
 /// <summary>
 /// Interprets the pickle that <c>torch.save</c> writes (protocols 2 to 5) without running any code. Globals are
 /// checked against an allow list the moment GLOBAL / STACK_GLOBAL names them, so a refused one is never resolved,

@@ -5,30 +5,6 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.IO;
 
-/// <summary>Element types a safetensors header may name.</summary>
-public enum SafeTensorDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL }
-
-/// <summary>One tensor entry of a safetensors header; offsets are relative to the data section.</summary>
-public sealed record SafeTensorInfo(string Name, SafeTensorDType DType, long[] Shape, long Begin, long End)
-{
-    public long ByteLength => End - Begin;
-}
-
-/// <summary>A safetensors file that breaks the format; the message names the file and, where known, the tensor.</summary>
-/// <remarks>Derives from <see cref="IOException"/> because <see cref="InvalidDataException"/> is sealed.</remarks>
-public sealed class SafeTensorsFormatException : IOException
-{
-    public SafeTensorsFormatException(string path, string? tensor, string problem, Exception? inner = null)
-        : base(tensor is null ? $"{path}: {problem}" : $"{path}: tensor '{tensor}': {problem}", inner)
-    {
-        FilePath = path;
-        TensorName = tensor;
-    }
-
-    public string FilePath { get; }
-    public string? TensorName { get; }
-}
-
 /// <summary>
 /// A memory-mapped safetensors file. The whole header is validated in <see cref="Open"/> (lengths, JSON shape,
 /// dtypes, offsets inside the data section, no overlaps, byte length = elements × dtype size) before any tensor

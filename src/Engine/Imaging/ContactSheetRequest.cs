@@ -1,21 +1,5 @@
 namespace PSStableDiffusion.Engine.Imaging;
 
-/// <summary>One image of a contact sheet and the cell it goes in (0-based column and row).</summary>
-public sealed record ContactSheetCell(SDImage Image, int Column, int Row, string? Caption = null);
-
-/// <summary>A pixel rectangle on a contact sheet.</summary>
-public readonly record struct PixelRect(int X, int Y, int Width, int Height)
-{
-    public int Right => X + Width;
-    public int Bottom => Y + Height;
-}
-
-/// <summary>Two images that the axes put in the same cell.</summary>
-public sealed class ContactSheetCellTakenException(string message) : ArgumentException(message);
-
-/// <summary>A sheet over the image size limits, or whose record would not fit in its PNG.</summary>
-public sealed class ContactSheetTooLargeException(string message) : ArgumentException(message);
-
 /// <summary>
 /// What to lay out: the images with their cells, the axis labels, captions and spacing. <see cref="ByAxes"/> and
 /// <see cref="InColumns"/> build one from images in input order.

@@ -4,12 +4,6 @@ using System.Text;
 
 namespace PSStableDiffusion.Engine.Imaging;
 
-/// <summary>One PNG chunk: its 4-letter type and where its data lies in the file.</summary>
-internal readonly record struct PngChunk(string Type, int DataOffset, int Length);
-
-/// <summary>The header fields of a PNG (IHDR).</summary>
-internal readonly record struct PngHeader(int Width, int Height, byte BitDepth, byte ColorType, byte Interlace);
-
 /// <summary>
 /// Low-level PNG structure: validated chunk walking (bounded lengths, CRCs, IHDR first, IEND last), text chunks
 /// (tEXt, zTXt, iTXt) read and written. Pixels are left to SkiaSharp (or <see cref="Png16Decoder"/>).

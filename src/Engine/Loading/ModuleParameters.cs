@@ -5,15 +5,6 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Loading;
 
-/// <summary>A module of our own whose parameters <see cref="ModuleParameters"/> may replace.</summary>
-public interface IReplaceableParameters
-{
-    bool CanReplace(string name);
-
-    /// <summary>Makes <paramref name="parameter"/> the module's parameter <paramref name="name"/>, disposing the old one.</summary>
-    void Replace(string name, Parameter parameter);
-}
-
 /// <summary>
 /// Replaces a module's parameters by state-dict name, through the settable <c>weight</c>/<c>bias</c> properties of
 /// the TorchSharp layers the models are made of (so the layer's forward sees the new tensor). This is how a model

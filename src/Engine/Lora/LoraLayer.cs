@@ -2,13 +2,6 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Lora;
 
-/// <summary>Which network of the model a LoRA layer changes.</summary>
-public enum LoraPart
-{
-    Unet,
-    TextEncoder,
-}
-
 /// <summary>
 /// One adapted layer as the file stores it: the low-rank factors (float32, CPU), their optional CP core
 /// (<c>lora_mid</c>), and the alpha or explicit scale. The change to the layer's weight is

@@ -3,10 +3,6 @@ using System.Text.RegularExpressions;
 
 namespace PSStableDiffusion.Engine.Lora;
 
-/// <summary>One <c>&lt;lora:name:…&gt;</c> tag of a prompt, read as AUTOMATIC1111 reads its extra-network arguments.</summary>
-/// <param name="Text">The tag as written.</param>
-public sealed record LoraTag(string Text, string Name, double TextEncoderMultiplier, double UnetMultiplier);
-
 /// <summary>
 /// AUTOMATIC1111's extra-network syntax for LoRAs in a prompt: <c>&lt;lora:name&gt;</c>, <c>&lt;lora:name:0.8&gt;</c>
 /// (both networks), <c>&lt;lora:name:0.5:0.8&gt;</c> (text encoder, UNet) and named <c>te=</c> / <c>unet=</c> arguments

@@ -1,23 +1,5 @@
 namespace PSStableDiffusion.Engine.Networks;
 
-/// <summary>One file an add-on network (a textual-inversion embedding, a LoRA) can be named by.</summary>
-/// <param name="Name">The file name without its extension: the word a prompt uses, as in AUTOMATIC1111.</param>
-/// <param name="Path">The full path of the file.</param>
-public sealed record NetworkFile(string Name, string Path);
-
-/// <summary>A folder or file given to a lookup that does not exist.</summary>
-public sealed class NetworkPathNotFoundException : FileNotFoundException
-{
-    public NetworkPathNotFoundException(string path, string parameterName)
-        : base($"{parameterName}: '{path}' is neither a folder nor a file.", path)
-    {
-        ParameterName = parameterName;
-    }
-
-    /// <summary>The request property (or environment variable) that named the path.</summary>
-    public string ParameterName { get; }
-}
-
 /// <summary>
 /// "Name → file" for files that prompts name by their file name, as AUTOMATIC1111 finds embeddings and LoRAs: the paths
 /// given (folders, searched with their subfolders, or single files), then the folders an environment variable lists

@@ -5,17 +5,6 @@ using System.Text.RegularExpressions;
 namespace PSStableDiffusion.Engine.Runtime;
 
 /// <summary>
-/// Where libtorch comes from when the module was built against an installed libtorch (<c>build.ps1 -LibTorch</c>):
-/// its settings file (<see cref="SettingsFileName"/>, next to the engine assembly) names the folder and the backend.
-/// </summary>
-/// <param name="Folder">The libtorch folder as given (a libtorch archive's root, Python's <c>torch</c> package, or its lib folder).</param>
-/// <param name="Backend"><c>cpu</c> or <c>cuda</c>; <c>cuda</c> needs the folder to hold libtorch_cuda.</param>
-public sealed record LibTorchSettings(string Folder, string Backend)
-{
-    public bool RequiresCuda => string.Equals(Backend, "cuda", StringComparison.OrdinalIgnoreCase);
-}
-
-/// <summary>
 /// Loads libtorch from a folder outside the module, for builds against a libtorch that no TorchSharp package carries
 /// (a newer CUDA, the libtorch of a Python install). LibTorchSharp, built for that libtorch, stays next to
 /// TorchSharp.dll, where TorchSharp looks for it; the libtorch libraries stay in their folder. Before TorchSharp loads
@@ -176,14 +165,4 @@ public static class LibTorchFolder
         if (path.Split(Path.PathSeparator).Any(entry => entry.Length > 0 && PathsEqual(entry, folder))) return;
         Environment.SetEnvironmentVariable("PATH", folder + Path.PathSeparator + path);
     }
-}
-
-/// <summary>What is wrong with a libtorch folder.</summary>
-public enum LibTorchProblem { FolderNotFound, NotLibTorch, NoCuda, LoadFailed, AlreadyLoaded, Unreadable }
-
-/// <summary>The libtorch folder a module was built against cannot be used; the message names the folder and the fix.</summary>
-public sealed class LibTorchFolderException(string folder, LibTorchProblem problem, string message) : Exception(message)
-{
-    public string Folder { get; } = folder;
-    public LibTorchProblem Problem { get; } = problem;
 }

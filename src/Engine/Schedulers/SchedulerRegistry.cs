@@ -2,49 +2,6 @@ using System.Reflection;
 
 namespace PSStableDiffusion.Engine.Schedulers;
 
-/// <summary>A scheduler class found by <see cref="SchedulerRegistry"/>.</summary>
-/// <param name="ClassName">The diffusers class name, e.g. "EulerAncestralDiscreteScheduler".</param>
-/// <param name="ShortName">Without the "Scheduler" suffix, e.g. "EulerAncestralDiscrete".</param>
-/// <param name="Description">One line for <c>Get-SDScheduler</c>.</param>
-/// <param name="Aliases">The other names that resolve to it (A1111 sampler names), each possibly with overrides.</param>
-/// <param name="IsStochastic">Whether it draws noise with its default config.</param>
-/// <param name="Order">diffusers' <c>order</c>.</param>
-/// <param name="ModelCallsPerStep">UNet evaluations per step.</param>
-/// <param name="Defaults">Its diffusers defaults (config keys and values).</param>
-public sealed record SchedulerInfo(
-    string ClassName,
-    string ShortName,
-    string Description,
-    IReadOnlyList<string> Aliases,
-    bool IsStochastic,
-    int Order,
-    int ModelCallsPerStep,
-    IReadOnlyDictionary<string, object> Defaults,
-    Type Type);
-
-/// <summary>A resolvable scheduler name: a class name (with or without "Scheduler") or an alias such as "DPM++ 2M Karras".</summary>
-/// <param name="Name">The name as registered.</param>
-/// <param name="ClassName">The scheduler class it builds.</param>
-/// <param name="Overrides">The config keys the name implies (empty for a plain class name).</param>
-/// <param name="IsStochastic">Whether it draws noise (with the SD defaults plus <paramref name="Overrides"/>).</param>
-/// <param name="Order">diffusers' <c>order</c>.</param>
-/// <param name="ModelCallsPerStep">UNet evaluations per step.</param>
-public sealed record SchedulerPreset(
-    string Name,
-    string ClassName,
-    SchedulerConfig Overrides,
-    bool IsStochastic,
-    int Order,
-    int ModelCallsPerStep,
-    string Description);
-
-/// <summary>Thrown for a scheduler name that resolves to nothing; the message lists the valid names.</summary>
-public sealed class UnknownSchedulerException(string name, IEnumerable<string> validNames)
-    : ArgumentException($"Unknown scheduler '{name}'. Valid names: {string.Join(", ", validNames)}.", nameof(name))
-{
-    public string SchedulerName { get; } = name;
-}
-
 /// <summary>
 /// Finds every <see cref="SchedulerBase"/> subclass marked <see cref="DiffusersSchedulerAttribute"/> in this assembly,
 /// so adding a scheduler is adding its file. Resolves names case-insensitively.

@@ -3,54 +3,6 @@ using System.Text;
 
 namespace PSStableDiffusion.Engine.SingleFile;
 
-/// <summary>A node of a parsed ldm YAML file: a mapping, a sequence or a scalar.</summary>
-public abstract class LdmYamlNode
-{
-    private protected LdmYamlNode(int line) => Line = line;
-
-    /// <summary>1-based line where the node starts (for messages).</summary>
-    public int Line { get; }
-}
-
-/// <summary>A YAML mapping; keys keep their file order.</summary>
-public sealed class LdmYamlMap : LdmYamlNode
-{
-    private readonly List<KeyValuePair<string, LdmYamlNode>> _entries = new();
-
-    internal LdmYamlMap(int line) : base(line) { }
-
-    public IReadOnlyList<KeyValuePair<string, LdmYamlNode>> Entries => _entries;
-
-    public LdmYamlNode? this[string key] => _entries.FirstOrDefault(e => e.Key == key).Value;
-
-    internal void Add(string key, LdmYamlNode value, string source)
-    {
-        if (_entries.Any(e => e.Key == key))
-            throw new FormatException($"{source}:{value.Line}: duplicate key '{key}'.");
-        _entries.Add(new(key, value));
-    }
-}
-
-/// <summary>A YAML sequence.</summary>
-public sealed class LdmYamlList : LdmYamlNode
-{
-    internal LdmYamlList(int line, List<LdmYamlNode> items) : base(line) => Items = items;
-
-    public IReadOnlyList<LdmYamlNode> Items { get; }
-}
-
-/// <summary>A YAML scalar, kept as text; typed by the reader that asks for it.</summary>
-public sealed class LdmYamlScalar : LdmYamlNode
-{
-    internal LdmYamlScalar(int line, string text, bool quoted) : base(line) { Text = text; Quoted = quoted; }
-
-    public string Text { get; }
-    public bool Quoted { get; }
-
-    /// <summary>Plain <c>null</c>, <c>~</c> or an empty value.</summary>
-    public bool IsNull => !Quoted && Text is "" or "~" or "null" or "Null" or "NULL";
-}
-
 /// <summary>
 /// Reads the subset of YAML that ldm / Stability-AI inference configs use: block mappings and block sequences by
 /// indentation, flow sequences and mappings (<c>[1, 2, 4]</c>, <c>{a: 1, b: x}</c>, possibly spanning lines), plain and

@@ -16,6 +16,3 @@ public sealed record PromptChunk(int[] Ids, float[] Weights, IReadOnlyList<Embed
     /// <summary>True when any weight differs from 1, i.e. when emphasis changes the chunk's encoding.</summary>
     public bool IsWeighted => Weights.Any(w => w != 1f);
 }
-
-/// <summary>An embedding's vectors at positions <see cref="Start"/> .. Start + VectorCount − 1 of a chunk's 77 (BOS is 0).</summary>
-public sealed record EmbeddingPlacement(int Start, Embeddings.TextualInversionEmbedding Embedding);

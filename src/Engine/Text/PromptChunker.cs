@@ -1,10 +1,5 @@
 namespace PSStableDiffusion.Engine.Text;
 
-/// <summary>The chunks of one prompt and its token count as AUTOMATIC1111 reports it.</summary>
-/// <param name="Chunks">At least one chunk.</param>
-/// <param name="TokenCount">75 per chunk before the last, plus the prompt tokens of the last.</param>
-public sealed record PromptChunks(IReadOnlyList<PromptChunk> Chunks, int TokenCount);
-
 /// <summary>
 /// Cuts a parsed prompt into text-encoder chunks as AUTOMATIC1111 does for Stable Diffusion (modules/sd_hijack_clip.py,
 /// <c>tokenize_line</c> and <c>process_tokens</c>):

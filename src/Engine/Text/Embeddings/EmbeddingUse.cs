@@ -2,9 +2,6 @@ using PSStableDiffusion.Engine.Networks;
 
 namespace PSStableDiffusion.Engine.Text.Embeddings;
 
-/// <summary>One embedding a generation used: its trigger word and the short hash AUTOMATIC1111 records.</summary>
-public sealed record UsedEmbedding(string Name, string ShortHash);
-
 /// <summary>The steps around a generation's prompt encoding that concern textual-inversion embeddings: which files
 /// are available, and after encoding, what was used against what a replayed record expects.</summary>
 public static class EmbeddingUse

@@ -1,13 +1,5 @@
 namespace PSStableDiffusion.Engine.Checkpoints;
 
-/// <summary>A checkpoint file that is malformed, truncated, inconsistent or in an unsupported layout.</summary>
-public class CheckpointFormatException : IOException
-{
-    public CheckpointFormatException(string message) : base(message) { }
-
-    public CheckpointFormatException(string message, Exception inner) : base(message, inner) { }
-}
-
 /// <summary>
 /// A checkpoint whose pickle asks for something the restricted unpickler refuses: a global outside the allow list
 /// (which in Python would run code) or an opcode it does not interpret. Nothing named in the pickle was ever called.
