@@ -83,16 +83,17 @@ class Output:
         os.makedirs(full, exist_ok=True)
         return full
 
-    def finish(self, float_bounds=None):
+    def finish(self, float_bounds=None, unordered_keys=()):
         """Compare the fresh files with the committed ones (check mode). float_bounds maps a file to the largest
-        difference of a float value that is accepted there (float noise of a re-run); absent = exact."""
+        difference of a float value that is accepted there (float noise of a re-run); absent = exact. JSON lists
+        under a key of unordered_keys are compared as sets (lists whose order no run can reproduce)."""
         if self.write:
             print("wrote " + ", ".join(self.paths))
             return 0
         bad = 0
         for rel in self.paths:
             fresh, committed = os.path.join(self.root, rel), os.path.join(GOLDEN, rel)
-            bad += not compare_file(fresh, committed, rel, (float_bounds or {}).get(rel, 0.0))
+            bad += not compare_file(fresh, committed, rel, (float_bounds or {}).get(rel, 0.0), set(unordered_keys))
         if self.keep:
             print("fresh output kept in " + self.root)
         else:
@@ -101,7 +102,7 @@ class Output:
         return 1 if bad else 0
 
 
-def compare_file(fresh, committed, rel, bound):
+def compare_file(fresh, committed, rel, bound, unordered=frozenset()):
     with open(fresh, "rb") as f:
         a = f.read()
     with open(committed, "rb") as f:
@@ -110,7 +111,7 @@ def compare_file(fresh, committed, rel, bound):
         print(f"  identical  {rel}")
         return True
     if rel.endswith(".json"):
-        worst, diffs = compare_json(json.loads(a), json.loads(b), "")
+        worst, diffs = compare_json(json.loads(a), json.loads(b), "", unordered)
     elif rel.endswith(".safetensors"):
         worst, diffs = compare_safetensors(a, b)
     else:
@@ -124,16 +125,17 @@ def compare_file(fresh, committed, rel, bound):
     return ok
 
 
-def compare_json(a, b, where):
+def compare_json(a, b, where, unordered=frozenset()):
     """(largest numeric difference, differences) between two JSON values; a structural difference is infinite."""
     if isinstance(a, dict) and isinstance(b, dict):
         if list(a) != list(b):
             return float("inf"), [f"{where}: keys {list(a)[:8]} != {list(b)[:8]}"]
-        results = [compare_json(a[k], b[k], f"{where}.{k}") for k in a]
+        results = [compare_json(sorted(a[k]) if k in unordered else a[k], sorted(b[k]) if k in unordered else b[k],
+                                f"{where}.{k}", unordered) for k in a]
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return float("inf"), [f"{where}: length {len(a)} != {len(b)}"]
-        results = [compare_json(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b))]
+        results = [compare_json(x, y, f"{where}[{i}]", unordered) for i, (x, y) in enumerate(zip(a, b))]
     elif isinstance(a, float) and isinstance(b, float) and a != b:
         return abs(a - b), [f"{where}: {a!r} != {b!r}"]
     elif a == b and type(a) is type(b):

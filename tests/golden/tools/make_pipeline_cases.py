@@ -28,6 +28,10 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_io  # noqa: E402
+
+golden_io.pin_blas_kernels()  # the fixtures' BLAS kernels: with them every recorded tensor matches bit for bit
 sys.path.insert(0, os.environ.get("REFERENCE_STACK", "/work/shared/reference-stack"))
 import refenv  # noqa: F401,E402  (puts the pinned sources first on sys.path)
 import numpy as np  # noqa: E402
