@@ -1,6 +1,7 @@
 # The README's hub command, run as written against the loopback fake hub (tests/Engine.Tests/Hub/FakeHubServer.cs,
 # compiled here) with HF_ENDPOINT pointed at it: the sd2-community mirror downloads and generates, and the withdrawn
-# stabilityai id fails as ModelWithdrawn naming the mirror and the -Model to use.
+# stabilityai id fails as ModelWithdrawn naming the mirror and the -Model to use. A call stopped while its worker loads
+# the model gives the model back once the worker has it.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '../TestUtilities.psm1') -Force
@@ -68,5 +69,34 @@ Describe 'The README hub command against the fake hub' {
         $record.ErrorDetails.RecommendedAction | Should -BeLike "*-Model $mirror*"
         @($server.Requests | Where-Object Target -Like '*stable-diffusion-2-1-base/resolve/*' |
             Where-Object Target -NotLike "/$mirror/*").Count | Should -Be 0
+    }
+
+    It 'gives the model back when the call is stopped while its worker still loads the model' {
+        Clear-SDEngine
+        # Select-Object -First stops the call from inside the write of the worker's "Loading" line (as Ctrl+C makes
+        # that write throw): the worker goes on loading, and the lease it gets after the stop belongs to nobody.
+        $stoppedAt = New-SDImage 'a stopped call' -Model $mirror -Steps 1 -Seed 1 -Precision Float32 -Verbose 4>&1 |
+            Where-Object { "$_" -like 'Loading the diffusers model*' } | Select-Object -First 1
+        "$stoppedAt" | Should -BeLike 'Loading the diffusers model*'
+
+        # Given back when the worker finishes (at most 60 s: a lease kept by nobody fails here instead of hanging).
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        do {
+            Start-Sleep -Milliseconds 100
+            $engine = @(Get-SDEngine | Where-Object Model -Like '*models--sd2-community--stable-diffusion-2-1-base*')
+        } until (($engine.Count -eq 1 -and -not $engine[0].Busy) -or $clock.Elapsed.TotalSeconds -gt 60)
+        $engine.Count | Should -Be 1 -Because 'the worker finished loading the model into the cache'
+        $engine[0].Busy | Should -BeFalse -Because 'nobody holds the model once the stopped call is over'
+
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$($module.ModuleBase)'; New-SDImage 'the next call' -Model '$mirror' -Steps 1 -Seed 2 -Precision Float32")
+            $async = $ps.BeginInvoke()
+            $finished = $async.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(60))
+            if (-not $finished) { $ps.Stop() }
+            $finished | Should -BeTrue -Because 'the next call gets the model'
+            @($ps.EndInvoke($async)).Count | Should -Be 1
+        }
+        finally { $ps.Dispose() }
     }
 }
