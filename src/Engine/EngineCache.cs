@@ -129,8 +129,22 @@ public sealed class EngineCache
                 if (entry.Gate.Wait(0)) idle.Add(entry);
             }
         }
-        foreach (var entry in idle) DisposeEntry(entry);
+        // Every engine is disposed (and every gate opened) even when one's Dispose throws; the first failure is then
+        // rethrown, after the rest are done.
+        Exception? failure = null;
+        foreach (var entry in idle)
+        {
+            try
+            {
+                DisposeEntry(entry);
+            }
+            catch (Exception e)
+            {
+                failure ??= e;
+            }
+        }
         if (removed.Count > 0) GC.Collect();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return removed;
     }
 

@@ -198,6 +198,22 @@ public class EngineCacheTests
         Assert.True(next.IsCompletedSuccessfully, "The next call waited on a gate that the failed dispose left closed.");
     }
 
+    /// <summary>Clear-SDEngine with two idle engines, the first of which fails to dispose: the second is still disposed
+    /// (the loop used to stop at the failure, leaving it loaded and its gate closed to any call waiting on it).</summary>
+    [Fact]
+    public void AFailedDisposeInClear_StillDisposesTheOtherEngines()
+    {
+        var cache = new EngineCache();
+        var other = new CountingEngine();
+        using (cache.Acquire<ICachedEngine>(Key("/failing"), () => new FailingDisposeEngine(), CancellationToken.None)) { }
+        using (cache.Acquire<ICachedEngine>(Key("/other"), () => other, CancellationToken.None)) { }
+
+        Assert.Throws<InvalidOperationException>(() => cache.Clear());
+
+        Assert.Equal(1, other.Disposals);
+        Assert.Empty(cache.List());
+    }
+
     /// <summary>
     /// Clear-SDEngine racing calls on one model (the soak's mix, without the model): every call gets in, and every
     /// engine ever loaded is disposed exactly once by the end. A removal that fell between a releasing call's check and
