@@ -3,8 +3,8 @@
 
     Description = @(
         @'
-Get-SDLora writes one LoraInfo object per LoRA file (.safetensors, .pt, .ckpt, .bin) in the folders of -LoraPath and
-then those of $env:SD_LORA (separated as PATH is), each searched with its subfolders. Each object has the Name (the
+Get-SDLora writes one LoraInfo object per LoRA file (.safetensors, .pt, .ckpt, .bin) in the folders and files of
+-LoraPath and then the folders of $env:SD_LORA (separated as PATH is), each searched with its subfolders. Each object has the Name (the
 file name without extension: what <lora:name:0.8> in a prompt and -Lora @{ name = 0.8 } look up), the Path, the Format
 (Kohya for kohya-ss and AUTOMATIC1111 files, lora_unet_... and lora_te_..., also with LDM names such as
 lora_unet_input_blocks_4_1_...; Peft for diffusers/PEFT files, unet....lora_A.weight; DiffusersOld for diffusers'
@@ -30,8 +30,10 @@ Only the LoRAs whose name matches one of these names or wildcard patterns (case-
 pipeline. A name without wildcards that matches no file is the non-terminating error LoraNotFound (ObjectNotFound).
 '@
         LoraPath = @'
-Folders to search, with their subfolders, before the folders of $env:SD_LORA. Relative paths and PowerShell drives are
-resolved against the current location.
+Folders (searched with their subfolders) or files to list, before the folders of $env:SD_LORA. Relative paths and
+PowerShell drives are resolved against the current location. A path that does not exist stops the command with
+LoraPathNotFound (ObjectNotFound); an $env:SD_LORA entry that does not exist is a warning. When two files share a name,
+the first found is listed (-Verbose names the other).
 '@
     }
 

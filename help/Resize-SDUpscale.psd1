@@ -60,12 +60,17 @@ Multiplier), or names alone (1). Names are looked up in -LoraPath and then $env:
 (lora_unet_..., lora_te_..., also LDM-named), diffusers/PEFT and older diffusers files are read; several LoRAs add up.
 In the prompt, <lora:name:0.8> applies 0.8 to both the text encoder and the UNet, <lora:name:te=0.5:unet=0.8> (or
 <lora:name:0.5:0.8>) each its own; the tags are removed before the prompt is read. The image record and its
-parameters text carry "Lora hashes", and piping the image back replays them. Errors: LoraNotFound (no such file),
+parameters text carry "Lora hashes", and piping the image back replays them (a file whose hash differs from the
+recorded one is applied with a warning: another version of the file). Errors: LoraNotFound (no such file),
 UnknownLoraKey (a layer this model does not have), LoraModelMismatch (made for another model, such as SD 1.x),
 InvalidLora, InvalidSafeTensors, UnsafeCheckpoint.
 '@
         LoraPath       = @'
-Folders where LoRA names are looked up (with their subfolders), before the folders of $env:SD_LORA.
+Folders (searched with their subfolders) or files where LoRA names are looked up, before the folders of $env:SD_LORA
+(separated as PATH is), as -EmbeddingPath and $env:SD_EMBEDDINGS are: a name is the file name without extension, in
+any case, and when two files share a name the first found wins. A -LoraPath that does not exist stops the command with
+LoraPathNotFound; an $env:SD_LORA entry that does not exist is a warning. Tags in -NegativePrompt are not read (as in
+AUTOMATIC1111: the text stays, no LoRA is applied, and a warning says so).
 '@
         PromptSyntax   = @{
             Description  = @'

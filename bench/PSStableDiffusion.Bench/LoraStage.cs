@@ -42,14 +42,14 @@ internal static partial class Stages
             TimeModel(result, () => { last?.Dispose(); last = unet.forward(sample, timestep, context); }, warmups, repeats);
             result.Details["step_without_lora_s"] = Measure.Median(result.RunsS);
             result.Details["step_without_lora_cpu_s"] = Measure.Median(Measure.LastCpuSeconds);
-            result.Details["rss_before_apply_bytes"] = Measure.CurrentBytes();
+            Memory(result, "before_apply");
 
             var clock = Stopwatch.StartNew();
             var cpu = Measure.CpuSeconds();
             var applied = AppliedLoras.Apply(unet, textEncoder, null, [new LoraRequest(loraPath, 1.0, 1.0)]);
             result.Details["apply_s"] = clock.Elapsed.TotalSeconds;
             result.Details["apply_cpu_s"] = Measure.CpuSeconds() - cpu;
-            result.Details["rss_applied_bytes"] = Measure.CurrentBytes();
+            Memory(result, "applied");
             var withLora = Measure.Time(() => { last?.Dispose(); last = unet.forward(sample, timestep, context); }, 0, repeats, "UNet step with LoRA");
             result.Details["step_with_lora_s"] = Measure.Median(withLora);
             result.Details["step_with_lora_cpu_s"] = Measure.Median(Measure.LastCpuSeconds);
@@ -59,10 +59,11 @@ internal static partial class Stages
             result.Details["remove_s"] = clock.Elapsed.TotalSeconds;
             result.Details["remove_cpu_s"] = Measure.CpuSeconds() - cpu;
             GC.Collect();
-            result.Details["rss_after_remove_bytes"] = Measure.CurrentBytes();
-            // What stays after the remove is freed memory the allocator kept, or something still held: trim to tell.
-            if (OperatingSystem.IsLinux()) malloc_trim(0);
-            result.Details["rss_after_remove_trimmed_bytes"] = Measure.CurrentBytes();
+            GC.WaitForPendingFinalizers();
+            Memory(result, "after_remove");
+            // The take-out trims the heap itself; a second trim shows whether anything freed is still kept.
+            Engine.Runtime.TorchMemory.ReleaseFreeHeap();
+            Memory(result, "after_remove_trimmed");
             Inspect(result, last!);
             result.Note = $"rank-64 kohya LoRA on the {result.Details["lora_linear_layers"]} transformer Linears of the SD 2.x UNet " +
                           "(random weights), merged per call; step 512², CFG batch 2";
@@ -73,8 +74,14 @@ internal static partial class Stages
         }
     }
 
-    [System.Runtime.InteropServices.DllImport("libc")]
-    private static extern int malloc_trim(nuint pad);
+    /// <summary>RSS, its heap and mapped-file parts, and the tensors that hold native memory, at <paramref name="when"/>.</summary>
+    private static void Memory(StageResult result, string when)
+    {
+        result.Details[$"rss_{when}_bytes"] = Measure.CurrentBytes();
+        if (Measure.StatusBytes("RssAnon") is { } anon) result.Details[$"rss_anon_{when}_bytes"] = anon;
+        if (Measure.StatusBytes("RssFile") is { } file) result.Details[$"rss_file_{when}_bytes"] = file;
+        result.Details[$"live_tensors_{when}"] = Engine.Runtime.TensorAccounting.LiveTensors;
+    }
 
     /// <summary>Writes a rank-64 kohya LoRA for every Linear under the UNet's attentions; returns how many, and the
     /// FLOPs that running its factors beside the layers would add to one CFG-batch-2 step at 512².</summary>

@@ -107,6 +107,9 @@ internal static class Measure
         return process.WorkingSet64;
     }
 
+    /// <summary>A /proc/self/status size in bytes (Linux: e.g. RssAnon, the heap; RssFile, mapped files); null elsewhere.</summary>
+    public static long? StatusBytes(string field) => OperatingSystem.IsLinux() && ReadStatusKb(field) is { } kb ? kb * 1024 : null;
+
     private static long? ReadStatusKb(string field)
     {
         foreach (var line in File.ReadLines("/proc/self/status"))

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using PSStableDiffusion.Engine.Lora;
+using PSStableDiffusion.Engine.Networks;
 using PSStableDiffusion.Infrastructure;
 
 namespace PSStableDiffusion;
@@ -19,7 +20,7 @@ public sealed class GetSDLoraCommand : SDCmdletBase
     [SupportsWildcards]
     public string[]? Name { get; set; }
 
-    /// <summary>Folders to search (with their subfolders) before those of $env:SD_LORA.</summary>
+    /// <summary>Folders (with their subfolders) or files to list, before those of $env:SD_LORA.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string[]? LoraPath { get; set; }
@@ -30,24 +31,37 @@ public sealed class GetSDLoraCommand : SDCmdletBase
 
     protected override void ProcessRecord()
     {
-        var folders = LoraCatalog.Folders((LoraPath ?? []).Select(ResolvePath));
+        NetworkFileLookup files;
+        try
+        {
+            files = LoraFile.FindFiles(LoraPath?.Select(ResolvePath).ToArray());
+        }
+        catch (NetworkPathNotFoundException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "LoraPathNotFound", ErrorCategory.ObjectNotFound, e.FileName));
+            return;
+        }
+        foreach (var missing in files.MissingFromVariable)
+            WriteWarning($"{LoraFile.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
+        foreach (var shadowed in files.Shadowed)
+            WriteVerbose($"'{shadowed.Path}' is hidden by an earlier file named '{shadowed.Name}'.");
         var patterns = (Name ?? ["*"]).Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
         bool any = false;
-        foreach (var file in LoraCatalog.Files(folders))
+        foreach (var file in files.Files.Where(f => patterns.Any(p => p.IsMatch(f.Name))))
         {
-            if (!patterns.Any(p => p.IsMatch(Path.GetFileNameWithoutExtension(file)))) continue;
+            Cancellation.ThrowIfCancellationRequested();
             any = true;
             try
             {
-                WriteObject(LoraInfo.Read(file));
+                WriteObject(LoraInfo.Read(file.Path));
             }
             catch (Exception e) when (e is not PipelineStoppedException)
             {
-                WriteError(ToErrorRecord(e, "InvalidLora", file));
+                WriteError(ToErrorRecord(e, "InvalidLora", file.Path));
             }
         }
         if (!any && Name is not null && !Name.Any(WildcardPattern.ContainsWildcardCharacters))
-            WriteError(new ErrorRecord(new LoraNotFoundException(string.Join(", ", Name), folders), "LoraNotFound",
+            WriteError(new ErrorRecord(new LoraNotFoundException(string.Join(", ", Name), files.Searched), "LoraNotFound",
                 ErrorCategory.ObjectNotFound, Name));
     }
 

@@ -139,6 +139,13 @@ public static partial class A1111Parameters
             }
         }
 
+        // A LoRA the prompt names in a tag is found there again on replay; only the others are applied as parameters.
+        if (record.Loras is { } loras)
+        {
+            var tagged = Lora.LoraPromptTags.TagsIn(record.Prompt).Select(TagName).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            record.Loras = loras.Select(l => l with { FromPrompt = tagged.Contains(l.Name) }).ToList();
+        }
+
         // Older infotexts put the schedule into the sampler name ("DPM++ 2M Karras").
         if (sampler.EndsWith(" Karras", StringComparison.Ordinal))
         {
@@ -172,6 +179,9 @@ public static partial class A1111Parameters
         }
         return hashes.Count == 0 ? null : hashes;
     }
+
+    /// <summary>The name of a &lt;lora:name:…&gt; tag.</summary>
+    private static string TagName(string tag) => tag[6..^1].Split(':')[0].Trim();
 
     /// <summary>"name: hash, name2: hash2" (AUTOMATIC1111's Lora hashes) as LoRA uses with names and hashes only.</summary>
     private static List<Lora.LoraUse>? LoraHashes(string value)

@@ -34,16 +34,18 @@ public sealed class AppliedLoras : IDisposable
     public int ChangedLayers => _swapped.Count;
 
     /// <summary>Applies <paramref name="loras"/> to <paramref name="model"/> until disposed; nothing when the list is empty.</summary>
+    /// <param name="warn">Told when a file's hash is not the one a replayed record names (another version of the file).</param>
     /// <exception cref="UnknownLoraKeyException">A LoRA layer maps to no layer of the model.</exception>
     /// <exception cref="LoraModelMismatchException">A LoRA layer does not fit its model layer.</exception>
     /// <exception cref="LoraFormatException">The file's tensors do not form adapters.</exception>
-    public static AppliedLoras Apply(StableDiffusionModel model, IReadOnlyList<LoraRequest> loras, Action<string>? log = null) =>
-        Apply(model.Unet, model.TextEncoder, model.PromptEncoder, loras, log);
+    public static AppliedLoras Apply(StableDiffusionModel model, IReadOnlyList<LoraRequest> loras, Action<string>? log = null,
+        Action<string>? warn = null) =>
+        Apply(model.Unet, model.TextEncoder, model.PromptEncoder, loras, log, warn);
 
-    /// <summary>As <see cref="Apply(StableDiffusionModel, IReadOnlyList{LoraRequest}, Action{string}?)"/>, on networks
-    /// outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, skips its cache meanwhile.</summary>
+    /// <summary>As <see cref="Apply(StableDiffusionModel, IReadOnlyList{LoraRequest}, Action{string}?, Action{string}?)"/>,
+    /// on networks outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, skips its cache meanwhile.</summary>
     public static AppliedLoras Apply(Models.Unet.UNet2DConditionModel unet, Models.Clip.CLIPTextModel textEncoder,
-        Text.PromptEncoder? promptEncoder, IReadOnlyList<LoraRequest> loras, Action<string>? log = null)
+        Text.PromptEncoder? promptEncoder, IReadOnlyList<LoraRequest> loras, Action<string>? log = null, Action<string>? warn = null)
     {
         if (loras.Count == 0) return new AppliedLoras(promptEncoder, false);
         var updates = new LoraUpdates(new LoraKeyMap(unet, textEncoder));
@@ -57,14 +59,20 @@ public sealed class AppliedLoras : IDisposable
                 applied.Add(new LoraUse(request.Name, file.ShortHash, file.Path, request.TextEncoderMultiplier, request.UnetMultiplier, request.FromPrompt));
                 log?.Invoke($"LoRA '{request.Name}' ({file.Format}, {file.Layers.Count} layers, hash {file.ShortHash}): " +
                             $"text encoder × {request.TextEncoderMultiplier}, UNet × {request.UnetMultiplier}.");
+                if (request.RecordedHash is { Length: > 0 } recorded && !SameHash(recorded, file.ShortHash))
+                    warn?.Invoke($"The LoRA '{request.Name}' ('{file.Path}') has hash {file.ShortHash}, but the image was made with " +
+                                 $"{recorded}: another version of the file, so the image may differ.");
             }
             var result = new AppliedLoras(promptEncoder, updates.TouchesTextEncoder) { Applied = applied };
+            var deltas = updates.TakeDeltas();
+            int next = 0;
             try
             {
-                foreach (var (layer, delta) in updates.Deltas) result.Swap(layer, delta);
+                for (; next < deltas.Count; next++) result.Swap(deltas[next].Layer, deltas[next].Delta);
             }
             catch
             {
+                for (next++; next < deltas.Count; next++) deltas[next].Delta.Dispose();
                 result.Dispose();
                 throw;
             }
@@ -73,19 +81,42 @@ public sealed class AppliedLoras : IDisposable
         finally
         {
             updates.Dispose();
+            // The file's factors and the updates are freed now: hand glibc's cached pages back instead of keeping them.
+            TorchMemory.ReleaseFreeHeap();
         }
     }
 
-    /// <summary>Gives <paramref name="layer"/> the weight W + delta, keeping W's tensor to put back.</summary>
+    /// <summary>A1111's short hashes compare by their common prefix (records carry 10 or 12 digits), in any case.</summary>
+    private static bool SameHash(string recorded, string actual) =>
+        actual.StartsWith(recorded, StringComparison.OrdinalIgnoreCase) || recorded.StartsWith(actual, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Gives <paramref name="layer"/> the weight W + delta, keeping W's tensor to put back. Takes
+    /// <paramref name="delta"/> (disposed or reused): for a float32 CPU weight the merged tensor is the
+    /// delta itself with W added in place (the same sum, as addition commutes), so the merge holds no second
+    /// layer-sized tensor.</summary>
     private void Swap(nn.Module layer, Tensor delta)
     {
         using var noGrad = no_grad();
         var weight = WeightOf(layer);
         Tensor merged;
-        using (var scope = NewDisposeScope())
+        try
         {
-            var sum = weight.to(ScalarType.Float32).add(delta.to(weight.device));                    // W's shape
-            merged = sum.to(weight.dtype).contiguous().MoveToOuterDisposeScope();
+            if (weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && delta.device_type == DeviceType.CPU)
+            {
+                merged = delta.add_(weight);                                                         // W's shape
+            }
+            else
+            {
+                using var scope = NewDisposeScope();
+                var sum = weight.to(ScalarType.Float32).add(delta.to(weight.device));                // W's shape
+                merged = sum.to(weight.dtype).contiguous().MoveToOuterDisposeScope();
+                delta.Dispose();
+            }
+        }
+        catch
+        {
+            delta.Dispose();
+            throw;
         }
         var original = weight.alias();                                                               // same storage, own handle
         try
@@ -126,8 +157,12 @@ public sealed class AppliedLoras : IDisposable
     {
         for (int i = _swapped.Count - 1; i >= 0; i--)
             SetWeight(_swapped[i].Layer, _swapped[i].Original);
+        bool freed = _swapped.Count > 0;
         _swapped.Clear();
         _bypass?.Dispose();
+        // glibc keeps freed blocks under its mmap threshold (up to 32 MiB: most merged weights) for reuse; without a
+        // trim the merged copies would stay resident after the call although nothing holds them.
+        if (freed) TorchMemory.ReleaseFreeHeap();
     }
 
     /// <summary>Encodes prompts without the model's embedding cache while the text encoder is changed.</summary>

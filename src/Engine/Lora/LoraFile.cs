@@ -21,6 +21,15 @@ public sealed class LoraFile : IDisposable
     /// <summary>The extensions a LoRA file may have.</summary>
     public static IReadOnlyList<string> Extensions { get; } = new[] { ".safetensors", ".pt", ".ckpt", ".bin" };
 
+    /// <summary>The environment variable that lists LoRA folders (after LoraPath's), separated as PATH is.</summary>
+    public const string EnvironmentVariable = "SD_LORA";
+
+    /// <summary>The LoRA files prompts and <c>-Lora</c> name: LoraPath's <paramref name="paths"/> (folders with their
+    /// subfolders, or files), then SD_LORA's folders; found as textual-inversion embeddings are.</summary>
+    /// <exception cref="Networks.NetworkPathNotFoundException">A path in <paramref name="paths"/> does not exist.</exception>
+    public static Networks.NetworkFileLookup FindFiles(IEnumerable<string>? paths, Func<string, string?>? getEnvironmentVariable = null) =>
+        new(paths, Extensions.ToArray(), "LoraPath", EnvironmentVariable, getEnvironmentVariable);
+
     // Longest, most specific suffixes first; each names a role and the format it belongs to.
     private static readonly (string Suffix, string Role, LoraFormat Format)[] Suffixes =
     [

@@ -29,6 +29,14 @@ public static partial class LoraPromptTags
         return (cleaned, tags);
     }
 
+    /// <summary>The <c>&lt;lora:…&gt;</c> tags in <paramref name="text"/> as written, without reading them (a negative
+    /// prompt's: AUTOMATIC1111 takes extra networks from the prompt only and leaves them in the negative prompt's text).</summary>
+    public static IReadOnlyList<string> TagsIn(string? text) =>
+        string.IsNullOrEmpty(text)
+            ? []
+            : ExtraNetwork().Matches(text).Where(m => string.Equals(m.Groups[1].Value, "lora", StringComparison.OrdinalIgnoreCase))
+                .Select(m => m.Value).ToList();
+
     /// <summary>
     /// <paramref name="request"/> with its prompt's LoRA tags removed; each tag must have its file among the request's
     /// LoRAs (<see cref="LoraRequest.FromPrompt"/>, same name), which the caller looked up by name.

@@ -11,4 +11,8 @@ public sealed record LoraRequest(string Path, double TextEncoderMultiplier = 1.0
     /// <summary>Named by a <c>&lt;lora:…&gt;</c> tag of the prompt (a replay finds it there again), rather than given
     /// as a parameter.</summary>
     public bool FromPrompt { get; init; }
+
+    /// <summary>The short hash a replayed record gives this LoRA: a file with another hash is applied with a warning
+    /// (another version of the file, so the image may differ), as AUTOMATIC1111 matches "Lora hashes".</summary>
+    public string? RecordedHash { get; init; }
 }

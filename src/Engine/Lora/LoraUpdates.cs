@@ -12,8 +12,16 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
 {
     private readonly Dictionary<nn.Module, Tensor> _deltas = new(ReferenceEqualityComparer.Instance);
 
-    /// <summary>The summed update of each changed layer.</summary>
+    /// <summary>The summed update of each changed layer (still owned here).</summary>
     public IEnumerable<(nn.Module Layer, Tensor Delta)> Deltas => _deltas.Select(d => (d.Key, d.Value));
+
+    /// <summary>The summed update of each changed layer, handed over: the caller disposes each (or reuses its memory).</summary>
+    public List<(nn.Module Layer, Tensor Delta)> TakeDeltas()
+    {
+        var deltas = _deltas.Select(d => (d.Key, d.Value)).ToList();
+        _deltas.Clear();
+        return deltas;
+    }
 
     public bool TouchesTextEncoder { get; private set; }
 

@@ -15,6 +15,7 @@ public sealed class NetworkFileLookup
     private readonly List<NetworkFile> _files = new();
     private readonly List<NetworkFile> _shadowed = new();
     private readonly List<string> _missingFromVariable = new();
+    private readonly List<string> _searched = new();
 
     /// <param name="paths">Folders or files; each must exist (<see cref="NetworkPathNotFoundException"/> names the
     /// first that does not).</param>
@@ -50,6 +51,9 @@ public sealed class NetworkFileLookup
     /// <summary>Files hidden by an earlier file of the same name.</summary>
     public IReadOnlyList<NetworkFile> Shadowed => _shadowed;
 
+    /// <summary>The folders and files searched, in order: the paths given, then the variable's that exist.</summary>
+    public IReadOnlyList<string> Searched => _searched;
+
     /// <summary>Entries of the environment variable that name nothing on disk.</summary>
     public IReadOnlyList<string> MissingFromVariable => _missingFromVariable;
 
@@ -65,6 +69,7 @@ public sealed class NetworkFileLookup
 
     private void AddPath(string path)
     {
+        _searched.Add(path);
         if (File.Exists(path))
         {
             // A file named on purpose is taken whatever its extension; the reader then says whether it can read it.

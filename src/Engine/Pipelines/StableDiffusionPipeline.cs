@@ -42,6 +42,10 @@ public static class StableDiffusionPipeline
     {
         observer ??= PipelineObserver.None;
         request = Lora.LoraPromptTags.WithoutTags(request);
+        // As in AUTOMATIC1111, extra networks come from the prompt only: a negative prompt's tag stays text, applies nothing.
+        if (Lora.LoraPromptTags.TagsIn(request.NegativePrompt) is { Count: > 0 } negativeTags)
+            observer.Warn?.Invoke($"The negative prompt's {string.Join(" ", negativeTags)} is read as text and applies no LoRA " +
+                                  "(as in AUTOMATIC1111, LoRAs come from the prompt's tags and the Lora parameter only).");
         var task = PipelineTask.For(model, request);
         RequestRules.Check(request, model.SchedulerConfig.ClassName ?? "DDIM");
         task.Check(model);
@@ -49,7 +53,7 @@ public static class StableDiffusionPipeline
 
         using var noGrad = torch.no_grad();
         // LoRAs change the model for this call only; disposing puts the base weights back (also on error and Ctrl+C).
-        using var loras = Lora.AppliedLoras.Apply(model, request.Loras, observer.Log);
+        using var loras = Lora.AppliedLoras.Apply(model, request.Loras, observer.Log, observer.Warn);
         using var scope = torch.NewDisposeScope();
         using var generatorNoise = request.NoiseOverride is null ? new GeneratorNoiseSource(request.Seed) : null;
         var run = new PipelineRun(model, request, observer, request.NoiseOverride ?? generatorNoise!);

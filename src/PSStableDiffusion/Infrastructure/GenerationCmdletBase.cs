@@ -161,12 +161,17 @@ public abstract class GenerationCmdletBase : SDCmdletBase
 
     /// <summary>
     /// The request with its LoRAs: the prompt's &lt;lora:…&gt; tags and -Lora, each name looked up in -LoraPath and
-    /// $env:SD_LORA (a replay's parameter LoRAs by their recorded file, else by name). Stops with LoraNotFound or
-    /// InvalidLora naming the value.
+    /// $env:SD_LORA (a replay's parameter LoRAs by their recorded file, else by name; each with its recorded hash, which
+    /// the engine checks). Stops with LoraPathNotFound, LoraNotFound or InvalidLora naming the value.
     /// </summary>
     private GenerationRequest WithLoras(GenerationRequest request)
     {
-        var folders = Engine.Lora.LoraCatalog.Folders((LoraPath ?? []).Select(ResolvePath));
+        var loraPaths = LoraPath?.Select(ResolvePath).ToArray();
+        // Before any model loads or folder is searched: a mistyped -LoraPath is an error even when no name needs it.
+        foreach (var path in loraPaths ?? [])
+            if (!File.Exists(path) && !Directory.Exists(path))
+                ThrowTerminatingError(ToErrorRecord(new Engine.Networks.NetworkPathNotFoundException(path, nameof(LoraPath)), "LoraPathNotFound", path));
+        var files = new Lazy<Engine.Networks.NetworkFileLookup>(() => OpenLoraFiles(loraPaths));
         var loras = new List<Engine.Lora.LoraRequest>();
         IReadOnlyList<Engine.Lora.LoraTag> tags;
         try
@@ -179,23 +184,47 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             throw;
         }
         foreach (var tag in tags)
-            loras.Add(new Engine.Lora.LoraRequest(FindLora(tag.Name, folders), tag.TextEncoderMultiplier, tag.UnetMultiplier)
-                { Name = tag.Name, FromPrompt = true });
+            loras.Add(new Engine.Lora.LoraRequest(FindLora(tag.Name, files), tag.TextEncoderMultiplier, tag.UnetMultiplier)
+                { Name = tag.Name, FromPrompt = true, RecordedHash = RecordedLoraHash(tag.Name, fromPrompt: true) });
         if (Lora is not null)
         {
-            foreach (var item in Lora) loras.AddRange(LorasOf(item, folders));
+            foreach (var item in Lora) loras.AddRange(LorasOf(item, files));
         }
         else if (ReplayedLoras is not null)
         {
             foreach (var use in ReplayedLoras.Where(u => !u.FromPrompt))
-                loras.Add(new Engine.Lora.LoraRequest(use.Path is { } path && File.Exists(path) ? path : FindLora(use.Name, folders),
-                    use.TextEncoderMultiplier, use.UnetMultiplier) { Name = use.Name });
+                loras.Add(new Engine.Lora.LoraRequest(use.Path is { } path && File.Exists(path) ? path : FindLora(use.Name, files),
+                    use.TextEncoderMultiplier, use.UnetMultiplier) { Name = use.Name, RecordedHash = use.Hash });
         }
         return loras.Count == 0 ? request : request with { Loras = loras };
     }
 
+    /// <summary>The LoRA files of -LoraPath and $env:SD_LORA (searched only when a name must be found).</summary>
+    private Engine.Networks.NetworkFileLookup OpenLoraFiles(IReadOnlyList<string>? loraPaths)
+    {
+        Engine.Networks.NetworkFileLookup files;
+        try
+        {
+            files = Engine.Lora.LoraFile.FindFiles(loraPaths);
+        }
+        catch (Engine.Networks.NetworkPathNotFoundException e)
+        {
+            ThrowTerminatingError(ToErrorRecord(e, "LoraPathNotFound", e.FileName));
+            throw;
+        }
+        foreach (var missing in files.MissingFromVariable)
+            WriteWarning($"{Engine.Lora.LoraFile.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
+        foreach (var shadowed in files.Shadowed)
+            WriteVerbose($"LoRA '{shadowed.Name}': '{shadowed.Path}' is hidden by an earlier file of the same name.");
+        return files;
+    }
+
+    /// <summary>The hash a replayed record gives the LoRA <paramref name="name"/> (a prompt tag's or a parameter's).</summary>
+    private string? RecordedLoraHash(string name, bool fromPrompt) =>
+        ReplayedLoras?.FirstOrDefault(u => u.FromPrompt == fromPrompt && string.Equals(u.Name, name, StringComparison.OrdinalIgnoreCase))?.Hash;
+
     /// <summary>One -Lora item: a hashtable (name or path → multiplier), a Get-SDLora object, or a name or path alone (1).</summary>
-    private IEnumerable<Engine.Lora.LoraRequest> LorasOf(object item, IReadOnlyList<string> folders)
+    private IEnumerable<Engine.Lora.LoraRequest> LorasOf(object item, Lazy<Engine.Networks.NetworkFileLookup> files)
     {
         switch (item is PSObject wrapped ? wrapped.BaseObject : item)
         {
@@ -211,12 +240,12 @@ public abstract class GenerationCmdletBase : SDCmdletBase
                         || !double.IsFinite(multiplier))
                         ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Lora gives '{key}' the multiplier '{entry.Value}', which is not a number."),
                             "InvalidLoraMultiplier", ErrorCategory.InvalidArgument, entry.Value));
-                    var path = FindLora(key, folders);
+                    var path = FindLora(key, files);
                     yield return new Engine.Lora.LoraRequest(path, multiplier, multiplier) { Name = Path.GetFileNameWithoutExtension(path) };
                 }
                 break;
             case string text:
-                var found = FindLora(text, folders);
+                var found = FindLora(text, files);
                 yield return new Engine.Lora.LoraRequest(found, 1.0, 1.0) { Name = Path.GetFileNameWithoutExtension(found) };
                 break;
             default:
@@ -226,8 +255,8 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         }
     }
 
-    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="folders"/>; LoraNotFound otherwise.</summary>
-    private string FindLora(string nameOrPath, IReadOnlyList<string> folders)
+    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="files"/>; LoraNotFound otherwise.</summary>
+    private string FindLora(string nameOrPath, Lazy<Engine.Networks.NetworkFileLookup> files)
     {
         bool looksLikePath = nameOrPath.IndexOfAny(['/', '\\']) >= 0
             || Engine.Lora.LoraFile.Extensions.Any(e => nameOrPath.EndsWith(e, StringComparison.OrdinalIgnoreCase));
@@ -236,12 +265,12 @@ public abstract class GenerationCmdletBase : SDCmdletBase
             var path = ResolvePath(nameOrPath);
             if (File.Exists(path)) return path;
         }
-        else if (Engine.Lora.LoraCatalog.Find(nameOrPath, folders) is { } found)
+        else if (files.Value.TryFind(nameOrPath, out var found))
         {
-            return found;
+            return found.Path;
         }
-        ThrowTerminatingError(new ErrorRecord(new Engine.Lora.LoraNotFoundException(nameOrPath, folders), "LoraNotFound",
-            ErrorCategory.ObjectNotFound, nameOrPath));
+        ThrowTerminatingError(new ErrorRecord(new Engine.Lora.LoraNotFoundException(nameOrPath, files.Value.Searched),
+            "LoraNotFound", ErrorCategory.ObjectNotFound, nameOrPath));
         throw new InvalidOperationException("unreachable");
     }
 

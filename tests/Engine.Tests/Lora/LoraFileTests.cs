@@ -145,6 +145,28 @@ public class LoraFileTests(GoldenModels models) : IClassFixture<GoldenModels>
         Assert.Equal(expected, file.ShortHash);
     }
 
+    [Fact]
+    public void LoraNamesAreFoundAsEmbeddingsAreInLoraPathThenSdLora()
+    {
+        using var folder = new TempFolder();
+        var copy = folder.Combine("Style_Kohya.safetensors");
+        File.Copy(LoraFixtures.Path("style_kohya.safetensors"), copy);
+        var missing = folder.Combine("nowhere");
+        string? Variable(string name) => name == LoraFile.EnvironmentVariable
+            ? string.Join(Path.PathSeparator, missing, Path.GetDirectoryName(LoraFixtures.Path("cases.json"))!)
+            : null;
+
+        var files = LoraFile.FindFiles([folder.Path], Variable);
+
+        Assert.True(files.TryFind("style_kohya", out var found));
+        Assert.Equal(copy, found.Path); // LoraPath's file hides SD_LORA's of the same name
+        Assert.Contains(files.Shadowed, f => f.Name == "style_kohya");
+        Assert.True(files.TryFind("subject_peft", out _));
+        Assert.Equal([missing], files.MissingFromVariable);
+        var e = Assert.Throws<PSStableDiffusion.Engine.Networks.NetworkPathNotFoundException>(() => LoraFile.FindFiles([missing]));
+        Assert.Equal("LoraPath", e.ParameterName);
+    }
+
     // ---- bad input: each refused with its own exception, and the model untouched ----
 
     [Fact]

@@ -53,6 +53,14 @@ public class LoraPromptTagTests
     }
 
     [Fact]
+    public void ANegativePromptsTagsAreFoundWithoutBeingRead()
+    {
+        Assert.Equal(["<lora:style:lots>", "<LORA:ink>"], LoraPromptTags.TagsIn("blurry <lora:style:lots>, <hypernet:x:1> <LORA:ink>"));
+        Assert.Empty(LoraPromptTags.TagsIn("blurry, lowres"));
+        Assert.Empty(LoraPromptTags.TagsIn(null));
+    }
+
+    [Fact]
     public void LoraHashesRoundTripThroughTheParametersText()
     {
         var record = new GenerationRecord
@@ -65,5 +73,7 @@ public class LoraPromptTagTests
         var parsed = A1111Parameters.Parse(text);
         Assert.Equal([("style", "0123456789ab"), ("ink", "ba9876543210")], parsed.Loras!.Select(l => (l.Name, l.Hash)));
         Assert.Equal(record.Prompt, parsed.Prompt);
+        // The prompt's tag brings 'style' back on replay; 'ink', named by no tag, is replayed as a parameter (not twice).
+        Assert.Equal([true, false], parsed.Loras!.Select(l => l.FromPrompt));
     }
 }

@@ -53,6 +53,28 @@ Describe 'Get-SDLora' {
         finally { $env:SD_LORA = $saved }
     }
 
+    It 'takes a file as -LoraPath, and stops on a -LoraPath that does not exist (LoraPathNotFound)' {
+        @(Get-SDLora -LoraPath (Join-Path $loraFolder 'subject_peft.safetensors')).Name | Should -Be @('subject_peft')
+        $missing = Join-Path $TestDrive 'no-such-folder'
+        $e = Get-SDCommandError { Get-SDLora -LoraPath $missing }
+        $e.FullyQualifiedErrorId | Should -BeLike 'LoraPathNotFound,*'
+        $e.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $e.TargetObject | Should -Be $missing
+    }
+
+    It 'warns about an $env:SD_LORA entry that does not exist and lists the others' {
+        $saved = $env:SD_LORA
+        try {
+            $missing = Join-Path $TestDrive 'gone'
+            $env:SD_LORA = $missing + [IO.Path]::PathSeparator + $loraFolder
+            $found = @(Get-SDLora 'subject_peft' -WarningVariable warnings -WarningAction SilentlyContinue)
+        }
+        finally { $env:SD_LORA = $saved }
+        $found.Name | Should -Be @('subject_peft')
+        @($warnings).Count | Should -Be 1
+        "$($warnings[0])" | Should -BeLike "*SD_LORA*$missing*"
+    }
+
     It 'reports a name it cannot find as LoraNotFound' {
         $e = Get-SDCommandError { Get-SDLora nothing_here -LoraPath $loraFolder }
         $e.FullyQualifiedErrorId | Should -BeLike 'LoraNotFound,*'

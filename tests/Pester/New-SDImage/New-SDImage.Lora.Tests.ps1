@@ -70,6 +70,17 @@ Describe 'New-SDImage with LoRAs' {
             (Get-SDTestPngText $path)['parameters'] | Should -Match ([regex]::Escape("Lora hashes: ""style_kohya: $styleHash"""))
         }
 
+        It 'warns when a replayed LoRA file is not the one the record names (another hash), and still applies it' {
+            $image = New-SDImage @call -Lora @{ style_kohya = 0.8 } -LoraPath $loraFolder
+            $use = $image.Record.Loras[0]
+            $image.Record.Loras[0] = [PSStableDiffusion.Engine.Lora.LoraUse]::new($use.Name, '0123456789ab', $use.Path,
+                $use.TextEncoderMultiplier, $use.UnetMultiplier, $use.FromPrompt)
+            $again = $image | New-SDImage -Model $call.Model -WarningVariable warnings -WarningAction SilentlyContinue
+            @($warnings | Where-Object { "$_" -like "*style_kohya*0123456789ab*" }).Count | Should -Be 1
+            Get-SDPixelDifference $image.Pixels $again.Pixels | Should -Be 0
+            $again.Record.Loras[0].Hash | Should -Be $styleHash
+        }
+
         It 'replays a tag from the prompt and a -Lora from the record to the same pixels' {
             $again = $withTag | New-SDImage -Model $call.Model -LoraPath $loraFolder
             Get-SDPixelDifference $withTag.Pixels $again.Pixels | Should -Be 0
@@ -79,12 +90,31 @@ Describe 'New-SDImage with LoRAs' {
         }
     }
 
+    Context 'The negative prompt' {
+        It 'reads a tag there as text, as AUTOMATIC1111 does: no lookup, no LoRA, a warning' {
+            $tagged = $call.Clone()
+            $tagged.NegativePrompt = 'blurry <lora:nothing_here:1>'
+            $image = New-SDImage @tagged -LoraPath $loraFolder -WarningVariable warnings -WarningAction SilentlyContinue
+            $image.Record.Loras | Should -BeNullOrEmpty
+            $image.Record.NegativePrompt | Should -Be $tagged.NegativePrompt
+            @($warnings | Where-Object { "$_" -like '*<lora:nothing_here:1>*' }).Count | Should -Be 1
+        }
+    }
+
     Context 'Errors' {
         It 'names a LoRA it cannot find (LoraNotFound)' {
             $e = Get-SDCommandError { New-SDImage @call -Prompt 'x <lora:nothing_here:1>' -LoraPath $loraFolder }
             $e.FullyQualifiedErrorId | Should -BeLike 'LoraNotFound,*'
             $e.CategoryInfo.Category | Should -Be 'ObjectNotFound'
             $e.TargetObject | Should -Be 'nothing_here'
+        }
+
+        It 'stops on a -LoraPath that does not exist (LoraPathNotFound), before any model loads' {
+            $missing = Join-Path $TestDrive 'no-loras-here'
+            $e = Get-SDCommandError { New-SDImage @call -LoraPath $missing }
+            $e.FullyQualifiedErrorId | Should -BeLike 'LoraPathNotFound,*'
+            $e.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+            $e.TargetObject | Should -Be $missing
         }
 
         It 'refuses a LoRA with layers the model lacks (UnknownLoraKey), naming them' {
