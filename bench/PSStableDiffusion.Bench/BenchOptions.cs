@@ -4,7 +4,7 @@ namespace PSStableDiffusion.Bench;
 internal sealed class BenchOptions
 {
     public static readonly string[] FullStages =
-        { "kernels", "load-fp32", "load-fp16", "text", "text-3chunks", "unet512", "unet512-3chunks", "unet768", "unet1024", "vae512", "vae768", "vae1024", "vae1024-tiled", "nan-check", "txt2img512", "upscaler", "upscale2048", "depth-estimator512", "lora512" };
+        { "kernels", "load-fp32", "load-fp16", "text", "text-3chunks", "unet512", "unet512-3chunks", "unet768", "unet1024", "vae512", "vae768", "vae1024", "vae1024-tiled", "nan-check", "txt2img512", "upscaler", "upscale2048", "depth-estimator512", "lora512", "lora-runtime512" };
     /// <summary>Stages that load the random single-file checkpoint instead of the random folders.</summary>
     public static readonly string[] SingleFileStages = { "load-single-file", "single-file-txt2img512" };
 
@@ -36,7 +36,7 @@ internal sealed class BenchOptions
           --quick                1 timed run per stage after a warm-up, stages: kernels load-fp32 load-fp16 text unet512 vae512 nan-check
           --stages a,b,...       kernels, load-fp32, load-fp16, text, text-3chunks, unet512, unet512-3chunks, unet768,
                                  unet1024, vae512, vae768, vae1024, vae1024-tiled, nan-check,
-                                 txt2img512, upscaler, upscale2048, depth-estimator512, lora512, load-single-file,
+                                 txt2img512, upscaler, upscale2048, depth-estimator512, lora512, lora-runtime512, load-single-file,
                                  single-file-txt2img512
                                  (the single-file stages are not in the default set; they write
                                  <save-folder>/sd21-768-v-single-file.safetensors, ~5.2 GB, once)

@@ -74,6 +74,66 @@ internal static partial class Stages
         }
     }
 
+    /// <summary>
+    /// The other way to apply the same LoRA: its factors run beside each layer at every step, y = Wx + s·B(Ax), with
+    /// nothing merged. This times only the added work of one 512² step (CFG batch 2): for each of the 192 transformer
+    /// Linears, s·up(down(x)) on an input of the layer's width and the token count it sees (4096 at the first level, a
+    /// quarter per level down, 77 for the cross-attention keys/values), rank 64. A step run that way costs a plain step
+    /// plus this (plus a hook per layer, not counted); compare with lora512's one-off merge.
+    /// </summary>
+    private static void LoraRuntimeStage(StageResult result, string folder, ScalarType dtype, int warmups, int repeats)
+    {
+        const int rank = 64;
+        using var unet = UNet2DConditionModel.FromPretrained(Path.Combine(folder, "unet"), dtype, CPU);
+        var generator = new torch.Generator(11);
+        var inputs = new Dictionary<(long Tokens, long Width), Tensor>();
+        var outputs = new Dictionary<(long Tokens, long Width), Tensor>();
+        var layers = new List<(Tensor Down, Tensor Up, Tensor Input, Tensor Output)>();
+        double flop = 0;
+        foreach (var (name, module) in unet.named_modules())
+        {
+            if (module is not Linear linear || !name.Contains(".attentions.", StringComparison.Ordinal)) continue;
+            long outFeatures = linear.weight.shape[0], inFeatures = linear.weight.shape[1];
+            long tokens = name.Contains(".attn2.to_k", StringComparison.Ordinal) || name.Contains(".attn2.to_v", StringComparison.Ordinal)
+                ? 77 : 4096L >> (2 * LevelOf(name));
+            if (!inputs.TryGetValue((tokens, inFeatures), out var input))
+                inputs[(tokens, inFeatures)] = input = torch.randn(new long[] { 2, tokens, inFeatures }, generator: generator).to(dtype); // [2, tokens, in]
+            var down = (torch.randn(new long[] { rank, inFeatures }, generator: generator) / Math.Sqrt(inFeatures)).to(dtype);   // [r, in]
+            var up = (torch.randn(new long[] { outFeatures, rank }, generator: generator) * 1e-3).to(dtype);                      // [out, r]
+            // Stands for the layer's own Wx, which the factors' result is added to.
+            if (!outputs.TryGetValue((tokens, outFeatures), out var output))
+                outputs[(tokens, outFeatures)] = output = torch.zeros(new long[] { 2, tokens, outFeatures }, dtype);             // [2, tokens, out]
+            layers.Add((down, up, input, output));
+            flop += 2.0 * 2 * tokens * rank * (inFeatures + outFeatures);
+        }
+        try
+        {
+            result.Flop = flop;
+            result.Details["lora_linear_layers"] = layers.Count;
+            result.Details["runtime_factor_flop_fraction"] = flop / Flops.UNet512;
+            using var noGrad = no_grad();
+            const double scale = 1.0; // alpha 64 / rank 64
+            TimeModel(result, () =>
+            {
+                foreach (var (down, up, input, output) in layers)
+                {
+                    using var hidden = nn.functional.linear(input, down);                                 // [2, tokens, r]
+                    using var change = nn.functional.linear(hidden, up);                                  // [2, tokens, out]
+                    output.add_(change, alpha: scale);
+                }
+            }, warmups, repeats);
+            result.Details["factors_per_step_cpu_s"] = Measure.Median(Measure.LastCpuSeconds);
+            result.Note = $"rank-64 factors beside the {layers.Count} transformer Linears of the SD 2.x UNet, one 512² step's worth " +
+                          "(CFG batch 2): the work y = Wx + s·B(Ax) adds to every step";
+            Inspect(result, layers[^1].Output.clone());
+        }
+        finally
+        {
+            foreach (var (down, up, _, _) in layers) { down.Dispose(); up.Dispose(); }
+            foreach (var tensor in inputs.Values.Concat(outputs.Values)) tensor.Dispose();
+        }
+    }
+
     /// <summary>RSS, its heap and mapped-file parts, and the tensors that hold native memory, at <paramref name="when"/>.</summary>
     private static void Memory(StageResult result, string when)
     {

@@ -195,6 +195,9 @@ internal static partial class Stages
             case "lora512":
                 LoraStage(result, folder, dtype, warmups, repeats);
                 break;
+            case "lora-runtime512":
+                LoraRuntimeStage(result, folder, dtype, warmups, repeats);
+                break;
             case "upscaler":
             {
                 // Random weights in memory (the x4 upscaler is not part of the saved SD 2.1 folder).
