@@ -231,22 +231,27 @@ public class EngineCacheTests
             return engine;
         }
         using var limit = new CancellationTokenSource(HangLimit);
+        // At least a second and at least 50 clears: on two busy cores a thread-pool task could start only after the
+        // callers' second was over (a run saw 0 clears), so every party has its own thread and the race runs until it
+        // has really happened (the hang limit still ends it).
         var until = DateTime.UtcNow.AddSeconds(1);
         int calls = 0, clears = 0;
-        var callers = Enumerable.Range(0, 3).Select(_ => Task.Run(() =>
+        bool Racing() => (DateTime.UtcNow < until || Volatile.Read(ref clears) < 50) && !limit.IsCancellationRequested;
+        Task Start(Action body) => Task.Factory.StartNew(body, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var callers = Enumerable.Range(0, 3).Select(_ => Start(() =>
         {
-            while (DateTime.UtcNow < until)
+            while (Racing())
             {
                 using var lease = cache.Acquire(Key("/m"), Load, limit.Token);
                 Assert.False(lease.Engine.Disposed);
                 Interlocked.Increment(ref calls);
             }
-        }));
-        var clearer = Task.Run(() =>
+        })).ToList();
+        var clearer = Start(() =>
         {
-            while (DateTime.UtcNow < until)
+            while (Racing())
             {
-                clears += cache.Clear().Count;
+                Interlocked.Add(ref clears, cache.Clear().Count);
                 Thread.Yield();
             }
         });
