@@ -1,6 +1,5 @@
 using System.Reflection;
 using PSStableDiffusion.Engine.Runtime;
-using TorchSharp;
 
 namespace PSStableDiffusion;
 
@@ -21,7 +20,7 @@ internal static class DeviceProbe
             Index = device.Index,
             Name = device.Cpu?.Name,
             LogicalCores = device.IsCuda ? null : Environment.ProcessorCount,
-            Threads = device.IsCuda ? null : torch.get_num_threads(),
+            Threads = device.IsCuda ? null : TorchThreads.Current,
             HasAvx512Bf16 = device.Cpu?.HasAvx512Bf16,
             TorchSharpVersion = torchSharpVersion,
             LibTorchVersion = libTorchVersion,

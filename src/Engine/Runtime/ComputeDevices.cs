@@ -19,6 +19,10 @@ public static class ComputeDevices
         return devices;
     }
 
+    /// <summary>The device a request that names none runs on: the first CUDA device when this build and machine have
+    /// one, else the CPU.</summary>
+    public static string DefaultDevice => torch.cuda.is_available() ? "cuda:0" : "cpu";
+
     /// <summary>The libtorch version the native library reports.</summary>
     public static string LibTorchVersion => torch.__version__;
 

@@ -1,14 +1,12 @@
 using PSStableDiffusion.Engine;
-using TorchSharp;
+using PSStableDiffusion.Engine.Runtime;
 
 namespace PSStableDiffusion.Infrastructure;
 
 /// <summary>The -Device / -Precision defaults every generating cmdlet shares.</summary>
 internal static class ComputeParameters
 {
-    /// <summary>No -Device: the first CUDA device when this build and machine have one, else the CPU.</summary>
-    public static string DefaultDevice => torch.cuda.is_available() ? "cuda:0" : "cpu";
-
+    /// <summary>No -Device: <see cref="ComputeDevices.DefaultDevice"/>.</summary>
     public static ComputeTarget Resolve(string? device, Precision precision) =>
-        ComputeTarget.Parse(string.IsNullOrWhiteSpace(device) ? DefaultDevice : device, precision);
+        ComputeTarget.Parse(string.IsNullOrWhiteSpace(device) ? ComputeDevices.DefaultDevice : device, precision);
 }
