@@ -7,13 +7,6 @@ using Xunit.Abstractions;
 
 namespace PSStableDiffusion.Engine.Tests.Cache;
 
-/// <summary>Tests that count tensors process-wide, so nothing else may create tensors while they run.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class TensorCountingCollection
-{
-    public const string Name = "Tensor counting (not in parallel)";
-}
-
 /// <summary>
 /// Load → Clear-SDEngine gives back every tensor: after each cycle the live-tensor count is where it started and no
 /// mapped view of a weights file is left. (Issue 12 saw ~2,590 "leaked" tensors per cycle in TorchSharp's TotalCount;

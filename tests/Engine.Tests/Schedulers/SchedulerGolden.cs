@@ -65,33 +65,3 @@ internal static class SchedulerGolden
 
     public static double[] Doubles(JsonElement array) => array.EnumerateArray().Select(e => e.GetDouble()).ToArray();
 }
-
-/// <summary>Replays stored noise tensors in order, checking the shape and dtype diffusers drew them with.</summary>
-internal sealed class ReplayNoiseSource(IReadOnlyList<Tensor> draws) : INoiseSource
-{
-    public int Drawn { get; private set; }
-
-    public Tensor Randn(long[] shape, ScalarType dtype)
-    {
-        Assert.True(Drawn < draws.Count, $"draw {Drawn} was not made by diffusers (only {draws.Count} stored)");
-        var next = draws[Drawn++];
-        Assert.Equal(next.shape, shape);
-        Assert.Equal(next.dtype, dtype);
-        return next.clone();
-    }
-}
-
-/// <summary>Wraps a noise source and checks every draw against the stored one, exactly.</summary>
-internal sealed class CheckingNoiseSource(INoiseSource inner, IReadOnlyList<Tensor> expected) : INoiseSource
-{
-    public int Drawn { get; private set; }
-
-    public Tensor Randn(long[] shape, ScalarType dtype)
-    {
-        var actual = inner.Randn(shape, dtype);
-        Assert.True(Drawn < expected.Count, $"draw {Drawn} was not made by diffusers");
-        Golden.AssertClose(expected[Drawn], actual, 0.0, $"noise_{Drawn:D3}");
-        Drawn++;
-        return actual;
-    }
-}

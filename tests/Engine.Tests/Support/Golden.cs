@@ -1,5 +1,4 @@
 using System.Text.Json;
-using PSStableDiffusion.Engine.IO;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -44,41 +43,5 @@ public static class Golden
         var diff = (expected.to(ScalarType.Float64) - actual.to(ScalarType.Float64)).abs().max().item<double>();
         Assert.True(diff <= tolerance, $"{what}: max abs diff {diff:G4} exceeds tolerance {tolerance:G4}");
         return diff;
-    }
-}
-
-/// <summary>One pipeline case folder: case.json, io.safetensors and the model.</summary>
-public sealed class GoldenCase : IDisposable
-{
-    private readonly Lazy<SafeTensorsFile> _io;
-
-    public GoldenCase(string name)
-    {
-        Name = name;
-        Folder = Golden.Path(name);
-        Json = Golden.ParseJson(File.ReadAllText(System.IO.Path.Combine(Folder, "case.json")));
-        _io = new Lazy<SafeTensorsFile>(() => SafeTensorsFile.Open(System.IO.Path.Combine(Folder, "io.safetensors")));
-    }
-
-    public string Name { get; }
-    public string Folder { get; }
-    public string ModelFolder => System.IO.Path.Combine(Folder, "model");
-    public JsonDocument Json { get; }
-    public SafeTensorsFile Io => _io.Value;
-
-    public Tensor Tensor(string name) => Io.Read(name);
-
-    public bool Has(string name) => Io.Tensors.ContainsKey(name);
-
-    /// <summary>The recommended max-abs tolerance for a float32 implementation (case.json tolerances).</summary>
-    public double Tolerance(string name) =>
-        Json.RootElement.GetProperty("tolerances").TryGetProperty(name, out var t) ? t.GetProperty("max_abs").GetDouble() : 0.0;
-
-    public double AssertClose(string name, Tensor actual) => Golden.AssertClose(Tensor(name), actual, Tolerance(name), $"{Name}/{name}");
-
-    public void Dispose()
-    {
-        if (_io.IsValueCreated) _io.Value.Dispose();
-        Json.Dispose();
     }
 }
