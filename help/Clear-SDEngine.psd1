@@ -16,6 +16,11 @@ the call itself finishes normally.
 Clear-SDEngine supports -WhatIf and -Confirm (its confirm impact is Low, so it asks only when $ConfirmPreference is
 Low). It writes nothing unless -PassThru is given; -Verbose says what was freed.
 '@
+        @'
+If freeing an engine fails, Clear-SDEngine writes a non-terminating EngineFreeFailed error (CloseError) whose target is
+that engine's model, frees the others all the same, and with -PassThru still writes every engine it took out of the
+cache, the failed one included: the cache no longer holds it, but its memory may not have been given back.
+'@
     )
 
     Parameters  = @{

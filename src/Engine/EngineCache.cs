@@ -108,7 +108,8 @@ public sealed class EngineCache
     /// Frees the engines matching <paramref name="match"/> (all when null). A busy engine is freed when its current
     /// call ends. Returns the snapshots of what was removed. <paramref name="match"/> runs under the cache's lock, so
     /// it must decide at once: a caller that asks the user first takes <see cref="List"/>, asks, then passes the
-    /// chosen snapshots to <see cref="Clear(IReadOnlyCollection{EngineInfo})"/>.
+    /// chosen snapshots to <see cref="Clear(IReadOnlyCollection{EngineInfo})"/>. When an engine's Dispose throws, the
+    /// others are still freed, then <see cref="EngineFreeFailedException"/> names the first that failed.
     /// </summary>
     public IReadOnlyList<EngineInfo> Clear(Func<EngineInfo, bool>? match = null)
     {
@@ -130,8 +131,8 @@ public sealed class EngineCache
             }
         }
         // Every engine is disposed (and every gate opened) even when one's Dispose throws; the first failure is then
-        // rethrown, after the rest are done.
-        Exception? failure = null;
+        // reported, after the rest are done, with what was removed.
+        (string Model, Exception Error)? failure = null;
         foreach (var entry in idle)
         {
             try
@@ -140,11 +141,11 @@ public sealed class EngineCache
             }
             catch (Exception e)
             {
-                failure ??= e;
+                failure ??= (entry.Key.ModelSource, e);
             }
         }
         if (removed.Count > 0) GC.Collect();
-        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        if (failure is { } first) throw new EngineFreeFailedException(first.Model, removed, first.Error);
         return removed;
     }
 

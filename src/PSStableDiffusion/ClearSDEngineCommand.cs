@@ -36,7 +36,18 @@ public sealed class ClearSDEngineCommand : SDCmdletBase
             .Where(engine => pattern is null || pattern.IsMatch(engine.Model))
             .Where(engine => ShouldProcess($"{engine.Model} ({engine.Device}, {engine.Precision}, {engine.MemoryBytes / (1024.0 * 1024):F0} MiB)", "Free the cached engine"))
             .ToList();
-        var removed = chosen.Count == 0 ? [] : EngineCache.Shared.Clear(chosen);
+        IReadOnlyList<EngineInfo> removed;
+        try
+        {
+            removed = chosen.Count == 0 ? [] : EngineCache.Shared.Clear(chosen);
+        }
+        catch (EngineFreeFailedException e)
+        {
+            // The cache is consistent (the engines are out of it, the rest freed); only this engine's memory may not
+            // have been given back, so the call reports it and goes on.
+            WriteError(new ErrorRecord(e, "EngineFreeFailed", ErrorCategory.CloseError, e.Model));
+            removed = e.Removed;
+        }
         foreach (var engine in removed)
         {
             WriteVerbose($"Freed {engine.Model} on {engine.Device} ({engine.Precision}).");

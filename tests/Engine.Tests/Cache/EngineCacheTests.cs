@@ -208,8 +208,11 @@ public class EngineCacheTests
         using (cache.Acquire<ICachedEngine>(Key("/failing"), () => new FailingDisposeEngine(), CancellationToken.None)) { }
         using (cache.Acquire<ICachedEngine>(Key("/other"), () => other, CancellationToken.None)) { }
 
-        Assert.Throws<InvalidOperationException>(() => cache.Clear());
+        var error = Assert.Throws<EngineFreeFailedException>(() => cache.Clear());
 
+        Assert.Equal("/failing", error.Model);
+        Assert.IsType<InvalidOperationException>(error.InnerException);
+        Assert.Equal(["/failing", "/other"], error.Removed.Select(engine => engine.Model).Order());
         Assert.Equal(1, other.Disposals);
         Assert.Empty(cache.List());
     }

@@ -49,3 +49,38 @@ Describe 'Clear-SDEngine' {
         (Get-SDEngine -Model $model).Uses | Should -Be 1
     }
 }
+
+Describe 'Clear-SDEngine when an engine fails to free' {
+    BeforeAll {
+        # An engine whose Dispose throws, put in the shared cache as a model would be: the only way to make a real
+        # engine's Dispose fail on demand.
+        $engineAssembly = [PSStableDiffusion.Engine.EngineCache].Assembly
+        $torchSharp = [TorchSharp.torch].Assembly
+        # -IgnoreWarnings: CS1701, the module targets net8.0 and pwsh runs on a later runtime.
+        Add-Type -IgnoreWarnings -WarningAction SilentlyContinue -ReferencedAssemblies $engineAssembly.Location, $torchSharp.Location -TypeDefinition @'
+public sealed class SDTestFailingEngine : PSStableDiffusion.Engine.ICachedEngine
+{
+    public long MemoryBytes => 1024;
+    public string KindName => "test";
+    public void Dispose() => throw new System.InvalidOperationException("the test engine cannot be freed");
+}
+'@
+        $script:failingModel = Join-Path $TestDrive 'failing-model'
+        $key = [PSStableDiffusion.Engine.EngineKey]::new($failingModel, [PSStableDiffusion.Engine.ComputeTarget]::Cpu32, '')
+        $loader = [Func[SDTestFailingEngine]] { [SDTestFailingEngine]::new() }
+        $lease = [PSStableDiffusion.Engine.EngineCache]::Shared.Acquire[SDTestFailingEngine]($key, $loader, [Threading.CancellationToken]::None, $null)
+        $lease.Dispose()
+        Use-Model
+    }
+
+    It 'reports EngineFreeFailed (CloseError) naming the model, and still frees the others' {
+        $freed = @(Clear-SDEngine -PassThru -ErrorVariable failures -ErrorAction SilentlyContinue)
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -Be 'EngineFreeFailed,PSStableDiffusion.ClearSDEngineCommand'
+        $failures[0].CategoryInfo.Category | Should -Be 'CloseError'
+        $failures[0].TargetObject | Should -Be $failingModel
+        $failures[0].Exception.Message | Should -BeLike "*'$failingModel'*the test engine cannot be freed*"
+        @($freed.Model | Sort-Object) | Should -Be @($failingModel, $model | Sort-Object)
+        Get-SDEngine | Should -BeNullOrEmpty
+    }
+}
