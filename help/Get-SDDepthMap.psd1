@@ -51,7 +51,8 @@ Without it the levels are the prediction scaled by its own peak, so zero depth s
         Precision = @{
             Description  = @'
 The compute dtype of the estimator (and of the depth model, which loads with it): Float32, BFloat16 (fast only on CPUs
-with AVX512_BF16) or Float16 (CUDA only). A depth model keeps one copy per precision in the engine cache.
+with AVX512_BF16) or Float16 (CUDA only). Auto, the generating cmdlets' default, means Float32 here: the estimator is
+small, and Auto's measurement is of the UNet's shapes. A depth model keeps one copy per precision in the engine cache.
 '@
             DefaultValue = 'Float32'
         }

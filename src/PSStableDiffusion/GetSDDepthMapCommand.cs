@@ -14,7 +14,7 @@ namespace PSStableDiffusion;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "SDDepthMap")]
 [OutputType(typeof(SDImage))]
-public sealed class GetSDDepthMapCommand : SDCmdletBase
+public sealed class GetSDDepthMapCommand : ModelCmdletBase
 {
     #region Members
 
@@ -32,38 +32,13 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
     [ValidateNotNull]
     public SDImage? Image { get; set; }
 
-    /// <summary>A depth model (diffusers folder, single file or hub id) with its estimator, or a DPT folder alone.</summary>
-    [Parameter(Mandatory = true)]
-    [ValidateNotNullOrEmpty]
-    public string Model { get; set; } = "";
-
     /// <summary>Min-max normalise to the full 16-bit range (MiDaS' write_depth); default: the prediction scaled by its peak.</summary>
     [Parameter]
     public SwitchParameter Normalize { get; set; }
 
-    /// <summary>cpu, cuda or cuda:N. Defaults to the first CUDA device when there is one, else the CPU.</summary>
-    [Parameter]
-    [ValidatePattern(@"^(cpu|cuda(:\d+)?)$")]
-    public string? Device { get; set; }
-
-    /// <summary>float32 (default), bfloat16, or float16 (CUDA only).</summary>
+    /// <summary>float32 (default; Auto means float32 here), bfloat16, or float16 (CUDA only).</summary>
     [Parameter]
     public Precision Precision { get; set; } = Precision.Float32;
-
-    /// <summary>Hub ids: the branch, tag or commit to download (default main).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Revision { get; set; }
-
-    /// <summary>Hub ids: an access token for gated repositories (default: HF_TOKEN or the huggingface-cli login).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Token { get; set; }
-
-    /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
-    [Parameter]
-    [ValidateRange(1, 1024)]
-    public int? Threads { get; set; }
 
     #endregion
 
@@ -72,14 +47,9 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
     protected override void BeginProcessing()
     {
         base.BeginProcessing();
-        try
-        {
-            _target = ComputeParameters.Resolve(Device, Precision);
-        }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "InvalidDevice", ErrorCategory.InvalidArgument, Device ?? Precision.ToString()));
-        }
+        // Auto (the generating cmdlets' default, often set for every cmdlet in $PSDefaultParameterValues) is float32
+        // here: the estimator is small, and Auto's measurement is of the UNet's shapes, not the estimator's.
+        _target = ResolveTargetOrStop(Precision == Precision.Auto ? Precision.Float32 : Precision);
     }
 
     protected override void ProcessRecord()
@@ -134,8 +104,7 @@ public sealed class GetSDDepthMapCommand : SDCmdletBase
     /// </summary>
     private DepthEstimatorLease AcquireEstimator()
     {
-        var threads = TorchThreads.Configure(Threads);
-        WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
+        ConfigureThreads();
         var source = ModelStore.Resolve(Model, ResolvePath);
         var options = new ModelLoadOptions { Revision = Revision, Token = Token };
         return AcquireWithDownloadProgress(source, options, (withCallbacks, log) =>

@@ -11,7 +11,7 @@ namespace PSStableDiffusion.Infrastructure;
 /// What the generating cmdlets (New-SDImage, Invoke-SDInpaint, Resize-SDUpscale) share: the model and compute
 /// parameters, and one way to run a request with progress, verbose logging, cancellation and error records.
 /// </summary>
-public abstract class GenerationCmdletBase : SDCmdletBase
+public abstract class GenerationCmdletBase : ModelCmdletBase
 {
     #region Members
 
@@ -21,16 +21,6 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     #endregion
 
     #region Parameters
-
-    /// <summary>A diffusers model folder, a single checkpoint file (.safetensors or .ckpt), or a Hugging Face hub id.</summary>
-    [Parameter(Mandatory = true)]
-    [ValidateNotNullOrEmpty]
-    public string Model { get; set; } = "";
-
-    /// <summary>cpu, cuda or cuda:N. Defaults to the first CUDA device when there is one, else the CPU.</summary>
-    [Parameter]
-    [ValidatePattern(@"^(cpu|cuda(:\d+)?)$")]
-    public string? Device { get; set; }
 
     /// <summary>Auto (default: float16 on CUDA; on the CPU bfloat16 where a one-time measurement shows it faster, else
     /// float32), float32 (images that must match across machines), bfloat16, or float16 (CUDA only).</summary>
@@ -47,20 +37,10 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [ValidateSet("epsilon", "v_prediction")]
     public string? PredictionType { get; set; }
 
-    /// <summary>Hub ids: the branch, tag or commit to download (default main).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Revision { get; set; }
-
     /// <summary>Hub ids and folders: a weights variant such as fp16 (*.fp16.safetensors), as diffusers' variant.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Variant { get; set; }
-
-    /// <summary>Hub ids: an access token for gated repositories (default: HF_TOKEN or the huggingface-cli login).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Token { get; set; }
 
     /// <summary>Automatic1111 (default): weights, BREAK and prompts of any length as AUTOMATIC1111 reads them;
     /// None: literal text cut at 77 tokens, as diffusers.</summary>
@@ -84,11 +64,6 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     [ValidateNotNullOrEmpty]
     public string[]? LoraPath { get; set; }
 
-    /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
-    [Parameter]
-    [ValidateRange(1, 1024)]
-    public int? Threads { get; set; }
-
     #endregion
 
     #region Overrides
@@ -96,15 +71,8 @@ public abstract class GenerationCmdletBase : SDCmdletBase
     protected override void BeginProcessing()
     {
         base.BeginProcessing();
-        try
-        {
-            // The device (and an explicit precision) is checked now; Auto is resolved per call, once threads are set.
-            _target = ComputeParameters.Resolve(Device, Precision == Precision.Auto ? Precision.Float32 : Precision);
-        }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "InvalidDevice", ErrorCategory.InvalidArgument, Device ?? Precision.ToString()));
-        }
+        // The device (and an explicit precision) is checked now; Auto is resolved per call, once threads are set.
+        _target = ResolveTargetOrStop(Precision == Precision.Auto ? Precision.Float32 : Precision);
     }
 
     #endregion
@@ -298,8 +266,7 @@ public abstract class GenerationCmdletBase : SDCmdletBase
         {
             images = RunEngine(() =>
             {
-                var threads = TorchThreads.Configure(Threads);
-                WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
+                ConfigureThreads();
                 precision = ChoosePrecision();
                 using var lease = AcquireModel();
                 WriteVerbose($"{StableDiffusionPipeline.KindOf(lease.Engine, request)}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");

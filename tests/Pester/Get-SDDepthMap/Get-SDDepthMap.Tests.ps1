@@ -47,6 +47,11 @@ Describe 'Get-SDDepthMap' {
             $map.Record.DepthRange[0] | Should -Be 0
         }
 
+        It 'takes -Precision Auto as Float32, the default (the suite pins Float32, so this names Auto)' {
+            $auto = Get-SDDepthMap $photo -Model $depthModel -Precision Auto
+            [Linq.Enumerable]::SequenceEqual([uint16[]] $auto.Gray16.Values, [uint16[]] $map.Gray16.Values) | Should -BeTrue
+        }
+
         It 'records the estimator, its hash, the source image and the model' {
             $record = $map.Record
             $record.Depth | Should -BeExactly 'estimated (DPT-Hybrid)'
