@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -84,6 +85,7 @@ public sealed class DDIMScheduler : SchedulerBase
         if (NumInferenceSteps is not { } n) throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
         using var scope = torch.NewDisposeScope();
         var t = (int)timestep;
+        ScalarSafeTensor x = sample, output = modelOutput;
 
         // 1. get previous step value (=t-1)
         var prevTimestep = t - NumTrainTimesteps / n;
@@ -95,20 +97,20 @@ public sealed class DDIMScheduler : SchedulerBase
 
         // 3. compute predicted original sample from predicted noise, "predicted x_0" of formula (12):
         //    x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
-        Tensor predOriginalSample, predEpsilon;
+        ScalarSafeTensor predOriginalSample, predEpsilon;
         switch (PredictionType)
         {
             case "epsilon":
-                predOriginalSample = (sample - Math.Sqrt(betaProdT) * modelOutput) / Math.Sqrt(alphaProdT);
-                predEpsilon = modelOutput;
+                predOriginalSample = (x - Math.Sqrt(betaProdT) * output) / Math.Sqrt(alphaProdT);
+                predEpsilon = output;
                 break;
             case "sample":
-                predOriginalSample = modelOutput;
-                predEpsilon = (sample - Math.Sqrt(alphaProdT) * predOriginalSample) / Math.Sqrt(betaProdT);
+                predOriginalSample = output;
+                predEpsilon = (x - Math.Sqrt(alphaProdT) * predOriginalSample) / Math.Sqrt(betaProdT);
                 break;
             default: // v_prediction (Imagen Video 2.4): x0 = sqrt(a_t) x_t - sqrt(1 - a_t) v, eps = sqrt(a_t) v + sqrt(1 - a_t) x_t
-                predOriginalSample = Math.Sqrt(alphaProdT) * sample - Math.Sqrt(betaProdT) * modelOutput;
-                predEpsilon = Math.Sqrt(alphaProdT) * modelOutput + Math.Sqrt(betaProdT) * sample;
+                predOriginalSample = Math.Sqrt(alphaProdT) * x - Math.Sqrt(betaProdT) * output;
+                predEpsilon = Math.Sqrt(alphaProdT) * output + Math.Sqrt(betaProdT) * x;
                 break;
         }
 
@@ -116,7 +118,7 @@ public sealed class DDIMScheduler : SchedulerBase
         if (Config.Thresholding == true)
             predOriginalSample = ThresholdSample(predOriginalSample);
         else if (Config.ClipSample == true)
-            predOriginalSample = predOriginalSample.clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
+            predOriginalSample = predOriginalSample.Clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
 
         // 5. compute variance "sigma_t(eta)", formula (16):
         //    sigma_t = sqrt((1 - a_{t-1}) / (1 - a_t)) * sqrt(1 - a_t / a_{t-1})
@@ -131,9 +133,9 @@ public sealed class DDIMScheduler : SchedulerBase
 
         // 8. add sigma_t * z for eta > 0 (the noise is drawn only then, like diffusers)
         if (Eta > 0)
-            prevSample = prevSample + stdDevT * DrawNoise(noise, modelOutput, modelOutput.dtype);
+            prevSample = prevSample + stdDevT * (ScalarSafeTensor)DrawNoise(noise, modelOutput, modelOutput.dtype);
 
-        return prevSample.MoveToOuterDisposeScope();
+        return prevSample.Tensor.MoveToOuterDisposeScope();
     }
 
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>

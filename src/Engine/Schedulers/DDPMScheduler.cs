@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,23 +63,24 @@ public sealed class DDPMScheduler : SchedulerBase
         double alphaProdTPrev = prevT >= 0 ? AlphasCumprodValues[prevT] : 1.0;
         var currentBetaT = 1 - alphaProdT / alphaProdTPrev;
         var variance = Math.Max((1 - alphaProdTPrev) / (1 - alphaProdT) * currentBetaT, 1e-20);
+        ScalarSafeTensor z = noise;
         switch (_varianceType)
         {
             case "fixed_small":
-                return Math.Sqrt(variance) * noise;
+                return Math.Sqrt(variance) * z;
             case "fixed_small_log": // diffusers multiplies exp(0.5 log var) directly (no further sqrt)
-                return Math.Exp(0.5 * Math.Log(variance)) * noise;
+                return Math.Exp(0.5 * Math.Log(variance)) * z;
             case "fixed_large":
-                return Math.Sqrt(currentBetaT) * noise;
+                return Math.Sqrt(currentBetaT) * z;
             case "fixed_large_log": // log(beta_t) ** 0.5 as diffusers computes it (NaN for beta_t < 1)
-                return Math.Sqrt(Math.Log(currentBetaT)) * noise;
+                return Math.Sqrt(Math.Log(currentBetaT)) * z;
             case "learned":
-                return predictedVariance!.pow(0.5) * noise;
+                return ((ScalarSafeTensor)predictedVariance!).Pow(0.5) * z;
             default: // learned_range: v = frac log(beta_t) + (1 - frac) log(beta~_t), frac = (pred + 1) / 2; std = exp(v / 2)
             {
-                var frac = (predictedVariance! + 1) / 2;
+                var frac = ((ScalarSafeTensor)predictedVariance! + 1) / 2;
                 var logVariance = frac * Math.Log(currentBetaT) + (1 - frac) * Math.Log(variance);
-                return (0.5 * logVariance).exp() * noise;
+                return new ScalarSafeTensor((0.5 * logVariance).Tensor.exp()) * z;
             }
         }
     }
@@ -107,18 +109,19 @@ public sealed class DDPMScheduler : SchedulerBase
 
         // 2. compute predicted original sample from predicted noise also called "predicted x_0" of formula (15):
         //    x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
-        var predOriginalSample = PredictionType switch
+        ScalarSafeTensor x = sample, output = modelOutput;
+        ScalarSafeTensor predOriginalSample = PredictionType switch
         {
-            "epsilon" => (sample - Math.Sqrt(betaProdT) * modelOutput) / Math.Sqrt(alphaProdT),
-            "sample" => modelOutput,
-            _ => Math.Sqrt(alphaProdT) * sample - Math.Sqrt(betaProdT) * modelOutput,
+            "epsilon" => (x - Math.Sqrt(betaProdT) * output) / Math.Sqrt(alphaProdT),
+            "sample" => output,
+            _ => Math.Sqrt(alphaProdT) * x - Math.Sqrt(betaProdT) * output,
         };
 
         // 3. Clip or threshold "predicted x_0"
         if (Config.Thresholding == true)
             predOriginalSample = ThresholdSample(predOriginalSample);
         else if (Config.ClipSample == true)
-            predOriginalSample = predOriginalSample.clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
+            predOriginalSample = predOriginalSample.Clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
 
         // 4. Compute coefficients for pred_original_sample x_0 and current sample x_t, formula (7):
         //    mu = sqrt(a_{t-1}) beta_t / (1 - a_t) x0 + sqrt(alpha_t) (1 - a_{t-1}) / (1 - a_t) x_t
@@ -126,13 +129,13 @@ public sealed class DDPMScheduler : SchedulerBase
         var currentSampleCoeff = Math.Sqrt(currentAlphaT) * betaProdTPrev / betaProdT;
 
         // 5. Compute predicted previous sample mu_t, formula (7)
-        var predPrevSample = predOriginalSampleCoeff * predOriginalSample + currentSampleCoeff * sample;
+        var predPrevSample = predOriginalSampleCoeff * predOriginalSample + currentSampleCoeff * x;
 
         // 6. Add noise: x_{t-1} = mu_t + sigma_t z (no noise at t = 0)
         if (t > 0)
-            predPrevSample = predPrevSample + VarianceTimesNoise(t, predictedVariance, DrawNoise(noise, modelOutput, modelOutput.dtype));
+            predPrevSample = predPrevSample + (ScalarSafeTensor)VarianceTimesNoise(t, predictedVariance, DrawNoise(noise, modelOutput, modelOutput.dtype));
 
-        return predPrevSample.MoveToOuterDisposeScope();
+        return predPrevSample.Tensor.MoveToOuterDisposeScope();
     }
 
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -69,15 +70,15 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
     }
 
     /// <summary>x0 from the prediction type (thresholded if asked), then DEIS works on eps = (x_t - alpha_t x0) / sigma_t.</summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
+    private Tensor ConvertModelOutput(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT) = AlphaSigma(stepIndex);
-        var x0Pred = PredictX0(modelOutput, sample, stepIndex);
+        ScalarSafeTensor x0Pred = PredictX0(modelOutput, sample, stepIndex);
         return (sample - alphaT * x0Pred) / sigmaT;
     }
 
     /// <summary>First order (= DDIM): x_t = (alpha_t / alpha_s) x_s - sigma_t (e^h - 1) eps, h = lambda_t - lambda_s.</summary>
-    private Tensor FirstOrderUpdate(Tensor m0, Tensor sample, int stepIndex)
+    private Tensor FirstOrderUpdate(ScalarSafeTensor m0, ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS, _, lambdaS) = AlphaSigmaLambda(stepIndex);
@@ -89,12 +90,12 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
     /// Second order: x_t = alpha_t (x / alpha_s0 + c1 m0 + c2 m1) with c_k the integrals over rho of the Lagrange basis
     /// in log(rho): ind(t, b, c) = t (-log c + log t - 1) / (log b - log c), c1 = ind(rho_t, rho_s0, rho_s1) - ind(rho_s0, rho_s0, rho_s1).
     /// </summary>
-    private Tensor SecondOrderUpdate(Tensor sample, int stepIndex)
+    private Tensor SecondOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT) = AlphaSigma(stepIndex + 1);
         var (alphaS0, sigmaS0) = AlphaSigma(stepIndex);
         var (alphaS1, sigmaS1) = AlphaSigma(stepIndex - 1);
-        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
         double rhoT = sigmaT / alphaT, rhoS0 = sigmaS0 / alphaS0, rhoS1 = sigmaS1 / alphaS1;
 
         static double Ind(double t, double b, double c) => t * (-Math.Log(c) + Math.Log(t) - 1) / (Math.Log(b) - Math.Log(c));
@@ -105,13 +106,13 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
     }
 
     /// <summary>Third order: the same with the quadratic Lagrange basis in log(rho) over the last three outputs.</summary>
-    private Tensor ThirdOrderUpdate(Tensor sample, int stepIndex)
+    private Tensor ThirdOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT) = AlphaSigma(stepIndex + 1);
         var (alphaS0, sigmaS0) = AlphaSigma(stepIndex);
         var (alphaS1, sigmaS1) = AlphaSigma(stepIndex - 1);
         var (alphaS2, sigmaS2) = AlphaSigma(stepIndex - 2);
-        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
         double rhoT = sigmaT / alphaT, rhoS0 = sigmaS0 / alphaS0, rhoS1 = sigmaS1 / alphaS1, rhoS2 = sigmaS2 / alphaS2;
 
         static double Ind(double t, double b, double c, double d)

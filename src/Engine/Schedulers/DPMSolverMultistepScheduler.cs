@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -91,16 +92,16 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
     /// DPM-Solver++ solves for the data prediction x0 (dpmsolver++: x0 = (x_t - sigma_t eps) / alpha_t), DPM-Solver for
     /// the noise prediction eps; v-prediction: x0 = alpha_t x_t - sigma_t v, eps = alpha_t v + sigma_t x_t.
     /// </summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
+    private Tensor ConvertModelOutput(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex)
     {
         var learnedVariance = Config.VarianceType is "learned" or "learned_range";
         if (_algorithmType is "dpmsolver++" or "sde-dpmsolver++")
             return PredictX0(modelOutput, sample, stepIndex, learnedVariance);
-        var epsilon = PredictEpsilon(modelOutput, sample, stepIndex, learnedVariance);
+        ScalarSafeTensor epsilon = PredictEpsilon(modelOutput, sample, stepIndex, learnedVariance);
         if (Config.Thresholding == true)
         {
             var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
-            var x0Pred = ThresholdSample((sample - sigmaT * epsilon) / alphaT);
+            ScalarSafeTensor x0Pred = ThresholdSample((sample - sigmaT * epsilon) / alphaT);
             epsilon = (sample - alphaT * x0Pred) / sigmaT;
         }
         return epsilon;
@@ -111,7 +112,7 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
     /// dpmsolver++: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0;
     /// sde-dpmsolver++: x_t = (sigma_t / sigma_s) e^{-h} x_s + alpha_t (1 - e^{-2h}) x0 + sigma_t sqrt(1 - e^{-2h}) z.
     /// </summary>
-    private Tensor FirstOrderUpdate(Tensor m0, Tensor sample, Tensor? noise, int stepIndex)
+    private Tensor FirstOrderUpdate(ScalarSafeTensor m0, ScalarSafeTensor sample, Tensor? noise, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS, sigmaS, lambdaS) = AlphaSigmaLambda(stepIndex);
@@ -122,10 +123,10 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
             "dpmsolver" => alphaT / alphaS * sample - sigmaT * (Math.Exp(h) - 1.0) * m0,
             "sde-dpmsolver++" => sigmaT / sigmaS * Math.Exp(-h) * sample
                 + alphaT * (1 - Math.Exp(-2.0 * h)) * m0
-                + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * noise!,
+                + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * (ScalarSafeTensor)noise!,
             _ => alphaT / alphaS * sample
                 - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * m0
-                + sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * noise!,
+                + sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * (ScalarSafeTensor)noise!,
         };
     }
 
@@ -133,12 +134,12 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
     /// Multistep second order with h = lambda_t - lambda_s0, r0 = h_0 / h, D0 = m0, D1 = (m0 - m1) / r0;
     /// dpmsolver++ midpoint: x_t = (sigma_t / sigma_s0) x - alpha_t (e^{-h} - 1) D0 - 0.5 alpha_t (e^{-h} - 1) D1.
     /// </summary>
-    private Tensor SecondOrderUpdate(Tensor sample, Tensor? noise, int stepIndex)
+    private Tensor SecondOrderUpdate(ScalarSafeTensor sample, Tensor? noise, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
-        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
         double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1;
         var r0 = h0 / h;
         var d0 = m0;
@@ -156,7 +157,7 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
                     : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
             case "sde-dpmsolver++":
             {
-                var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * noise!;
+                var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * (ScalarSafeTensor)noise!;
                 return midpoint
                     ? sigmaT / sigmaS0 * Math.Exp(-h) * sample + alphaT * (1 - Math.Exp(-2.0 * h)) * d0
                         + 0.5 * (alphaT * (1 - Math.Exp(-2.0 * h))) * d1 + noiseTerm
@@ -165,7 +166,7 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
             }
             default: // sde-dpmsolver
             {
-                var noiseTerm = sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * noise!;
+                var noiseTerm = sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * (ScalarSafeTensor)noise!;
                 return midpoint
                     ? alphaT / alphaS0 * sample - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * d0
                         - sigmaT * (Math.Exp(h) - 1.0) * d1 + noiseTerm
@@ -181,13 +182,13 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
     /// dpmsolver++: x_t = (sigma_t / sigma_s0) x - alpha_t (e^{-h} - 1) D0 + alpha_t ((e^{-h} - 1) / h + 1) D1
     /// - alpha_t ((e^{-h} - 1 + h) / h^2 - 0.5) D2.
     /// </summary>
-    private Tensor ThirdOrderUpdate(Tensor sample, int stepIndex)
+    private Tensor ThirdOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
         var (_, _, lambdaS2) = AlphaSigmaLambda(stepIndex - 2);
-        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
         double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
         double r0 = h0 / h, r1 = h1 / h;
         var d0 = m0;

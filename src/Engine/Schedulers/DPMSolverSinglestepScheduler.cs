@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -107,7 +108,7 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     }
 
     /// <summary>Data prediction x0 (dpmsolver++) or noise prediction eps (dpmsolver), as in the multistep solver.</summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex)
+    private Tensor ConvertModelOutput(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex)
     {
         var learnedRange = Config.VarianceType == "learned_range";
         return _algorithmType == "dpmsolver++"
@@ -116,7 +117,7 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     }
 
     /// <summary>dpmsolver++: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0; dpmsolver: (alpha_t / alpha_s) x_s - sigma_t (e^h - 1) eps.</summary>
-    private Tensor FirstOrderUpdate(Tensor m0, Tensor sample, int stepIndex)
+    private Tensor FirstOrderUpdate(ScalarSafeTensor m0, ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS, sigmaS, lambdaS) = AlphaSigmaLambda(stepIndex);
@@ -130,12 +131,12 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     /// Singlestep second order from s1 (the group start) through s0 to t: h = lambda_t - lambda_s1, r0 = (lambda_s0 - lambda_s1) / h,
     /// D0 = m1, D1 = (m0 - m1) / r0; dpmsolver++ midpoint: x_t = (sigma_t / sigma_s1) x - alpha_t (e^{-h} - 1) (D0 + D1 / 2).
     /// </summary>
-    private Tensor SecondOrderUpdate(Tensor sample, int stepIndex)
+    private Tensor SecondOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (_, _, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (alphaS1, sigmaS1, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
-        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
         double h = lambdaT - lambdaS1, h0 = lambdaS0 - lambdaS1;
         var r0 = h0 / h;
         var d0 = m1;
@@ -154,13 +155,13 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     /// Singlestep third order from s2: h = lambda_t - lambda_s2, r0 = (lambda_s0 - lambda_s2) / h, r1 = (lambda_s1 - lambda_s2) / h,
     /// D0 = m2, D1_0 = (m1 - m2) / r1, D1_1 = (m0 - m2) / r0, D1 = (r0 D1_0 - r1 D1_1) / (r0 - r1), D2 = 2 (D1_1 - D1_0) / (r0 - r1).
     /// </summary>
-    private Tensor ThirdOrderUpdate(Tensor sample, int stepIndex)
+    private Tensor ThirdOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (_, _, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var (_, _, lambdaS1) = AlphaSigmaLambda(stepIndex - 1);
         var (alphaS2, sigmaS2, lambdaS2) = AlphaSigmaLambda(stepIndex - 2);
-        Tensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!, m2 = ModelOutputs[^3]!;
         double h = lambdaT - lambdaS2, h0 = lambdaS0 - lambdaS2, h1 = lambdaS1 - lambdaS2;
         double r0 = h0 / h, r1 = h1 / h;
         var d0 = m2;

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,10 +31,10 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase
         var stepIndex = EnsureStepIndex(timestep);
         using var scope = torch.NewDisposeScope();
         double sigma = SigmaValues[stepIndex];
-        var x = sample.to(ScalarType.Float32);
+        ScalarSafeTensor x = sample.to(ScalarType.Float32);
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-        var predOriginalSample = PredictOriginalSample(modelOutput, x, sigma);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, x, sigma);
 
         // 2. split the step: sigma_up = sqrt(sigma_to^2 (sigma_from^2 - sigma_to^2) / sigma_from^2),
         //    sigma_down = sqrt(sigma_to^2 - sigma_up^2)
@@ -47,9 +48,9 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase
         var prevSample = x + derivative * dt;
 
         // 4. add noise of scale sigma_up
-        prevSample = prevSample + DrawNoise(noise, modelOutput, modelOutput.dtype) * sigmaUp;
+        prevSample = prevSample + (ScalarSafeTensor)DrawNoise(noise, modelOutput, modelOutput.dtype) * sigmaUp;
 
         StepIndex = stepIndex + 1;
-        return prevSample.to(modelOutput.dtype).MoveToOuterDisposeScope();
+        return prevSample.Tensor.to(modelOutput.dtype).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -64,7 +65,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase
     {
         var stepIndex = EnsureStepIndex(timestep);
         using var scope = torch.NewDisposeScope();
-        var x = sample.to(ScalarType.Float32);
+        ScalarSafeTensor x = sample.to(ScalarType.Float32);
         double sigma = SigmaValues[stepIndex];
 
         // gamma = min(s_churn / (N - 1), sqrt(2) - 1) = 0 with the default s_churn = 0, so sigma_hat = sigma and the
@@ -73,7 +74,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase
         var sigmaHat = sigma;
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-        var predOriginalSample = PredictOriginalSample(modelOutput, x, sigma);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, x, sigma);
 
         // 2. Convert to an ODE derivative: d = (x - x0) / sigma_hat
         var derivative = (x - predOriginalSample) / sigmaHat;
@@ -83,6 +84,6 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase
         var prevSample = x + derivative * dt;
 
         StepIndex = stepIndex + 1;
-        return prevSample.to(modelOutput.dtype).MoveToOuterDisposeScope();
+        return prevSample.Tensor.to(modelOutput.dtype).MoveToOuterDisposeScope();
     }
 }

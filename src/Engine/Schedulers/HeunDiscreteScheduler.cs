@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -60,17 +61,17 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase
         var sigmaHat = sigma; // gamma = 0
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_next in the corrector)
-        var predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaNext);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaNext);
         if (Config.ClipSample == true)
-            predOriginalSample = predOriginalSample.clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
+            predOriginalSample = predOriginalSample.Clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
 
-        Tensor derivative;
+        ScalarSafeTensor derivative;
         double dt;
-        Tensor x;
+        ScalarSafeTensor x;
         if (firstOrder)
         {
             // 2. Convert to an ODE derivative for the Euler predictor: d = (x - x0) / sigma_hat, dt = sigma_next - sigma_hat
-            derivative = (sample - predOriginalSample) / sigmaHat;
+            derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaHat;
             dt = sigmaNext - sigmaHat;
             Replace(ref _prevDerivative, derivative);
             Replace(ref _firstOrderSample, sample);
@@ -80,8 +81,8 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase
         else
         {
             // 2. Heun corrector: d' = (x_pred - x0') / sigma_next, step from the saved sample with (d + d') / 2
-            var derivative2 = (sample - predOriginalSample) / sigmaNext;
-            derivative = (_prevDerivative! + derivative2) / 2;
+            var derivative2 = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaNext;
+            derivative = ((ScalarSafeTensor)_prevDerivative! + derivative2) / 2;
             dt = _dt!.Value;
             x = _firstOrderSample!;
         }
@@ -90,7 +91,7 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase
         var prevSample = x + derivative * dt;
         if (!firstOrder) ResetState();
         StepIndex = stepIndex + 1;
-        return prevSample.MoveToOuterDisposeScope();
+        return prevSample.Tensor.MoveToOuterDisposeScope();
     }
 
     protected override void DisposeState() => ResetState();

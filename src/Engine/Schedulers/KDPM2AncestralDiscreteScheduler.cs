@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,8 +44,10 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
             var s = torch.tensor(sigmas32);
             var next = s.roll(-1);
             next[^1] = torch.tensor(0f);
-            var sigmasUp = (next.pow(2) * (s.pow(2) - next.pow(2)) / s.pow(2)).pow(0.5);
-            var sigmasDown = (next.pow(2) - sigmasUp.pow(2)).pow(0.5);
+            ScalarSafeTensor sigma = s, sigmaNext = next;
+            ScalarSafeTensor sigmaUp = (sigmaNext.Pow(2) * (sigma.Pow(2) - sigmaNext.Pow(2)) / sigma.Pow(2)).Pow(0.5);
+            var sigmasUp = sigmaUp.Tensor;
+            var sigmasDown = (sigmaNext.Pow(2) - sigmaUp.Pow(2)).Pow(0.5).Tensor;
             sigmasDown[^1] = torch.tensor(0f);
             var sigmasInterpol = s.log().lerp(sigmasDown.log(), 0.5).exp();
             sigmasInterpol[^2..] = torch.tensor(0f);
@@ -87,22 +90,22 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
         var stepNoise = DrawNoise(noise, modelOutput, modelOutput.dtype);
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_mid in the second call)
-        var predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
 
         Tensor prevSample;
         if (firstOrder)
         {
             // 2. first half: d = (x - x0) / sigma_hat, Euler step to sigma_mid
-            var derivative = (sample - predOriginalSample) / sigmaHat;
-            prevSample = sample + derivative * (sigmaInterpol - sigmaHat);
+            var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaHat;
+            prevSample = (ScalarSafeTensor)sample + derivative * (sigmaInterpol - sigmaHat);
             Replace(ref _firstOrderSample, sample);
         }
         else
         {
             // 3. second half: d_mid = (x_mid - x0_mid) / sigma_mid, step the saved sample to sigma_down, add sigma_up noise
-            var derivative = (sample - predOriginalSample) / sigmaInterpol;
-            prevSample = _firstOrderSample! + derivative * (sigmaDown - sigmaHat);
-            prevSample = prevSample + stepNoise * sigmaUp;
+            var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaInterpol;
+            prevSample = (ScalarSafeTensor)_firstOrderSample! + derivative * (sigmaDown - sigmaHat);
+            prevSample = (ScalarSafeTensor)prevSample + (ScalarSafeTensor)stepNoise * sigmaUp;
             Replace(ref _firstOrderSample, null);
         }
 

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -74,21 +75,21 @@ public sealed class KDPM2DiscreteScheduler : SigmaSchedulerBase
         var sigmaHat = sigma; // gamma = 0
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_mid in the second call)
-        var predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
 
         Tensor prevSample;
         if (firstOrder)
         {
             // 2. DPM-Solver-2 first half: d = (x - x0) / sigma_hat, Euler step to sigma_mid
-            var derivative = (sample - predOriginalSample) / sigmaHat;
-            prevSample = sample + derivative * (sigmaInterpol - sigmaHat);
+            var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaHat;
+            prevSample = (ScalarSafeTensor)sample + derivative * (sigmaInterpol - sigmaHat);
             Replace(ref _firstOrderSample, sample);
         }
         else
         {
             // 3. second half: d_mid = (x_mid - x0_mid) / sigma_mid, step the saved sample by d_mid (sigma_next - sigma_hat)
-            var derivative = (sample - predOriginalSample) / sigmaInterpol;
-            prevSample = _firstOrderSample! + derivative * (sigmaNext - sigmaHat);
+            var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaInterpol;
+            prevSample = (ScalarSafeTensor)_firstOrderSample! + derivative * (sigmaNext - sigmaHat);
             Replace(ref _firstOrderSample, null);
         }
 

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -69,10 +70,10 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase
         double sigma = SigmaValues[stepIndex];
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-        var predOriginalSample = PredictOriginalSample(modelOutput, sample, sigma);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, sigma);
 
         // 2. Convert to an ODE derivative d = (x - x0) / sigma and keep the last `order` of them
-        var derivative = (sample - predOriginalSample) / sigma;
+        var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigma;
         _derivatives.Add(Keep(derivative));
         if (_derivatives.Count > LmsOrder)
         {
@@ -85,17 +86,17 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase
         var coefficients = Enumerable.Range(0, order).Select(j => LmsCoefficient(order, stepIndex, j)).ToArray();
 
         // 4. Compute previous sample based on the derivatives path: x + sum_j c_j d_{i-j}
-        Tensor? sum = null;
+        ScalarSafeTensor? sum = null;
         // zip() in diffusers: after an img2img start there may be fewer derivatives than the order.
         for (var j = 0; j < Math.Min(order, _derivatives.Count); j++)
         {
-            var term = coefficients[j] * _derivatives[_derivatives.Count - 1 - j];
-            sum = sum is null ? term : sum + term;
+            var term = coefficients[j] * (ScalarSafeTensor)_derivatives[_derivatives.Count - 1 - j];
+            sum = sum is { } partial ? partial + term : term;
         }
-        var prevSample = sample + sum!;
+        var prevSample = (ScalarSafeTensor)sample + sum!.Value;
 
         StepIndex = stepIndex + 1;
-        return prevSample.MoveToOuterDisposeScope();
+        return prevSample.Tensor.MoveToOuterDisposeScope();
     }
 
     protected override void DisposeState() => ClearDerivatives();

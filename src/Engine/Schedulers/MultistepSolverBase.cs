@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -155,25 +156,31 @@ public abstract class MultistepSolverBase : SchedulerBase
     /// Data prediction: epsilon x0 = (x_t - sigma_t eps) / alpha_t; sample x0 = output; v-prediction
     /// x0 = alpha_t x_t - sigma_t v; thresholded when the config asks. A learned variance (extra channels) is dropped.
     /// </summary>
-    protected Tensor PredictX0(Tensor modelOutput, Tensor sample, int stepIndex, bool learnedVariance = false)
+    protected Tensor PredictX0(Tensor modelOutput, Tensor sample, int stepIndex, bool learnedVariance = false) =>
+        PredictX0Kept(modelOutput, sample, stepIndex, learnedVariance);
+
+    private Tensor PredictX0Kept(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex, bool learnedVariance)
     {
         var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
-        var x0Pred = PredictionType switch
+        ScalarSafeTensor x0Pred = PredictionType switch
         {
-            "epsilon" => (sample - sigmaT * (learnedVariance ? modelOutput[.., ..3] : modelOutput)) / alphaT,
+            "epsilon" => (sample - sigmaT * (ScalarSafeTensor)(learnedVariance ? modelOutput.Tensor[.., ..3] : modelOutput.Tensor)) / alphaT,
             "sample" => modelOutput,
             _ => alphaT * sample - sigmaT * modelOutput,
         };
-        return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred;
+        return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred.Tensor;
     }
 
     /// <summary>Noise prediction: epsilon as is; sample eps = (x_t - alpha_t x0) / sigma_t; v eps = alpha_t v + sigma_t x_t.</summary>
-    protected Tensor PredictEpsilon(Tensor modelOutput, Tensor sample, int stepIndex, bool learnedVariance = false)
+    protected Tensor PredictEpsilon(Tensor modelOutput, Tensor sample, int stepIndex, bool learnedVariance = false) =>
+        PredictEpsilonKept(modelOutput, sample, stepIndex, learnedVariance);
+
+    private Tensor PredictEpsilonKept(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex, bool learnedVariance)
     {
         var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
         return PredictionType switch
         {
-            "epsilon" => learnedVariance ? modelOutput[.., ..3] : modelOutput,
+            "epsilon" => learnedVariance ? modelOutput.Tensor[.., ..3] : modelOutput.Tensor,
             "sample" => (sample - alphaT * modelOutput) / sigmaT,
             _ => alphaT * modelOutput + sigmaT * sample,
         };
@@ -194,9 +201,10 @@ public abstract class MultistepSolverBase : SchedulerBase
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
         using var scope = torch.NewDisposeScope();
-        var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
-        var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
-        return (alphaT * originalSamples + sigma * alphaT * noise).MoveToOuterDisposeScope();
+        ScalarSafeTensor sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: true);
+        var alphaT = 1 / (sigma.Pow(2) + 1).Pow(0.5);
+        ScalarSafeTensor x0 = originalSamples, z = noise;
+        return (alphaT * x0 + sigma * alphaT * z).Tensor.MoveToOuterDisposeScope();
     }
 
     protected override void DisposeState() => ResetState();

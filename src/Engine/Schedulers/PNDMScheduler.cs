@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -97,7 +98,7 @@ public sealed class PNDMScheduler : SchedulerBase
     }
 
     /// <summary>Runge-Kutta warm-up: four evaluations per step combined as (1/6, 1/3, 1/3, 1/6).</summary>
-    private Tensor StepPrk(Tensor modelOutput, int timestep, Tensor sample)
+    private Tensor StepPrk(ScalarSafeTensor modelOutput, int timestep, ScalarSafeTensor sample)
     {
         var diffToPrev = _counter % 2 == 1 ? 0 : NumTrainTimesteps / NumInferenceSteps!.Value / 2;
         var prevTimestep = timestep - diffToPrev;
@@ -112,10 +113,10 @@ public sealed class PNDMScheduler : SchedulerBase
                 break;
             case 1:
             case 2:
-                Replace(ref _curModelOutput, _curModelOutput! + 1.0 / 3 * modelOutput);
+                Replace(ref _curModelOutput, (ScalarSafeTensor)_curModelOutput! + 1.0 / 3 * modelOutput);
                 break;
             default:
-                modelOutput = _curModelOutput! + 1.0 / 6 * modelOutput;
+                modelOutput = (ScalarSafeTensor)_curModelOutput! + 1.0 / 6 * modelOutput;
                 Replace(ref _curModelOutput, null);
                 break;
         }
@@ -130,7 +131,7 @@ public sealed class PNDMScheduler : SchedulerBase
     /// Linear multistep on the model outputs e: 1 output: e_t (and the warm-up averages (e_t + e_{t-1}) / 2);
     /// 2: (3e_t - e_{t-1}) / 2; 3: (23e_t - 16e_{t-1} + 5e_{t-2}) / 12; 4: (55e_t - 59e_{t-1} + 37e_{t-2} - 9e_{t-3}) / 24.
     /// </summary>
-    private Tensor StepPlms(Tensor modelOutput, int timestep, Tensor sample)
+    private Tensor StepPlms(ScalarSafeTensor modelOutput, int timestep, ScalarSafeTensor sample)
     {
         if (!SkipPrk && _ets.Count < 3)
             throw new InvalidOperationException($"{Name} can only be run AFTER scheduler has been run in 'prk' mode for at least 12 iterations.");
@@ -158,20 +159,20 @@ public sealed class PNDMScheduler : SchedulerBase
         }
         else if (_ets.Count == 1 && _counter == 1)
         {
-            modelOutput = (modelOutput + _ets[^1]) / 2;
+            modelOutput = (modelOutput + Past(1)) / 2;
             sample = _curSample!;
         }
         else if (_ets.Count == 2)
         {
-            modelOutput = (3 * _ets[^1] - _ets[^2]) / 2;
+            modelOutput = (3 * Past(1) - Past(2)) / 2;
         }
         else if (_ets.Count == 3)
         {
-            modelOutput = (23 * _ets[^1] - 16 * _ets[^2] + 5 * _ets[^3]) / 12;
+            modelOutput = (23 * Past(1) - 16 * Past(2) + 5 * Past(3)) / 12;
         }
         else
         {
-            modelOutput = 1.0 / 24 * (55 * _ets[^1] - 59 * _ets[^2] + 37 * _ets[^3] - 9 * _ets[^4]);
+            modelOutput = 1.0 / 24 * (55 * Past(1) - 59 * Past(2) + 37 * Past(3) - 9 * Past(4));
         }
 
         var prevSample = GetPrevSample(sample, timestep, prevTimestep, modelOutput);
@@ -184,7 +185,10 @@ public sealed class PNDMScheduler : SchedulerBase
     /// PNDM formula (9): x_{t-d} = sqrt(a_{t-d} / a_t) x_t - (a_{t-d} - a_t) e / (a_t sqrt(1 - a_{t-d}) + sqrt(a_t (1 - a_t) a_{t-d})),
     /// with e converted from v-prediction as e = sqrt(a_t) v + sqrt(1 - a_t) x_t.
     /// </summary>
-    private Tensor GetPrevSample(Tensor sample, int timestep, int prevTimestep, Tensor modelOutput)
+    /// <summary>The model output <paramref name="back"/> steps back (1 = the newest).</summary>
+    private ScalarSafeTensor Past(int back) => _ets[^back];
+
+    private Tensor GetPrevSample(ScalarSafeTensor sample, int timestep, int prevTimestep, ScalarSafeTensor modelOutput)
     {
         double alphaProdT = AlphasCumprodValues[timestep];
         var alphaProdTPrev = prevTimestep >= 0 ? AlphasCumprodValues[prevTimestep] : _finalAlphaCumprod;

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,7 +38,7 @@ public abstract class SchedulerBase : IDisposable
         using var scope = torch.NewDisposeScope();
         var betas = BuildBetas();
         if (Config.RescaleBetasZeroSnr == true) betas = RescaleZeroTerminalSnr(betas);
-        var alphasCumprod = (1.0f - betas).cumprod(0);
+        var alphasCumprod = (1.0f - (ScalarSafeTensor)betas).Tensor.cumprod(0);
         Betas = betas.DetachFromDisposeScope();
         AlphasCumprod = alphasCumprod.DetachFromDisposeScope();
         AlphasCumprodValues = AlphasCumprod.data<float>().ToArray();
@@ -213,11 +214,12 @@ public abstract class SchedulerBase : IDisposable
         using var scope = torch.NewDisposeScope();
         var alphasCumprod = AlphasCumprod.to(originalSamples.device).to(originalSamples.dtype);
         var index = timesteps.to(ScalarType.Int64).to(originalSamples.device).flatten();
-        var alphaProd = alphasCumprod.index_select(0, index);
+        ScalarSafeTensor alphaProd = alphasCumprod.index_select(0, index);
         var shape = BroadcastShape(index.shape[0], originalSamples);
-        var sqrtAlphaProd = alphaProd.pow(0.5).reshape(shape);
-        var sqrtOneMinusAlphaProd = (1.0f - alphaProd).pow(0.5).reshape(shape);
-        return (sqrtAlphaProd * originalSamples + sqrtOneMinusAlphaProd * noise).MoveToOuterDisposeScope();
+        ScalarSafeTensor sqrtAlphaProd = alphaProd.Pow(0.5).Tensor.reshape(shape);
+        ScalarSafeTensor sqrtOneMinusAlphaProd = (1.0f - alphaProd).Pow(0.5).Tensor.reshape(shape);
+        ScalarSafeTensor x0 = originalSamples, z = noise;
+        return (sqrtAlphaProd * x0 + sqrtOneMinusAlphaProd * z).Tensor.MoveToOuterDisposeScope();
     }
 
     /// <summary>The schedule's sigmas at the add_noise indices, shaped [B, 1, 1, ...] in the samples' dtype.</summary>
@@ -263,7 +265,7 @@ public abstract class SchedulerBase : IDisposable
         return (Config.BetaSchedule ?? "linear") switch
         {
             "linear" => torch.linspace(start, end, n, ScalarType.Float32),
-            "scaled_linear" => torch.linspace(Math.Sqrt(start), Math.Sqrt(end), n, ScalarType.Float32).pow(2),
+            "scaled_linear" => new ScalarSafeTensor(torch.linspace(Math.Sqrt(start), Math.Sqrt(end), n, ScalarType.Float32)).Pow(2),
             "squaredcos_cap_v2" => BetasForAlphaBar(n),
             var other => throw new ArgumentException(
                 $"Unknown beta_schedule '{other}' (expected linear, scaled_linear or squaredcos_cap_v2)."),
@@ -287,12 +289,12 @@ public abstract class SchedulerBase : IDisposable
     /// <summary>Zero terminal SNR (arXiv 2305.08891, Algorithm 1): shift and scale sqrt(alpha_bar) so the last is 0.</summary>
     private static Tensor RescaleZeroTerminalSnr(Tensor betas)
     {
-        var alphasBarSqrt = (1.0f - betas).cumprod(0).sqrt();
+        var alphasBarSqrt = (1.0f - (ScalarSafeTensor)betas).Tensor.cumprod(0).sqrt();
         var first = alphasBarSqrt[0].clone();
         var last = alphasBarSqrt[^1].clone();
         alphasBarSqrt = (alphasBarSqrt - last) * (first / (first - last));
-        var alphasBar = alphasBarSqrt.pow(2);
-        var alphas = torch.cat([alphasBar[..1], alphasBar[1..] / alphasBar[..^1]]);
+        var alphasBar = new ScalarSafeTensor(alphasBarSqrt).Pow(2).Tensor;
+        ScalarSafeTensor alphas = torch.cat([alphasBar[..1], alphasBar[1..] / alphasBar[..^1]]);
         return 1.0f - alphas;
     }
 
@@ -309,14 +311,15 @@ public abstract class SchedulerBase : IDisposable
     protected float[] TrainSigmas()
     {
         using var scope = torch.NewDisposeScope();
-        return ((1.0f - AlphasCumprod) / AlphasCumprod).pow(0.5).data<float>().ToArray();
+        ScalarSafeTensor alphasCumprod = AlphasCumprod;
+        return ((1.0f - alphasCumprod) / alphasCumprod).Pow(0.5).Tensor.data<float>().ToArray();
     }
 
     /// <summary>lambda_t = log(sqrt(alpha_bar)) - log(sqrt(1 - alpha_bar)), float32 as torch computes it (DPM-Solver's half log-SNR).</summary>
     protected float[] TrainLambdas()
     {
         using var scope = torch.NewDisposeScope();
-        return (AlphasCumprod.sqrt().log() - (1.0f - AlphasCumprod).sqrt().log()).data<float>().ToArray();
+        return (AlphasCumprod.sqrt().log() - (1.0f - (ScalarSafeTensor)AlphasCumprod).Tensor.sqrt().log()).data<float>().ToArray();
     }
 
     /// <summary><c>np.log</c> of a float32 array (float32 result).</summary>
@@ -335,7 +338,7 @@ public abstract class SchedulerBase : IDisposable
         var flat = (dtype is ScalarType.Float32 or ScalarType.Float64 ? sample : sample.to(ScalarType.Float32)).reshape(shape[0], -1);
         var ratio = Config.DynamicThresholdingRatio ?? 0.995;
         var maxValue = Config.SampleMaxValue ?? 1.0;
-        var s = flat.abs().quantile(torch.tensor(ratio, flat.dtype), 1).clamp(1.0, maxValue).unsqueeze(1);
+        var s = new ScalarSafeTensor(flat.abs().quantile(torch.tensor(ratio, flat.dtype), 1)).Clamp(1.0, maxValue).Tensor.unsqueeze(1);
         var clamped = torch.minimum(torch.maximum(flat, -s), s) / s;
         return clamped.reshape(shape).to(dtype);
     }

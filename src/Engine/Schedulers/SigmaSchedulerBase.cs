@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -60,7 +61,8 @@ public abstract class SigmaSchedulerBase : SchedulerBase
     {
         using var scope = torch.NewDisposeScope();
         var sigma = SigmasForAddNoise(originalSamples, timesteps, lastIfMissing: false);
-        return (originalSamples + noise * sigma).MoveToOuterDisposeScope();
+        ScalarSafeTensor x0 = originalSamples, z = noise;
+        return (x0 + z * (ScalarSafeTensor)sigma).Tensor.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -132,13 +134,17 @@ public abstract class SigmaSchedulerBase : SchedulerBase
         [values[0], .. values[1..(withLast ? values.Length : values.Length - 1)].SelectMany(v => new[] { v, v }), values[^1]];
 
     /// <summary>k-diffusion input scaling: x / sqrt(sigma^2 + 1), the coefficient rounded to float32 as torch does.</summary>
-    protected static Tensor ScaleBySigma(Tensor sample, float sigma) => sample / (double)MathF.Sqrt(sigma * sigma + 1f);
+    protected static Tensor ScaleBySigma(Tensor sample, float sigma) =>
+        (ScalarSafeTensor)sample / (double)MathF.Sqrt(sigma * sigma + 1f);
 
     /// <summary>
     /// x0 from the model output at noise level sigma (k-diffusion parameterisation): epsilon x0 = x - sigma eps;
     /// v-prediction x0 = v (-sigma / sqrt(sigma^2 + 1)) + x / (sigma^2 + 1); sample x0 = output.
     /// </summary>
-    protected Tensor PredictOriginalSample(Tensor modelOutput, Tensor sample, double sigma) => PredictionType switch
+    protected Tensor PredictOriginalSample(Tensor modelOutput, Tensor sample, double sigma) =>
+        PredictOriginalSampleKept(modelOutput, sample, sigma);
+
+    private ScalarSafeTensor PredictOriginalSampleKept(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, double sigma) => PredictionType switch
     {
         "epsilon" => sample - sigma * modelOutput,
         "v_prediction" => modelOutput * (-sigma / Math.Sqrt(sigma * sigma + 1)) + sample / (sigma * sigma + 1),

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -82,7 +83,7 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
     }
 
     /// <summary>Data prediction x0 (predict_x0) or noise prediction eps, from the model's prediction type.</summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int stepIndex) =>
+    private Tensor ConvertModelOutput(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex) =>
         _predictX0 ? PredictX0(modelOutput, sample, stepIndex) : PredictEpsilon(modelOutput, sample, stepIndex);
 
     /// <summary>
@@ -110,18 +111,18 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
     }
 
     /// <summary>UniP-p (bh): x_t = (sigma_t / sigma_s0) x - alpha_t h phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k (x0 prediction).</summary>
-    private Tensor PredictorUpdate(Tensor x, int order, int stepIndex)
+    private Tensor PredictorUpdate(ScalarSafeTensor x, int order, int stepIndex)
     {
-        var m0 = ModelOutputs[^1]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!;
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex);
         var h = lambdaT - lambdaS0;
 
         var rks = new List<double>();
-        var d1s = new List<Tensor>();
+        var d1s = new List<ScalarSafeTensor>();
         for (var i = 1; i < order; i++)
         {
-            var mi = ModelOutputs[^(i + 1)]!;
+            ScalarSafeTensor mi = ModelOutputs[^(i + 1)]!;
             var (_, _, lambdaSi) = AlphaSigmaLambda(stepIndex - i);
             var rk = (lambdaSi - lambdaS0) / h;
             rks.Add(rk);
@@ -130,35 +131,35 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
         rks.Add(1.0);
         var (hPhi1, bH, r, b) = Coefficients(h, [.. rks], order);
 
-        Tensor? predRes = null;
+        ScalarSafeTensor? predRes = null;
         if (d1s.Count > 0)
         {
             var rhosP = order == 2 ? [0.5] : Solve(r, b, order - 1);
             for (var k = 0; k < d1s.Count; k++)
-                predRes = predRes is null ? rhosP[k] * d1s[k] : predRes + rhosP[k] * d1s[k];
+                predRes = predRes is { } sum ? sum + rhosP[k] * d1s[k] : rhosP[k] * d1s[k];
         }
 
         var xT = _predictX0 ? sigmaT / sigmaS0 * x - alphaT * hPhi1 * m0 : alphaT / alphaS0 * x - sigmaT * hPhi1 * m0;
-        if (predRes is not null) xT = xT - (_predictX0 ? alphaT : sigmaT) * bH * predRes;
-        return xT.to(x.dtype);
+        if (predRes is { } res) xT = xT - (_predictX0 ? alphaT : sigmaT) * bH * res;
+        return xT.Tensor.to(x.Tensor.dtype);
     }
 
     /// <summary>
     /// UniC (bh): x_t^c = (sigma_t / sigma_s0) x_prev - alpha_t h phi_1 m0 - alpha_t B(h) (sum_k rho_k D1_k + rho_last (m_t - m0))
     /// with rho solving R rho = b (rho = 0.5 for order 1).
     /// </summary>
-    private Tensor CorrectorUpdate(Tensor modelT, Tensor lastSample, Tensor thisSample, int order, int stepIndex)
+    private Tensor CorrectorUpdate(ScalarSafeTensor modelT, ScalarSafeTensor lastSample, ScalarSafeTensor thisSample, int order, int stepIndex)
     {
-        var m0 = ModelOutputs[^1]!;
+        ScalarSafeTensor m0 = ModelOutputs[^1]!;
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex);
         var (alphaS0, sigmaS0, lambdaS0) = AlphaSigmaLambda(stepIndex - 1);
         var h = lambdaT - lambdaS0;
 
         var rks = new List<double>();
-        var d1s = new List<Tensor>();
+        var d1s = new List<ScalarSafeTensor>();
         for (var i = 1; i < order; i++)
         {
-            var mi = ModelOutputs[^(i + 1)]!;
+            ScalarSafeTensor mi = ModelOutputs[^(i + 1)]!;
             var (_, _, lambdaSi) = AlphaSigmaLambda(stepIndex - (i + 1));
             var rk = (lambdaSi - lambdaS0) / h;
             rks.Add(rk);
@@ -168,16 +169,16 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
         var (hPhi1, bH, r, b) = Coefficients(h, [.. rks], order);
         var rhosC = order == 1 ? [0.5] : Solve(r, b, order);
 
-        Tensor? corrRes = null;
+        ScalarSafeTensor? corrRes = null;
         for (var k = 0; k < d1s.Count; k++)
-            corrRes = corrRes is null ? rhosC[k] * d1s[k] : corrRes + rhosC[k] * d1s[k];
+            corrRes = corrRes is { } sum ? sum + rhosC[k] * d1s[k] : rhosC[k] * d1s[k];
         var d1T = modelT - m0;
-        var correction = corrRes is null ? rhosC[^1] * d1T : corrRes + rhosC[^1] * d1T;
+        var correction = corrRes is { } res ? res + rhosC[^1] * d1T : rhosC[^1] * d1T;
 
         var xT = _predictX0
             ? sigmaT / sigmaS0 * lastSample - alphaT * hPhi1 * m0 - alphaT * bH * correction
             : alphaT / alphaS0 * lastSample - sigmaT * hPhi1 * m0 - sigmaT * bH * correction;
-        return xT.to(lastSample.dtype);
+        return xT.Tensor.to(lastSample.Tensor.dtype);
     }
 
     /// <summary>Solves the leading n x n block of R x = b (Gaussian elimination with partial pivoting; n &lt;= solver order).</summary>

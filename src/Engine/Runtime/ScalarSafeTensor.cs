@@ -1,0 +1,144 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PSStableDiffusion.Engine.Runtime;
+
+/// <summary>
+/// A tensor whose arithmetic with numbers keeps each number's native Scalar alive until libtorch has used it. Formulas
+/// read as written (<c>sigmaT / sigmaS * x - alphaT * h * d0</c>) once their tensors are of this type.
+/// </summary>
+/// <remarks>
+/// Why: TorchSharp 0.107 turns a number into a finalizable <c>Scalar</c> and passes only its handle to libtorch, so
+/// the object is unreachable during the native call; a garbage collection started by another thread in that window
+/// lets the finalizer free the native scalar while libtorch reads it ("Unknown scalar type", "toFloat", or a wrong
+/// number). The hidden alpha of <c>a + b</c> is such a number too. Each operator here makes the Scalar itself, calls
+/// the same TorchSharp method the plain operator calls (so results are bit-identical), and disposes it afterwards.
+/// Integers stay integers (libtorch keeps an int64 and a double apart); a float32 number widens to double, as libtorch
+/// itself stores it.
+/// dotnet/TorchSharp PR #1434 (open) would dispose these Scalars upstream; this type can go once a release has it.
+/// </remarks>
+internal readonly struct ScalarSafeTensor(Tensor tensor)
+{
+    /// <summary>The alpha TorchSharp passes for a plain <c>a + b</c>: an int 1, held for the process so never finalized.</summary>
+    private static readonly Scalar One = 1.ToScalar();
+
+    public Tensor Tensor { get; } = tensor;
+
+    public static implicit operator ScalarSafeTensor(Tensor tensor) => new(tensor);
+
+    public static implicit operator Tensor(ScalarSafeTensor value) => value.Tensor;
+
+    public static ScalarSafeTensor operator +(ScalarSafeTensor left, ScalarSafeTensor right) =>
+        Kept(left.Tensor.add(right.Tensor, One), left, right);
+
+    public static ScalarSafeTensor operator +(ScalarSafeTensor left, double right) => Add(left, right.ToScalar());
+
+    public static ScalarSafeTensor operator +(double left, ScalarSafeTensor right) => Add(right, left.ToScalar());
+
+    public static ScalarSafeTensor operator +(ScalarSafeTensor left, long right) => Add(left, right.ToScalar());
+
+    public static ScalarSafeTensor operator -(ScalarSafeTensor left, ScalarSafeTensor right) =>
+        Kept(left.Tensor.sub(right.Tensor), left, right);
+
+    public static ScalarSafeTensor operator -(ScalarSafeTensor left, double right) => Subtract(left, right.ToScalar());
+
+    public static ScalarSafeTensor operator -(ScalarSafeTensor left, long right) => Subtract(left, right.ToScalar());
+
+    /// <summary>TorchSharp's <c>number - tensor</c>: the negated tensor plus the number (alpha 1).</summary>
+    public static ScalarSafeTensor operator -(double left, ScalarSafeTensor right) => SubtractFrom(left.ToScalar(), right);
+
+    public static ScalarSafeTensor operator -(long left, ScalarSafeTensor right) => SubtractFrom(left.ToScalar(), right);
+
+    public static ScalarSafeTensor operator -(ScalarSafeTensor value) => Kept(value.Tensor.neg(), value, value);
+
+    public static ScalarSafeTensor operator *(ScalarSafeTensor left, ScalarSafeTensor right) =>
+        Kept(left.Tensor.mul(right.Tensor), left, right);
+
+    public static ScalarSafeTensor operator *(double left, ScalarSafeTensor right) => Multiply(right, left.ToScalar());
+
+    public static ScalarSafeTensor operator *(ScalarSafeTensor left, double right) => Multiply(left, right.ToScalar());
+
+    public static ScalarSafeTensor operator *(long left, ScalarSafeTensor right) => Multiply(right, left.ToScalar());
+
+    public static ScalarSafeTensor operator *(ScalarSafeTensor left, long right) => Multiply(left, right.ToScalar());
+
+    public static ScalarSafeTensor operator /(ScalarSafeTensor left, ScalarSafeTensor right) =>
+        Kept(left.Tensor.div(right.Tensor), left, right);
+
+    public static ScalarSafeTensor operator /(ScalarSafeTensor left, double right) => Divide(left, right.ToScalar());
+
+    public static ScalarSafeTensor operator /(ScalarSafeTensor left, long right) => Divide(left, right.ToScalar());
+
+    /// <summary>TorchSharp's <c>number / tensor</c>: the reciprocal times the number.</summary>
+    public static ScalarSafeTensor operator /(double left, ScalarSafeTensor right)
+    {
+        using var number = left.ToScalar();
+        var reciprocal = right.Tensor.reciprocal();
+        return Kept(reciprocal.mul(number), right, reciprocal);
+    }
+
+    public static ScalarSafeTensor operator /(long left, ScalarSafeTensor right)
+    {
+        using var number = left.ToScalar();
+        var reciprocal = right.Tensor.reciprocal();
+        return Kept(reciprocal.mul(number), right, reciprocal);
+    }
+
+    public ScalarSafeTensor Pow(double exponent)
+    {
+        using var number = exponent.ToScalar();
+        return Kept(Tensor.pow(number), this, this);
+    }
+
+    public ScalarSafeTensor Pow(long exponent)
+    {
+        using var number = exponent.ToScalar();
+        return Kept(Tensor.pow(number), this, this);
+    }
+
+    public ScalarSafeTensor Clamp(double min, double max)
+    {
+        using Scalar low = min.ToScalar(), high = max.ToScalar();
+        return Kept(Tensor.clamp(low, high), this, this);
+    }
+
+    private static ScalarSafeTensor Add(ScalarSafeTensor tensor, Scalar number)
+    {
+        using (number) return Kept(tensor.Tensor.add(number, One), tensor, tensor);
+    }
+
+    private static ScalarSafeTensor Subtract(ScalarSafeTensor tensor, Scalar number)
+    {
+        using (number) return Kept(tensor.Tensor.sub(number), tensor, tensor);
+    }
+
+    private static ScalarSafeTensor SubtractFrom(Scalar number, ScalarSafeTensor tensor)
+    {
+        using (number)
+        {
+            var negated = tensor.Tensor.negative();
+            return Kept(negated.add(number, One), tensor, negated);
+        }
+    }
+
+    private static ScalarSafeTensor Multiply(ScalarSafeTensor tensor, Scalar number)
+    {
+        using (number) return Kept(tensor.Tensor.mul(number), tensor, tensor);
+    }
+
+    private static ScalarSafeTensor Divide(ScalarSafeTensor tensor, Scalar number)
+    {
+        using (number) return Kept(tensor.Tensor.div(number), tensor, tensor);
+    }
+
+    /// <summary>
+    /// Keeps the operands reachable until the result exists: a tensor made by an earlier operator of the same formula
+    /// and held by no dispose scope would otherwise meet the same fate as the numbers.
+    /// </summary>
+    private static ScalarSafeTensor Kept(Tensor result, ScalarSafeTensor left, ScalarSafeTensor right)
+    {
+        GC.KeepAlive(left.Tensor);
+        GC.KeepAlive(right.Tensor);
+        return new ScalarSafeTensor(result);
+    }
+}
