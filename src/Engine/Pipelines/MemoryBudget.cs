@@ -16,7 +16,8 @@ internal static class MemoryBudget
     {
         if (run.Device.type != DeviceType.CPU || availableBytes is not long available || Disabled()) return;
         var model = run.Model;
-        long mapped = MappedBytes(model);
+        // A LoRA swaps merged weights (ordinary memory) in for this call's layers, so only then are they counted anew.
+        long mapped = run.Request.Loras.Count == 0 ? model.MappedWeightBytes : MappedBytes(model.TextEncoder, model.Unet, model.Vae);
         MemoryEstimate Estimate(int latentHeight, int latentWidth, TilePlan? decoder) =>
             MemoryEstimator.For(model, run.Count, run.Guided, latentHeight, latentWidth, unetTiles, decoder, mapped);
 
@@ -42,10 +43,11 @@ internal static class MemoryBudget
         return null;
     }
 
-    /// <summary>Bytes of the model's weights that view a mapped file (they live in the page cache, which
-    /// MemAvailable counts as free).</summary>
-    private static long MappedBytes(StableDiffusionModel model) =>
-        new torch.nn.Module[] { model.TextEncoder, model.Unet, model.Vae }
+    /// <summary>Bytes of the modules' weights that view a mapped file (they live in the page cache, which
+    /// MemAvailable counts as free). Walks every parameter: <see cref="StableDiffusionModel.MappedWeightBytes"/> keeps
+    /// the count of a loaded model.</summary>
+    internal static long MappedBytes(params torch.nn.Module[] modules) =>
+        modules
             .SelectMany(module => module.parameters())
             .Where(MappedWeights.IsMapped)
             .Sum(p => p.NumberOfElements * p.ElementSize);

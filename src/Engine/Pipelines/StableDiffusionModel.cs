@@ -38,6 +38,7 @@ public sealed class StableDiffusionModel : ICachedEngine
         MemoryBytes = new torch.nn.Module[] { textEncoder, unet, vae }
             .SelectMany(m => m.parameters().Concat(m.buffers()))
             .Sum(p => p.numel() * p.ElementSize);
+        MappedWeightBytes = MemoryBudget.MappedBytes(textEncoder, unet, vae);
     }
 
     private readonly Lazy<string> _contentHash;
@@ -110,6 +111,12 @@ public sealed class StableDiffusionModel : ICachedEngine
     public ModelKind Kind { get; }
     public string KindName => Kind.DisplayName();
     public long MemoryBytes { get; }
+
+    /// <summary>
+    /// Bytes of the loaded weights that view a mapped file (page cache, which the memory check adds back), counted once
+    /// when the model is bundled: the weights do not change while it is loaded, except for a call's LoRA swaps.
+    /// </summary>
+    internal long MappedWeightBytes { get; }
 
     /// <summary>epsilon, v_prediction or sample, from the scheduler config.</summary>
     public string PredictionType => SchedulerConfig.PredictionType ?? "epsilon";

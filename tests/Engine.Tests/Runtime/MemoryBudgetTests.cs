@@ -1,6 +1,8 @@
+using PSStableDiffusion.Engine.Lora;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
+using PSStableDiffusion.Engine.Tests.Lora;
 using PSStableDiffusion.Engine.Tests.Pipelines;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
@@ -44,6 +46,35 @@ public sealed class MemoryBudgetTests(GoldenModels models) : IClassFixture<Golde
         Assert.Equal(large.UnetBytes, tiledDecode.UnetBytes);
         Assert.True(tiledDecode.DecoderBytes < large.DecoderBytes);
         Assert.Equal(Math.Max(large.UnetBytes, large.DecoderBytes) + 7, (large with { MappedWeightBytes = 7 }).PeakBytes);
+    }
+
+    /// <summary>
+    /// A loaded model counts its mapped weights once, as a walk of its weights would; a call with a LoRA counts them anew,
+    /// without the layers the LoRA swapped for merged (unmapped) weights, and the count is whole again afterwards.
+    /// </summary>
+    [Fact]
+    public void MappedWeightsAreCountedOncePerModel_AndAnewUnderALora()
+    {
+        var model = models.Get("txt2img_eps_dpmpp");
+        long Walk() => MemoryBudget.MappedBytes(model.TextEncoder, model.Unet, model.Vae);
+        long whole = Walk();
+        Assert.True(whole > 0, "the golden model's float32 weights are views of its mapped safetensors files");
+        Assert.Equal(whole, model.MappedWeightBytes);
+
+        var lora = new LoraRequest(LoraFixtures.Path("style_kohya.safetensors"));
+        var request = new GenerationRequest { Prompt = "a fox", Width = 4096, Height = 4096, Loras = [lora] };
+        var run = new PipelineRun(model, request, PipelineObserver.None, new GeneratorNoiseSource(0))
+        {
+            Width = 4096, Height = 4096, LatentWidth = 512, LatentHeight = 512,
+        };
+        using (AppliedLoras.Apply(model, [lora]))
+        {
+            long swapped = Walk();
+            Assert.True(swapped < whole, "the LoRA's merged weights are ordinary memory");
+            var error = Assert.Throws<NotEnoughMemoryException>(() => MemoryBudget.Check(run, null, null, availableBytes: 1));
+            Assert.Equal(swapped, error.Estimate.MappedWeightBytes);
+        }
+        Assert.Equal(whole, Walk());
     }
 
     [Fact]
