@@ -15,16 +15,18 @@ namespace PSStableDiffusion.Engine.Lora;
 /// copy-on-write mapped weight never gets private pages, and the restore is exact (the same tensor, not a subtraction).
 /// The engine cache gives a call exclusive use of its engine, so no other call runs on the merged weights. The cost is
 /// one weight-sized tensor per changed layer for the call; the steps run at the base model's speed (see bench/ for the
-/// figures against applying the factors at run time). The prompt cache is bypassed while the text encoder is changed.
+/// figures against applying the factors at run time). While the text encoder is changed, the prompt cache keys its
+/// entries by the LoRAs.
 /// </remarks>
 public sealed class AppliedLoras : IDisposable
 {
     private readonly List<(nn.Module Layer, Tensor Original)> _swapped = new();
-    private readonly PromptEncoderBypass? _bypass;
+    private readonly PromptEncoderState? _promptEncoderState;
 
-    private AppliedLoras(Text.PromptEncoder? promptEncoder, bool textEncoderChanged)
+    private AppliedLoras(Text.PromptEncoder? promptEncoder, string? textEncoderState)
     {
-        if (textEncoderChanged && promptEncoder is not null) _bypass = new PromptEncoderBypass(promptEncoder);
+        if (textEncoderState is not null && promptEncoder is not null)
+            _promptEncoderState = new PromptEncoderState(promptEncoder, textEncoderState);
     }
 
     /// <summary>The files applied, in order, with their short hashes.</summary>
@@ -43,11 +45,12 @@ public sealed class AppliedLoras : IDisposable
         Apply(model.Unet, model.TextEncoder, model.PromptEncoder, loras, log, warn);
 
     /// <summary>As <see cref="Apply(StableDiffusionModel, IReadOnlyList{LoraRequest}, Action{string}?, Action{string}?)"/>,
-    /// on networks outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, skips its cache meanwhile.</summary>
+    /// on networks outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, keys its cache by the
+    /// LoRAs meanwhile.</summary>
     public static AppliedLoras Apply(Models.Unet.UNet2DConditionModel unet, Models.Clip.CLIPTextModel textEncoder,
         Text.PromptEncoder? promptEncoder, IReadOnlyList<LoraRequest> loras, Action<string>? log = null, Action<string>? warn = null)
     {
-        if (loras.Count == 0) return new AppliedLoras(promptEncoder, false);
+        if (loras.Count == 0) return new AppliedLoras(promptEncoder, null);
         var updates = new LoraUpdates(new LoraKeyMap(unet, textEncoder));
         var applied = new List<LoraUse>();
         try
@@ -63,7 +66,10 @@ public sealed class AppliedLoras : IDisposable
                     warn?.Invoke($"The LoRA '{request.Name}' ('{file.Path}') has hash {file.ShortHash}, but the image was made with " +
                                  $"{recorded}: another version of the file, so the image may differ.");
             }
-            var result = new AppliedLoras(promptEncoder, updates.TouchesTextEncoder) { Applied = applied };
+            var textEncoderState = updates.TouchesTextEncoder
+                ? string.Join(';', applied.Select(u => $"{u.Hash}*{u.TextEncoderMultiplier:R}"))
+                : null;
+            var result = new AppliedLoras(promptEncoder, textEncoderState) { Applied = applied };
             var deltas = updates.TakeDeltas();
             int next = 0;
             try
@@ -159,23 +165,23 @@ public sealed class AppliedLoras : IDisposable
             SetWeight(_swapped[i].Layer, _swapped[i].Original);
         bool freed = _swapped.Count > 0;
         _swapped.Clear();
-        _bypass?.Dispose();
+        _promptEncoderState?.Dispose();
         // glibc keeps freed blocks under its mmap threshold (up to 32 MiB: most merged weights) for reuse; without a
         // trim the merged copies would stay resident after the call although nothing holds them.
         if (freed) TorchMemory.ReleaseFreeHeap();
     }
 
-    /// <summary>Encodes prompts without the model's embedding cache while the text encoder is changed.</summary>
-    private sealed class PromptEncoderBypass : IDisposable
+    /// <summary>Keys the model's prompt cache by the LoRAs while they change the text encoder.</summary>
+    private sealed class PromptEncoderState : IDisposable
     {
         private readonly Text.PromptEncoder _encoder;
 
-        public PromptEncoderBypass(Text.PromptEncoder encoder)
+        public PromptEncoderState(Text.PromptEncoder encoder, string state)
         {
             _encoder = encoder;
-            _encoder.BypassCache = true;
+            _encoder.TextEncoderState = state;
         }
 
-        public void Dispose() => _encoder.BypassCache = false;
+        public void Dispose() => _encoder.TextEncoderState = "";
     }
 }

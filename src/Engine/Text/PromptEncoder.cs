@@ -25,9 +25,12 @@ public sealed class PromptEncoder : IDisposable
         _device = device;
     }
 
-    /// <summary>While true, prompts are encoded afresh and not cached: the text encoder's weights differ from the ones
-    /// the cache was filled with (a LoRA changes them for one call).</summary>
-    internal bool BypassCache { get; set; }
+    /// <summary>
+    /// What the text encoder's weights are now: empty for the loaded ones; while a LoRA changes them for one call, its
+    /// description (each file's hash and text-encoder multiplier, in order). Part of every cache key, so an embedding
+    /// made under a LoRA is served only under the same LoRAs, and a base one never while they are merged.
+    /// </summary>
+    internal string TextEncoderState { get; set; } = "";
 
     /// <summary>How many prompts' embeddings the cache holds now.</summary>
     public int CachedCount => _cache.Count;
@@ -57,24 +60,25 @@ public sealed class PromptEncoder : IDisposable
         bool allCached = true;
         var embeds = ChunkedPromptEncoding.Encode(_chunker.Split(prompt, embeddings).Chunks, chunk =>
         {
-            var z = CachedChunk(chunk, out bool hit);                                                              // [1, 77, D]
+            var z = Cached(chunk.Ids, chunk.Embeddings, () => EncodeChunk(chunk), out bool hit);                  // [1, 77, D]
             allCached &= hit;
             return z;
         });                                                                                                        // [1, 77·k, D]
         return new PromptEmbedding(embeds, allCached);
     }
 
-    private Tensor CachedChunk(PromptChunk chunk, out bool hit)
+    /// <summary>
+    /// The one way into the cache, for both readings: the key holds everything the text encoder's output depends on,
+    /// the ids, each placed embedding's position and file hash (a placeholder id alone says nothing) and
+    /// <see cref="TextEncoderState"/>. A literal prompt and a chunk with the same ids and nothing else share an entry.
+    /// </summary>
+    private Tensor Cached(IReadOnlyList<int> ids, IReadOnlyList<EmbeddingPlacement> placed, Func<Tensor> encode, out bool hit)
     {
-        hit = false;
-        return BypassCache ? EncodeChunk(chunk) : _cache.GetOrAdd(CacheKey(chunk), () => EncodeChunk(chunk), out hit);
+        var key = string.Join(',', ids);
+        if (placed.Count > 0) key += "|" + string.Join(',', placed.Select(e => $"{e.Start}:{e.Embedding.Sha256}"));
+        if (TextEncoderState.Length > 0) key += "#" + TextEncoderState;
+        return _cache.GetOrAdd(key, encode, out hit);
     }
-
-    /// <summary>Ids, and each placed embedding's position and file hash: a placeholder id alone says nothing.</summary>
-    private static string CacheKey(PromptChunk chunk) =>
-        chunk.Embeddings.Count == 0
-            ? string.Join(',', chunk.Ids)
-            : string.Join(',', chunk.Ids) + "|" + string.Join(',', chunk.Embeddings.Select(e => $"{e.Start}:{e.Embedding.Sha256}"));
 
     /// <summary>The text encoder's output for one chunk, with its embeddings' vectors as the token embeddings of their
     /// positions (A1111's EmbeddingsWithFixes): [1, 77, D].</summary>
@@ -98,14 +102,8 @@ public sealed class PromptEncoder : IDisposable
         var encoding = _tokenizer.EncodeWithInfo(prompt);
         if (encoding.Truncated)
             warn?.Invoke($"The prompt is longer than the text encoder's {encoding.Ids.Length} tokens; this part was cut off: \"{encoding.DroppedText}\".");
-        var embeds = Cached(encoding.Ids, out bool hit);
+        var embeds = Cached(encoding.Ids, [], () => EncodeIds(encoding.Ids), out bool hit);
         return new PromptEmbedding(embeds, hit);
-    }
-
-    private Tensor Cached(IReadOnlyList<int> ids, out bool hit)
-    {
-        hit = false;
-        return BypassCache ? EncodeIds(ids) : _cache.GetOrAdd(ids, () => EncodeIds(ids), out hit);
     }
 
     /// <summary>The text encoder's last hidden state for one row of token ids: [1, n, D].</summary>

@@ -1,6 +1,8 @@
 using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Lora;
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.Text;
+using PSStableDiffusion.Engine.Tests.Lora;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -42,6 +44,52 @@ public class PromptEmbeddingCacheTests
         Assert.True(first.Images.equal(second.Images).all().item<bool>());
         Assert.False(embeds[3].equal(embeds[5]).all().item<bool>()); // "blurry" vs "dark"
         foreach (var tensor in embeds) tensor.Dispose();
+    }
+
+    /// <summary>
+    /// The cache keys entries by the text encoder's LoRA state: under a LoRA a repeated prompt is a hit with the LoRA's
+    /// bits, another multiplier is a miss, and the base entry is neither served meanwhile nor changed afterwards.
+    /// </summary>
+    [Fact]
+    public void EntriesMadeUnderALoraServeOnlyThatLora()
+    {
+        using var golden = Golden.Case("txt2img_eps_dpmpp");
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
+        var encoder = model.PromptEncoder;
+        PromptEmbedding Encode() => encoder.Encode("a red bicycle", PromptSyntax.Automatic1111);
+        static bool Same(Tensor a, Tensor b) => a.equal(b).all().item<bool>();
+
+        using var scope = NewDisposeScope();
+        var baseline = Encode();
+        Assert.False(baseline.FromCache);
+        Tensor first, second;
+        using (AppliedLoras.Apply(model, LoraFixtures.Requests("mult08")))
+        {
+            var underLora = Encode();
+            var again = Encode();
+            Assert.False(underLora.FromCache); // not the base entry
+            Assert.True(again.FromCache);
+            Assert.True(Same(underLora.Embeds, again.Embeds));
+            Assert.False(Same(baseline.Embeds, underLora.Embeds));
+            first = underLora.Embeds;
+        }
+        using (AppliedLoras.Apply(model, LoraFixtures.Requests("te_unet")))
+        {
+            var otherMultiplier = Encode();
+            Assert.False(otherMultiplier.FromCache);
+            Assert.False(Same(first, otherMultiplier.Embeds));
+        }
+        using (AppliedLoras.Apply(model, LoraFixtures.Requests("mult08")))
+        {
+            var back = Encode();
+            Assert.True(back.FromCache);
+            second = back.Embeds;
+        }
+        Assert.True(Same(first, second));
+        var after = Encode();
+        Assert.True(after.FromCache);
+        Assert.True(Same(baseline.Embeds, after.Embeds));
+        Assert.Equal(3, encoder.CachedCount);
     }
 
     [Fact]
