@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -62,7 +63,7 @@ internal sealed class PipelineRun
     /// <summary>Pure noise × init_noise_sigma (txt2img, strength-1 inpainting, the upscaler). Every draw is float32 on
     /// the CPU generator whatever the compute dtype, so a seed paints the same picture in every precision.</summary>
     public Tensor PureNoiseLatents() =>
-        Noise.Randn(LatentShape, ScalarType.Float32).to(Device) * Scheduler.InitNoiseSigma;                // [N, 4, h, w]
+        (ScalarSafeTensor)Noise.Randn(LatentShape, ScalarType.Float32).to(Device) * Scheduler.InitNoiseSigma; // [N, 4, h, w]
 
     /// <summary>
     /// diffusers' <c>vae.encode(image).latent_dist.sample(generator)</c> × scaling_factor: one posterior draw of the
@@ -78,7 +79,7 @@ internal sealed class PipelineRun
         Inspect(name + "_posterior_mean", mean);
         Inspect(name + "_posterior_std", std);
         var sample = Noise.Randn(posterior.Mean.shape, ScalarType.Float32).to(image.device);
-        return (mean + std * sample) * Model.Vae.Config.ScalingFactor;
+        return ((ScalarSafeTensor)mean + (ScalarSafeTensor)std * (ScalarSafeTensor)sample) * Model.Vae.Config.ScalingFactor;
     }
 
     /// <summary>img2img's start: noise of the batch shape added at the first timestep of the cut schedule.</summary>

@@ -201,7 +201,7 @@ public static class StableDiffusionPipeline
             run.Inspect(name + "_unet_output", unetOutput);
             if (!run.Guided) return unetOutput;
             var chunks = unetOutput.chunk(2);                                                                // 2 × [N, 4, h, w]
-            return chunks[0] + run.Request.GuidanceScale * (chunks[1] - chunks[0]);
+            return (ScalarSafeTensor)chunks[0] + run.Request.GuidanceScale * (ScalarSafeTensor)(chunks[1] - chunks[0]);
         });
     }
 
@@ -224,7 +224,7 @@ public static class StableDiffusionPipeline
         var model = run.Model;
         var request = run.Request;
         TorchMemory.ReleaseFreeHeap(); // the UNet's freed activations, before the decoder allocates its own
-        var vaeInput = latents / model.Vae.Config.ScalingFactor;                                             // [N, 4, h, w]
+        var vaeInput = ((ScalarSafeTensor)latents / model.Vae.Config.ScalingFactor).Tensor;                   // [N, 4, h, w]
         run.Inspect("vae_decode_input", vaeInput);
         var vaeDType = model.VaeDType;
         var tiles = DecoderTiling(run, unetTiles);

@@ -84,6 +84,13 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
         return Kept(reciprocal.mul(number), right, reciprocal);
     }
 
+    /// <summary>TorchSharp's <c>add_(other)</c>, in place (alpha 1).</summary>
+    public void AddInPlace(ScalarSafeTensor addend)
+    {
+        Tensor.add_(addend.Tensor, One);
+        GC.KeepAlive(addend.Tensor);
+    }
+
     public ScalarSafeTensor Pow(double exponent)
     {
         using var number = exponent.ToScalar();
