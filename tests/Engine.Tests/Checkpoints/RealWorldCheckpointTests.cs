@@ -151,21 +151,15 @@ public sealed class RealWorldCheckpointTests(ITestOutputHelper output)
     public void TruncatedLegacyCheckpoint_GivesClearErrors()
     {
         var bytes = File.ReadAllBytes(Ckpt("embedding-legacy.pt"));
-        var temp = Directory.CreateTempSubdirectory("legacy-cut-").FullName;
-        try
+        using var tempFolder = new TempFolder("legacy-cut-");
+        var temp = tempFolder.Path;
+        foreach (var keep in new[] { 1, 15, 100, 300, bytes.Length - 80, bytes.Length - 1 })
         {
-            foreach (var keep in new[] { 1, 15, 100, 300, bytes.Length - 80, bytes.Length - 1 })
-            {
-                var path = Path.Combine(temp, $"cut-{keep}.pt");
-                File.WriteAllBytes(path, bytes[..keep]);
-                var error = Assert.ThrowsAny<CheckpointFormatException>(() => TorchCheckpointFile.Open(path).Dispose());
-                Assert.Contains(path, error.Message);
-                Assert.IsNotType<PickleNeedsMoreDataException>(error);
-            }
-        }
-        finally
-        {
-            Directory.Delete(temp, recursive: true);
+            var path = Path.Combine(temp, $"cut-{keep}.pt");
+            File.WriteAllBytes(path, bytes[..keep]);
+            var error = Assert.ThrowsAny<CheckpointFormatException>(() => TorchCheckpointFile.Open(path).Dispose());
+            Assert.Contains(path, error.Message);
+            Assert.IsNotType<PickleNeedsMoreDataException>(error);
         }
     }
 }

@@ -10,11 +10,11 @@ namespace PSStableDiffusion.Engine.Tests.Checkpoints;
 
 public sealed class TorchCheckpointFileTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("ckpt-tests-").FullName;
+    private readonly TempFolder _temp = new("ckpt-tests-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
-    private string TempPath(string name) => Path.Combine(_dir, name);
+    private string TempPath(string name) => Path.Combine(_temp.Path, name);
 
     /// <summary>
     /// Converts the golden ldm single file into a torch.save-style checkpoint. Most tensors get their own storage;

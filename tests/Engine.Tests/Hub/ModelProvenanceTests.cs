@@ -24,23 +24,17 @@ public sealed class ModelProvenanceTests
     [Fact]
     public void AHubSnapshot_IsJudgedByTheBlobNamesItsFilesLinkTo_WithoutReadingThem()
     {
-        var root = Directory.CreateTempSubdirectory("provenance-").FullName;
-        try
-        {
-            var blob = Path.Combine(root, "blobs", Released768);
-            Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
-            File.WriteAllBytes(blob, new byte[] { 1, 2, 3 }); // content is not read: the LFS name is the sum
-            var snapshot = Path.Combine(root, "snapshots", "c0ffee");
-            Directory.CreateDirectory(snapshot);
-            File.CreateSymbolicLink(Path.Combine(snapshot, "v2-1_768-ema-pruned.safetensors"), Path.Combine("..", "..", "blobs", Released768));
+        using var temp = new TempFolder("provenance-");
+        var root = temp.Path;
+        var blob = Path.Combine(root, "blobs", Released768);
+        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        File.WriteAllBytes(blob, new byte[] { 1, 2, 3 }); // content is not read: the LFS name is the sum
+        var snapshot = Path.Combine(root, "snapshots", "c0ffee");
+        Directory.CreateDirectory(snapshot);
+        File.CreateSymbolicLink(Path.Combine(snapshot, "v2-1_768-ema-pruned.safetensors"), Path.Combine("..", "..", "blobs", Released768));
 
-            Assert.Equal("same weights as Stability AI's release of v2-1_768-ema-pruned.safetensors",
-                ModelProvenance.Describe(new string('1', 64), snapshot));
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        Assert.Equal("same weights as Stability AI's release of v2-1_768-ema-pruned.safetensors",
+            ModelProvenance.Describe(new string('1', 64), snapshot));
     }
 
     [Fact]

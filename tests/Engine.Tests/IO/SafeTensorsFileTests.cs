@@ -9,11 +9,11 @@ namespace PSStableDiffusion.Engine.Tests.IO;
 
 public sealed class SafeTensorsFileTests : IDisposable
 {
-    private readonly string _folder = Directory.CreateTempSubdirectory("st-tests-").FullName;
+    private readonly TempFolder _temp = new("st-tests-");
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
-    private string PathOf(string name) => System.IO.Path.Combine(_folder, name);
+    private string PathOf(string name) => System.IO.Path.Combine(_temp.Path, name);
 
     /// <summary>Writes a file byte by byte: 8-byte length, header text, data (for malformed cases).</summary>
     private string RawFile(string header, int dataBytes = 0, ulong? declaredLength = null, string name = "raw.safetensors")
@@ -165,11 +165,11 @@ public sealed class SafeTensorsFileTests : IDisposable
         File.WriteAllText(path, "old content");
         SafeTensorsWriter.Write(path, new[] { ("x", torch.ones(3)) }, null);
         using (var file = SafeTensorsFile.Open(path)) Assert.True(Same(torch.ones(3), file.Read("x")));
-        Assert.Equal(new[] { path }, Directory.GetFiles(_folder));
+        Assert.Equal(new[] { path }, Directory.GetFiles(_temp.Path));
 
         Assert.Throws<ArgumentException>(() => SafeTensorsWriter.Write(path, new[] { ("x", torch.ones(1)), ("x", torch.ones(1)) }, null));
         Assert.Throws<ArgumentException>(() => SafeTensorsWriter.Write(path, new[] { ("__metadata__", torch.ones(1)) }, null));
-        Assert.Equal(new[] { path }, Directory.GetFiles(_folder));
+        Assert.Equal(new[] { path }, Directory.GetFiles(_temp.Path));
     }
 
     [Fact]

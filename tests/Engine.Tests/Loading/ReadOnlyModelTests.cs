@@ -25,17 +25,17 @@ public sealed class ReadOnlyModelTests(ITestOutputHelper output)
     [Fact]
     public void ReadOnlyModelCopy_LoadsForAnUnprivilegedUser_AndGivesTheGoldenImage()
     {
-        var work = Directory.CreateTempSubdirectory("sd-readonly-");
+        using var work = new TempFolder("sd-readonly-"); // deleted once MakeWritable below has given the files back
         try
         {
-            var model = Path.Combine(work.FullName, "model");
+            var model = Path.Combine(work.Path, "model");
             CopyFolder(Golden.Path(CaseName, "model"), model);
-            var image = Path.Combine(work.FullName, "out", "image.png");
+            var image = Path.Combine(work.Path, "out", "image.png");
             Directory.CreateDirectory(Path.GetDirectoryName(image)!);
             MakeReadOnly(model);
 
             if (OperatingSystem.IsWindows()) GenerateHoldingAReadHandle(model, image);
-            else RunChild(model, image, work.FullName);
+            else RunChild(model, image, work.Path);
 
             using var golden = Golden.Case(CaseName);
             int levels = MaxLevelDifference(SDImage.Load(Path.Combine(golden.Folder, "expected.png")), SDImage.Load(image));
@@ -44,8 +44,7 @@ public sealed class ReadOnlyModelTests(ITestOutputHelper output)
         }
         finally
         {
-            MakeWritable(work.FullName);
-            work.Delete(recursive: true);
+            MakeWritable(work.Path);
         }
     }
 

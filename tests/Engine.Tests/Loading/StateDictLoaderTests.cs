@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;
@@ -31,9 +32,9 @@ public sealed class StateDictLoaderTests : IDisposable
     }
 #pragma warning restore IDE1006
 
-    private readonly string _folder = Directory.CreateTempSubdirectory("loader-tests-").FullName;
+    private readonly TempFolder _temp = new("loader-tests-");
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private static Dictionary<string, Tensor> RandomWeights(int seed, ScalarType dtype = ScalarType.Float32)
     {
@@ -51,7 +52,7 @@ public sealed class StateDictLoaderTests : IDisposable
 
     private string Write(string name, IEnumerable<KeyValuePair<string, Tensor>> tensors)
     {
-        var path = Path.Combine(_folder, name);
+        var path = Path.Combine(_temp.Path, name);
         SafeTensorsWriter.Write(path, tensors.Select(kv => (kv.Key, kv.Value)), new Dictionary<string, string> { ["format"] = "pt" });
         return path;
     }

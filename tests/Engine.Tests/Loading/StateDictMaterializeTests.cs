@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;
@@ -38,9 +39,9 @@ public sealed class StateDictMaterializeTests : IDisposable
     }
 #pragma warning restore IDE1006
 
-    private readonly string _folder = Directory.CreateTempSubdirectory("materialize-tests-").FullName;
+    private readonly TempFolder _temp = new("materialize-tests-");
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private static Dictionary<string, Tensor> Weights(ScalarType dtype)
     {
@@ -56,7 +57,7 @@ public sealed class StateDictMaterializeTests : IDisposable
 
     private string Write(string name, Dictionary<string, Tensor> tensors)
     {
-        var path = Path.Combine(_folder, name);
+        var path = Path.Combine(_temp.Path, name);
         SafeTensorsWriter.Write(path, tensors.Select(kv => (kv.Key, kv.Value)));
         return path;
     }

@@ -106,28 +106,22 @@ public sealed class DepthMapEstimationTests : IDisposable
     public void The16BitPngKeepsEveryLevelAndTheRecordAndADepthMapReadsItBack()
     {
         var map = DepthMapEstimation.Estimate(_estimator, Input(2), normalize: false, null);
-        var path = Path.Combine(Path.GetTempPath(), $"psd-depth-{Guid.NewGuid():N}.png");
-        try
-        {
-            map.Save(path);
-            var header = File.ReadAllBytes(path)[16..26];
-            Assert.Equal(16, header[8]);  // bit depth
-            Assert.Equal(0, header[9]);   // grayscale
-            var asDepthMap = GrayImage.Load(path); // what -DepthMap reads
-            Assert.Equal(16, asDepthMap.BitDepth);
-            Assert.Equal(map.Gray16!.Values, asDepthMap.Values);
-            var imported = SDImage.Load(path); // Import-SDImage, and a deserialized image
-            Assert.Equal(map.Gray16.Values, imported.Gray16!.Values);
-            Assert.Equal(map.Pixels, imported.Pixels);
-            Assert.Equal(map.Record.ToJson(), imported.Record.ToJson());
-            Assert.Same(imported.Gray16, imported.ToGray());
-            var reencoded = ImageCodec.Decode(ImageCodec.EncodePng(imported));
-            Assert.Equal(map.Gray16.Values, reencoded.Gray16!.Values);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        using var temp = new TempFolder("psd-depth-");
+        var path = temp.Combine("depth.png");
+        map.Save(path);
+        var header = File.ReadAllBytes(path)[16..26];
+        Assert.Equal(16, header[8]);  // bit depth
+        Assert.Equal(0, header[9]);   // grayscale
+        var asDepthMap = GrayImage.Load(path); // what -DepthMap reads
+        Assert.Equal(16, asDepthMap.BitDepth);
+        Assert.Equal(map.Gray16!.Values, asDepthMap.Values);
+        var imported = SDImage.Load(path); // Import-SDImage, and a deserialized image
+        Assert.Equal(map.Gray16.Values, imported.Gray16!.Values);
+        Assert.Equal(map.Pixels, imported.Pixels);
+        Assert.Equal(map.Record.ToJson(), imported.Record.ToJson());
+        Assert.Same(imported.Gray16, imported.ToGray());
+        var reencoded = ImageCodec.Decode(ImageCodec.EncodePng(imported));
+        Assert.Equal(map.Gray16.Values, reencoded.Gray16!.Values);
     }
 
     [Fact]

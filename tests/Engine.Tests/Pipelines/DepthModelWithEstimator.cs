@@ -14,9 +14,11 @@ namespace PSStableDiffusion.Engine.Tests.Pipelines;
 /// </summary>
 public sealed class DepthModelWithEstimator : IDisposable
 {
+    private readonly TempFolder _temp = new("psd-depth-estimated-");
+
     public DepthModelWithEstimator()
     {
-        Root = Path.Combine(Path.GetTempPath(), $"psd-depth-estimated-{Guid.NewGuid():N}");
+        Root = _temp.Path;
         Folder = Path.Combine(Root, "model");
         CopyTree(Golden.Path("depth2img", "model"), Folder);
         File.Copy(Golden.Path("depth2img_estimated", "model_index.json"), Path.Combine(Folder, "model_index.json"), overwrite: true);
@@ -54,6 +56,6 @@ public sealed class DepthModelWithEstimator : IDisposable
     {
         FolderModel.Dispose();
         SingleFileModel.Dispose();
-        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+        _temp.Dispose();
     }
 }

@@ -4,6 +4,7 @@ using PSStableDiffusion.Engine.Models.Configs;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
 using PSStableDiffusion.Engine.SingleFile;
+using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;
@@ -21,11 +22,11 @@ namespace PSStableDiffusion.Engine.Tests.SingleFile;
 public sealed class FullSizeDetectionTests : IDisposable
 {
     private readonly ITestOutputHelper _output;
-    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("sd-full-size-");
+    private readonly TempFolder _temp = new("sd-full-size-");
 
     public FullSizeDetectionTests(ITestOutputHelper output) => _output = output;
 
-    public void Dispose() => _folder.Delete(recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [Theory]
     [InlineData(KnownModel.Sd21_768V, ModelKind.TextToImage, null, "v_prediction", 768)]
@@ -136,7 +137,7 @@ public sealed class FullSizeDetectionTests : IDisposable
                 tensors.AddRange(LdmKeyMap.LowScaleModelBuffers.Select(k => ("low_scale_model." + k, new long[] { 350 })));
                 break;
         }
-        var path = Path.Combine(_folder.FullName, $"{model}.safetensors");
+        var path = Path.Combine(_temp.Path, $"{model}.safetensors");
         WriteSparseCheckpoint(path, tensors);
         return path;
     }

@@ -123,21 +123,14 @@ public class SingleFilePlanGoldenTests
     [Fact]
     public void ConfigBesideTheCheckpointIsFoundByName()
     {
-        var folder = Directory.CreateTempSubdirectory("sd-single-file-");
-        try
-        {
-            var checkpoint = Path.Combine(folder.FullName, "tiny-v.safetensors");
-            File.Copy(SingleFilePath("img2img"), checkpoint);
-            File.Copy(LdmConfig("img2img"), Path.Combine(folder.FullName, "tiny-v.yaml"));
-            var plan = SingleFilePlanner.Plan(checkpoint);
-            Assert.Equal(Path.Combine(folder.FullName, "tiny-v.yaml"), plan.ConfigPath);
-            Assert.Equal("v_prediction", plan.PredictionType); // from parameterization: v
-            Assert.Equal(new[] { 2 }, plan.UNetConfig().AttentionHeadDim.Distinct());
-        }
-        finally
-        {
-            folder.Delete(recursive: true);
-        }
+        using var folder = new TempFolder("sd-single-file-");
+        var checkpoint = Path.Combine(folder.Path, "tiny-v.safetensors");
+        File.Copy(SingleFilePath("img2img"), checkpoint);
+        File.Copy(LdmConfig("img2img"), Path.Combine(folder.Path, "tiny-v.yaml"));
+        var plan = SingleFilePlanner.Plan(checkpoint);
+        Assert.Equal(Path.Combine(folder.Path, "tiny-v.yaml"), plan.ConfigPath);
+        Assert.Equal("v_prediction", plan.PredictionType); // from parameterization: v
+        Assert.Equal(new[] { 2 }, plan.UNetConfig().AttentionHeadDim.Distinct());
     }
 
     [Fact]
@@ -206,37 +199,30 @@ public class SingleFilePlanGoldenTests
     [Fact]
     public void AnUnknownKeyIsAnErrorThatNamesIt()
     {
-        var folder = Directory.CreateTempSubdirectory("sd-single-file-");
-        try
+        using var folder = new TempFolder("sd-single-file-");
+        var path = Path.Combine(folder.Path, "extra.safetensors");
+        using (var source = SafeTensorsFile.Open(SingleFilePath("inpaint")))
+        using (var scope = torch.NewDisposeScope())
         {
-            var path = Path.Combine(folder.FullName, "extra.safetensors");
-            using (var source = SafeTensorsFile.Open(SingleFilePath("inpaint")))
-            using (var scope = torch.NewDisposeScope())
-            {
-                var tensors = source.Tensors.Keys.Select(k => (k, source.Read(k))).ToList();
-                tensors.Add(("model.diffusion_model.input_blocks.1.1.mystery.weight", torch.zeros(3)));
-                tensors.Add(("cond_stage_model.model.transformer.resblocks.23.attn.extra", torch.zeros(3)));
-                SafeTensorsWriter.Write(path, tensors);
-            }
-            var error = Assert.Throws<UnknownCheckpointKeyException>(() =>
-                SingleFilePlanner.Plan(path, new SingleFileOptions { ConfigPath = LdmConfig("inpaint") }));
-            Assert.Contains("'model.diffusion_model.input_blocks.1.1.mystery.weight'", error.Message);
-            Assert.Contains("'cond_stage_model.model.transformer.resblocks.23.attn.extra'", error.Message);
-            Assert.Equal(2, error.Keys.Count);
-            Assert.Contains(path, error.Message);
+            var tensors = source.Tensors.Keys.Select(k => (k, source.Read(k))).ToList();
+            tensors.Add(("model.diffusion_model.input_blocks.1.1.mystery.weight", torch.zeros(3)));
+            tensors.Add(("cond_stage_model.model.transformer.resblocks.23.attn.extra", torch.zeros(3)));
+            SafeTensorsWriter.Write(path, tensors);
+        }
+        var error = Assert.Throws<UnknownCheckpointKeyException>(() =>
+            SingleFilePlanner.Plan(path, new SingleFileOptions { ConfigPath = LdmConfig("inpaint") }));
+        Assert.Contains("'model.diffusion_model.input_blocks.1.1.mystery.weight'", error.Message);
+        Assert.Contains("'cond_stage_model.model.transformer.resblocks.23.attn.extra'", error.Message);
+        Assert.Equal(2, error.Keys.Count);
+        Assert.Contains(path, error.Message);
 
-            // The loader refuses it too, before touching the module.
-            var plan = SingleFilePlanner.Plan(SingleFilePath("inpaint"), new SingleFileOptions { ConfigPath = LdmConfig("inpaint") });
-            using var file = SafeTensorsFile.Open(path);
-            using var vae = new AutoencoderKL(plan.VaeConfig(), device: META);
-            Assert.Throws<UnknownCheckpointKeyException>(() =>
-                SingleFileLoader.Materialize(vae, file, plan.KeyMap, SingleFileComponent.Vae, ScalarType.Float32, CPU));
-            Assert.Throws<UnknownCheckpointKeyException>(() => plan.KeyMapFor(SingleFileComponent.UNet)("first_stage_model.encoder.mystery"));
-        }
-        finally
-        {
-            folder.Delete(recursive: true);
-        }
+        // The loader refuses it too, before touching the module.
+        var plan = SingleFilePlanner.Plan(SingleFilePath("inpaint"), new SingleFileOptions { ConfigPath = LdmConfig("inpaint") });
+        using var file = SafeTensorsFile.Open(path);
+        using var vae = new AutoencoderKL(plan.VaeConfig(), device: META);
+        Assert.Throws<UnknownCheckpointKeyException>(() =>
+            SingleFileLoader.Materialize(vae, file, plan.KeyMap, SingleFileComponent.Vae, ScalarType.Float32, CPU));
+        Assert.Throws<UnknownCheckpointKeyException>(() => plan.KeyMapFor(SingleFileComponent.UNet)("first_stage_model.encoder.mystery"));
     }
 
     [Fact]
@@ -256,19 +242,12 @@ public class SingleFilePlanGoldenTests
     [Fact]
     public void ConfigThatDisagreesWithTheWeightsIsRefused()
     {
-        var folder = Directory.CreateTempSubdirectory("sd-single-file-");
-        try
-        {
-            var yaml = Path.Combine(folder.FullName, "wrong.yaml");
-            File.WriteAllText(yaml, File.ReadAllText(LdmConfig("inpaint")).Replace("num_res_blocks: 2", "num_res_blocks: 3", StringComparison.Ordinal));
-            var error = Assert.Throws<SingleFileCheckpointException>(() =>
-                SingleFilePlanner.Plan(SingleFilePath("inpaint"), new SingleFileOptions { ConfigPath = yaml }));
-            Assert.Contains("num_res_blocks = 3", error.Message);
-            Assert.Contains("2", error.Message);
-        }
-        finally
-        {
-            folder.Delete(recursive: true);
-        }
+        using var folder = new TempFolder("sd-single-file-");
+        var yaml = Path.Combine(folder.Path, "wrong.yaml");
+        File.WriteAllText(yaml, File.ReadAllText(LdmConfig("inpaint")).Replace("num_res_blocks: 2", "num_res_blocks: 3", StringComparison.Ordinal));
+        var error = Assert.Throws<SingleFileCheckpointException>(() =>
+            SingleFilePlanner.Plan(SingleFilePath("inpaint"), new SingleFileOptions { ConfigPath = yaml }));
+        Assert.Contains("num_res_blocks = 3", error.Message);
+        Assert.Contains("2", error.Message);
     }
 }

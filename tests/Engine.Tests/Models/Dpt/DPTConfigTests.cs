@@ -61,25 +61,18 @@ public class DPTConfigTests
     [Fact]
     public void StrictLoadingNamesAMissingKey()
     {
-        var folder = Path.Combine(Path.GetTempPath(), $"psd-dpt-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        try
+        using var temp = new TempFolder("psd-dpt-");
+        var folder = temp.Path;
+        var source = Path.Combine(DPTGoldenTests.Folder, "depth_estimator");
+        File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
+        using (var file = PSStableDiffusion.Engine.IO.SafeTensorsFile.Open(Path.Combine(source, DPTForDepthEstimation.WeightsFileName)))
         {
-            var source = Path.Combine(DPTGoldenTests.Folder, "depth_estimator");
-            File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
-            using (var file = PSStableDiffusion.Engine.IO.SafeTensorsFile.Open(Path.Combine(source, DPTForDepthEstimation.WeightsFileName)))
-            {
-                var tensors = file.Tensors.Keys.Where(k => k != "neck.fusion_stage.layers.0.residual_layer1.convolution1.weight")
-                    .Select(k => (k, file.Read(k))).ToList();
-                PSStableDiffusion.Engine.IO.SafeTensorsWriter.Write(Path.Combine(folder, DPTForDepthEstimation.WeightsFileName), tensors);
-                foreach (var (_, t) in tensors) t.Dispose();
-            }
-            var error = Assert.Throws<ModelLoadException>(() => DPTForDepthEstimation.FromPretrained(folder, ScalarType.Float32, torch.CPU));
-            Assert.Contains("neck.fusion_stage.layers.0.residual_layer1.convolution1.weight", error.Message);
+            var tensors = file.Tensors.Keys.Where(k => k != "neck.fusion_stage.layers.0.residual_layer1.convolution1.weight")
+                .Select(k => (k, file.Read(k))).ToList();
+            PSStableDiffusion.Engine.IO.SafeTensorsWriter.Write(Path.Combine(folder, DPTForDepthEstimation.WeightsFileName), tensors);
+            foreach (var (_, t) in tensors) t.Dispose();
         }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+        var error = Assert.Throws<ModelLoadException>(() => DPTForDepthEstimation.FromPretrained(folder, ScalarType.Float32, torch.CPU));
+        Assert.Contains("neck.fusion_stage.layers.0.residual_layer1.convolution1.weight", error.Message);
     }
 }

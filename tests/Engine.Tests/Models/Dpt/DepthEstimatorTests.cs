@@ -42,23 +42,16 @@ public class DepthEstimatorTests
     [Fact]
     public void ADptFolderAloneLoadsWithItsOwnProcessorFile()
     {
-        var folder = Path.Combine(Path.GetTempPath(), $"psd-dpt-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        try
-        {
-            foreach (var file in Directory.GetFiles(Path.Combine(DPTGoldenTests.Folder, "depth_estimator")))
-                File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
-            File.Copy(Path.Combine(DPTGoldenTests.Folder, "feature_extractor", "preprocessor_config.json"), Path.Combine(folder, "preprocessor_config.json"));
-            Assert.Equal(folder, DepthEstimator.Locate(folder));
-            using var estimator = DepthEstimator.Load(folder, ScalarType.Float32, torch.CPU);
-            using var golden = Golden.Case("depth_estimator");
-            using var depth = estimator.Predict(SDImage.Load(Path.Combine(DPTGoldenTests.Folder, "input1.png")));
-            golden.AssertClose("predicted_depth1", depth);
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+        using var temp = new TempFolder("psd-dpt-");
+        var folder = temp.Path;
+        foreach (var file in Directory.GetFiles(Path.Combine(DPTGoldenTests.Folder, "depth_estimator")))
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        File.Copy(Path.Combine(DPTGoldenTests.Folder, "feature_extractor", "preprocessor_config.json"), Path.Combine(folder, "preprocessor_config.json"));
+        Assert.Equal(folder, DepthEstimator.Locate(folder));
+        using var estimator = DepthEstimator.Load(folder, ScalarType.Float32, torch.CPU);
+        using var golden = Golden.Case("depth_estimator");
+        using var depth = estimator.Predict(SDImage.Load(Path.Combine(DPTGoldenTests.Folder, "input1.png")));
+        golden.AssertClose("predicted_depth1", depth);
     }
 
     [Fact]
@@ -73,22 +66,16 @@ public class DepthEstimatorTests
     [Fact]
     public void AnUnknownMidasKeyIsAnErrorNamingIt()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"psd-dpt-{Guid.NewGuid():N}.safetensors");
-        try
+        using var temp = new TempFolder("psd-dpt-");
+        var path = temp.Combine("model.safetensors");
+        using (var source = SafeTensorsFile.Open(SingleFile))
         {
-            using (var source = SafeTensorsFile.Open(SingleFile))
-            {
-                var tensors = source.Tensors.Keys.Select(k => (k, source.Read(k))).ToList();
-                tensors.Add(("depth_model.model.scratch.refinenet9.out_conv.weight", torch.zeros(1)));
-                SafeTensorsWriter.Write(path, tensors);
-                foreach (var (_, t) in tensors) t.Dispose();
-            }
-            var error = Assert.Throws<ModelLoadException>(() => DepthEstimator.Load(path, ScalarType.Float32, torch.CPU));
-            Assert.Contains("depth_model.model.scratch.refinenet9.out_conv.weight", error.Message);
+            var tensors = source.Tensors.Keys.Select(k => (k, source.Read(k))).ToList();
+            tensors.Add(("depth_model.model.scratch.refinenet9.out_conv.weight", torch.zeros(1)));
+            SafeTensorsWriter.Write(path, tensors);
+            foreach (var (_, t) in tensors) t.Dispose();
         }
-        finally
-        {
-            File.Delete(path);
-        }
+        var error = Assert.Throws<ModelLoadException>(() => DepthEstimator.Load(path, ScalarType.Float32, torch.CPU));
+        Assert.Contains("depth_model.model.scratch.refinenet9.out_conv.weight", error.Message);
     }
 }

@@ -61,7 +61,8 @@ public class UNetPrecisionAndLoadingTests
     [Fact]
     public void MissingFolderThrowsFileNotFound()
     {
-        var folder = Path.Combine(Path.GetTempPath(), "no-such-unet-" + Guid.NewGuid().ToString("N"));
+        using var temp = new TempFolder("no-such-unet-");
+        var folder = temp.Combine("no-such-unet");
         var error = Assert.Throws<FileNotFoundException>(() => UNet2DConditionModel.FromPretrained(folder, ScalarType.Float32, torch.CPU));
         Assert.Contains("config.json", error.Message);
     }
