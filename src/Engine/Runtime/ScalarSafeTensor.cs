@@ -69,6 +69,23 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
 
     public static ScalarSafeTensor operator /(ScalarSafeTensor left, long right) => Divide(left, right.ToScalar());
 
+    // A plain tensor on either side: the same operators, so that x.ScalarSafe() + residual needs no second conversion.
+    public static ScalarSafeTensor operator +(ScalarSafeTensor left, Tensor right) => left + new ScalarSafeTensor(right);
+
+    public static ScalarSafeTensor operator +(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) + right;
+
+    public static ScalarSafeTensor operator -(ScalarSafeTensor left, Tensor right) => left - new ScalarSafeTensor(right);
+
+    public static ScalarSafeTensor operator -(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) - right;
+
+    public static ScalarSafeTensor operator *(ScalarSafeTensor left, Tensor right) => left * new ScalarSafeTensor(right);
+
+    public static ScalarSafeTensor operator *(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) * right;
+
+    public static ScalarSafeTensor operator /(ScalarSafeTensor left, Tensor right) => left / new ScalarSafeTensor(right);
+
+    public static ScalarSafeTensor operator /(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) / right;
+
     /// <summary>TorchSharp's <c>number / tensor</c>: the reciprocal times the number.</summary>
     public static ScalarSafeTensor operator /(double left, ScalarSafeTensor right)
     {
@@ -84,11 +101,48 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
         return Kept(reciprocal.mul(number), right, reciprocal);
     }
 
-    /// <summary>TorchSharp's <c>add_(other)</c>, in place (alpha 1).</summary>
-    public void AddInPlace(ScalarSafeTensor addend)
+    /// <summary>TorchSharp's <c>add_(other)</c>, in place (alpha 1); returns this tensor, as <c>add_</c> does.</summary>
+    public Tensor AddInPlace(ScalarSafeTensor addend)
     {
-        Tensor.add_(addend.Tensor, One);
+        var result = Tensor.add_(addend.Tensor, One);
         GC.KeepAlive(addend.Tensor);
+        return result;
+    }
+
+    /// <summary>TorchSharp's <c>div_(number)</c>, in place; returns this tensor.</summary>
+    public Tensor DivideInPlace(double divisor)
+    {
+        using var number = divisor.ToScalar();
+        return Tensor.div_(number);
+    }
+
+    /// <summary>TorchSharp's <c>fill_(number)</c>, in place; returns this tensor.</summary>
+    public Tensor Fill(double value)
+    {
+        using var number = value.ToScalar();
+        return Tensor.fill_(number);
+    }
+
+    /// <summary>TorchSharp's <c>eq(number)</c> with an integer.</summary>
+    public Tensor Equal(long value)
+    {
+        using var number = value.ToScalar();
+        return Tensor.eq(number);
+    }
+
+    /// <summary><c>torch.arange(start, end)</c> with integer bounds (libtorch stores both as int64, as the implicit
+    /// conversions of an int or a long do).</summary>
+    public static Tensor Arange(long start, long end, ScalarType dtype, Device device)
+    {
+        using Scalar first = start.ToScalar(), last = end.ToScalar();
+        return torch.arange(first, last, dtype: dtype, device: device);
+    }
+
+    /// <summary><c>torch.arange(end)</c> with an integer bound.</summary>
+    public static Tensor Arange(long end, ScalarType dtype, Device device)
+    {
+        using var last = end.ToScalar();
+        return torch.arange(last, dtype: dtype, device: device);
     }
 
     public ScalarSafeTensor Pow(double exponent)

@@ -18,20 +18,26 @@ namespace PSStableDiffusion.Engine.Tests.Runtime;
 [Collection(GarbageCollectionStressCollection.Name)]
 public class ScalarLifetimeTests(ITestOutputHelper output)
 {
-    /// <summary>The schedulers, and the pipeline types whose code runs per denoising step (the guidance, the initial
-    /// noise, the VAE's scaling, tiled accumulation): none may make an implicit Scalar.</summary>
-    private static readonly string[] KeptAliveTypes =
+    /// <summary>ScalarSafeTensor, the one place that makes Scalars (explicitly, and disposes them).</summary>
+    private const string ScalarMaker = "PSStableDiffusion.Engine.Runtime.ScalarSafeTensor.";
+
+    /// <summary>Engine types not yet converted (each passes numbers as TorchSharp's implicit Scalars); shrink, never grow.</summary>
+    private static readonly string[] NotYetConverted =
     [
-        "PSStableDiffusion.Engine.Schedulers.", "PSStableDiffusion.Engine.Pipelines.StableDiffusionPipeline",
-        "PSStableDiffusion.Engine.Pipelines.PipelineRun", "PSStableDiffusion.Engine.Pipelines.DenoisingLoop",
-        "PSStableDiffusion.Engine.Pipelines.TiledInference",
+        "PSStableDiffusion.Engine.Models.Dpt.", "PSStableDiffusion.Engine.Models.Common.Activations",
+        "PSStableDiffusion.Engine.Lora.", "PSStableDiffusion.Engine.Imaging.GrayImage",
+        "PSStableDiffusion.Engine.Pipelines.ImageConditioning", "PSStableDiffusion.Engine.Pipelines.Tasks.InpaintTask",
+        "PSStableDiffusion.Engine.Runtime.PrecisionSpeed", "PSStableDiffusion.Engine.SDImage",
     ];
 
+    /// <summary>The whole engine (schedulers, per-step pipeline code, the models' forward passes): none of it may make
+    /// an implicit Scalar, so a new unprotected site fails here.</summary>
     [Fact]
-    public void StepCodeMakesNoImplicitScalar()
+    public void EngineMakesNoImplicitScalar()
     {
-        var found = ImplicitScalarScanner.Find(typeof(SchedulerBase).Assembly, ["PSStableDiffusion.Engine.Schedulers", "PSStableDiffusion.Engine.Pipelines"])
-            .Where(call => KeptAliveTypes.Any(type => call.StartsWith(type, StringComparison.Ordinal)))
+        var found = ImplicitScalarScanner.Find(typeof(SchedulerBase).Assembly, ["PSStableDiffusion.Engine"])
+            .Where(call => !call.StartsWith(ScalarMaker, StringComparison.Ordinal))
+            .Where(call => !NotYetConverted.Any(type => call.StartsWith(type, StringComparison.Ordinal)))
             .ToList();
         Assert.True(found.Count == 0, $"{found.Count} implicit Scalars:\n" + string.Join("\n", found));
     }

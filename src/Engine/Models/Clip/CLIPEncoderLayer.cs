@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,8 +29,8 @@ public sealed class CLIPEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates)
     {
         using var scope = NewDisposeScope();
-        var x = hiddenStates + self_attn.forward(layer_norm1.forward(hiddenStates));
-        x = x + mlp.forward(layer_norm2.forward(x));
+        Tensor x = hiddenStates.ScalarSafe() + self_attn.forward(layer_norm1.forward(hiddenStates));
+        x = x.ScalarSafe() + mlp.forward(layer_norm2.forward(x));
         return x.MoveToOuterDisposeScope();
     }
 }

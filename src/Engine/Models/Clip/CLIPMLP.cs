@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -32,7 +33,7 @@ public sealed class CLIPMLP : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x = fc1.forward(hiddenStates); // [B, T, I]
         // gelu: exact erf form (OpenCLIP). quick_gelu: x * sigmoid(1.702 x) (OpenAI CLIP).
-        x = _quickGelu ? x * sigmoid(x * 1.702) : nn.functional.gelu(x);
+        x = _quickGelu ? x * sigmoid(x.ScalarSafe() * 1.702) : nn.functional.gelu(x);
         return fc2.forward(x).MoveToOuterDisposeScope(); // [B, T, D]
     }
 }

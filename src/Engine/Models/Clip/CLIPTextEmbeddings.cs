@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -43,8 +44,8 @@ public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
         if (seqLength > MaxPositions)
             throw new ArgumentException(
                 $"Sequence length {seqLength} exceeds max_position_embeddings {MaxPositions}.", nameof(inputIds));
-        var positionIds = arange(seqLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // [1, T]
-        var embeddings = (tokenEmbeds ?? token_embedding.forward(inputIds)) + position_embedding.forward(positionIds); // [B, T, D]
+        var positionIds = ScalarSafeTensor.Arange(seqLength, ScalarType.Int64, inputIds.device).unsqueeze(0); // [1, T]
+        Tensor embeddings = (tokenEmbeds ?? token_embedding.forward(inputIds)).ScalarSafe() + position_embedding.forward(positionIds); // [B, T, D]
         return embeddings.MoveToOuterDisposeScope();
     }
 }

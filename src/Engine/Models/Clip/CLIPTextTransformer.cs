@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -49,8 +50,8 @@ public sealed class CLIPTextTransformer : nn.Module<Tensor, CLIPTextModelOutput>
         // then, as transformers does, the eot token is the largest id (49407), so argmax of the ids finds it.
         var eosIndex = _eosTokenId == 2
             ? inputIds.to(ScalarType.Int64).argmax(-1) // [B]
-            : inputIds.eq(_eosTokenId).to(ScalarType.Int32).argmax(-1); // [B]
-        var batchIndex = arange(lastHiddenState.shape[0], dtype: ScalarType.Int64, device: lastHiddenState.device); // [B]
+            : inputIds.ScalarSafe().Equal(_eosTokenId).to(ScalarType.Int32).argmax(-1); // [B]
+        var batchIndex = ScalarSafeTensor.Arange(lastHiddenState.shape[0], ScalarType.Int64, lastHiddenState.device); // [B]
         var pooled = lastHiddenState.index(batchIndex, eosIndex); // [B, D]
 
         return new CLIPTextModelOutput(lastHiddenState, pooled, hiddenStates).MoveToOuterDisposeScope();

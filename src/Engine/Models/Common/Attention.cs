@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -94,7 +95,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
         if (isImage)
             output = output.transpose(1, 2).reshape(batch, channels, height, width); // [B, C, H, W]
         if (_residualConnection)
-            output = hidden + output;
+            output = hidden.ScalarSafe() + output;
         return output.MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,7 +20,7 @@ internal static class NormInitialization
             foreach (var (name, parameter) in module.named_parameters(recurse: false))
             {
                 if (parameter.device_type == DeviceType.META) continue;
-                if (name == "weight") parameter.fill_(1.0);
+                if (name == "weight") parameter.ScalarSafe().Fill(1.0);
                 else if (name == "bias") parameter.zero_();
             }
         }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -57,7 +58,7 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
         {
             if (temb is null) throw new ArgumentNullException(nameof(temb), "this ResnetBlock2D has a time_emb_proj and needs a time embedding.");
             var projected = time_emb_proj.forward(_activation(temb)); // [B, C_out]
-            hidden.add_(projected.unsqueeze(-1).unsqueeze(-1)); // [B, C_out, 1, 1] broadcast over H, W
+            hidden.ScalarSafe().AddInPlace(projected.unsqueeze(-1).unsqueeze(-1)); // [B, C_out, 1, 1] broadcast over H, W
         }
         normed = norm2.forward(hidden);
         hidden.Dispose();
@@ -65,14 +66,14 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
         normed.Dispose();
         if (conv_shortcut is null)
         {
-            hidden.add_(input);
+            hidden.ScalarSafe().AddInPlace(input);
         }
         else
         {
             using var shortcut = conv_shortcut.forward(input); // [B, C_out, H, W]
-            hidden.add_(shortcut);
+            hidden.ScalarSafe().AddInPlace(shortcut);
         }
-        if (_outputScaleFactor != 1.0) hidden.div_(_outputScaleFactor);
+        if (_outputScaleFactor != 1.0) hidden.ScalarSafe().DivideInPlace(_outputScaleFactor);
         return hidden.MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -29,9 +30,9 @@ public sealed class Timesteps : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var half = _numChannels / 2;
-        var exponent = torch.arange(0, half, dtype: ScalarType.Float32, device: timesteps.device) * (-Math.Log(MaxPeriod));
+        var exponent = ScalarSafeTensor.Arange(0, half, ScalarType.Float32, timesteps.device).ScalarSafe() * (-Math.Log(MaxPeriod));
         exponent = exponent / (half - _freqShift);
-        var frequencies = exponent.exp(); // [half]
+        var frequencies = exponent.Tensor.exp(); // [half]
         var angles = timesteps.to(ScalarType.Float32).unsqueeze(1) * frequencies.unsqueeze(0); // [B, half]
         var embedding = _flipSinToCos
             ? torch.cat(new[] { angles.cos(), angles.sin() }, dim: -1)  // [B, 2*half]

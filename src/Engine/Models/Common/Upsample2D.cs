@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -82,7 +83,7 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
         Tensor Fold(Tensor taps, long dim, int phase) // taps: 3 along dim -> 2 along dim
         {
             var (t0, t1, t2) = (taps.select(dim, 0), taps.select(dim, 1), taps.select(dim, 2));
-            return phase == 0 ? torch.stack(new[] { t0, t1 + t2 }, dim) : torch.stack(new[] { t0 + t1, t2 }, dim);
+            return phase == 0 ? torch.stack(new Tensor[] { t0, t1.ScalarSafe() + t2 }, dim) : torch.stack(new Tensor[] { t0.ScalarSafe() + t1, t2 }, dim);
         }
         var blocks = new List<Tensor>(4);
         for (int dy = 0; dy < 2; dy++)

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Models.Common;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -45,9 +46,9 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // Each sub-layer output is a fresh tensor: add the stream into it in place.
-        hidden = attn1.forward(norm1.forward(hidden), _onlyCrossAttention ? context : null).add_(hidden);
-        hidden = attn2.forward(norm2.forward(hidden), context).add_(hidden);
-        hidden = ff.forward(norm3.forward(hidden)).add_(hidden);
+        hidden = attn1.forward(norm1.forward(hidden), _onlyCrossAttention ? context : null).ScalarSafe().AddInPlace(hidden);
+        hidden = attn2.forward(norm2.forward(hidden), context).ScalarSafe().AddInPlace(hidden);
+        hidden = ff.forward(norm3.forward(hidden)).ScalarSafe().AddInPlace(hidden);
         return hidden.MoveToOuterDisposeScope();
     }
 }

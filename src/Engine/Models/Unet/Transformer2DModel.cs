@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -75,6 +76,6 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor, Tensor>
             output = proj_out.forward(image); // [B, C, H, W]
         }
         // input first: the sum then takes the input's (contiguous NCHW) layout.
-        return (input + output).MoveToOuterDisposeScope();
+        return (input.ScalarSafe() + output).Tensor.MoveToOuterDisposeScope();
     }
 }

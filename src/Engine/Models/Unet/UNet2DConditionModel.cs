@@ -148,11 +148,11 @@ public sealed class UNet2DConditionModel : nn.Module
                 throw new ArgumentNullException(nameof(classLabels), "this UNet has num_class_embeds set and needs class labels (the x4 upscaler's noise level).");
             var classIds = classLabels.to(ScalarType.Int64, sample.device);
             if (classIds.dim() == 0) classIds = classIds.unsqueeze(0).expand(batch);
-            emb = emb + class_embedding.forward(classIds).to(sample.dtype); // [B, 4*C0]
+            emb = emb.ScalarSafe() + class_embedding.forward(classIds).to(sample.dtype); // [B, 4*C0]
         }
 
         // 2. pre-process
-        if (Config.CenterInputSample) sample = 2 * sample - 1.0;
+        if (Config.CenterInputSample) sample = 2 * sample.ScalarSafe() - 1.0;
         var hidden = conv_in.forward(sample); // [B, C0, h, w]
 
         // 3. down path: keep every intermediate state for the skips

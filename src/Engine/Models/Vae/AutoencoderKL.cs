@@ -63,7 +63,7 @@ public sealed class AutoencoderKL : nn.Module
         var moments = encoder.forward(image); // [B, 2*latent, h, w]
         if (quant_conv is not null) moments = quant_conv.forward(moments);
         var halves = moments.chunk(2, dim: 1); // 2 x [B, latent, h, w]
-        var std = (0.5 * halves[1].clamp(-30.0, 20.0)).exp();
+        var std = (0.5 * halves[1].ScalarSafe().Clamp(-30.0, 20.0)).Tensor.exp();
         return new VaePosterior(halves[0].MoveToOuterDisposeScope(), std.MoveToOuterDisposeScope());
     }
 

@@ -12,7 +12,7 @@ namespace PSStableDiffusion.Engine.Models.Vae;
 public sealed record VaePosterior(Tensor Mean, Tensor Std) : IDisposable
 {
     /// <summary>mean + std · noise (diffusers' <c>latent_dist.sample</c> with the noise drawn by the caller).</summary>
-    public Tensor Sample(Tensor noise) => Mean + Std * noise;
+    public Tensor Sample(Tensor noise) => Mean.ScalarSafe() + Std.ScalarSafe() * noise;
 
     public void Dispose()
     {
