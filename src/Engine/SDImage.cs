@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using System.Security.Cryptography;
 using PSStableDiffusion.Engine.Imaging;
 using TorchSharp;
@@ -90,8 +91,8 @@ public sealed class SDImage
             throw new ArgumentException($"Expected [1, 3, H, W] or [3, H, W], got [{string.Join(", ", image.shape)}].", nameof(image));
         if (!x.is_floating_point()) throw new ArgumentException($"Expected a floating-point tensor, got {x.dtype}.", nameof(image));
 
-        var unit = (x / 2 + 0.5).clamp(0, 1).to(ScalarType.Float32).cpu(); // [3, H, W]
-        var bytes = (unit * 255).round().to(ScalarType.Byte).permute(1, 2, 0).contiguous(); // [H, W, 3]
+        var unit = (x.ScalarSafe() / 2 + 0.5).Clamp(0, 1).Tensor.to(ScalarType.Float32).cpu(); // [3, H, W]
+        var bytes = (unit.ScalarSafe() * 255).Tensor.round().to(ScalarType.Byte).permute(1, 2, 0).contiguous(); // [H, W, 3]
         int height = (int)x.shape[1], width = (int)x.shape[2];
         return new SDImage(width, height, bytes.bytes.ToArray(), record);
     }
@@ -114,8 +115,8 @@ public sealed class SDImage
     {
         using var scope = NewDisposeScope();
         var bytes = tensor(Pixels, [Height, Width, 3], ScalarType.Byte); // [H, W, 3]
-        var unit = bytes.permute(2, 0, 1).to(ScalarType.Float32) / 255.0f; // [3, H, W]
-        var signed = (2 * unit - 1).unsqueeze(0); // [1, 3, H, W]
+        var unit = bytes.permute(2, 0, 1).to(ScalarType.Float32).ScalarSafe() / 255.0f; // [3, H, W]
+        var signed = (2 * unit - 1).Tensor.unsqueeze(0); // [1, 3, H, W]
         return signed.to(dtype, device ?? CPU).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using System.Security.Cryptography;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -44,7 +45,7 @@ public sealed class GrayImage
         using var scope = NewDisposeScope();
         var raw = tensor(Values.Select(v => (int)v).ToArray(), [1, Height, Width], ScalarType.Int32); // [1, H, W]
         var result = raw.to(ScalarType.Float32);
-        if (normalize) result = result / (float)MaxValue;
+        if (normalize) result = result.ScalarSafe() / (float)MaxValue;
         return result.to(dtype, device ?? CPU).MoveToOuterDisposeScope();
     }
 

@@ -109,12 +109,12 @@ public sealed class AppliedLoras : IDisposable
         {
             if (weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && delta.device_type == DeviceType.CPU)
             {
-                merged = delta.add_(weight);                                                         // W's shape
+                merged = delta.ScalarSafe().AddInPlace(weight);                                                         // W's shape
             }
             else
             {
                 using var scope = NewDisposeScope();
-                var sum = weight.to(ScalarType.Float32).add(delta.to(weight.device));                // W's shape
+                var sum = (weight.to(ScalarType.Float32).ScalarSafe() + delta.to(weight.device)).Tensor;                // W's shape
                 merged = sum.to(weight.dtype).contiguous().MoveToOuterDisposeScope();
                 delta.Dispose();
             }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -46,8 +47,8 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
                 var shape = WeightShape(target.Layer);
                 var update = Fit(file.Path, layer, target, product, shape);
                 if (multiplier == 0) { update.Dispose(); continue; }
-                update.mul_(multiplier * layer.Scale);
-                if (_deltas.TryGetValue(target.Layer, out var sum)) { sum.add_(update); update.Dispose(); }
+                update.ScalarSafe().MultiplyInPlace(multiplier * layer.Scale);
+                if (_deltas.TryGetValue(target.Layer, out var sum)) { sum.ScalarSafe().AddInPlace(update); update.Dispose(); }
                 else _deltas[target.Layer] = update;
                 TouchesTextEncoder |= target.Part == LoraPart.TextEncoder;
             }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -50,12 +51,12 @@ public static class ImageConditioning
     {
         using var scope = torch.NewDisposeScope();
         var m = NormalizeMask(mask);
-        var bytes = (m.clamp(0, 1) * 255).round().to(ScalarType.Int32).cpu().flatten().data<int>().ToArray();
+        var bytes = (m.ScalarSafe().Clamp(0, 1) * 255).Tensor.round().to(ScalarType.Int32).cpu().flatten().data<int>().ToArray();
         return new GrayImage((int)m.shape[3], (int)m.shape[2], 8, bytes.Select(v => (ushort)v).ToArray());
     }
 
     /// <summary>diffusers' mask binarisation: 0 where m &lt; 0.5, else 1 (1 = repaint).</summary>
-    public static Tensor Binarize(Tensor mask) => (mask >= 0.5).to(ScalarType.Float32);
+    public static Tensor Binarize(Tensor mask) => mask.ScalarSafe().GreaterOrEqual(0.5).to(ScalarType.Float32);
 
     /// <summary>
     /// Depth-to-image conditioning: the depth map resized bicubic (align_corners false) to the latent size, then scaled
@@ -71,7 +72,7 @@ public static class ImageConditioning
         var max = d.amax(new long[] { 1, 2, 3 }, keepdim: true);
         if ((max - min).abs().max().item<float>() == 0)
             throw new ArgumentException("The depth map is constant after resizing to the latent size; it carries no depth to condition on.", "DepthMap");
-        return (2.0f * (d - min) / (max - min) - 1.0f).MoveToOuterDisposeScope();
+        return (2.0f * (d.ScalarSafe() - min) / (max - min) - 1.0f).Tensor.MoveToOuterDisposeScope();
     }
 
     /// <summary>A depth map as [1, H, W] float32 from [H, W], [1, H, W] or [1, 1, H, W].</summary>

@@ -116,11 +116,32 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
         return Tensor.div_(number);
     }
 
+    /// <summary>TorchSharp's <c>mul_(number)</c>, in place; returns this tensor.</summary>
+    public Tensor MultiplyInPlace(double factor)
+    {
+        using var number = factor.ToScalar();
+        return Tensor.mul_(number);
+    }
+
     /// <summary>TorchSharp's <c>fill_(number)</c>, in place; returns this tensor.</summary>
     public Tensor Fill(double value)
     {
         using var number = value.ToScalar();
         return Tensor.fill_(number);
+    }
+
+    /// <summary>TorchSharp's <c>tensor &gt;= number</c>.</summary>
+    public Tensor GreaterOrEqual(double value)
+    {
+        using var number = value.ToScalar();
+        return Tensor.ge(number);
+    }
+
+    /// <summary>TorchSharp's <c>tensor &lt; number</c>.</summary>
+    public Tensor Less(double value)
+    {
+        using var number = value.ToScalar();
+        return Tensor.lt(number);
     }
 
     /// <summary>TorchSharp's <c>eq(number)</c> with an integer.</summary>

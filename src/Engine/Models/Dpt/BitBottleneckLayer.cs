@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -44,6 +45,6 @@ public sealed class BitBottleneckLayer : nn.Module<Tensor, Tensor>
         var hidden = BitGroupNormActivation.Forward(norm1, conv1.forward(input), activation: true); // [B, mid, H, W]
         hidden = BitGroupNormActivation.Forward(norm2, conv2.forward(hidden), activation: true); // [B, mid, H', W']
         hidden = BitGroupNormActivation.Forward(norm3, conv3.forward(hidden), activation: false); // [B, out, H', W']
-        return nn.functional.relu(hidden.add_(shortcut), inplace: true).MoveToOuterDisposeScope();
+        return nn.functional.relu(hidden.ScalarSafe().AddInPlace(shortcut), inplace: true).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -35,7 +36,7 @@ public sealed class DPTFeatureFusionLayer : nn.Module<Tensor, Tensor?, Tensor>
         {
             if (residual.shape[2] != hidden.shape[2] || residual.shape[3] != hidden.shape[3])
                 residual = nn.functional.interpolate(residual, new[] { hidden.shape[2], hidden.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: false);
-            hidden = hidden + residual_layer1.forward(residual);
+            hidden = hidden.ScalarSafe() + residual_layer1.forward(residual);
         }
         hidden = residual_layer2.forward(hidden); // [B, F, h, w]
         hidden = nn.functional.interpolate(hidden, new[] { 2 * hidden.shape[2], 2 * hidden.shape[3] },

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,6 +28,6 @@ public sealed class DPTPreActResidualLayer : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var hidden = convolution1.forward(nn.functional.relu(hiddenState)); // not in place: the input is the residual
         hidden = convolution2.forward(nn.functional.relu(hidden, inplace: true));
-        return hidden.add_(hiddenState).MoveToOuterDisposeScope();
+        return hidden.ScalarSafe().AddInPlace(hiddenState).MoveToOuterDisposeScope();
     }
 }

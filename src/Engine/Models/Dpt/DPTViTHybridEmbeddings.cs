@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -49,7 +50,7 @@ public sealed class DPTViTHybridEmbeddings : nn.Module, IReplaceableParameters
                 $"The BiT map has {patches.shape[1]} cells but the position embeddings cover {position_embeddings.shape[1] - 1}: " +
                 "config.json's image_size, patch_size and backbone do not agree.", nameof(pixelValues));
         var cls = cls_token.to(features.dtype).expand(batch, 1, hidden); // [B, 1, hidden]
-        var tokens = torch.cat(new[] { cls, patches }, 1) + position_embeddings.to(features.dtype); // [B, 1 + h·w, hidden]
+        Tensor tokens = torch.cat(new[] { cls, patches }, 1).ScalarSafe() + position_embeddings.to(features.dtype); // [B, 1 + h·w, hidden]
         return new DPTHybridEmbeddingOutput(tokens.MoveToOuterDisposeScope(), stem.MoveToOuterDisposeScope(),
             stages.Select(s => s.MoveToOuterDisposeScope()).ToList());
     }

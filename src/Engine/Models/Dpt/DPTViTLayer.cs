@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -30,7 +31,7 @@ public sealed class DPTViTLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates)
     {
         using var scope = NewDisposeScope();
-        var attended = attention.forward(layernorm_before.forward(hiddenStates)).add_(hiddenStates); // [B, T, D]
+        var attended = attention.forward(layernorm_before.forward(hiddenStates)).ScalarSafe().AddInPlace(hiddenStates); // [B, T, D]
         var expanded = intermediate.forward(layernorm_after.forward(attended)); // [B, T, intermediate]
         return output.forward(expanded, attended).MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,6 @@ public sealed class DPTViTOutput : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return dense.forward(hiddenStates).add_(residual).MoveToOuterDisposeScope();
+        return dense.forward(hiddenStates).ScalarSafe().AddInPlace(residual).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -57,7 +58,7 @@ public sealed class WeightStandardizedConv2d : nn.Module<Tensor, Tensor>, IRepla
     {
         var flat = weight.to(ScalarType.Float32).reshape(weight.shape[0], -1); // [out, in·k·k]
         var (variance, mean) = torch.var_mean(flat, dimensions: new long[] { 1 }, unbiased: false, keepdim: true); // [out, 1] each
-        var standardized = (flat - mean) / (variance + _eps).sqrt(); // [out, in·k·k]
+        var standardized = (flat - mean) / (variance.ScalarSafe() + _eps).Tensor.sqrt(); // [out, in·k·k]
         return standardized.reshape(weight.shape).to(dtype); // [out, in, k, k]
     }
 

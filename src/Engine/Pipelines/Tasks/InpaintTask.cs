@@ -1,3 +1,4 @@
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,7 +37,7 @@ internal sealed class InpaintTask : PipelineTask
         SetSizesFromImage(run, _image);
         _repaintMask = ImageConditioning.Binarize(PrepareMask(run)).to(run.Device);
         run.Inspect("mask_preprocessed", _repaintMask);
-        _maskedImage = _image * (_repaintMask < 0.5).to(ScalarType.Float32);
+        _maskedImage = _image * _repaintMask.ScalarSafe().Less(0.5).to(ScalarType.Float32);
         run.Inspect("masked_image", _maskedImage);
     }
 
@@ -67,7 +68,7 @@ internal sealed class InpaintTask : PipelineTask
         if (!_input.Composite) return decoded;
         var keep = _repaintMask!.cpu();                                                                     // [1, 1, H, W]
         run.Observer.Log?.Invoke("Composited the unmasked pixels of the original image over the result.");
-        return decoded * keep + _image!.cpu() * (1 - keep);                                                 // [N, 3, H, W]
+        return decoded * keep + _image!.cpu() * (1 - keep.ScalarSafe());                                                 // [N, 3, H, W]
     }
 
     /// <summary>
