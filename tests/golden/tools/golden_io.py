@@ -19,6 +19,23 @@ REPO = os.path.dirname(os.path.dirname(GOLDEN))
 # The transformers sources of the reference stack are a commit of main, not a release.
 TRANSFORMERS_NOTE = "(main @ 5728b5ad, the v4.40 release branch point)"
 
+# The SD 2.1 (768-v) scheduler config as released, the keys diffusers 0.8.0 saved in stabilityai/stable-diffusion-2-1's
+# scheduler/scheduler_config.json: the base of the scheduler fixtures. Copy before changing it.
+RELEASED_SD21_SCHEDULER = {
+    "_class_name": "DDIMScheduler",
+    "_diffusers_version": "0.8.0",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "trained_betas": None,
+}
+
 
 def pin_blas_kernels():
     """Makes OpenBLAS use its SkylakeX (AVX-512) kernels, those of the machine that made the committed fixtures, so

@@ -47,21 +47,7 @@ import refenv  # noqa: E402,F401  (puts the pinned reference sources on the path
 import diffusers  # noqa: E402
 import torch  # noqa: E402
 
-# The SD 2.1 scheduler config as released (diffusers 0.8.0 wrote it).
-SD21_CONFIG = {
-    "_class_name": "DDIMScheduler",
-    "_diffusers_version": "0.8.0",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction",
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-}
+SD21_CONFIG = golden_io.RELEASED_SD21_SCHEDULER
 # The x4 upscaler's low_res_scheduler config as released.
 X4_LOWRES_CONFIG = {
     "_class_name": "DDPMScheduler",

@@ -28,6 +28,9 @@ import os
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_io  # noqa: E402  (the released SD 2.1 scheduler config)
+
 sys.path.insert(0, os.environ.get("REFERENCE_STACK", "/work/shared/reference-stack"))
 import refenv  # noqa: E402,F401  (puts the pinned diffusers sources on the path)
 
@@ -47,22 +50,7 @@ SCHEDULERS = [
 ]
 STEPS = [4, 13, 25]
 
-# The keys diffusers 0.8.0 saved for the SD 2.1 DDIM scheduler (stabilityai/stable-diffusion-2-1,
-# scheduler/scheduler_config.json).
-RELEASED_SD21 = {
-    "_class_name": "DDIMScheduler",
-    "_diffusers_version": "0.8.0",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction",
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-}
+RELEASED_SD21 = golden_io.RELEASED_SD21_SCHEDULER
 
 
 def read_text(path):
