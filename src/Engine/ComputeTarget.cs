@@ -44,10 +44,14 @@ public sealed record ComputeTarget(string DeviceName, Precision Precision)
                     $"Device '{device}' needs CUDA, but this build of PSStableDiffusion has no usable CUDA backend " +
                     "(build it with './build.ps1 -Backend cuda' on a machine with an NVIDIA driver).");
             if (index >= torch.cuda.device_count())
-                throw new ArgumentException($"Device '{device}' does not exist: {torch.cuda.device_count()} CUDA device(s) found.", nameof(device));
+                throw new ArgumentException(
+                    $"Device '{device}' does not exist: {torch.cuda.device_count()} CUDA device(s) found.",
+                    nameof(device));
         }
         if (precision == Precision.Auto)
-            throw new ArgumentException("Precision 'Auto' is resolved to a dtype before a target is made (PrecisionPolicy.Choose).", nameof(precision));
+            throw new ArgumentException(
+                "Precision 'Auto' is resolved to a dtype before a target is made (PrecisionPolicy.Choose).",
+                nameof(precision));
         if (precision == Precision.Float16 && name == "cpu")
             throw new NotSupportedException(
                 "Precision 'float16' is only offered on CUDA: on the CPU it is orders of magnitude slower. Use 'bfloat16' or 'float32'.");

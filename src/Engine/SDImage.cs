@@ -13,7 +13,9 @@ public sealed class SDImage
     {
         ImageLimits.CheckDimensions(width, height, sourcePath);
         if (pixels.LongLength != (long)width * height * 3)
-            throw new ArgumentException($"{pixels.LongLength} bytes do not fill a {width}x{height} RGB image ({(long)width * height * 3}).", nameof(pixels));
+            throw new ArgumentException(
+                $"{pixels.LongLength} bytes do not fill a {width}x{height} RGB image ({(long)width * height * 3}).",
+                nameof(pixels));
         Width = width;
         Height = height;
         Pixels = pixels;
@@ -84,7 +86,9 @@ public sealed class SDImage
         var x = image;
         if (x.dim() == 4)
         {
-            if (x.shape[0] != 1) throw new ArgumentException($"Expected one image, got a batch of {x.shape[0]}; use FromTensorBatch.", nameof(image));
+            if (x.shape[0] != 1)
+                throw new ArgumentException(
+                    $"Expected one image, got a batch of {x.shape[0]}; use FromTensorBatch.", nameof(image));
             x = x[0]; // [3, H, W]
         }
         if (x.dim() != 3 || x.shape[0] != 3)
@@ -100,7 +104,9 @@ public sealed class SDImage
     /// <summary>One image per batch row of [B, 3, H, W]; <paramref name="records"/> gives row i its record.</summary>
     public static IReadOnlyList<SDImage> FromTensorBatch(Tensor images, Func<int, GenerationRecord>? records = null)
     {
-        if (images.dim() != 4) throw new ArgumentException($"Expected [B, 3, H, W], got [{string.Join(", ", images.shape)}].", nameof(images));
+        if (images.dim() != 4)
+            throw new ArgumentException(
+                $"Expected [B, 3, H, W], got [{string.Join(", ", images.shape)}].", nameof(images));
         var result = new List<SDImage>();
         for (var i = 0; i < images.shape[0]; i++)
         {

@@ -34,7 +34,9 @@ public sealed class ClearSDEngineCommand : SDCmdletBase
         // model would wait on the user.
         var chosen = EngineCache.Shared.List()
             .Where(engine => pattern is null || pattern.IsMatch(engine.Model))
-            .Where(engine => ShouldProcess($"{engine.Model} ({engine.Device}, {engine.Precision}, {engine.MemoryBytes / (1024.0 * 1024):F0} MiB)", "Free the cached engine"))
+            .Where(engine => ShouldProcess(
+                $"{engine.Model} ({engine.Device}, {engine.Precision}, {engine.MemoryBytes / (1024.0 * 1024):F0} MiB)",
+                "Free the cached engine"))
             .ToList();
         IReadOnlyList<EngineInfo> removed;
         try

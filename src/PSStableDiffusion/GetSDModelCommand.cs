@@ -93,7 +93,9 @@ public sealed class GetSDModelCommand : SDCmdletBase
             var full = ResolvePath(path);
             if (!Directory.Exists(full) && !File.Exists(full))
             {
-                WriteError(ToErrorRecord(new DirectoryNotFoundException($"No model folder or checkpoint file at '{full}'."), "ModelNotFound", path));
+                WriteError(ToErrorRecord(
+                    new DirectoryNotFoundException($"No model folder or checkpoint file at '{full}'."), "ModelNotFound",
+                    path));
                 return Array.Empty<(string, bool)>();
             }
             return new[] { (full, false) };

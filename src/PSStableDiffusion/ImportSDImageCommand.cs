@@ -81,14 +81,17 @@ public sealed class ImportSDImageCommand : SDCmdletBase
             }
             catch (ItemNotFoundException e)
             {
-                WriteError(new ErrorRecord(new FileNotFoundException(e.Message, path, e), "FileNotFound", ErrorCategory.ObjectNotFound, path));
+                WriteError(new ErrorRecord(
+                    new FileNotFoundException(e.Message, path, e), "FileNotFound", ErrorCategory.ObjectNotFound, path));
                 continue;
             }
             foreach (var file in resolved)
             {
                 if (File.Exists(file)) yield return file;
                 else if (!WildcardPattern.ContainsWildcardCharacters(path))
-                    WriteError(new ErrorRecord(new FileNotFoundException($"'{file}' is not a file.", file), "FileNotFound", ErrorCategory.ObjectNotFound, path));
+                    WriteError(new ErrorRecord(
+                        new FileNotFoundException($"'{file}' is not a file.", file), "FileNotFound",
+                        ErrorCategory.ObjectNotFound, path));
             }
         }
     }

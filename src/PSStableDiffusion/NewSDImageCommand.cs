@@ -45,7 +45,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(0.0, 100.0)]
     public double GuidanceScale { get; set; } = 7.5;
 
-    /// <summary>Seed of the CPU generator: the same seed gives the same image as diffusers with torch.Generator('cpu').manual_seed(seed). Random when omitted, and recorded.</summary>
+    /// <summary>Seed of the CPU generator: the same seed gives the same image as diffusers with
+    /// torch.Generator('cpu').manual_seed(seed). Random when omitted, and recorded.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(0L, long.MaxValue)]
     public long? Seed { get; set; }
@@ -84,7 +85,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(1, 64)]
     public int Count { get; set; } = 1;
 
-    /// <summary>Replay: the index of the piped image in its batch; only that image is generated again (hidden, bound from SDImage).</summary>
+    /// <summary>Replay: the index of the piped image in its batch; only that image is generated again (hidden, bound
+    /// from SDImage).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
     [ValidateRange(0, 63)]
     public int? ImageIndex { get; set; }
@@ -94,7 +96,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(1, 64)]
     public int? BatchSize { get; set; }
 
-    /// <summary>Replay: the piped image's whole record, for the options it has no property of its own for (eta, Karras sigmas, tiled decode).</summary>
+    /// <summary>Replay: the piped image's whole record, for the options it has no property of its own for (eta, Karras
+    /// sigmas, tiled decode).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
     public GenerationRecord? Record { get; set; }
 
@@ -109,7 +112,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(0.0, 1.0)]
     public double Strength { get; set; } = 0.8;
 
-    /// <summary>Depth-to-image (a depth model): the depth map, any scale (16-bit PNGs keep their precision), an SDImage, a path or a FileInfo.</summary>
+    /// <summary>Depth-to-image (a depth model): the depth map, any scale (16-bit PNGs keep their precision), an
+    /// SDImage, a path or a FileInfo.</summary>
     [Parameter(ParameterSetName = ImageToImageSet)]
     [ValidateNotNull]
     public object? DepthMap { get; set; }

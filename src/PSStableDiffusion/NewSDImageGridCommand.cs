@@ -87,14 +87,18 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
     {
         if (_images.Count == 0)
         {
-            WriteError(new ErrorRecord(new ArgumentException("No images came in: New-SDImageGrid needs at least one."), "NoImages", ErrorCategory.InvalidArgument, null));
+            WriteError(new ErrorRecord(
+                new ArgumentException("No images came in: New-SDImageGrid needs at least one."), "NoImages",
+                ErrorCategory.InvalidArgument, null));
             return;
         }
         try
         {
             var request = BuildRequest();
             var layout = ContactSheetLayout.Measure(request);
-            WriteVerbose($"Contact sheet: {_images.Count} images in {layout.Columns} columns x {layout.Rows} rows of {layout.CellWidth}x{layout.CellHeight} cells, " +
+            WriteVerbose(
+                $"Contact sheet: {_images.Count} images in {layout.Columns} columns x " +
+                $"{layout.Rows} rows of {layout.CellWidth}x{layout.CellHeight} cells, " +
                 $"{layout.Width}x{layout.Height} pixels (labels {layout.LabelFontSize} px, captions {layout.CaptionFontSize} px).");
             WriteObject(ContactSheet.Render(request));
         }
@@ -135,7 +139,9 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
         var selector = ImageSelector.From(value);
         if (selector is null)
             ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException($"-{parameter} takes a property name (such as Seed) or a script block (such as {{ $_.Steps }}), not a {value.GetType().Name}."),
+                new ArgumentException(
+                    $"-{parameter} takes a property name (such as Seed) or a script " +
+                    $"block (such as {{ $_.Steps }}), not a {value.GetType().Name}."),
                 "InvalidGridSelector", ErrorCategory.InvalidArgument, value));
         return selector;
     }
@@ -152,7 +158,9 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
         }
         catch (RuntimeException e)
         {
-            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"The script block {selector.Description} failed on '{image}': {e.Message}", e),
+            ThrowTerminatingError(new ErrorRecord(
+                new InvalidOperationException(
+                    $"The script block {selector.Description} failed on '{image}': {e.Message}", e),
                 "GridScriptBlockFailed", ErrorCategory.InvalidOperation, selector.Description));
         }
         return "";

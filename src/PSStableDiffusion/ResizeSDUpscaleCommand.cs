@@ -43,7 +43,8 @@ public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
     [ValidateRange(0, 350)]
     public int NoiseLevel { get; set; } = 20;
 
-    /// <summary>Tile size in latent pixels (= input pixels) for the UNet and the decoder; 0 never tiles. Default: 128, so small inputs are not tiled.</summary>
+    /// <summary>Tile size in latent pixels (= input pixels) for the UNet and the decoder; 0 never tiles. Default: 128,
+    /// so small inputs are not tiled.</summary>
     [Parameter]
     [ValidateRange(0, 4096)]
     public int? TileSize { get; set; }

@@ -16,7 +16,8 @@ public sealed class SaveSDImageCommand : SDCmdletBase
 {
     #region Members
 
-    private readonly HashSet<string> _writtenThisCall = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> _writtenThisCall = new(
+        OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
 
     #endregion
 
@@ -57,13 +58,18 @@ public sealed class SaveSDImageCommand : SDCmdletBase
 
         if (!target.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
         {
-            WriteError(new ErrorRecord(new ArgumentException($"'{target}' does not end in .png: images are saved as PNG, which keeps the generation record."),
+            WriteError(new ErrorRecord(
+                new ArgumentException(
+                    $"'{target}' does not end in .png: images are saved as PNG, which keeps the generation record."),
                 "UnsupportedImageFormat", ErrorCategory.InvalidArgument, target));
             return;
         }
         if (!_writtenThisCall.Add(target) && !Force)
         {
-            WriteError(new ErrorRecord(new IOException($"'{target}' was already written by this command; add {{Index}} or {{Seed}} to the path template so each image gets its own file."),
+            WriteError(new ErrorRecord(
+                new IOException(
+                    $"'{target}' was already written by this command; add {{Index}} " +
+                    $"or {{Seed}} to the path template so each image gets its own file."),
                 "DuplicateOutputPath", ErrorCategory.ResourceExists, target));
             return;
         }
@@ -99,7 +105,9 @@ public sealed class SaveSDImageCommand : SDCmdletBase
         if (Path.EndsWith('/') || Path.EndsWith('\\') || Directory.Exists(ResolvePath(Path)))
             template = System.IO.Path.Combine(Path, OutputPathTemplate.DefaultFileName);
         // Tokens may stand in folder names too ('out/{Model}/{Seed}.png'); their values never hold separators.
-        return ResolvePath(OutputPathTemplate.HasTokens(template) ? OutputPathTemplate.Expand(template, image, DateTimeOffset.Now) : template);
+        return ResolvePath(OutputPathTemplate.HasTokens(template)
+            ? OutputPathTemplate.Expand(template, image, DateTimeOffset.Now)
+            : template);
     }
 
     #endregion

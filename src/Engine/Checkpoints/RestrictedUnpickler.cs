@@ -495,7 +495,8 @@ internal sealed class RestrictedUnpickler
         if (length > _data.Length - _position && !_complete) throw new PickleNeedsMoreDataException(_position + length);
         if (length < 0 || length > _data.Length - _position)
             throw new CheckpointFormatException(
-                $"Pickle ends early: the value at byte {at} declares {length} bytes but only {_data.Length - _position} remain (truncated file?).");
+                $"Pickle ends early: the value at byte {at} declares {length} bytes " +
+                $"but only {_data.Length - _position} remain (truncated file?).");
         return length;
     }
 
@@ -532,7 +533,8 @@ internal sealed class RestrictedUnpickler
     }
 
     private CheckpointFormatException Truncated(long wanted = 1) => _complete
-        ? new CheckpointFormatException($"Pickle ends early: {wanted} more byte(s) needed at byte {_position} of {_data.Length} (truncated file?).")
+        ? new CheckpointFormatException(
+            $"Pickle ends early: {wanted} more byte(s) needed at byte {_position} of {_data.Length} (truncated file?).")
         : new PickleNeedsMoreDataException(_position + wanted);
 
     private static CheckpointFormatException Malformed(string what, int at) =>

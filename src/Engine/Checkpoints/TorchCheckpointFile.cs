@@ -116,7 +116,9 @@ public sealed class TorchCheckpointFile : ITensorFile
                 // The top folder is named after the file torch.save wrote (often "archive"); find it by data.pkl.
                 pickleEntry = zip.Entries
                     .Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
-                    .SingleOrDefault() ?? throw new CheckpointFormatException($"'{path}' is a zip archive but has no <top>/data.pkl: not a torch checkpoint.");
+                    .SingleOrDefault()
+                        ?? throw new CheckpointFormatException(
+                            $"'{path}' is a zip archive but has no <top>/data.pkl: not a torch checkpoint.");
             }
             catch (InvalidOperationException)
             {
@@ -126,7 +128,8 @@ public sealed class TorchCheckpointFile : ITensorFile
             var bigEndian = ReadByteOrder(path, zip, prefix);
 
             if (pickleEntry.Length > MaxPickleBytes)
-                throw new CheckpointFormatException($"'{path}': data.pkl declares {pickleEntry.Length} bytes, over the {MaxPickleBytes} limit.");
+                throw new CheckpointFormatException(
+                    $"'{path}': data.pkl declares {pickleEntry.Length} bytes, over the {MaxPickleBytes} limit.");
             var pickle = ReadEntry(path, pickleEntry, pickleEntry.Length);
 
             var storages = new Dictionary<string, TorchStorageRef>(StringComparer.Ordinal);
@@ -171,20 +174,23 @@ public sealed class TorchCheckpointFile : ITensorFile
             if (!storages.TryGetValue(key, out var storage))
                 throw new CheckpointFormatException($"'{path}': storage '{key}' is listed but no tensor names it.");
             if (count != storage.ElementCount)
-                throw new CheckpointFormatException($"'{path}': storage '{key}' holds {count} elements but the pickle declares {storage.ElementCount}.");
+                throw new CheckpointFormatException(
+                    $"'{path}': storage '{key}' holds {count} elements but the pickle declares {storage.ElementCount}.");
             long bytes = CheckedBytes(path, key, count, ElementSize(storage.DType));
             if (!table.TryAdd(key, (offset + 8, bytes)))
                 throw new CheckpointFormatException($"'{path}': storage '{key}' is listed twice.");
             offset = checked(offset + 8 + bytes);
         }
         if (offset > stream.Length)
-            throw new CheckpointFormatException($"'{path}': its storages need {offset} bytes but the file has {stream.Length} (truncated file?).");
+            throw new CheckpointFormatException(
+                $"'{path}': its storages need {offset} bytes but the file has {stream.Length} (truncated file?).");
         return FromRoot(path, stream, values[3], new LegacyStorages(stream, table), storages, bigEndian, selectTensors);
     }
 
     /// <summary>The five leading pickles of the legacy layout and the offset where the storages start. Reads the file's
     /// start, doubling it while a pickle runs past what was read.</summary>
-    private static (object?[] Values, long DataStart) ReadLegacyPickles(string path, FileStream stream, Func<PickleTuple, object?> persistentLoad)
+    private static (object?[] Values, long DataStart) ReadLegacyPickles(
+        string path, FileStream stream, Func<PickleTuple, object?> persistentLoad)
     {
         long length = stream.Length;
         long window = Math.Min(length, 1 << 20);
@@ -200,14 +206,17 @@ public sealed class TorchCheckpointFile : ITensorFile
                 int position = 0;
                 for (int i = 0; i < values.Length; i++)
                     values[i] = RestrictedUnpickler.Load(head, position, complete,
-                        i == 3 ? persistentLoad : _ => throw new CheckpointFormatException($"'{path}': a persistent id outside the object's pickle."),
+                        i == 3 ? persistentLoad : _ =>
+                            throw new CheckpointFormatException(
+                                $"'{path}': a persistent id outside the object's pickle."),
                         out position);
                 return (values, position);
             }
             catch (PickleNeedsMoreDataException)
             {
                 if (window >= Math.Min(length, MaxPickleBytes))
-                    throw new CheckpointFormatException($"'{path}': the legacy pickles run past {window} bytes (truncated or not a checkpoint?).");
+                    throw new CheckpointFormatException(
+                        $"'{path}': the legacy pickles run past {window} bytes (truncated or not a checkpoint?).");
                 window = Math.Min(Math.Min(length, MaxPickleBytes), window * 2);
             }
             catch (CheckpointFormatException e) when (e is not UnsafeCheckpointException && !e.Message.Contains(path))
@@ -272,7 +281,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         if (legacy && pid.Count == 4 && pid[0] is "module" && pid[1] is PickleGlobal moduleClass) return moduleClass;
         // zip: ('storage', <storage type>, key, location, numel); legacy: the same plus a view (key, offset, numel) or None
         if (pid.Count != (legacy ? 6 : 5) || pid[0] is not "storage")
-            throw new CheckpointFormatException($"'{path}': persistent id is not ('storage', type, key, location, numel{(legacy ? ", view" : "")}).");
+            throw new CheckpointFormatException(
+                $"'{path}': persistent id is not ('storage', type, key, location, numel{(legacy ? ", view" : "")}).");
         if (pid[1] is not PickleGlobal type || !RestrictedUnpickler.TryGetStorageType(type, out var dtype))
             throw new UnsafeCheckpointException($"'{path}': persistent id names '{pid[1]}', which is not a storage type.",
                 refusedGlobal: pid[1]?.ToString());
@@ -302,7 +312,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         if (storages.TryGetValue(storage.Key, out var seen))
         {
             if (seen != storage)
-                throw new CheckpointFormatException($"'{path}': storage '{storage.Key}' is declared twice with different types, sizes or roots.");
+                throw new CheckpointFormatException(
+                    $"'{path}': storage '{storage.Key}' is declared twice with different types, sizes or roots.");
             return seen;
         }
         storages[storage.Key] = storage;
@@ -318,7 +329,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         long rootBytes = CheckedBytes(path, name, root.ElementCount, elementSize);
         source.CheckAvailable(storage.RootKey, rootBytes, name);
         if (rootBytes > Array.MaxLength)
-            throw new CheckpointFormatException($"'{path}': storage '{storage.RootKey}' of {rootBytes} bytes is larger than one read can hold.");
+            throw new CheckpointFormatException(
+                $"'{path}': storage '{storage.RootKey}' of {rootBytes} bytes is larger than one read can hold.");
 
         if (tensor.StorageOffset < 0) throw new CheckpointFormatException($"'{path}': tensor '{name}' has a negative storage offset.");
         long lastElement = tensor.StorageOffset; // index of the furthest element the view touches
@@ -335,7 +347,9 @@ public sealed class TorchCheckpointFile : ITensorFile
             }
             catch (OverflowException)
             {
-                throw new CheckpointFormatException($"'{path}': tensor '{name}' declares a shape too large to address: [{string.Join(", ", tensor.Sizes)}].");
+                throw new CheckpointFormatException(
+                    $"'{path}': tensor '{name}' declares a shape too large " +
+                    $"to address: [{string.Join(", ", tensor.Sizes)}].");
             }
         }
         if (elements > 0 && lastElement >= storage.ElementCount)
@@ -498,7 +512,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         public void CheckAvailable(string key, long bytes, string tensorName)
         {
             var entry = zip.GetEntry(prefix + "data/" + key)
-                ?? throw new CheckpointFormatException($"'{path}': tensor '{tensorName}' needs storage '{key}', which is missing from the archive.");
+                ?? throw new CheckpointFormatException(
+                    $"'{path}': tensor '{tensorName}' needs storage '{key}', which is missing from the archive.");
             if (bytes > entry.Length)
                 throw new CheckpointFormatException(
                     $"'{path}': storage '{key}' of tensor '{tensorName}' declares {bytes} bytes but its entry holds {entry.Length}.");
@@ -516,9 +531,12 @@ public sealed class TorchCheckpointFile : ITensorFile
         public void CheckAvailable(string key, long bytes, string tensorName)
         {
             if (!table.TryGetValue(key, out var range))
-                throw new CheckpointFormatException($"'{stream.Name}': tensor '{tensorName}' needs storage '{key}', which the file does not list.");
+                throw new CheckpointFormatException(
+                    $"'{stream.Name}': tensor '{tensorName}' needs storage '{key}', which the file does not list.");
             if (bytes > range.Bytes)
-                throw new CheckpointFormatException($"'{stream.Name}': storage '{key}' of tensor '{tensorName}' declares {bytes} bytes but the file holds {range.Bytes}.");
+                throw new CheckpointFormatException(
+                    $"'{stream.Name}': storage '{key}' of tensor '{tensorName}' " +
+                    $"declares {bytes} bytes but the file holds {range.Bytes}.");
         }
 
         public byte[] Read(string key, long bytes)

@@ -43,7 +43,8 @@ public sealed partial class HubCache
     /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
     /// validates it (no <c>--</c> or <c>..</c>, no trailing <c>.</c> or <c>-</c>). Says nothing about whether it exists.</summary>
     public static bool IsRepoId(string value) =>
-        RepoIdPattern().IsMatch(value) && !value.Contains("..", StringComparison.Ordinal) && !value.Contains("--", StringComparison.Ordinal) &&
+        RepoIdPattern().IsMatch(value)
+            && !value.Contains("..", StringComparison.Ordinal) && !value.Contains("--", StringComparison.Ordinal) &&
         !value.EndsWith('.') && !value.EndsWith('-');
 
     /// <summary>The repository whose cache folder is <paramref name="repoFolder"/> (<c>{cache}/models--org--name</c>),
@@ -114,7 +115,9 @@ public sealed partial class HubCache
     public static void ValidateRevision(string revision)
     {
         if (string.IsNullOrWhiteSpace(revision) || revision.Contains("..", StringComparison.Ordinal) ||
-            revision.Contains('\\') || revision.Contains(':') || revision.StartsWith('/') || revision.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+            revision.Contains('\\')
+                || revision.Contains(':') || revision.StartsWith('/')
+                || revision.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
             throw new ArgumentException($"'{revision}' is not a valid revision.", nameof(revision));
     }
 

@@ -93,9 +93,13 @@ public sealed class HubClient : IDisposable
         var state = new TransferState(progress);
         // model_index.json first: it says which components, hence which files, are needed.
         if (!info.Files.Contains(DiffusersFileSelection.ModelIndex))
-            throw new HubNotFoundException($"'{repoId}' at '{revision}' has no model_index.json: it is not a diffusers pipeline repository.");
-        await EnsureFilesAsync(cache, commit, new[] { DiffusersFileSelection.ModelIndex }, token, state, cancellation).ConfigureAwait(false);
-        var modelIndex = await File.ReadAllTextAsync(cache.SnapshotFile(commit, DiffusersFileSelection.ModelIndex), cancellation).ConfigureAwait(false);
+            throw new HubNotFoundException(
+                $"'{repoId}' at '{revision}' has no model_index.json: it is not a diffusers pipeline repository.");
+        await EnsureFilesAsync(
+            cache, commit, new[] { DiffusersFileSelection.ModelIndex }, token, state,
+            cancellation).ConfigureAwait(false);
+        var modelIndex = await File.ReadAllTextAsync(
+            cache.SnapshotFile(commit, DiffusersFileSelection.ModelIndex), cancellation).ConfigureAwait(false);
         var wanted = DiffusersFileSelection.Select(info.Files, modelIndex, variant);
         await EnsureFilesAsync(cache, commit, wanted, token, state, cancellation).ConfigureAwait(false);
         cache.WriteRef(revision, commit);
@@ -138,7 +142,8 @@ public sealed class HubClient : IDisposable
                 (mirror is null
                     ? "No community mirror of it is known: load a local copy (a diffusers folder or the original checkpoint file)."
                     : $"A community mirror holds a copy: load '{mirror}' instead ({WithdrawnModels.ModelCardUrl(mirror)}). " +
-                      "It is a community copy, not Stability AI's; its weights are checked against the published sums of the release when loaded."), e);
+                      "It is a community copy, not Stability AI's; its weights are " +
+                      "checked against the published sums of the release when loaded."), e);
         }
         return e switch
         {
@@ -184,7 +189,8 @@ public sealed class HubClient : IDisposable
         var uri = new Uri(_endpoint, $"api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}");
         var json = await WithTimeoutAsync(Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the file list of '{repoId}'", async timed =>
         {
-            using var response = await SendAsync(HttpMethod.Get, uri, token, null, followAbsoluteRedirects: true, timed).ConfigureAwait(false);
+            using var response = await SendAsync(
+                HttpMethod.Get, uri, token, null, followAbsoluteRedirects: true, timed).ConfigureAwait(false);
             await ThrowIfFailedAsync(response, repoId, revision, null, token).ConfigureAwait(false);
             return await response.Content.ReadAsStringAsync(timed).ConfigureAwait(false);
         }, ct).ConfigureAwait(false);
@@ -192,7 +198,8 @@ public sealed class HubClient : IDisposable
         {
             using var doc = JsonDocument.Parse(json);
             var sha = doc.RootElement.GetProperty("sha").GetString();
-            if (sha is null || !HubCache.IsCommitHash(sha)) throw new HubException($"The hub returned '{sha}' as the commit of '{repoId}'.");
+            if (sha is null || !HubCache.IsCommitHash(sha))
+                throw new HubException($"The hub returned '{sha}' as the commit of '{repoId}'.");
             var files = new HashSet<string>(StringComparer.Ordinal);
             if (doc.RootElement.TryGetProperty("siblings", out var siblings))
                 foreach (var sibling in siblings.EnumerateArray())
@@ -288,7 +295,8 @@ public sealed class HubClient : IDisposable
         var uri = ResolveUri(repoId, commit, path);
         return await WithTimeoutAsync(Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the metadata of '{path}'", async timed =>
         {
-            using var response = await SendAsync(HttpMethod.Head, uri, token, null, followAbsoluteRedirects: false, timed).ConfigureAwait(false);
+            using var response = await SendAsync(
+                HttpMethod.Head, uri, token, null, followAbsoluteRedirects: false, timed).ConfigureAwait(false);
             if (!IsRedirect(response.StatusCode)) await ThrowIfFailedAsync(response, repoId, commit, path, token).ConfigureAwait(false);
             return ReadMetadata(response, repoId, path, uri);
         }, ct).ConfigureAwait(false);
@@ -323,9 +331,12 @@ public sealed class HubClient : IDisposable
     }
 
     private Uri ResolveUri(string repoId, string revision, string path) =>
-        new(_endpoint, $"{repoId}/resolve/{Uri.EscapeDataString(revision)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
+        new(
+            _endpoint,
+            $"{repoId}/resolve/{Uri.EscapeDataString(revision)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
 
-    private async Task DownloadBlobAsync(HubCache cache, string commit, FileMetadata file, string? token, TransferState state, CancellationToken ct)
+    private async Task DownloadBlobAsync(
+        HubCache cache, string commit, FileMetadata file, string? token, TransferState state, CancellationToken ct)
     {
         var blob = cache.BlobPath(file.Etag);
         Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
@@ -377,7 +388,8 @@ public sealed class HubClient : IDisposable
     {
         HubTimeoutException => new HubTimeoutException(
             $"'{file.Path}' stalled: no bytes for {Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT) on " +
-            $"{MaxAttemptsPerFile} attempts in a row. The partial file is kept and resumed next time; on a slow line raise HF_HUB_DOWNLOAD_TIMEOUT.", last),
+            $"{MaxAttemptsPerFile} attempts in a row. The partial file is kept and " +
+            $"resumed next time; on a slow line raise HF_HUB_DOWNLOAD_TIMEOUT.", last),
         HubLinkRefusedException refused => new HubException(
             $"The download server refused '{file.Path}' {MaxAttemptsPerFile} times in a row, each time with a freshly resolved link " +
             $"({refused.Message}). This is not an access problem with the repository; retry later. The partial file is kept.",
@@ -392,7 +404,9 @@ public sealed class HubClient : IDisposable
         if (length != file.Size)
         {
             File.Delete(incomplete);
-            throw new HubChecksumException($"'{file.Path}' arrived with {length} bytes instead of {file.Size}; it was discarded, retry the download.");
+            throw new HubChecksumException(
+                $"'{file.Path}' arrived with {length} bytes instead " +
+                $"of {file.Size}; it was discarded, retry the download.");
         }
         if (file.IsLfs)
         {
@@ -428,7 +442,10 @@ public sealed class HubClient : IDisposable
         long done, TransferState state, CancellationToken ct)
     {
         using var response = await WithTimeoutAsync(Options.DownloadTimeout, "HF_HUB_DOWNLOAD_TIMEOUT", $"'{file.Path}'",
-            timed => SendAsync(HttpMethod.Get, uri, token, done > 0 ? done : null, followAbsoluteRedirects: true, timed), ct).ConfigureAwait(false);
+            timed =>
+                SendAsync(
+                    HttpMethod.Get, uri, token, done > 0 ? done : null, followAbsoluteRedirects: true,
+                    timed), ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && done == file.Size) return done;
         if (!response.IsSuccessStatusCode && file.Redirected)
             // Not the hub's resolve endpoint speaking but the link it redirected to (the CDN): an expired or refused
@@ -452,7 +469,9 @@ public sealed class HubClient : IDisposable
             ct.ThrowIfCancellationRequested();
             int read = await ReadWithDeadlineAsync(body, buffer, readDeadline, file, ct).ConfigureAwait(false);
             if (read == 0) break;
-            if (done + read > file.Size) throw new HubChecksumException($"'{file.Path}' is longer than the {file.Size} bytes the hub announced.");
+            if (done + read > file.Size)
+                throw new HubChecksumException(
+                    $"'{file.Path}' is longer than the {file.Size} bytes the hub announced.");
             await WriteAsync(output, buffer, read, file, ct).ConfigureAwait(false);
             hash.AppendData(buffer, 0, read);
             done += read;
@@ -465,16 +484,20 @@ public sealed class HubClient : IDisposable
 
     /// <summary>One read that may wait at most HF_HUB_DOWNLOAD_TIMEOUT for bytes: a stalled connection becomes a
     /// retryable <see cref="HubTimeoutException"/> instead of a hang.</summary>
-    private async Task<int> ReadWithDeadlineAsync(Stream body, byte[] buffer, CancellationTokenSource deadline, FileMetadata file, CancellationToken ct)
+    private async Task<int> ReadWithDeadlineAsync(
+        Stream body, byte[] buffer, CancellationTokenSource deadline, FileMetadata file, CancellationToken ct)
     {
         deadline.CancelAfter(Options.DownloadTimeout);
         try
         {
             return await body.ReadAsync(buffer, deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or IOException && !ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        catch (Exception e) when (e is OperationCanceledException or IOException
+            && !ct.IsCancellationRequested && deadline.IsCancellationRequested)
         {
-            throw new HubTimeoutException($"No bytes of '{file.Path}' for {Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT).", e);
+            throw new HubTimeoutException(
+                $"No bytes of '{file.Path}' for {Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT).",
+                e);
         }
         finally
         {
@@ -493,7 +516,8 @@ public sealed class HubClient : IDisposable
         catch (IOException e) when (DiskFull.Is(e))
         {
             throw new HubDiskFullException(
-                $"The disk filled up while writing '{file.Path}' into '{Path.GetDirectoryName(output.Name)}' ({e.Message}). The partial file is " +
+                $"The disk filled up while writing '{file.Path}' into " +
+                $"'{Path.GetDirectoryName(output.Name)}' ({e.Message}). The partial file is " +
                 "kept and resumed once there is room; free some space, or point HF_HUB_CACHE (or HF_HOME) at a larger disk.", e);
         }
         catch (IOException e)

@@ -62,7 +62,8 @@ public sealed record HubOptions
 
     // As huggingface_hub: a positive whole number of seconds, anything else (unset, empty, 0) the default.
     private static TimeSpan Seconds(string? value) =>
-        TimeSpan.FromSeconds(int.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+        TimeSpan.FromSeconds(int.TryParse(value, System.Globalization.NumberStyles.Integer,
+                System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
             ? s : DefaultTimeoutSeconds);
 
     /// <summary>HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE (legacy), else HF_HOME/hub, else
@@ -79,7 +80,9 @@ public sealed record HubOptions
     private static string UserHome() => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 
     private static string? ExpandHome(string? path) =>
-        path is not null && (path == "~" || path.StartsWith("~/", StringComparison.Ordinal) || path.StartsWith("~\\", StringComparison.Ordinal))
+        path is not null
+            && (path == "~"
+                || path.StartsWith("~/", StringComparison.Ordinal) || path.StartsWith("~\\", StringComparison.Ordinal))
             ? Path.Combine(UserHome(), path.Length > 2 ? path[2..] : "")
             : path;
 

@@ -28,7 +28,9 @@ internal static unsafe class NativeTensors
     private static IntPtr THSTensor_new(void* data, delegate* unmanaged[Cdecl]<void*, void> deleter, long* sizes,
         int sizeCount, sbyte sourceType, sbyte targetType, int deviceType, int deviceIndex, bool requiresGrad) =>
         ((delegate* unmanaged[Cdecl]<void*, delegate* unmanaged[Cdecl]<void*, void>, long*, int, sbyte, sbyte, int, int, byte, IntPtr>)
-            Exports.Value.NewTensor)(data, deleter, sizes, sizeCount, sourceType, targetType, deviceType, deviceIndex, requiresGrad ? (byte)1 : (byte)0);
+            Exports.Value.NewTensor)(
+                data, deleter, sizes, sizeCount, sourceType, targetType, deviceType, deviceIndex,
+                requiresGrad ? (byte)1 : (byte)0);
 
     // void* THSTensor_data(const Tensor tensor)
     private static IntPtr THSTensor_data(IntPtr handle) =>

@@ -47,7 +47,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
             long fileLength = stream.Length;
             if (fileLength < 8)
                 throw new SafeTensorsFormatException(path, null, $"file is {fileLength} bytes, shorter than the 8-byte header length");
-            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            map = MemoryMappedFile.CreateFromFile(
+                stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             view = map.CreateViewAccessor(0, fileLength, MemoryMappedFileAccess.Read);
             byte* basePointer = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
@@ -59,7 +60,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
                 throw new SafeTensorsFormatException(path, null, $"header length {declared} exceeds the {MaxHeaderLength}-byte limit");
             long headerLength = (long)declared;
             if (headerLength > fileLength - 8)
-                throw new SafeTensorsFormatException(path, null, $"header length {headerLength} runs past the end of the {fileLength}-byte file");
+                throw new SafeTensorsFormatException(
+                    path, null, $"header length {headerLength} runs past the end of the {fileLength}-byte file");
 
             var headerBytes = new ReadOnlySpan<byte>(basePointer + 8, (int)headerLength);
             long dataLength = fileLength - 8 - headerLength;
@@ -82,7 +84,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         try
         {
             // The reference writer pads the header with trailing spaces; JSON allows them.
-            var reader = new Utf8JsonReader(header, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
+            var reader = new Utf8JsonReader(
+                header, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
             doc = JsonDocument.ParseValue(ref reader);
             if (reader.BytesConsumed < header.Length && header[(int)reader.BytesConsumed..].IndexOfAnyExcept(" \t\n\r"u8) >= 0)
                 throw new SafeTensorsFormatException(path, null, "header has data after its JSON object");
@@ -127,7 +130,9 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         foreach (var entry in element.EnumerateObject())
         {
             if (entry.Value.ValueKind != JsonValueKind.String)
-                throw new SafeTensorsFormatException(path, null, $"'{MetadataKey}' entry '{entry.Name}' is a JSON {entry.Value.ValueKind}, not a string");
+                throw new SafeTensorsFormatException(
+                    path, null,
+                    $"'{MetadataKey}' entry '{entry.Name}' is a JSON {entry.Value.ValueKind}, not a string");
             if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
                 throw new SafeTensorsFormatException(path, null, $"duplicate '{MetadataKey}' key '{entry.Name}'");
         }
@@ -185,7 +190,10 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         if (begin > end)
             throw new SafeTensorsFormatException(path, name, $"data_offsets [{begin}, {end}] begin after they end");
         if (end > dataLength)
-            throw new SafeTensorsFormatException(path, name, $"data_offsets [{begin}, {end}] run past the {dataLength}-byte data section (file truncated or offsets wrong)");
+            throw new SafeTensorsFormatException(
+                path, name,
+                $"data_offsets [{begin}, {end}] run past the {dataLength}-byte " +
+                $"data section (file truncated or offsets wrong)");
 
         long expected;
         try
@@ -194,11 +202,13 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         }
         catch (OverflowException)
         {
-            throw new SafeTensorsFormatException(path, name, $"shape [{string.Join(", ", shape)}] of {dtype} overflows a 64-bit byte count");
+            throw new SafeTensorsFormatException(
+                path, name, $"shape [{string.Join(", ", shape)}] of {dtype} overflows a 64-bit byte count");
         }
         if (expected != end - begin)
             throw new SafeTensorsFormatException(path, name,
-                $"shape [{string.Join(", ", shape)}] of {dtype} needs {expected} bytes but data_offsets [{begin}, {end}] hold {end - begin}");
+                $"shape [{string.Join(", ", shape)}] of {dtype} needs {expected} " +
+                $"bytes but data_offsets [{begin}, {end}] hold {end - begin}");
 
         return new SafeTensorInfo(name, dtype, shape, begin, end);
     }
@@ -279,7 +289,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         var info = Info(name);
         if (!destination.shape.SequenceEqual(info.Shape))
             throw new ArgumentException(
-                $"{Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}] but the destination is [{string.Join(", ", destination.shape)}]",
+                $"{Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}] " +
+                $"but the destination is [{string.Join(", ", destination.shape)}]",
                 nameof(destination));
         if (info.ByteLength == 0) return;
         using var noGrad = torch.no_grad();

@@ -67,7 +67,8 @@ public static partial class A1111Parameters
         fields.Add(("CFG scale", Number(record.GuidanceScale)));
         fields.Add(("Seed", Number(record.Seed)));
         fields.Add(("Size", $"{record.Width}x{record.Height}"));
-        if (!string.IsNullOrEmpty(record.ModelHash)) fields.Add(("Model hash", record.ModelHash.Length > 10 ? record.ModelHash[..10] : record.ModelHash));
+        if (!string.IsNullOrEmpty(record.ModelHash))
+            fields.Add(("Model hash", record.ModelHash.Length > 10 ? record.ModelHash[..10] : record.ModelHash));
         if (record.ModelName is { } model) fields.Add(("Model", model));
         if (record.Strength is { } strength) fields.Add(("Denoising strength", Number(strength)));
         if (record.Eta is { } eta) fields.Add(("Eta", Number(eta)));
@@ -118,14 +119,22 @@ public static partial class A1111Parameters
             var value = Unquote(field.Groups[2].Value.Trim());
             switch (key)
             {
-                case "Steps": if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var steps)) record.Steps = steps; break;
+                case "Steps":
+                    if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var steps))
+                        record.Steps = steps;
+                    break;
                 case "Sampler": sampler = value; break;
                 case "Schedule type": karras = value.Equals("Karras", StringComparison.OrdinalIgnoreCase); break;
                 case "CFG scale": if (TryDouble(value, out var cfg)) record.GuidanceScale = cfg; break;
-                case "Seed": if (long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seed)) record.Seed = seed; break;
+                case "Seed":
+                    if (long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seed))
+                        record.Seed = seed;
+                    break;
                 case "Size":
                     var parts = value.Split('x');
-                    if (parts.Length == 2 && int.TryParse(parts[0], CultureInfo.InvariantCulture, out var w) && int.TryParse(parts[1], CultureInfo.InvariantCulture, out var h))
+                    if (parts.Length == 2
+                        && int.TryParse(parts[0], CultureInfo.InvariantCulture, out var w)
+                        && int.TryParse(parts[1], CultureInfo.InvariantCulture, out var h))
                         (record.Width, record.Height) = (w, h);
                     break;
                 case "Model hash": record.ModelHash = value; break;
@@ -135,7 +144,8 @@ public static partial class A1111Parameters
                 case "Eta" or "Eta DDIM": if (TryDouble(value, out var eta)) record.Eta = eta; break;
                 case "Noise level": if (int.TryParse(value, CultureInfo.InvariantCulture, out var noise)) record.NoiseLevel = noise; break;
                 case "TI hashes": record.Embeddings = ParseHashes(value); break;
-                case "Version": record.ModuleVersion = value.StartsWith("PSStableDiffusion ", StringComparison.Ordinal) ? value["PSStableDiffusion ".Length..] : value; break;
+                case "Version": record.ModuleVersion = value.StartsWith("PSStableDiffusion ", StringComparison.Ordinal)
+                    ? value["PSStableDiffusion ".Length..] : value; break;
             }
         }
 
@@ -219,7 +229,9 @@ public static partial class A1111Parameters
     }
 
     private static string? ConfigString(JsonObject? config, string key) =>
-        config is not null && config.TryGetPropertyValue(key, out var node) && node is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+        config is not null
+            && config.TryGetPropertyValue(key, out var node) && node is JsonValue v && v.TryGetValue<string>(out var s)
+            ? s : null;
 
     private static bool ConfigBool(JsonObject? config, string key) =>
         config is not null && config.TryGetPropertyValue(key, out var node) && node is JsonValue v && v.TryGetValue<bool>(out var b) && b;

@@ -33,7 +33,10 @@ public static class ContactSheet
     private static void Check(ContactSheetRequest request)
     {
         if (request.Cells.Count == 0) throw new ArgumentException("A contact sheet needs at least one image.", nameof(request));
-        if (request.Columns < 1 || request.Rows < 1) throw new ArgumentException($"A contact sheet needs at least one column and row, not {request.Columns}x{request.Rows}.", nameof(request));
+        if (request.Columns < 1 || request.Rows < 1)
+            throw new ArgumentException(
+                $"A contact sheet needs at least one column and row, not {request.Columns}x{request.Rows}.",
+                nameof(request));
         if (request.Spacing < 0) throw new ArgumentException($"Spacing must be 0 or more, not {request.Spacing}.", "Spacing");
         if (request.ColumnLabels.Count is var c && c != 0 && c != request.Columns)
             throw new ArgumentException($"{c} column labels for {request.Columns} columns.", nameof(request));
@@ -43,7 +46,9 @@ public static class ContactSheet
         foreach (var cell in request.Cells)
         {
             if (cell.Column < 0 || cell.Column >= request.Columns || cell.Row < 0 || cell.Row >= request.Rows)
-                throw new ArgumentException($"Cell ({cell.Column}, {cell.Row}) is outside a {request.Columns}x{request.Rows} grid.", nameof(request));
+                throw new ArgumentException(
+                    $"Cell ({cell.Column}, {cell.Row}) is outside a {request.Columns}x{request.Rows} grid.",
+                    nameof(request));
             if (!taken.Add((cell.Column, cell.Row)))
                 throw new ContactSheetCellTakenException($"Two images go in the cell at column {cell.Column + 1}, row {cell.Row + 1}.");
         }
@@ -66,7 +71,9 @@ public static class ContactSheet
             for (var row = 0; row < layout.RowLines.Count; row++)
                 DrawBlock(canvas, layout.RowLines[row], layout.RowLabelArea(row), labelFont, paint);
             for (var i = 0; i < request.Cells.Count; i++)
-                DrawBlock(canvas, layout.CaptionLines[i], layout.CaptionArea(request.Cells[i].Column, request.Cells[i].Row), captionFont, paint);
+                DrawBlock(
+                    canvas, layout.CaptionLines[i], layout.CaptionArea(request.Cells[i].Column, request.Cells[i].Row),
+                    captionFont, paint);
         }
         return ToRgb(bitmap);
     }
@@ -148,7 +155,8 @@ public static class ContactSheet
         var jsonBytes = System.Text.Encoding.UTF8.GetByteCount(record.ToJson());
         if (jsonBytes > ImageLimits.MaxTextBytes)
             throw new ContactSheetTooLargeException(
-                $"The record of a contact sheet of {request.Cells.Count} images would take {jsonBytes} bytes, over the {ImageLimits.MaxTextBytes} bytes a PNG text chunk may hold here. Make several smaller sheets.");
+                $"The record of a contact sheet of {request.Cells.Count} images would take {jsonBytes} bytes, over " +
+                $"the {ImageLimits.MaxTextBytes} bytes a PNG text chunk may hold here. Make several smaller sheets.");
         return record;
     }
 }

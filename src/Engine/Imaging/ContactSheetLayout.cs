@@ -80,8 +80,10 @@ public sealed class ContactSheetLayout
         using var captionFont = LabelText.CreateFont(captionSize);
         var labelLine = LabelText.LineHeight(labelFont);
         var columnLines = request.ColumnLabels.Select(l => LabelText.Wrap(l, labelFont, cellWidth - gap, MaxColumnLabelLines)).ToList();
-        var rowLines = request.RowLabels.Select(l => LabelText.Wrap(l, labelFont, leftMargin - 2 * gap, Math.Max(1, cellHeight / labelLine))).ToList();
-        var captionLines = request.Cells.Select(c => string.IsNullOrWhiteSpace(c.Caption) ? [] : LabelText.Wrap(c.Caption, captionFont, cellWidth - captionSize / 2, MaxCaptionLines)).ToList();
+        var rowLines = request.RowLabels.Select(l => LabelText.Wrap(
+            l, labelFont, leftMargin - 2 * gap, Math.Max(1, cellHeight / labelLine))).ToList();
+        var captionLines = request.Cells.Select(c => string.IsNullOrWhiteSpace(c.Caption) ? [] : LabelText.Wrap(
+            c.Caption, captionFont, cellWidth - captionSize / 2, MaxCaptionLines)).ToList();
 
         var topMargin = hasColumnLabels ? columnLines.Max(lines => lines.Count) * labelLine + 2 * gap : 0;
         var captionHeight = hasCaptions ? captionLines.Max(lines => lines.Count) * LabelText.LineHeight(captionFont) + captionSize / 2 : 0;

@@ -34,8 +34,10 @@ public sealed class ContactSheetRequest
         IReadOnlyList<string?>? captions = null, int spacing = 0)
     {
         CheckCounts(images, captions);
-        if (xLabels is not null && xLabels.Count != images.Count) throw new ArgumentException($"{xLabels.Count} X values for {images.Count} images.", nameof(xLabels));
-        if (yLabels is not null && yLabels.Count != images.Count) throw new ArgumentException($"{yLabels.Count} Y values for {images.Count} images.", nameof(yLabels));
+        if (xLabels is not null && xLabels.Count != images.Count)
+            throw new ArgumentException($"{xLabels.Count} X values for {images.Count} images.", nameof(xLabels));
+        if (yLabels is not null && yLabels.Count != images.Count)
+            throw new ArgumentException($"{yLabels.Count} Y values for {images.Count} images.", nameof(yLabels));
         var columns = Distinct(xLabels);
         var rows = Distinct(yLabels);
         var cells = new List<ContactSheetCell>();
@@ -66,7 +68,8 @@ public sealed class ContactSheetRequest
     /// A plain grid in input order, left to right then top to bottom. Without <paramref name="columns"/> it is as
     /// square as the web UI's grid: round(√n) rows and as many columns as they need.
     /// </summary>
-    public static ContactSheetRequest InColumns(IReadOnlyList<SDImage> images, int? columns = null, IReadOnlyList<string?>? captions = null, int spacing = 0)
+    public static ContactSheetRequest InColumns(
+        IReadOnlyList<SDImage> images, int? columns = null, IReadOnlyList<string?>? captions = null, int spacing = 0)
     {
         CheckCounts(images, captions);
         if (columns is < 1) throw new ArgumentException($"Columns must be at least 1, not {columns}.", "Columns");

@@ -14,7 +14,9 @@ internal static class LabelText
 
     /// <summary>The bundled font file.</summary>
     public static string FontPath { get; } =
-        Path.Combine(Path.GetDirectoryName(typeof(LabelText).Assembly.Location) ?? AppContext.BaseDirectory, "Data", "fonts", "DejaVuSans.ttf");
+        Path.Combine(
+            Path.GetDirectoryName(typeof(LabelText).Assembly.Location) ?? AppContext.BaseDirectory, "Data", "fonts",
+            "DejaVuSans.ttf");
 
     /// <summary>A font of <paramref name="size"/> pixels, grey-scale anti-aliased without sub-pixel positioning or
     /// hinting, so the same text gives the same pixels wherever Skia runs.</summary>

@@ -52,7 +52,9 @@ public static partial class OutputPathTemplate
     [GeneratedRegex(@"([/\\])")]
     private static partial Regex SeparatorPattern();
 
-    [GeneratedRegex(@"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(
+        @"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])$",
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex ReservedNamePattern();
 
     private static string ExpandPart(string part, string template, SDImage image, DateTimeOffset now)
@@ -77,7 +79,8 @@ public static partial class OutputPathTemplate
                 "time" => created.ToString("HHmmss", CultureInfo.InvariantCulture),
                 "kind" => record.PipelineKind?.ToString().ToLowerInvariant() ?? "image",
                 _ => throw new ArgumentException(
-                    $"Unknown token '{match.Value}' in the path template '{template}'. Known tokens: {string.Join(", ", Tokens.Select(t => "{" + t + "}"))}.",
+                    $"Unknown token '{match.Value}' in the path template '{template}'. " +
+                    $"Known tokens: {string.Join(", ", Tokens.Select(t => "{" + t + "}"))}.",
                     nameof(template)),
             };
             return SafeFileNamePart(value);

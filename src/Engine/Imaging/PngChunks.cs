@@ -33,7 +33,8 @@ internal static class PngChunks
                     throw new ImageFormatException(path, $"corrupt: invalid chunk type at byte {offset}.");
             var type = Encoding.ASCII.GetString(typeBytes);
             if (length > int.MaxValue || length > (uint)(data.Length - offset - 12))
-                throw new ImageFormatException(path, $"truncated: chunk {type} at byte {offset} claims {length} bytes, the file ends sooner.");
+                throw new ImageFormatException(
+                    path, $"truncated: chunk {type} at byte {offset} claims {length} bytes, the file ends sooner.");
             var dataOffset = offset + 8;
             var body = data.Slice(dataOffset, (int)length);
             var storedCrc = BinaryPrimitives.ReadUInt32BigEndian(data[(dataOffset + (int)length)..]);
@@ -81,19 +82,25 @@ internal static class PngChunks
                     text = Encoding.Latin1.GetString(rest);
                     break;
                 case "zTXt":
-                    if (rest.Length < 1 || rest[0] != 0) throw new ImageFormatException(path, $"corrupt: zTXt '{keyword}' has an unknown compression method.");
+                    if (rest.Length < 1 || rest[0] != 0)
+                        throw new ImageFormatException(
+                            path, $"corrupt: zTXt '{keyword}' has an unknown compression method.");
                     text = Encoding.Latin1.GetString(Inflate(rest[1..], keyword, path));
                     break;
                 default: // iTXt: flag, method, language\0, translated keyword\0, text
                     if (rest.Length < 2) throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' is truncated.");
                     var compressed = rest[0] != 0;
-                    if (compressed && rest[1] != 0) throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' has an unknown compression method.");
+                    if (compressed && rest[1] != 0)
+                        throw new ImageFormatException(
+                            path, $"corrupt: iTXt '{keyword}' has an unknown compression method.");
                     var afterFlags = rest[2..];
                     var languageEnd = afterFlags.IndexOf((byte)0);
                     if (languageEnd < 0) throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' has no language tag end.");
                     var afterLanguage = afterFlags[(languageEnd + 1)..];
                     var translatedEnd = afterLanguage.IndexOf((byte)0);
-                    if (translatedEnd < 0) throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' has no translated keyword end.");
+                    if (translatedEnd < 0)
+                        throw new ImageFormatException(
+                            path, $"corrupt: iTXt '{keyword}' has no translated keyword end.");
                     var payload = afterLanguage[(translatedEnd + 1)..];
                     if (!compressed) CheckTextSize(payload.Length, keyword, path);
                     var utf8 = compressed ? Inflate(payload, keyword, path) : payload.ToArray();
@@ -115,7 +122,8 @@ internal static class PngChunks
     private static void CheckTextSize(int length, string keyword, string? path)
     {
         if (length > ImageLimits.MaxTextBytes)
-            throw new ImageFormatException(path, $"text chunk '{keyword}' holds {length} bytes, over the limit of {ImageLimits.MaxTextBytes}.");
+            throw new ImageFormatException(
+                path, $"text chunk '{keyword}' holds {length} bytes, over the limit of {ImageLimits.MaxTextBytes}.");
     }
 
     /// <summary>zlib-inflates at most <see cref="ImageLimits.MaxTextBytes"/> bytes; more is refused, not read.</summary>

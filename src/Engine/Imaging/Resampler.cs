@@ -87,7 +87,8 @@ internal static class Resampler
     }
 
     /// <summary>For each output index: first input index and count, and fixed-point weights (size per output).</summary>
-    private static (int[] Bounds, int[] Weights, int Size) Coefficients(int inSize, int outSize, double filterSupport, Func<double, double> kernel)
+    private static (int[] Bounds, int[] Weights, int Size) Coefficients(
+        int inSize, int outSize, double filterSupport, Func<double, double> kernel)
     {
         var scale = (double)inSize / outSize;
         var filterScale = Math.Max(scale, 1.0);

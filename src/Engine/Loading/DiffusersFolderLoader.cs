@@ -58,13 +58,17 @@ public static class DiffusersFolderLoader
             var textEncoder = PretrainedWeights.Load("Text encoder", on => new CLIPTextModel(textConfig, dtype, on), textFiles,
                 dtype, device, CLIPTextModel.IgnoredCheckpointKeys);
             loaded.Add(textEncoder);
-            log?.Invoke($"Loaded text encoder ({textEncoder.Config.NumHiddenLayers} layers, width {textEncoder.Config.HiddenSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
+            log?.Invoke(
+                $"Loaded text encoder ({textEncoder.Config.NumHiddenLayers} layers, width " +
+                $"{textEncoder.Config.HiddenSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
             clock.Restart();
             var unetConfig = UNet2DConditionConfig.FromFile(Path.Combine(unetFolder, "config.json"));
             var unet = PretrainedWeights.Load("UNet", on => new UNet2DConditionModel(unetConfig, dtype, on), unetFiles, dtype, device);
             loaded.Add(unet);
-            log?.Invoke($"Loaded UNet (in_channels {unet.Config.InChannels}, widths [{string.Join(", ", unet.Config.BlockOutChannels)}]) in {clock.Elapsed.TotalSeconds:F2} s.");
+            log?.Invoke(
+                $"Loaded UNet (in_channels {unet.Config.InChannels}, widths " +
+                $"[{string.Join(", ", unet.Config.BlockOutChannels)}]) in {clock.Elapsed.TotalSeconds:F2} s.");
 
             clock.Restart();
             var vaeConfig = AutoencoderKLConfig.FromFile(Path.Combine(vaeFolder, "config.json"));
@@ -133,7 +137,9 @@ public static class DiffusersFolderLoader
         if (chosen is not null)
         {
             // The index JSON of a sharded set names the shards; the shards themselves are what is read.
-            var files = chosen.Where(f => !f.EndsWith(".json", StringComparison.Ordinal)).Select(f => Path.Combine(componentFolder, f)).ToList();
+            var files = chosen.Where(f => !f.EndsWith(".json", StringComparison.Ordinal))
+                .Select(f => Path.Combine(componentFolder, f))
+                .ToList();
             if (variant is not null && WeightFileSelection.Describe(chosen[0])?.Variant != variant)
                 log?.Invoke($"'{componentFolder}' has no {variant} weights; using {Path.GetFileName(files[0])}.");
             if (files[0].EndsWith(".bin", StringComparison.Ordinal))
@@ -146,7 +152,9 @@ public static class DiffusersFolderLoader
         throw new FileNotFoundException(
             variants.Count == 0
                 ? $"Weights file not found: '{expected}'."
-                : $"Weights file not found: '{expected}' (the folder has the variants {string.Join(", ", variants.Select(k => k.Length == 0 ? "(plain)" : k))}; pass one as the variant).",
+                : $"Weights file not found: '{expected}' (the folder has the variants " +
+                    $"{string.Join(", ", variants.Select(k => k.Length == 0 ? "(plain)" : k))}; pass one as the " +
+                    $"variant).",
             expected);
     }
 }

@@ -44,7 +44,8 @@ public sealed class ModelHashCache
         var buffer = new byte[1 << 20];
         foreach (var file in files)
         {
-            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+            using var stream = new FileStream(
+                file, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
             int read;
             while ((read = stream.Read(buffer, 0, buffer.Length)) > 0) sha.AppendData(buffer, 0, read);
         }

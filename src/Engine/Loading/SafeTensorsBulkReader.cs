@@ -31,7 +31,8 @@ internal static unsafe class SafeTensorsBulkReader
         {
             foreach (var path in requests.Select(r => r.Path).Distinct(StringComparer.Ordinal))
             {
-                var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
+                var handle = File.OpenHandle(
+                    path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
                 files.Add(path, (handle, DataOffset(handle, path)));
             }
             var toRead = new List<int>();
@@ -134,7 +135,9 @@ internal static unsafe class SafeTensorsBulkReader
         {
             int read = RandomAccess.Read(handle, buffer, fileOffset);
             if (read <= 0)
-                throw new SafeTensorsFormatException(path, name, $"file ended at byte {fileOffset} while reading tensor data (truncated since it was opened?)");
+                throw new SafeTensorsFormatException(
+                    path, name,
+                    $"file ended at byte {fileOffset} while reading tensor data (truncated since it was opened?)");
             buffer = buffer[read..];
             fileOffset += read;
         }

@@ -104,9 +104,15 @@ public static class SingleFileLoader
                 if (!targets.TryGetValue(mapping.ModuleKey, out var target))
                     problems.Add($"unexpected key {named} in {file.Path}: the {module.GetType().Name} has no such parameter or buffer");
                 else if (!fileShape.SequenceEqual(mapping.SourceShape))
-                    problems.Add($"shape mismatch for key '{sourceKey}' in {file.Path}: file has [{string.Join(", ", fileShape)}], the architecture expects [{string.Join(", ", mapping.SourceShape)}]");
+                    problems.Add(
+                        $"shape mismatch for key '{sourceKey}' in {file.Path}: file has " +
+                        $"[{string.Join(", ", fileShape)}], the architecture expects " +
+                        $"[{string.Join(", ", mapping.SourceShape)}]");
                 else if (!target.shape.SequenceEqual(mapping.ModuleShape))
-                    problems.Add($"shape mismatch for key {named} in {file.Path}: the map gives [{string.Join(", ", mapping.ModuleShape)}], the module expects [{string.Join(", ", target.shape)}]");
+                    problems.Add(
+                        $"shape mismatch for key {named} in {file.Path}: the map gives " +
+                        $"[{string.Join(", ", mapping.ModuleShape)}], the module expects " +
+                        $"[{string.Join(", ", target.shape)}]");
                 else
                 {
                     filled.Add(mapping.ModuleKey);

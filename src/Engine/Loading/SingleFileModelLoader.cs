@@ -49,7 +49,9 @@ public static class SingleFileModelLoader
             throw new SingleFileCheckpointException(checkpointPath,
                 $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. Give the model's ldm YAML (the Config option, or " +
                 $"'{Path.GetFileNameWithoutExtension(checkpointPath)}.yaml' beside the checkpoint).");
-        log?.Invoke($"Planned {checkpointPath} ({plan.Kind}, {plan.PredictionType}, default {plan.DefaultSize}x{plan.DefaultSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
+        log?.Invoke(
+            $"Planned {checkpointPath} ({plan.Kind}, {plan.PredictionType}, default " +
+            $"{plan.DefaultSize}x{plan.DefaultSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
         var (dtype, device) = (target.DType, target.Device);
         var tokenizer = ClipTokenizer.FromFolder(SingleFileModelPlan.TokenizerFolder);
@@ -60,13 +62,17 @@ public static class SingleFileModelLoader
             var textEncoder = Build(new CLIPTextModel(plan.TextEncoderConfig(), dtype, torch.META), file, plan,
                 SingleFileComponent.TextEncoder, dtype, device);
             loaded.Add(textEncoder);
-            log?.Invoke($"Loaded text encoder ({textEncoder.Config.NumHiddenLayers} layers, width {textEncoder.Config.HiddenSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
+            log?.Invoke(
+                $"Loaded text encoder ({textEncoder.Config.NumHiddenLayers} layers, width " +
+                $"{textEncoder.Config.HiddenSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
             clock.Restart();
             var unet = Build(new UNet2DConditionModel(plan.UNetConfig(), dtype, torch.META), file, plan, SingleFileComponent.UNet,
                 dtype, device);
             loaded.Add(unet);
-            log?.Invoke($"Loaded UNet (in_channels {unet.Config.InChannels}, widths [{string.Join(", ", unet.Config.BlockOutChannels)}]) in {clock.Elapsed.TotalSeconds:F2} s.");
+            log?.Invoke(
+                $"Loaded UNet (in_channels {unet.Config.InChannels}, widths " +
+                $"[{string.Join(", ", unet.Config.BlockOutChannels)}]) in {clock.Elapsed.TotalSeconds:F2} s.");
 
             clock.Restart();
             var vaeConfig = plan.VaeConfig();

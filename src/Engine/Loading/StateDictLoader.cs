@@ -6,7 +6,8 @@ namespace PSStableDiffusion.Engine.Loading;
 
 /// <summary>
 /// Strict loading of weights files (safetensors, or a pickled <c>torch.save</c> state dict such as diffusers'
-/// <c>diffusion_pytorch_model.bin</c>, read by the restricted unpickler) into a <see cref="nn.Module"/>: every parameter and persistent buffer must be
+/// <c>diffusion_pytorch_model.bin</c>, read by the restricted unpickler) into a <see cref="nn.Module"/>: every
+/// parameter and persistent buffer must be
 /// filled exactly once with a tensor of its shape, and every file key must map to one of them (or be ignored by the
 /// key map). Everything is checked before anything is copied, so a failed load leaves the module untouched.
 /// Values are copied straight from the file mapping into the existing tensors (converted to their dtype/device on
@@ -70,7 +71,8 @@ public static class StateDictLoader
     /// Meant for a module built on the <c>meta</c> device (no storage, no random initialisation): each weight is read
     /// from the file once, straight into its final storage; on the CPU a weight whose file dtype is already
     /// <paramref name="dtype"/> is not copied at all but viewed through a copy-on-write mapping of the file
-    /// (its pages are shared with the page cache). The keys are checked exactly as <see cref="Load(nn.Module, IEnumerable{ITensorFile}, Func{string, string?})"/>
+    /// (its pages are shared with the page cache). The keys are checked exactly as
+    /// <see cref="Load(nn.Module, IEnumerable{ITensorFile}, Func{string, string?})"/>
     /// checks them, before anything is read. Parameters come out without gradients (inference).
     /// </summary>
     /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the wrong shape.</exception>
@@ -153,13 +155,17 @@ public static class StateDictLoader
                 }
                 if (sources.TryGetValue(moduleKey, out var first))
                 {
-                    problems.Add($"duplicate key {named} in {file.Path}: '{moduleKey}' is already given by '{first.SourceKey}' in {first.File.Path}");
+                    problems.Add(
+                        $"duplicate key {named} in {file.Path}: '{moduleKey}' is " +
+                        $"already given by '{first.SourceKey}' in {first.File.Path}");
                     continue;
                 }
                 sources.Add(moduleKey, (file, sourceKey));
                 if (!target.shape.SequenceEqual(shape))
                 {
-                    problems.Add($"shape mismatch for key {named} in {file.Path}: file has [{string.Join(", ", shape)}], module expects [{string.Join(", ", target.shape)}]");
+                    problems.Add(
+                        $"shape mismatch for key {named} in {file.Path}: file has " +
+                        $"[{string.Join(", ", shape)}], module expects [{string.Join(", ", target.shape)}]");
                     continue;
                 }
                 plan.Add(new PlanItem(file, sourceKey, moduleKey, target));

@@ -24,7 +24,8 @@ internal sealed class WeightFileStamps
             var now = Stamp(path);
             if (now.Length < 0) return $"'{path}' is gone";
             if (now.Length != length || now.WrittenUtc != written)
-                return $"'{path}' changed ({length:N0} bytes written {written:u} at load, now {now.Length:N0} bytes written {now.WrittenUtc:u})";
+                return $"'{path}' changed ({length:N0} bytes written {written:u} " +
+                    $"at load, now {now.Length:N0} bytes written {now.WrittenUtc:u})";
         }
         return null;
     }

@@ -59,7 +59,9 @@ public sealed class AppliedLoras : IDisposable
             {
                 using var file = LoraFile.Open(request.Path);
                 updates.Add(file, request.TextEncoderMultiplier, request.UnetMultiplier);
-                applied.Add(new LoraUse(request.Name, file.ShortHash, file.Path, request.TextEncoderMultiplier, request.UnetMultiplier, request.FromPrompt));
+                applied.Add(new LoraUse(
+                    request.Name, file.ShortHash, file.Path, request.TextEncoderMultiplier, request.UnetMultiplier,
+                    request.FromPrompt));
                 log?.Invoke($"LoRA '{request.Name}' ({file.Format}, {file.Layers.Count} layers, hash {file.ShortHash}): " +
                             $"text encoder × {request.TextEncoderMultiplier}, UNet × {request.UnetMultiplier}.");
                 if (request.RecordedHash is { Length: > 0 } recorded && !SameHash(recorded, file.ShortHash))

@@ -109,7 +109,9 @@ public sealed class LoraFile : IDisposable
             roles[match.Role] = key;
         }
         if (unknown.Count > 0) throw new UnknownLoraKeyException(path, unknown);
-        if (formats.Count == 0) throw new LoraFormatException(path, "it holds no LoRA layers (no lora_down/lora_up, lora_A/lora_B or lora.down/lora.up tensors).");
+        if (formats.Count == 0)
+            throw new LoraFormatException(
+                path, "it holds no LoRA layers (no lora_down/lora_up, lora_A/lora_B or lora.down/lora.up tensors).");
         if (formats.Count > 1) throw new LoraFormatException(path, $"it mixes naming schemes ({string.Join(", ", formats)}).");
         format = formats.Single();
         return groups;
@@ -119,7 +121,10 @@ public sealed class LoraFile : IDisposable
         LoraFormat format, PeftAlphas? peftAlphas)
     {
         if (!roles.TryGetValue("down", out var downKey) || !roles.TryGetValue("up", out var upKey))
-            throw new LoraFormatException(path, $"layer '{name}' has {(roles.ContainsKey("down") ? "a down factor but no up factor" : roles.ContainsKey("up") ? "an up factor but no down factor" : "an alpha or scale but no factors")}.");
+            throw new LoraFormatException(
+                path,
+                $"layer '{name}' has " +
+                $"{(roles.ContainsKey("down") ? "a down factor but no up factor" : roles.ContainsKey("up") ? "an up factor but no down factor" : "an alpha or scale but no factors")}.");
         var down = file.Read(downKey, ScalarType.Float32);
         var up = file.Read(upKey, ScalarType.Float32);
         Tensor? mid = roles.TryGetValue("mid", out var midKey) ? file.Read(midKey, ScalarType.Float32) : null;
@@ -144,14 +149,24 @@ public sealed class LoraFile : IDisposable
     private static void CheckFactors(string path, string name, Tensor down, Tensor up, Tensor? mid)
     {
         if (down.dim() is not (2 or 4) || up.dim() != down.dim())
-            throw new LoraFormatException(path, $"layer '{name}' has factors of {down.dim()} and {up.dim()} dimensions (2 for a linear layer, 4 for a convolution).");
+            throw new LoraFormatException(
+                path,
+                $"layer '{name}' has factors of {down.dim()} and {up.dim()} " +
+                $"dimensions (2 for a linear layer, 4 for a convolution).");
         if (up.dim() == 4 && (up.shape[2] != 1 || up.shape[3] != 1))
-            throw new LoraFormatException(path, $"layer '{name}' has an up factor [{Dims(up)}]; a convolution's must be [out, rank, 1, 1].");
+            throw new LoraFormatException(
+                path, $"layer '{name}' has an up factor [{Dims(up)}]; a convolution's must be [out, rank, 1, 1].");
         long rank = down.shape[0];
         if (rank == 0 || up.shape[1] != rank)
             throw new LoraFormatException(path, $"layer '{name}': down [{Dims(down)}] and up [{Dims(up)}] disagree on the rank.");
-        if (mid is not null && (mid.dim() != 4 || mid.shape[0] != rank || mid.shape[1] != rank || down.dim() != 4 || down.shape[2] != 1 || down.shape[3] != 1))
-            throw new LoraFormatException(path, $"layer '{name}': lora_mid [{Dims(mid)}] must be [rank, rank, kh, kw] between down [rank, in, 1, 1] and up (down is [{Dims(down)}]).");
+        if (mid is not null
+            && (mid.dim() != 4
+                || mid.shape[0] != rank || mid.shape[1] != rank || down.dim() != 4 || down.shape[2] != 1
+                || down.shape[3] != 1))
+            throw new LoraFormatException(
+                path,
+                $"layer '{name}': lora_mid [{Dims(mid)}] must be [rank, rank, kh, " +
+                $"kw] between down [rank, in, 1, 1] and up (down is [{Dims(down)}]).");
     }
 
     private static double Scalar(string path, ITensorFile file, string key)

@@ -67,7 +67,8 @@ public static partial class LoraPromptTags
         double Number(string value) =>
             double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
                 ? number
-                : throw new Text.PromptSyntaxException(prompt, position, $"the LoRA tag {text} has '{value}' where a multiplier (a number) belongs.");
+                : throw new Text.PromptSyntaxException(
+                    prompt, position, $"the LoRA tag {text} has '{value}' where a multiplier (a number) belongs.");
         double te = positional.Count > 1 ? Number(positional[1]) : 1.0;
         if (named.TryGetValue("te", out var teText)) te = Number(teText);
         double unet = positional.Count > 2 ? Number(positional[2]) : te;

@@ -86,12 +86,15 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
         return padded;
     }
 
-    private static LoraModelMismatchException Mismatch(string path, LoraLayer layer, LoraTarget target, long[] have, long[] shape, string? expected)
+    private static LoraModelMismatchException Mismatch(
+        string path, LoraLayer layer, LoraTarget target, long[] have, long[] shape, string? expected)
     {
-        var reason = $"its update is [{string.Join(", ", have)}] but {(target.Part == LoraPart.Unet ? "the UNet's" : "the text encoder's")} " +
+        var reason = $"its update is [{string.Join(", ", have)}] but " +
+            $"{(target.Part == LoraPart.Unet ? "the UNet's" : "the text encoder's")} " +
                      $"{target.Module} weight is [{string.Join(", ", shape)}]{(expected is null ? "" : $" ({expected})")}.";
         if (have.Contains(768) && !shape.Contains(768) && shape.Contains(1024))
-            reason += " 768-wide layers are Stable Diffusion 1.x's (its text encoder is 768 wide; SD 2.x's is 1024): this LoRA was made for SD 1.x.";
+            reason += " 768-wide layers are Stable Diffusion 1.x's (its text encoder " +
+                "is 768 wide; SD 2.x's is 1024): this LoRA was made for SD 1.x.";
         return new LoraModelMismatchException(path, layer.Name, reason);
     }
 

@@ -51,7 +51,9 @@ public static class DepthMapEstimation
             $"({inputWidth}x{inputHeight} input) in {seconds:F2} s; " +
             $"prediction {values.Min():G4} .. {values.Max():G4}, levels 0..{MaxLevel} span {low:G6} .. {high:G6}.");
         if (high <= low)
-            warn?.Invoke($"The estimated depth is constant ({values[0]:G6}) over the whole {image.Width}x{image.Height} image: the map is flat " +
+            warn?.Invoke(
+                $"The estimated depth is constant ({values[0]:G6}) over the " +
+                $"whole {image.Width}x{image.Height} image: the map is flat " +
                 "(all 0), as MiDaS writes a constant map. Depth-to-image refuses a constant depth map.");
         var record = new GenerationRecord
         {
@@ -82,7 +84,8 @@ public static class DepthMapEstimation
     /// when the map is flat): level v is <c>low + v · (high − low) / maxLevel</c>.</returns>
     public static (ushort[] Levels, double Low, double High) Quantize(IReadOnlyList<float> depth, bool normalize, int maxLevel)
     {
-        if (maxLevel is < 1 or > MaxLevel) throw new ArgumentOutOfRangeException(nameof(maxLevel), maxLevel, $"Levels go up to 1..{MaxLevel}.");
+        if (maxLevel is < 1 or > MaxLevel)
+            throw new ArgumentOutOfRangeException(nameof(maxLevel), maxLevel, $"Levels go up to 1..{MaxLevel}.");
         double min = double.PositiveInfinity, max = double.NegativeInfinity;
         foreach (var value in depth) (min, max) = (Math.Min(min, value), Math.Max(max, value));
         var levels = new ushort[depth.Count];

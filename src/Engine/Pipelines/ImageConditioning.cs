@@ -27,7 +27,8 @@ public static class ImageConditioning
     {
         var x = mask.dim() switch { 2 => mask.unsqueeze(0).unsqueeze(0), 3 => mask.unsqueeze(0), _ => mask };
         if (x.dim() != 4 || x.shape[0] != 1 || x.shape[1] != 1)
-            throw new ArgumentException($"{what} must be [1, 1, H, W] (or [1, H, W]) in [0, 1], got [{string.Join(", ", mask.shape)}].", what);
+            throw new ArgumentException(
+                $"{what} must be [1, 1, H, W] (or [1, H, W]) in [0, 1], got [{string.Join(", ", mask.shape)}].", what);
         return x.to(ScalarType.Float32);
     }
 
@@ -71,7 +72,9 @@ public static class ImageConditioning
         var min = d.amin(new long[] { 1, 2, 3 }, keepdim: true);
         var max = d.amax(new long[] { 1, 2, 3 }, keepdim: true);
         if ((max - min).abs().max().item<float>() == 0)
-            throw new ArgumentException("The depth map is constant after resizing to the latent size; it carries no depth to condition on.", "DepthMap");
+            throw new ArgumentException(
+                "The depth map is constant after resizing to the latent size; it carries no depth to condition on.",
+                "DepthMap");
         return (2.0f * (d.ScalarSafe() - min) / (max - min) - 1.0f).Tensor.MoveToOuterDisposeScope();
     }
 

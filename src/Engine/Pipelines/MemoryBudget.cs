@@ -28,7 +28,9 @@ internal static class MemoryBudget
 
         var tiled = new TilePlan(StableDiffusionPipeline.DefaultDecoderTileSize, StableDiffusionPipeline.DefaultDecoderTileSize / 4);
         bool tiledFits = decoderTiles is null && Estimate(run.LatentHeight, run.LatentWidth, tiled).PeakBytes <= available;
-        throw new NotEnoughMemoryException(estimate, available, tiledFits, FittingSize(run, size => Estimate(size.h, size.w, decoderTiles).PeakBytes <= available));
+        throw new NotEnoughMemoryException(
+            estimate, available, tiledFits,
+            FittingSize(run, size => Estimate(size.h, size.w, decoderTiles).PeakBytes <= available));
     }
 
     /// <summary>The largest output size of the request's aspect ratio (in steps of 8 latent pixels) that fits, or null.</summary>
@@ -53,5 +55,7 @@ internal static class MemoryBudget
             .Sum(p => p.NumberOfElements * p.ElementSize);
 
     private static bool Disabled() =>
-        Environment.GetEnvironmentVariable(NotEnoughMemoryException.SwitchVariable)?.Trim().ToUpperInvariant() is "0" or "OFF" or "FALSE" or "NO";
+        Environment.GetEnvironmentVariable(NotEnoughMemoryException.SwitchVariable)
+            ?.Trim()
+            .ToUpperInvariant() is "0" or "OFF" or "FALSE" or "NO";
 }

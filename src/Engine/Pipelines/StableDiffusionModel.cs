@@ -77,10 +77,13 @@ public sealed class StableDiffusionModel : ICachedEngine
                 using (ExecutionContext.SuppressFlow())
                     loading = Task.Run(() => DepthEstimator.Load(path, Target.DType, Target.Device, messages.Add));
                 _depthEstimator = loading.GetAwaiter().GetResult();
-                foreach (var tensor in _depthEstimator.Model.parameters().Concat(_depthEstimator.Model.buffers())) tensor.DetachFromDisposeScope();
+                foreach (var tensor in _depthEstimator.Model.parameters().Concat(_depthEstimator.Model.buffers()))
+                    tensor.DetachFromDisposeScope();
                 foreach (var message in messages) log?.Invoke(message);
             }
-            else log?.Invoke($"Using the {DepthEstimator.ArchitectureName} depth estimator already loaded from '{_depthEstimator.Source}'.");
+            else log?.Invoke(
+                $"Using the {DepthEstimator.ArchitectureName} depth " +
+                $"estimator already loaded from '{_depthEstimator.Source}'.");
             return _depthEstimator;
         }
     }

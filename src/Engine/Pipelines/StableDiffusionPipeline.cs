@@ -60,7 +60,8 @@ public static class StableDiffusionPipeline
 
         // 1. Text embeddings, computed once per prompt and repeated for the batch: [uncond, cond] when guided.
         var clock = Stopwatch.StartNew();
-        var embeds = EncodePrompts(run);                                                                    // 1 × [B, 77·k, D] or 2 × [N, 77·k_i, D]
+        // 1 × [B, 77·k, D] or 2 × [N, 77·k_i, D]
+        var embeds = EncodePrompts(run);
         timings["text_encoder"] = clock.Elapsed.TotalSeconds;
 
         // 2-3. The task's input image and the conditioning that needs no noise; the output and latent sizes. A call that
@@ -139,7 +140,10 @@ public static class StableDiffusionPipeline
                 ? [torch.cat(new[] { negatives, embeds })]                                                   // [2N, 77·k, D]
                 : [negatives, embeds];
             if (conditioning.Length == 2)
-                run.Observer.Log?.Invoke($"The prompt is {embeds.shape[1] / 77} chunks of 77 tokens and the negative prompt {negatives.shape[1] / 77}: each step runs the UNet twice (negative, then prompt) instead of once on a batch of both, as AUTOMATIC1111 does.");
+                run.Observer.Log?.Invoke(
+                    $"The prompt is {embeds.shape[1] / 77} chunks of 77 tokens and the negative prompt " +
+                    $"{negatives.shape[1] / 77}: each step runs the UNet twice (negative, then prompt) instead of " +
+                    $"once on a batch of both, as AUTOMATIC1111 does.");
         }
         run.Embeddings = Text.Embeddings.EmbeddingUse.Finish(library, run.Request.ExpectedEmbeddings, run.Observer.Log, run.Observer.Warn);
         var reused = (prompt.FromCache, negativeFromCache) switch
@@ -149,7 +153,9 @@ public static class StableDiffusionPipeline
             (false, true) => " (the negative prompt's from the model's embedding cache)",
             _ => "",
         };
-        run.Observer.Log?.Invoke($"Encoded the prompt{(run.Guided ? " and the negative prompt" : "")} in {clock.Elapsed.TotalSeconds:F2} s{reused}.");
+        run.Observer.Log?.Invoke(
+            $"Encoded the prompt{(run.Guided ? " and the negative prompt" : "")} " +
+            $"in {clock.Elapsed.TotalSeconds:F2} s{reused}.");
         return conditioning;
     }
 
@@ -166,7 +172,8 @@ public static class StableDiffusionPipeline
             var schedule = scheduler.ApplyStrength(strength);
             if (schedule.NumInferenceSteps < 1)
                 throw new ArgumentOutOfRangeException("request", strength,
-                    $"Strength {strength} with {run.Request.Steps} steps leaves no denoising step (int(steps × strength) = 0); raise the strength or the steps.");
+                    $"Strength {strength} with {run.Request.Steps} steps leaves no denoising " +
+                    $"step (int(steps × strength) = 0); raise the strength or the steps.");
             timesteps = schedule.Timesteps;
         }
         run.Inspect("timesteps", timesteps);
@@ -181,7 +188,10 @@ public static class StableDiffusionPipeline
         var model = run.Model;
         var scheduler = run.Scheduler;
         if (tiles is not null)
-            run.Observer.Log?.Invoke($"Tiled UNet: {tiles.Count(run.LatentHeight, run.LatentWidth)} tiles of {Math.Min(tiles.TileSize, run.LatentWidth)}x{Math.Min(tiles.TileSize, run.LatentHeight)} latent pixels (overlap {tiles.Overlap}) per step over the {run.LatentWidth}x{run.LatentHeight} latent.");
+            run.Observer.Log?.Invoke(
+                $"Tiled UNet: {tiles.Count(run.LatentHeight, run.LatentWidth)} tiles of " +
+                $"{Math.Min(tiles.TileSize, run.LatentWidth)}x{Math.Min(tiles.TileSize, run.LatentHeight)} latent " +
+                $"pixels (overlap {tiles.Overlap}) per step over the {run.LatentWidth}x{run.LatentHeight} latent.");
         return DenoisingLoop.Run(scheduler, timesteps, latents, run.Noise, run.Observer, (current, t, name) =>
         {
             var modelInput = run.Guided ? torch.cat(new[] { current, current }) : current;                  // [2N, 4, h, w]
@@ -234,7 +244,10 @@ public static class StableDiffusionPipeline
             : TiledInference.Run(vaeInput.to(vaeDType), tiles, model.VaeScaleFactor, tile => model.Vae.Decode(tile)))
             .to(ScalarType.Float32).cpu();                                                                   // [N, 3, H, W]
         if (tiles is not null)
-            run.Observer.Log?.Invoke($"Tiled VAE decoder: {tileCount} tiles of {Math.Min(tiles.TileSize, run.LatentWidth) * model.VaeScaleFactor}x{Math.Min(tiles.TileSize, run.LatentHeight) * model.VaeScaleFactor} pixels (overlap {tiles.Overlap * model.VaeScaleFactor}).");
+            run.Observer.Log?.Invoke(
+                $"Tiled VAE decoder: {tileCount} tiles of " +
+                $"{Math.Min(tiles.TileSize, run.LatentWidth) * model.VaeScaleFactor}x{Math.Min(tiles.TileSize, run.LatentHeight) * model.VaeScaleFactor} " +
+                $"pixels (overlap {tiles.Overlap * model.VaeScaleFactor}).");
         run.Inspect("vae_decode_output", decoded);
         NonFiniteOutputException.ThrowIfNotFinite(decoded, "VAE decoder");
         return decoded;
@@ -266,11 +279,14 @@ public static class StableDiffusionPipeline
     internal static TilePlan? ResolveTiling(int tile, int? overlapOrNull, int latentHeight, int latentWidth, string name)
     {
         if (tile == 0) return null;
-        if (tile < 8) throw new ArgumentOutOfRangeException(name, tile, $"{name} must be 0 (no tiles) or at least 8 latent pixels, not {tile}.");
+        if (tile < 8)
+            throw new ArgumentOutOfRangeException(
+                name, tile, $"{name} must be 0 (no tiles) or at least 8 latent pixels, not {tile}.");
         if (Math.Max(latentHeight, latentWidth) <= tile) return null;
         int overlap = overlapOrNull ?? tile / 4;
         if (overlap < 0 || overlap >= tile)
-            throw new ArgumentOutOfRangeException("TileOverlap", overlap, $"TileOverlap must be in 0..{tile - 1} for tiles of {tile}, not {overlap}.");
+            throw new ArgumentOutOfRangeException(
+                "TileOverlap", overlap, $"TileOverlap must be in 0..{tile - 1} for tiles of {tile}, not {overlap}.");
         return new TilePlan(tile, overlap);
     }
 

@@ -41,8 +41,10 @@ public static class TiledInference
                 var columns = Ramp(left * scale, tileWidth * scale, width * scale, plan.Overlap * scale);
                 var window = torch.tensor(rows, output.dtype, output.device).reshape(1, 1, -1, 1)
                     * torch.tensor(columns, output.dtype, output.device).reshape(1, 1, 1, -1);            // [1, 1, th·s, tw·s]
-                ((ScalarSafeTensor)sum.narrow(2, top * scale, tileHeight * scale).narrow(3, left * scale, tileWidth * scale)).AddInPlace(output * window);
-                ((ScalarSafeTensor)weightSum!.narrow(2, top * scale, tileHeight * scale).narrow(3, left * scale, tileWidth * scale)).AddInPlace(window);
+                ((ScalarSafeTensor)sum.narrow(2, top * scale, tileHeight * scale)
+                    .narrow(3, left * scale, tileWidth * scale)).AddInPlace(output * window);
+                ((ScalarSafeTensor)weightSum!.narrow(2, top * scale, tileHeight * scale)
+                    .narrow(3, left * scale, tileWidth * scale)).AddInPlace(window);
             }
         }
         return (sum! / weightSum!).MoveToOuterDisposeScope();

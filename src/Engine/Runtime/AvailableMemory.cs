@@ -44,7 +44,8 @@ public static partial class AvailableMemory
         if (!File.Exists(max) || !File.Exists(current)) return null;
         var limit = File.ReadAllText(max).Trim();
         if (limit == "max") return null;
-        return Math.Max(0, long.Parse(limit, CultureInfo.InvariantCulture) - long.Parse(File.ReadAllText(current).Trim(), CultureInfo.InvariantCulture));
+        return Math.Max(0, long.Parse(limit, CultureInfo.InvariantCulture)
+            - long.Parse(File.ReadAllText(current).Trim(), CultureInfo.InvariantCulture));
     }
 
     private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);

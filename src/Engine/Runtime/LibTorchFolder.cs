@@ -42,12 +42,16 @@ public static class LibTorchFolder
             using var json = JsonDocument.Parse(File.ReadAllText(path));
             var folder = json.RootElement.GetProperty("folder").GetString();
             var backend = json.RootElement.TryGetProperty("backend", out var b) ? b.GetString() : "cpu";
-            if (string.IsNullOrWhiteSpace(folder) || backend is not ("cpu" or "cuda")) throw new InvalidDataException("'folder' is empty or 'backend' is not cpu or cuda");
+            if (string.IsNullOrWhiteSpace(folder) || backend is not ("cpu" or "cuda"))
+                throw new InvalidDataException("'folder' is empty or 'backend' is not cpu or cuda");
             return new LibTorchSettings(folder, backend);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException)
         {
-            throw new LibTorchFolderException(path, LibTorchProblem.Unreadable, $"{path} is not a valid libtorch settings file ({e.Message}). Rebuild the module with build.ps1 -LibTorch <folder>.");
+            throw new LibTorchFolderException(
+                path, LibTorchProblem.Unreadable,
+                $"{path} is not a valid libtorch settings file ({e.Message}). " +
+                $"Rebuild the module with build.ps1 -LibTorch <folder>.");
         }
     }
 
@@ -90,7 +94,8 @@ public static class LibTorchFolder
                 catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
                 {
                     throw new LibTorchFolderException(folder, LibTorchProblem.LoadFailed,
-                        $"{library} did not load: {e.Message} Check that the folder is a complete libtorch for this platform and that its dependencies (the CUDA runtime, cuDNN) are installed.");
+                        $"{library} did not load: {e.Message} Check that the folder is a complete libtorch " +
+                        $"for this platform and that its dependencies (the CUDA runtime, cuDNN) are installed.");
                 }
             }
             _loadedFolder = libraryFolder;
@@ -100,12 +105,14 @@ public static class LibTorchFolder
     /// <summary>
     /// The full paths of the libraries to load from <paramref name="folder"/>, in load order.
     /// </summary>
-    /// <exception cref="LibTorchFolderException">The folder does not exist, is no libtorch, or (with <paramref name="requireCuda"/>) holds no libtorch_cuda.</exception>
+    /// <exception cref="LibTorchFolderException">The folder does not exist, is no libtorch, or (with
+    /// <paramref name="requireCuda"/>) holds no libtorch_cuda.</exception>
     public static IReadOnlyList<string> Check(string folder, bool requireCuda)
     {
         if (!Directory.Exists(folder))
             throw new LibTorchFolderException(folder, LibTorchProblem.FolderNotFound,
-                $"The libtorch folder '{folder}' does not exist. Rebuild with build.ps1 -LibTorch <folder>, or set ${FolderVariable} to the folder that holds libtorch's lib folder.");
+                $"The libtorch folder '{folder}' does not exist. Rebuild with build.ps1 -LibTorch " +
+                $"<folder>, or set ${FolderVariable} to the folder that holds libtorch's lib folder.");
         var libraryFolder = LibraryFolder(folder);
         var core = new[] { "c10", "torch_cpu" };
         var missingCore = core.Where(name => !File.Exists(Path.Combine(libraryFolder, FileName(name)))).ToList();
@@ -157,7 +164,8 @@ public static class LibTorchFolder
         OperatingSystem.IsWindows() ? library + ".dll" : OperatingSystem.IsMacOS() ? $"lib{library}.dylib" : $"lib{library}.so";
 
     private static bool PathsEqual(string a, string b) => string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar),
-        Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
+        Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), OperatingSystem.IsWindows()
+            ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     private static void PrependToPath(string folder)
     {

@@ -9,7 +9,8 @@ public sealed class NotEnoughMemoryException : Exception
     /// <summary>The environment variable that turns the check off (<c>0</c> or <c>off</c>): an estimate is an estimate.</summary>
     public const string SwitchVariable = "SD_MEMORY_CHECK";
 
-    public NotEnoughMemoryException(MemoryEstimate estimate, long availableBytes, bool tiledDecodeFits, (int Width, int Height)? fittingSize)
+    public NotEnoughMemoryException(
+        MemoryEstimate estimate, long availableBytes, bool tiledDecodeFits, (int Width, int Height)? fittingSize)
         : base(Describe(estimate, availableBytes, tiledDecodeFits, fittingSize))
     {
         Estimate = estimate;

@@ -53,7 +53,9 @@ public static class PrecisionPolicy
         var figures = Figures(speed);
         return speed.BFloat16Speedup >= RequiredBFloat16Speedup
             ? new(Precision.BFloat16, $"bfloat16: measured faster than float32 on this CPU ({figures}).")
-            : new(Precision.Float32, $"float32: bfloat16 is not at least {RequiredBFloat16Speedup.ToString(CultureInfo.InvariantCulture)}x " +
+            : new(
+                Precision.Float32,
+                $"float32: bfloat16 is not at least {RequiredBFloat16Speedup.ToString(CultureInfo.InvariantCulture)}x " +
                 $"faster on this CPU ({figures}).");
     }
 

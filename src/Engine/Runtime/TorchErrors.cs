@@ -20,7 +20,8 @@ public static class TorchErrors
         for (Exception? current = exception; current is not null; current = current.InnerException)
         {
             if (current is OutOfMemoryException) return true;
-            if (current is ExternalException && OutOfMemoryMessages.Any(text => current.Message.Contains(text, StringComparison.OrdinalIgnoreCase)))
+            if (current is ExternalException
+                && OutOfMemoryMessages.Any(text => current.Message.Contains(text, StringComparison.OrdinalIgnoreCase)))
                 return true;
         }
         return false;

@@ -36,7 +36,9 @@ public sealed class DDPMScheduler : SchedulerBase
     {
         _varianceType = Config.VarianceType!;
         if (_varianceType is not ("fixed_small" or "fixed_small_log" or "fixed_large" or "fixed_large_log" or "learned" or "learned_range"))
-            throw new ArgumentException($"Unknown variance_type '{_varianceType}' (expected fixed_small, fixed_small_log, fixed_large, fixed_large_log, learned or learned_range).");
+            throw new ArgumentException(
+                $"Unknown variance_type '{_varianceType}' (expected fixed_small, " +
+                $"fixed_small_log, fixed_large, fixed_large_log, learned or learned_range).");
     }
 
     public override bool IsStochastic => true;
@@ -133,7 +135,8 @@ public sealed class DDPMScheduler : SchedulerBase
 
         // 6. Add noise: x_{t-1} = mu_t + sigma_t z (no noise at t = 0)
         if (t > 0)
-            predPrevSample = predPrevSample + (ScalarSafeTensor)VarianceTimesNoise(t, predictedVariance, DrawNoise(noise, modelOutput, modelOutput.dtype));
+            predPrevSample = predPrevSample + (ScalarSafeTensor)VarianceTimesNoise(
+                t, predictedVariance, DrawNoise(noise, modelOutput, modelOutput.dtype));
 
         return predPrevSample.Tensor.MoveToOuterDisposeScope();
     }

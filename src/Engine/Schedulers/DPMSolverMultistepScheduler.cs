@@ -41,14 +41,19 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
         // diffusers maps the other solvers' names onto this one's.
         _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
         if (_algorithmType is not ("dpmsolver++" or "sde-dpmsolver++" or "dpmsolver" or "sde-dpmsolver"))
-            throw new ArgumentException($"Unknown algorithm_type '{_algorithmType}' (expected dpmsolver++, sde-dpmsolver++, dpmsolver or sde-dpmsolver).");
+            throw new ArgumentException(
+                $"Unknown algorithm_type '{_algorithmType}' (expected " +
+                $"dpmsolver++, sde-dpmsolver++, dpmsolver or sde-dpmsolver).");
         _solverType = Config.SolverType is "logrho" or "bh1" or "bh2" ? "midpoint" : Config.SolverType!;
         if (_solverType is not ("midpoint" or "heun"))
             throw new ArgumentException($"Unknown solver_type '{_solverType}' (expected midpoint or heun).");
         if (_algorithmType is "dpmsolver" or "sde-dpmsolver" && Config.FinalSigmasType == "zero")
-            throw new ArgumentException($"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
+            throw new ArgumentException(
+                $"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
         if (_algorithmType.StartsWith("sde-", StringComparison.Ordinal) && SolverOrder == 3)
-            throw new NotSupportedException($"algorithm_type '{_algorithmType}' has no third-order update (diffusers neither); use solver_order 1 or 2.");
+            throw new NotSupportedException(
+                $"algorithm_type '{_algorithmType}' has no third-order " +
+                $"update (diffusers neither); use solver_order 1 or 2.");
     }
 
     public override bool IsStochastic => _algorithmType.StartsWith("sde-", StringComparison.Ordinal);

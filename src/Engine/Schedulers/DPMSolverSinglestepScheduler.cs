@@ -30,12 +30,15 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     {
         _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
         if (_algorithmType is not ("dpmsolver++" or "dpmsolver"))
-            throw new ArgumentException($"Unknown algorithm_type '{_algorithmType}' for the singlestep solver (expected dpmsolver++ or dpmsolver).");
+            throw new ArgumentException(
+                $"Unknown algorithm_type '{_algorithmType}' for the " +
+                $"singlestep solver (expected dpmsolver++ or dpmsolver).");
         _solverType = Config.SolverType is "logrho" or "bh1" or "bh2" ? "midpoint" : Config.SolverType!;
         if (_solverType is not ("midpoint" or "heun"))
             throw new ArgumentException($"Unknown solver_type '{_solverType}' (expected midpoint or heun).");
         if (_algorithmType != "dpmsolver++" && Config.FinalSigmasType == "zero")
-            throw new ArgumentException($"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
+            throw new ArgumentException(
+                $"final_sigmas_type 'zero' is not supported with algorithm_type '{_algorithmType}'; use sigma_min.");
         _lowerOrderFinal = Config.LowerOrderFinal!.Value;
     }
 
@@ -116,7 +119,8 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
             : PredictEpsilon(modelOutput, sample, stepIndex, learnedRange);
     }
 
-    /// <summary>dpmsolver++: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0; dpmsolver: (alpha_t / alpha_s) x_s - sigma_t (e^h - 1) eps.</summary>
+    /// <summary>dpmsolver++: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0; dpmsolver: (alpha_t / alpha_s)
+    /// x_s - sigma_t (e^h - 1) eps.</summary>
     private Tensor FirstOrderUpdate(ScalarSafeTensor m0, ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);

@@ -164,7 +164,9 @@ public abstract class MultistepSolverBase : SchedulerBase
         var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
         ScalarSafeTensor x0Pred = PredictionType switch
         {
-            "epsilon" => (sample - sigmaT * (ScalarSafeTensor)(learnedVariance ? modelOutput.Tensor[.., ..3] : modelOutput.Tensor)) / alphaT,
+            "epsilon" =>
+                (sample - sigmaT * (ScalarSafeTensor)(
+                    learnedVariance ? modelOutput.Tensor[.., ..3] : modelOutput.Tensor)) / alphaT,
             "sample" => modelOutput,
             _ => alphaT * sample - sigmaT * modelOutput,
         };

@@ -38,7 +38,9 @@ public sealed class PNDMScheduler : SchedulerBase
 
     public PNDMScheduler(SchedulerConfig? config = null) : base(Defaults, config)
     {
-        if (PredictionType == "sample") throw new NotSupportedException("PNDMScheduler supports prediction_type epsilon and v_prediction only (diffusers too).");
+        if (PredictionType == "sample")
+            throw new NotSupportedException(
+                "PNDMScheduler supports prediction_type epsilon and v_prediction only (diffusers too).");
         _finalAlphaCumprod = Config.SetAlphaToOne!.Value ? 1.0 : AlphasCumprodValues[0];
     }
 
@@ -51,8 +53,14 @@ public sealed class PNDMScheduler : SchedulerBase
         double[] baseTimesteps = (Config.TimestepSpacing ?? "leading") switch
         {
             "linspace" => NumpyCompat.Round(NumpyCompat.Linspace(0, t - 1, numInferenceSteps)),
-            "leading" => Enumerable.Range(0, numInferenceSteps).Select(i => (double)(i * (t / numInferenceSteps) + Config.StepsOffset!.Value)).ToArray(),
-            "trailing" => Enumerable.Reverse(NumpyCompat.Round(NumpyCompat.Arange(t, 0, -(t / (double)numInferenceSteps)))).Select(v => v - 1).ToArray(),
+            "leading" =>
+                Enumerable.Range(0, numInferenceSteps)
+                    .Select(i => (double)(i * (t / numInferenceSteps) + Config.StepsOffset!.Value))
+                    .ToArray(),
+            "trailing" =>
+                Enumerable.Reverse(NumpyCompat.Round(NumpyCompat.Arange(t, 0, -(t / (double)numInferenceSteps))))
+                    .Select(v => v - 1)
+                    .ToArray(),
             var other => throw new ArgumentException($"Unknown timestep_spacing '{other}' (expected leading, trailing or linspace)."),
         }; // ascending
 
@@ -134,7 +142,8 @@ public sealed class PNDMScheduler : SchedulerBase
     private Tensor StepPlms(ScalarSafeTensor modelOutput, int timestep, ScalarSafeTensor sample)
     {
         if (!SkipPrk && _ets.Count < 3)
-            throw new InvalidOperationException($"{Name} can only be run AFTER scheduler has been run in 'prk' mode for at least 12 iterations.");
+            throw new InvalidOperationException(
+                $"{Name} can only be run AFTER scheduler has been run in 'prk' mode for at least 12 iterations.");
 
         var stepSize = NumTrainTimesteps / NumInferenceSteps!.Value;
         var prevTimestep = timestep - stepSize;

@@ -33,7 +33,9 @@ public abstract class SchedulerBase : IDisposable
             throw new ArgumentOutOfRangeException(nameof(config), NumTrainTimesteps, "num_train_timesteps must be at least 2");
         PredictionType = Config.PredictionType ?? "epsilon";
         if (PredictionType is not ("epsilon" or "v_prediction" or "sample"))
-            throw new ArgumentException($"Unknown prediction_type '{PredictionType}' (expected epsilon, v_prediction or sample).", nameof(config));
+            throw new ArgumentException(
+                $"Unknown prediction_type '{PredictionType}' (expected epsilon, v_prediction or sample).",
+                nameof(config));
 
         using var scope = torch.NewDisposeScope();
         var betas = BuildBetas();
@@ -181,7 +183,9 @@ public abstract class SchedulerBase : IDisposable
         if (matches.Count == 0)
         {
             if (lastIfMissing) return _timestepValues.Length - 1;
-            throw new ArgumentException($"{Name}: timestep {timestep} is not in the schedule [{string.Join(", ", _timestepValues)}].", nameof(timestep));
+            throw new ArgumentException(
+                $"{Name}: timestep {timestep} is not in the schedule [{string.Join(", ", _timestepValues)}].",
+                nameof(timestep));
         }
         return matches.Count > 1 ? matches[1] : matches[0];
     }
@@ -241,7 +245,8 @@ public abstract class SchedulerBase : IDisposable
 
     // ---------------------------------------------------------------- noise
 
-    /// <summary>diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>: drawn by the source, moved to the sample's device.</summary>
+    /// <summary>diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>: drawn by the source, moved to the
+    /// sample's device.</summary>
     protected static Tensor DrawNoise(INoiseSource? source, Tensor like, ScalarType dtype)
     {
         var noise = source is null ? torch.randn(like.shape, dtype: dtype) : source.Randn(like.shape, dtype);
@@ -272,7 +277,8 @@ public abstract class SchedulerBase : IDisposable
         };
     }
 
-    /// <summary>Cosine schedule (Nichol &amp; Dhariwal): beta_i = min(1 - abar((i+1)/T) / abar(i/T), 0.999), abar(t) = cos((t+0.008)/1.008 * pi/2)^2.</summary>
+    /// <summary>Cosine schedule (Nichol &amp; Dhariwal): beta_i = min(1 - abar((i+1)/T) / abar(i/T), 0.999), abar(t) =
+    /// cos((t+0.008)/1.008 * pi/2)^2.</summary>
     private static Tensor BetasForAlphaBar(int n, double maxBeta = 0.999)
     {
         static double AlphaBar(double t) => Math.Pow(Math.Cos((t + 0.008) / 1.008 * Math.PI / 2), 2);
@@ -315,7 +321,8 @@ public abstract class SchedulerBase : IDisposable
         return ((1.0f - alphasCumprod) / alphasCumprod).Pow(0.5).Tensor.data<float>().ToArray();
     }
 
-    /// <summary>lambda_t = log(sqrt(alpha_bar)) - log(sqrt(1 - alpha_bar)), float32 as torch computes it (DPM-Solver's half log-SNR).</summary>
+    /// <summary>lambda_t = log(sqrt(alpha_bar)) - log(sqrt(1 - alpha_bar)), float32 as torch computes it (DPM-Solver's
+    /// half log-SNR).</summary>
     protected float[] TrainLambdas()
     {
         using var scope = torch.NewDisposeScope();

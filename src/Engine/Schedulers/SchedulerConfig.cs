@@ -80,10 +80,15 @@ public sealed record SchedulerConfig
                 ?? throw new JsonException("the scheduler config is the JSON literal null");
             // diffusers records which values were defaults ("_use_default_values") and drops them in from_config, so the
             // class being built applies its own defaults there.
-            using var document = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            using var document = JsonDocument.Parse(
+                text,
+                new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             if (document.RootElement.TryGetProperty("_use_default_values", out var defaulted) && defaulted.ValueKind == JsonValueKind.Array)
             {
-                var dropped = defaulted.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!).ToHashSet(StringComparer.Ordinal);
+                var dropped = defaulted.EnumerateArray()
+                    .Where(e => e.ValueKind == JsonValueKind.String)
+                    .Select(e => e.GetString()!)
+                    .ToHashSet(StringComparer.Ordinal);
                 config = config.Only(config.GivenKeys().Where(k => !dropped.Contains(k)).ToHashSet(StringComparer.Ordinal));
             }
             return config;

@@ -41,11 +41,13 @@ public static class SchedulerRegistry
         var info = Instance.Value.Schedulers.First(s => s.ClassName == preset.ClassName);
         if (eta is not null && !info.Defaults.ContainsKey("eta"))
             throw new ArgumentException(
-                $"Eta does not apply to the scheduler '{name}' ({info.ClassName}); it applies to {string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("eta")).Select(s => s.ShortName))}.",
+                $"Eta does not apply to the scheduler '{name}' ({info.ClassName}); it applies to " +
+                $"{string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("eta")).Select(s => s.ShortName))}.",
                 "Eta");
         if (karrasSigmas is not null && !info.Defaults.ContainsKey("use_karras_sigmas"))
             throw new ArgumentException(
-                $"KarrasSigmas does not apply to the scheduler '{name}' ({info.ClassName}); it applies to {string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("use_karras_sigmas")).Select(s => s.ShortName))}.",
+                $"KarrasSigmas does not apply to the scheduler '{name}' ({info.ClassName}); it applies to " +
+                $"{string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("use_karras_sigmas")).Select(s => s.ShortName))}.",
                 "KarrasSigmas");
     }
 
@@ -67,7 +69,9 @@ public static class SchedulerRegistry
 
     /// <summary>Builds the class named in the config's <c>_class_name</c> (a model's own scheduler).</summary>
     public static SchedulerBase FromConfig(SchedulerConfig config, SchedulerConfig? overrides = null) =>
-        Create(config.ClassName ?? throw new ArgumentException("The scheduler config has no _class_name.", nameof(config)), config, overrides);
+        Create(
+            config.ClassName ?? throw new ArgumentException("The scheduler config has no _class_name.", nameof(config)),
+            config, overrides);
 
     private static SchedulerBase Construct(Type type, SchedulerConfig? config)
     {
@@ -92,7 +96,8 @@ public static class SchedulerRegistry
         // Metadata describes each name as it would run on an SD 2.x model: the SD 2.1 scheduler config under it.
         var sdConfig = new SchedulerConfig { BetaStart = 0.00085, BetaEnd = 0.012, BetaSchedule = "scaled_linear" };
         var types = typeof(SchedulerBase).Assembly.GetTypes()
-            .Where(t => t.IsSubclassOf(typeof(SchedulerBase)) && !t.IsAbstract && t.GetCustomAttribute<DiffusersSchedulerAttribute>() is not null)
+            .Where(t => t.IsSubclassOf(typeof(SchedulerBase))
+                && !t.IsAbstract && t.GetCustomAttribute<DiffusersSchedulerAttribute>() is not null)
             .OrderBy(t => t.Name, StringComparer.Ordinal);
 
         var schedulers = new List<SchedulerInfo>();
@@ -108,7 +113,9 @@ public static class SchedulerRegistry
             SchedulerPreset Describe(string name, SchedulerConfig overrides)
             {
                 using var probe = Construct(type, sdConfig.Merge(overrides));
-                return new SchedulerPreset(name, type.Name, overrides, probe.IsStochastic, probe.Order, probe.ModelCallsPerStep, attribute.Description);
+                return new SchedulerPreset(
+                    name, type.Name, overrides, probe.IsStochastic, probe.Order, probe.ModelCallsPerStep,
+                    attribute.Description);
             }
 
             var aliases = type.GetCustomAttributes<SchedulerAliasAttribute>().ToList();
@@ -131,7 +138,9 @@ public static class SchedulerRegistry
             // An alias equal to a short name (e.g. "DDIM") is the same entry; the first registration wins.
             if (byName.TryAdd(preset.Name, preset)) unique.Add(preset);
             else if (byName[preset.Name].ClassName != preset.ClassName)
-                throw new InvalidOperationException($"Scheduler name '{preset.Name}' is claimed by {byName[preset.Name].ClassName} and {preset.ClassName}.");
+                throw new InvalidOperationException(
+                    $"Scheduler name '{preset.Name}' is claimed by " +
+                    $"{byName[preset.Name].ClassName} and {preset.ClassName}.");
         }
         return new Catalog(schedulers, unique, byName);
     }

@@ -86,7 +86,9 @@ public abstract class SigmaSchedulerBase : SchedulerBase
         {
             "linspace" => NumpyCompat.Reverse(NumpyCompat.Linspace(0, NumTrainTimesteps - 1, n)).Select(t => (float)t),
             "leading" => Enumerable.Range(0, n).Reverse().Select(i => (float)(i * (NumTrainTimesteps / n)) + (Config.StepsOffset ?? 0)),
-            "trailing" => NumpyCompat.Round(NumpyCompat.Arange(NumTrainTimesteps, 0, -(NumTrainTimesteps / (double)n))).Select(t => (float)t - 1f),
+            "trailing" =>
+                NumpyCompat.Round(NumpyCompat.Arange(
+                    NumTrainTimesteps, 0, -(NumTrainTimesteps / (double)n))).Select(t => (float)t - 1f),
             _ => throw new ArgumentException($"Unknown timestep_spacing '{spacing}' (expected linspace, leading or trailing)."),
         };
         return values.Select(v => (double)v).ToArray();
@@ -144,7 +146,8 @@ public abstract class SigmaSchedulerBase : SchedulerBase
     protected Tensor PredictOriginalSample(Tensor modelOutput, Tensor sample, double sigma) =>
         PredictOriginalSampleKept(modelOutput, sample, sigma);
 
-    private ScalarSafeTensor PredictOriginalSampleKept(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, double sigma) => PredictionType switch
+    private ScalarSafeTensor PredictOriginalSampleKept(
+        ScalarSafeTensor modelOutput, ScalarSafeTensor sample, double sigma) => PredictionType switch
     {
         "epsilon" => sample - sigma * modelOutput,
         "v_prediction" => modelOutput * (-sigma / Math.Sqrt(sigma * sigma + 1)) + sample / (sigma * sigma + 1),

@@ -148,7 +148,8 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
     /// UniC (bh): x_t^c = (sigma_t / sigma_s0) x_prev - alpha_t h phi_1 m0 - alpha_t B(h) (sum_k rho_k D1_k + rho_last (m_t - m0))
     /// with rho solving R rho = b (rho = 0.5 for order 1).
     /// </summary>
-    private Tensor CorrectorUpdate(ScalarSafeTensor modelT, ScalarSafeTensor lastSample, ScalarSafeTensor thisSample, int order, int stepIndex)
+    private Tensor CorrectorUpdate(
+        ScalarSafeTensor modelT, ScalarSafeTensor lastSample, ScalarSafeTensor thisSample, int order, int stepIndex)
     {
         ScalarSafeTensor m0 = ModelOutputs[^1]!;
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex);

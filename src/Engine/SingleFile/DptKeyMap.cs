@@ -64,7 +64,9 @@ public sealed class DptKeyMap
         MapNeckAndHead(config, Map, MapParameters);
     }
 
-    private static void MapVitLayer(DPTConfig config, int layer, Action<string, string, int, int> map, Action<string, string, string[]> mapParameters)
+    private static void MapVitLayer(
+        DPTConfig config, int layer, Action<string, string, int, int> map,
+        Action<string, string, string[]> mapParameters)
     {
         string source = $"pretrained.model.blocks.{layer}", module = $"dpt.encoder.layer.{layer}";
         mapParameters(source + ".norm1", module + ".layernorm_before", new[] { "weight", "bias" });
@@ -80,7 +82,8 @@ public sealed class DptKeyMap
         mapParameters(source + ".mlp.fc2", module + ".output.dense", new[] { "weight", "bias" });
     }
 
-    private static void MapNeckAndHead(DPTConfig config, Action<string, string, int, int> map, Action<string, string, string[]> mapParameters)
+    private static void MapNeckAndHead(
+        DPTConfig config, Action<string, string, int, int> map, Action<string, string, string[]> mapParameters)
     {
         var weightAndBias = new[] { "weight", "bias" };
         var fusionBias = config.FusionResidualBias ? weightAndBias : new[] { "weight" };
@@ -131,7 +134,8 @@ public sealed class DptKeyMap
         var map = new DptKeyMap(model.Config, shapes);
         var problems = new List<string>();
         var filled = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var key in file.Keys.Where(k => k.StartsWith(Prefix, StringComparison.Ordinal) && !IsIgnored(k)).Order(StringComparer.Ordinal))
+        foreach (var key in file.Keys.Where(k => k.StartsWith(Prefix, StringComparison.Ordinal) && !IsIgnored(k))
+            .Order(StringComparer.Ordinal))
         {
             var mappings = map.Resolve(key);
             if (mappings.Count == 0)
@@ -142,7 +146,9 @@ public sealed class DptKeyMap
             var fileShape = file.ShapeOf(key);
             if (!fileShape.SequenceEqual(mappings[0].SourceShape))
             {
-                problems.Add($"shape mismatch for key '{key}' in {file.Path}: file has [{string.Join(", ", fileShape)}], the architecture expects [{string.Join(", ", mappings[0].SourceShape)}]");
+                problems.Add(
+                    $"shape mismatch for key '{key}' in {file.Path}: file has [{string.Join(", ", fileShape)}], " +
+                    $"the architecture expects [{string.Join(", ", mappings[0].SourceShape)}]");
                 continue;
             }
             foreach (var mapping in mappings) filled.Add(mapping.ModuleKey);
@@ -150,7 +156,9 @@ public sealed class DptKeyMap
         foreach (var key in shapes.Keys.Where(k => !filled.Contains(k)).Order(StringComparer.Ordinal))
             problems.Add($"missing key for '{key}': not found in {file.Path}");
         if (problems.Count > 0)
-            throw new ModelLoadException($"Cannot load the depth estimator ({Prefix}*) of {file.Path}: {problems.Count} problem(s){Environment.NewLine}" +
+            throw new ModelLoadException(
+                $"Cannot load the depth estimator ({Prefix}*) of {file.Path}: " +
+                $"{problems.Count} problem(s){Environment.NewLine}" +
                 string.Join(Environment.NewLine, problems.Take(8).Select(p => "  " + p)) +
                 (problems.Count > 8 ? $"{Environment.NewLine}  ... and {problems.Count - 8} more" : ""), problems);
 

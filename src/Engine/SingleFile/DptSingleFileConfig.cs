@@ -21,8 +21,10 @@ public static class DptSingleFileConfig
     {
         long[] Shape(string key) => file.Keys.Contains(P + key) ? file.ShapeOf(P + key)
             : throw new InvalidDataException($"{file.Path}: the depth estimator has no '{P}{key}': it is not a MiDaS DPT-Hybrid.");
-        int Count(string prefix) => file.Keys.Select(k => k.StartsWith(P + prefix, StringComparison.Ordinal) ? k[(P.Length + prefix.Length)..] : null)
-            .Where(rest => rest is not null).Select(rest => int.TryParse(rest!.Split('.')[0], out var n) ? n + 1 : 0).DefaultIfEmpty(0).Max();
+        int Count(string prefix) => file.Keys
+            .Select(k => k.StartsWith(P + prefix, StringComparison.Ordinal) ? k[(P.Length + prefix.Length)..] : null)
+            .Where(rest => rest is not null).Select(rest => int.TryParse(rest!.Split('.')[0], out var n) ? n + 1 : 0)
+            .DefaultIfEmpty(0).Max();
 
         var config = DPTConfig.FromJson(KnownModelConfigs.ReadJson("sd2-depth.depth_estimator.json"), "sd2-depth.depth_estimator.json");
         var positions = Shape("pretrained.model.pos_embed"); // [1, 1 + grid², D]
@@ -49,8 +51,10 @@ public static class DptSingleFileConfig
         config.ReassembleFactors = Enumerable.Range(1, 4).Select(i => ReassembleFactor(file, i)).ToArray();
         config.Validate($"{file.Path} ({P}*)");
 
-        var processor = DPTImageProcessorConfig.FromJson(KnownModelConfigs.ReadJson("sd2-depth.feature_extractor.json"), "sd2-depth.feature_extractor.json");
-        processor.Size = System.Text.Json.JsonDocument.Parse($"{{\"height\": {config.ImageSize}, \"width\": {config.ImageSize}}}").RootElement.Clone();
+        var processor = DPTImageProcessorConfig.FromJson(
+            KnownModelConfigs.ReadJson("sd2-depth.feature_extractor.json"), "sd2-depth.feature_extractor.json");
+        processor.Size = System.Text.Json.JsonDocument.Parse(
+            $"{{\"height\": {config.ImageSize}, \"width\": {config.ImageSize}}}").RootElement.Clone();
         processor.Validate("sd2-depth.feature_extractor.json");
         return (config, processor);
     }

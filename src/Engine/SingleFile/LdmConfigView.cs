@@ -47,7 +47,10 @@ internal sealed class LdmConfigView
     public int? TextTowerHeads => _root.GetInt(TextTower + "heads", ConfigPath);
 
     private SingleFileCheckpointException Mismatch(string field, object? configValue, object? checkpointValue) =>
-        new(_checkpointPath, $"the config {ConfigPath} says {field} = {Format(configValue)}, but the checkpoint has {Format(checkpointValue)}.");
+        new(
+            _checkpointPath,
+            $"the config {ConfigPath} says {field} = {Format(configValue)}, " +
+            $"but the checkpoint has {Format(checkpointValue)}.");
 
     private static string Format(object? value) => value switch
     {
@@ -111,7 +114,9 @@ internal sealed class LdmConfigView
             notes.Add($"Cross-attention-only levels from config disable_self_attentions [{string.Join(", ", disabled)}].");
         }
         if (_root.GetBool(UNet + "disable_middle_self_attn", S) == true)
-            throw new SingleFileCheckpointException(ConfigPath, "disable_middle_self_attn: true is not supported (diffusers' mid block always self-attends).");
+            throw new SingleFileCheckpointException(
+                ConfigPath,
+                "disable_middle_self_attn: true is not supported (diffusers' mid block always self-attends).");
 
         Expect(Vae + "embed_dim", _root.GetInt(Vae + "embed_dim", S), vae.LatentChannels);
         Expect(Vae + "ddconfig.z_channels", _root.GetInt(Vae + "ddconfig.z_channels", S), vae.LatentChannels);
@@ -134,7 +139,9 @@ internal sealed class LdmConfigView
         {
             "penultimate" => text with { Layers = text.CheckpointLayers - 1 },
             "last" => text with { Layers = text.CheckpointLayers },
-            _ => throw new SingleFileCheckpointException(ConfigPath, $"cond_stage_config.params.layer '{layer}' is not supported (penultimate or last)."),
+            _ =>
+                throw new SingleFileCheckpointException(
+                    ConfigPath, $"cond_stage_config.params.layer '{layer}' is not supported (penultimate or last)."),
         };
         if (layer == "last") notes.Add("Text encoder runs every OpenCLIP block: config cond_stage_config layer 'last'.");
         return (unet with { OnlyCrossAttention = onlyCross }, text);

@@ -135,7 +135,8 @@ public sealed class LdmKeyMap
         if (mine.Count == 0) return null;
         if (mine.Count == 1 && mine[0].Conversion == LdmConversion.Copy) return mine[0].ModuleKey;
         throw new NotSupportedException(
-            $"'{sourceKey}' needs a {mine[0].Conversion} conversion into {string.Join(", ", mine.Select(m => m.ModuleKey))}; load it with SingleFileLoader.");
+            $"'{sourceKey}' needs a {mine[0].Conversion} conversion into " +
+            $"{string.Join(", ", mine.Select(m => m.ModuleKey))}; load it with SingleFileLoader.");
     };
 
     /// <summary>
@@ -161,7 +162,8 @@ public sealed class LdmKeyMap
         }
         if (problems.Count > 0)
             throw new SingleFileCheckpointException(filePath,
-                $"{problems.Count} tensor(s) do not fit the detected architecture: {string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")}");
+                $"{problems.Count} tensor(s) do not fit the detected architecture: " +
+                $"{string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")}");
     }
 
     /// <summary>Rebuilds the checkpoint tensor <paramref name="sourceKey"/> from module tensors (the inverse conversion).</summary>
@@ -175,7 +177,9 @@ public sealed class LdmKeyMap
         {
             LdmConversion.Copy => moduleTensor(first.Component, first.ModuleKey).alias(),
             LdmConversion.Conv1x1ToLinear => moduleTensor(first.Component, first.ModuleKey).reshape(first.SourceShape),
-            LdmConversion.RowChunk => torch.cat(mappings.OrderBy(m => m.Chunk).Select(m => moduleTensor(m.Component, m.ModuleKey)).ToArray(), 0),
+            LdmConversion.RowChunk =>
+                torch.cat(
+                    mappings.OrderBy(m => m.Chunk).Select(m => moduleTensor(m.Component, m.ModuleKey)).ToArray(), 0),
             _ => throw new InvalidOperationException($"unknown conversion {first.Conversion}"),
         };
     }
@@ -244,7 +248,9 @@ public sealed class LdmKeyMap
                 UNetResnet(P + $"input_blocks.{input}.0", $"down_blocks.{level}.resnets.{j}", ch, width, temb);
                 ch = width;
                 if (u.LevelHasAttention[level])
-                    Transformer(P + $"input_blocks.{input}.1", $"down_blocks.{level}.attentions.{j}", width, u, u.OnlyCrossAttention[level]);
+                    Transformer(
+                        P + $"input_blocks.{input}.1", $"down_blocks.{level}.attentions.{j}", width, u,
+                        u.OnlyCrossAttention[level]);
                 skips.Push(ch);
             }
             if (level != levels - 1)
@@ -407,7 +413,9 @@ public sealed class LdmKeyMap
         foreach (var (ldm, diffusers) in new[] { ("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("proj_out", "to_out.0") })
         {
             // ldm's AttnBlock uses 1x1 convolutions; diffusers' Attention uses Linear layers with the same matrix.
-            Add(C, $"{s}.{ldm}.weight", $"{m}.{diffusers}.weight", new[] { ch, ch }, LdmConversion.Conv1x1ToLinear, new[] { ch, ch, 1L, 1L });
+            Add(
+                C, $"{s}.{ldm}.weight", $"{m}.{diffusers}.weight", new[] { ch, ch }, LdmConversion.Conv1x1ToLinear,
+                new[] { ch, ch, 1L, 1L });
             Bias(C, $"{s}.{ldm}", $"{m}.{diffusers}", ch);
         }
         VaeResnet(source + ".block_2", module + ".resnets.1", ch, ch);

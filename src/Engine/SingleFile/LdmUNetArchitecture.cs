@@ -9,7 +9,8 @@ namespace PSStableDiffusion.Engine.SingleFile;
 /// <param name="BlockOutChannels">Width of each level (<c>model_channels × channel_mult</c>).</param>
 /// <param name="LayersPerBlock">ResNet blocks per down level (<c>num_res_blocks</c>); up levels have one more.</param>
 /// <param name="LevelHasAttention">Per level: a SpatialTransformer follows each ResNet.</param>
-/// <param name="OnlyCrossAttention">Per level: the transformer's first attention also attends to the text (the x4 upscaler's <c>disable_self_attentions</c>).</param>
+/// <param name="OnlyCrossAttention">Per level: the transformer's first attention also attends to the text (the x4
+/// upscaler's <c>disable_self_attentions</c>).</param>
 /// <param name="TransformerDepth">Transformer blocks per SpatialTransformer.</param>
 /// <param name="CrossAttentionDim">Width of the text embeddings (<c>context_dim</c>).</param>
 /// <param name="UseLinearProjection">proj_in/proj_out are Linear (SD 2.x) rather than 1×1 convolutions.</param>

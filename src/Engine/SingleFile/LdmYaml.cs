@@ -299,7 +299,8 @@ public static class LdmYaml
                 if (c == '\\' && quote == '"' && _pos < _text.Length)
                 {
                     char escaped = _text[_pos++];
-                    value.Append(escaped switch { 'n' => '\n', 't' => '\t', '\\' => '\\', '"' => '"', '/' => '/', _ => throw Error($"unsupported escape '\\{escaped}'") });
+                    value.Append(
+                        escaped switch { 'n' => '\n', 't' => '\t', '\\' => '\\', '"' => '"', '/' => '/', _ => throw Error($"unsupported escape '\\{escaped}'") });
                     continue;
                 }
                 value.Append(c);
@@ -377,7 +378,9 @@ public static class LdmYaml
 
     /// <summary>A sequence of integers; null if absent.</summary>
     public static int[]? GetIntList(this LdmYamlMap map, string path, string source) =>
-        GetList<int>(map, path, source, text => int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : (int?)null);
+        GetList<int>(
+            map, path, source,
+            text => int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : (int?)null);
 
     /// <summary>A sequence of booleans; null if absent.</summary>
     public static bool[]? GetBoolList(this LdmYamlMap map, string path, string source) =>

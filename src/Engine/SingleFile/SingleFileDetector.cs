@@ -12,7 +12,8 @@ public static class SingleFileDetector
     /// <summary>Detects every component the file holds.</summary>
     /// <param name="notes">Receives one line per finding or ambiguity (for -Verbose output).</param>
     /// <exception cref="SingleFileCheckpointException">The tensors do not have the SD 2.x layout; the message names the key.</exception>
-    public static LdmArchitecture Detect(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath, IList<string>? notes = null) =>
+    public static LdmArchitecture Detect(
+        IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath, IList<string>? notes = null) =>
         Detect(Shapes(tensors), filePath, notes);
 
     /// <summary>Detects every component of an opened checkpoint (safetensors or torch zip): shapes only, no data read.</summary>
@@ -79,7 +80,9 @@ public static class SingleFileDetector
         int inChannels = (int)convIn[1];
         var timeEmbed = h.Require(P + "time_embed.0.weight", 2, "UNet time embedding"); // [4*C0, C0]
         if (timeEmbed[1] != convIn[0] || timeEmbed[0] != 4 * convIn[0])
-            throw h.Error($"'{P}time_embed.0.weight' is [{timeEmbed[0]}, {timeEmbed[1]}]; diffusers needs [4 x {convIn[0]}, {convIn[0]}] (channel_mult[0] = 1).");
+            throw h.Error(
+                $"'{P}time_embed.0.weight' is [{timeEmbed[0]}, {timeEmbed[1]}]; " +
+                $"diffusers needs [4 x {convIn[0]}, {convIn[0]}] (channel_mult[0] = 1).");
 
         // Walk input_blocks: each is a ResNet (+ optional transformer) or a downsampler that closes a level.
         var widths = new List<int>();
@@ -103,7 +106,9 @@ public static class SingleFileDetector
         for (int level = 0; level < widths.Count; level++)
         {
             if (resnetsPerLevel[level] != layersPerBlock)
-                throw h.Error($"UNet level {level} has {resnetsPerLevel[level]} ResNets, level 0 has {layersPerBlock}; per-level counts are not supported.");
+                throw h.Error(
+                    $"UNet level {level} has {resnetsPerLevel[level]} ResNets, level " +
+                    $"0 has {layersPerBlock}; per-level counts are not supported.");
             if (attention[level].Distinct().Count() != 1)
                 throw h.Error($"UNet level {level} has attention after some ResNets only.");
         }
@@ -111,7 +116,8 @@ public static class SingleFileDetector
 
         // The mid block's transformer tells the projection type, depth and text width.
         string mid = P + "middle_block.1.";
-        var projIn = h.Shape(mid + "proj_in.weight") ?? throw h.Error($"missing '{mid}proj_in.weight': SD 2.x UNets have a mid-block transformer.");
+        var projIn = h.Shape(mid + "proj_in.weight")
+            ?? throw h.Error($"missing '{mid}proj_in.weight': SD 2.x UNets have a mid-block transformer.");
         bool linear = projIn.Length == 2;
         int depth = 0;
         while (h.Has(mid + $"transformer_blocks.{depth}.norm1.weight")) depth++;
@@ -123,9 +129,13 @@ public static class SingleFileDetector
         for (int level = 0; level < widths.Count; level++, blockIndex += layersPerBlock + 1)
         {
             if (!hasAttention[level]) continue;
-            var selfKey = h.Require(P + $"input_blocks.{blockIndex}.1.transformer_blocks.0.attn1.to_k.weight", 2, "self-attention key projection");
+            var selfKey = h.Require(
+                P + $"input_blocks.{blockIndex}.1.transformer_blocks.0.attn1.to_k.weight", 2,
+                "self-attention key projection");
             if (selfKey[1] == widths[level] && widths[level] == context)
-                notes.Add($"Assumed: UNet level {level} ({widths[level]} wide, as wide as the text) uses self-attention; its weights look the same either way.");
+                notes.Add(
+                    $"Assumed: UNet level {level} ({widths[level]} wide, as wide as the " +
+                    $"text) uses self-attention; its weights look the same either way.");
             else onlyCross[level] = selfKey[1] == context;
         }
 
@@ -134,10 +144,13 @@ public static class SingleFileDetector
         var unet = new LdmUNetArchitecture(inChannels, outChannels, widths, layersPerBlock, hasAttention, onlyCross,
             depth, context, linear, classes);
         notes.Add($"Detected UNet: in_channels {inChannels} ({P}input_blocks.0.0.weight [{string.Join(", ", convIn)}])" +
-                  $"{(classes is null ? "" : $", class embedding of {classes} ({P}label_emb.weight)")}, widths [{string.Join(", ", widths)}], " +
-                  $"{layersPerBlock} ResNets per level, attention on levels [{string.Join(", ", Enumerable.Range(0, widths.Count).Where(l => hasAttention[l]))}]" +
+                  $"{(classes is null ? "" : $", class embedding of {classes} ({P}label_emb.weight)")}, " +
+                  $"widths [{string.Join(", ", widths)}], " +
+                  $"{layersPerBlock} ResNets per level, attention on levels " +
+                  $"[{string.Join(", ", Enumerable.Range(0, widths.Count).Where(l => hasAttention[l]))}]" +
                   $"{(onlyCross.Any(x => x) ? $" (cross-attention only on [{string.Join(", ", Enumerable.Range(0, widths.Count).Where(l => onlyCross[l]))}])" : "")}, " +
-                  $"transformer depth {depth}, text width {context}, {(linear ? "linear" : "1x1 convolution")} projections (proj_in [{string.Join(", ", projIn)}]).");
+                  $"transformer depth {depth}, text width {context}, {(linear ? "linear" : "1x1 convolution")} " +
+                  $"projections (proj_in [{string.Join(", ", projIn)}]).");
         return unet;
     }
 
@@ -158,7 +171,9 @@ public static class SingleFileDetector
             throw h.Error($"'{P}quant_conv.weight' is [{string.Join(", ", quant)}]; diffusers needs embed_dim = z_channels = {latent}.");
         int outChannels = (int)h.Require(P + "decoder.conv_out.weight", 4, "VAE decoder conv_out")[0];
         var vae = new LdmVaeArchitecture((int)convIn[1], outChannels, widths, layers, latent);
-        notes.Add($"Detected VAE: widths [{string.Join(", ", widths)}] (downscale x{vae.DownscaleFactor}), {layers} ResNets per level, {latent} latent channels.");
+        notes.Add(
+            $"Detected VAE: widths [{string.Join(", ", widths)}] (downscale " +
+            $"x{vae.DownscaleFactor}), {layers} ResNets per level, {latent} latent channels.");
         return vae;
     }
 
@@ -178,7 +193,9 @@ public static class SingleFileDetector
         if (blocks < 2) throw h.Error($"'{P}transformer.resblocks' has {blocks} block(s); SD 2.x reads the penultimate one.");
         int mlp = (int)h.Require(P + "transformer.resblocks.0.mlp.c_fc.weight", 2, "text MLP")[0];
         var text = new LdmTextArchitecture((int)tokens[1], blocks - 1, blocks, mlp, (int)tokens[0], (int)positions[0]);
-        notes.Add($"Detected text encoder: OpenCLIP width {text.Width}, {blocks} blocks of which {blocks - 1} run (SD 2.x uses the penultimate layer), vocabulary {text.VocabSize}.");
+        notes.Add(
+            $"Detected text encoder: OpenCLIP width {text.Width}, {blocks} blocks of which " +
+            $"{blocks - 1} run (SD 2.x uses the penultimate layer), vocabulary {text.VocabSize}.");
         return text;
     }
 }

@@ -37,7 +37,8 @@ public sealed class SingleFileModelPlan
     /// <summary><c>epsilon</c> or <c>v_prediction</c> (diffusers' names).</summary>
     public string PredictionType { get; }
 
-    /// <summary>Default output size in pixels (square): 768 for 2.x-v, 512 for the others; the upscaler's output for a 128-pixel input.</summary>
+    /// <summary>Default output size in pixels (square): 768 for 2.x-v, 512 for the others; the upscaler's output for a
+    /// 128-pixel input.</summary>
     public int DefaultSize { get; }
 
     /// <summary>diffusers <c>unet/config.json</c> content.</summary>
@@ -81,9 +82,12 @@ public sealed class SingleFileModelPlan
     /// beside the engine assembly, which in a PowerShell module is not the host's base directory.
     /// </summary>
     public static string TokenizerFolder =>
-        Path.Combine(Path.GetDirectoryName(typeof(SingleFileModelPlan).Assembly.Location) ?? AppContext.BaseDirectory, "Data", "clip-tokenizer");
+        Path.Combine(
+            Path.GetDirectoryName(typeof(SingleFileModelPlan).Assembly.Location) ?? AppContext.BaseDirectory, "Data",
+            "clip-tokenizer");
 
-    /// <summary>Checkpoint key → module key, or null for other components and ignored keys (see <see cref="LdmKeyMap.KeyMapFor"/>).</summary>
+    /// <summary>Checkpoint key → module key, or null for other components and ignored keys (see
+    /// <see cref="LdmKeyMap.KeyMapFor"/>).</summary>
     public Func<string, string?> KeyMapFor(SingleFileComponent component) => KeyMap.KeyMapFor(component, CheckpointPath);
 
     public UNet2DConditionConfig UNetConfig() => UNet2DConditionConfig.FromJson(UNetConfigJson, $"{CheckpointPath} (unet config)");

@@ -53,20 +53,29 @@ public static class SingleFilePlanner
     }
 
     /// <summary>Plans from an already opened header (<see cref="SafeTensorsFile.Tensors"/>).</summary>
-    public static SingleFileModelPlan Plan(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string checkpointPath, SingleFileOptions? options = null) =>
+    public static SingleFileModelPlan Plan(
+        IReadOnlyDictionary<string, SafeTensorInfo> tensors, string checkpointPath,
+        SingleFileOptions? options = null) =>
         Plan(SingleFileDetector.Shapes(tensors), checkpointPath, options, globalStep: null);
 
     /// <summary>Plans from tensor shapes (key → shape) and, for torch checkpoints, their <c>global_step</c>.</summary>
-    public static SingleFileModelPlan Plan(IReadOnlyDictionary<string, long[]> tensors, string checkpointPath, SingleFileOptions? options, long? globalStep)
+    public static SingleFileModelPlan Plan(
+        IReadOnlyDictionary<string, long[]> tensors, string checkpointPath, SingleFileOptions? options,
+        long? globalStep)
     {
         options ??= new SingleFileOptions();
         var notes = new List<string>();
         var detected = SingleFileDetector.Detect(tensors, checkpointPath, notes);
-        var unet = detected.UNet ?? throw new SingleFileCheckpointException(checkpointPath, $"no UNet weights ('{LdmKeyMap.UNetPrefix}*').");
+        var unet = detected.UNet
+            ?? throw new SingleFileCheckpointException(checkpointPath, $"no UNet weights ('{LdmKeyMap.UNetPrefix}*').");
         var vae = detected.Vae ?? throw new SingleFileCheckpointException(checkpointPath, $"no VAE weights ('{LdmKeyMap.VaePrefix}*').");
-        var text = detected.Text ?? throw new SingleFileCheckpointException(checkpointPath, $"no OpenCLIP text encoder weights ('{LdmKeyMap.TextPrefix}*').");
+        var text = detected.Text
+            ?? throw new SingleFileCheckpointException(
+                checkpointPath, $"no OpenCLIP text encoder weights ('{LdmKeyMap.TextPrefix}*').");
         var variant = SingleFileDetector.VariantOf(unet);
-        notes.Add($"Detected variant {variant}: in_channels {unet.InChannels}{(unet.NumClassEmbeds is null ? "" : " with a class embedding")}.");
+        notes.Add(
+            $"Detected variant {variant}: in_channels " +
+            $"{unet.InChannels}{(unet.NumClassEmbeds is null ? "" : " with a class embedding")}.");
 
         string? configPath = options.ConfigPath is not null ? Path.GetFullPath(options.ConfigPath) : null;
         if (configPath is null && options.UseConfigBesideCheckpoint)
@@ -87,25 +96,33 @@ public static class SingleFilePlanner
         int defaultSize = DefaultSize(yaml, variant, prediction, factor, notes);
         bool upcast = variant == ModelKind.TextToImage && prediction == "v_prediction";
         if (upcast)
-            notes.Add("Set upcast_attention: SD 2.1 768-v (v-prediction text-to-image) ships with it in diffusers' stable-diffusion-2-1 unet config.");
+            notes.Add(
+                "Set upcast_attention: SD 2.1 768-v (v-prediction text-to-image) " +
+                "ships with it in diffusers' stable-diffusion-2-1 unet config.");
 
         var unresolved = new List<string>();
         var heads = HeadLayout(yaml, variant, unet, notes, unresolved);
         int textHeads = TextHeads(yaml, text, notes, unresolved);
         double scaling = yaml?.ScaleFactor ?? Assumed(variant == ModelKind.Upscale ? 0.08333 : 0.18215, notes,
-            v => $"Assumed VAE scaling_factor {v.ToString(CultureInfo.InvariantCulture)} (the released {(variant == ModelKind.Upscale ? "x4 upscaler" : "SD 2.x")} value).");
+            v =>
+                $"Assumed VAE scaling_factor {v.ToString(CultureInfo.InvariantCulture)} (the " +
+                $"released {(variant == ModelKind.Upscale ? "x4 upscaler" : "SD 2.x")} value).");
 
         var keyMap = new LdmKeyMap(new LdmArchitecture(unet, vae, text));
         keyMap.Validate(tensors, checkpointPath);
         var ignored = tensors.Keys.Where(keyMap.IsIgnored).Order(StringComparer.Ordinal).ToList();
-        if (ignored.Count > 0) notes.Add($"Ignoring {ignored.Count} known key(s) inference never uses (unused text block, projection, schedule buffers, EMA copies).");
+        if (ignored.Count > 0)
+            notes.Add(
+                $"Ignoring {ignored.Count} known key(s) inference never uses " +
+                $"(unused text block, projection, schedule buffers, EMA copies).");
         if (variant == ModelKind.Depth)
         {
             // Released depth checkpoints bundle MiDaS (DPT-Hybrid) under depth_model.*: the ldm components skip those
             // weights; the depth estimator loads them itself when depth-to-image first runs without a depth map.
             int midas = tensors.Keys.Count(k => k.StartsWith(LdmKeyMap.DepthModelPrefix, StringComparison.Ordinal));
             notes.Add(midas > 0
-                ? $"The file bundles the MiDaS depth estimator ({midas} '{LdmKeyMap.DepthModelPrefix}*' tensors): it loads when an image comes without a depth map."
+                ? $"The file bundles the MiDaS depth estimator ({midas} '{LdmKeyMap.DepthModelPrefix}*' " +
+                    $"tensors): it loads when an image comes without a depth map."
                 : $"No MiDaS depth estimator ('{LdmKeyMap.DepthModelPrefix}*') in the file: depth-to-image needs a depth map.");
         }
 
@@ -163,7 +180,8 @@ public static class SingleFilePlanner
                 if (globalStep == Sd2BaseGlobalStep)
                 {
                     notes.Add($"Assumed prediction type epsilon, as diffusers' from_single_file does for {evidence} whose global_step is " +
-                              $"{Sd2BaseGlobalStep} (the 2.x 512-base release). For a v-prediction model, give PredictionType v_prediction.");
+                              $"{Sd2BaseGlobalStep} (the 2.x 512-base release). For a " +
+                              $"v-prediction model, give PredictionType v_prediction.");
                     return "epsilon";
                 }
                 notes.Add($"Assumed prediction type v_prediction, as diffusers' from_single_file does for {evidence} " +
@@ -172,10 +190,16 @@ public static class SingleFilePlanner
                           "and other epsilon models, give PredictionType epsilon.");
                 return "v_prediction";
             case ModelKind.Upscale:
-                notes.Add("Assumed prediction type v_prediction: the x4 upscaler's released config (x4-upscaling.yaml parameterization v; diffusers' stable-diffusion-x4-upscaler scheduler).");
+                notes.Add(
+                    "Assumed prediction type v_prediction: the x4 upscaler's released config " +
+                    "(x4-upscaling.yaml parameterization v; diffusers' stable-diffusion-x4-upscaler scheduler).");
                 return "v_prediction";
             default:
-                notes.Add($"Assumed prediction type epsilon: the released SD 2 {variant} model (its ldm config has no parameterization; diffusers' {(variant == ModelKind.Inpaint ? "stable-diffusion-2-inpainting" : "stable-diffusion-2-depth")} scheduler).");
+                notes.Add(
+                    $"Assumed prediction type epsilon: the released SD 2 {variant} model (its ldm config has no " +
+                    $"parameterization; diffusers' " +
+                    $"{(variant == ModelKind.Inpaint ? "stable-diffusion-2-inpainting" : "stable-diffusion-2-depth")} " +
+                    $"scheduler).");
                 return "epsilon";
         }
     }
@@ -195,7 +219,8 @@ public static class SingleFilePlanner
         };
         notes.Add(variant == ModelKind.Upscale
             ? $"Assumed default size {size}: the x4 upscaler's UNet sample_size 128 (a 128-pixel input) x {factor}."
-            : $"Assumed default size {size}, as diffusers does ({(variant == ModelKind.TextToImage ? "768 for v_prediction SD 2.x, 512 for epsilon" : "the released 512 model")}).");
+            : $"Assumed default size {size}, as diffusers does " +
+                $"({(variant == ModelKind.TextToImage ? "768 for v_prediction SD 2.x, 512 for epsilon" : "the released 512 model")}).");
         return size;
     }
 
@@ -209,7 +234,9 @@ public static class SingleFilePlanner
             if (headChannels > 0)
             {
                 var perLevel = unet.BlockOutChannels.Select(w => w % headChannels == 0 ? w / headChannels
-                    : throw new SingleFileCheckpointException(yaml.ConfigPath, $"num_head_channels {headChannels} does not divide the UNet width {w}.")).ToArray();
+                    : throw new SingleFileCheckpointException(
+                        yaml.ConfigPath,
+                        $"num_head_channels {headChannels} does not divide the UNet width {w}.")).ToArray();
                 notes.Add($"Attention heads [{string.Join(", ", perLevel)}]: config num_head_channels {headChannels}.");
                 return new JsonArray(perLevel.Select(h => (JsonNode)h).ToArray());
             }
@@ -222,15 +249,23 @@ public static class SingleFilePlanner
         }
         if (variant == ModelKind.Upscale)
         {
-            notes.Add($"Assumed {UpscalerHeads} attention heads per layer (the released x4 upscaler's num_heads; weights cannot show the head layout).");
+            notes.Add(
+                $"Assumed {UpscalerHeads} attention heads per layer (the released " +
+                $"x4 upscaler's num_heads; weights cannot show the head layout).");
             return UpscalerHeads;
         }
         var layout = unet.BlockOutChannels.Select(w => w % Sd2HeadChannels == 0 ? w / Sd2HeadChannels : 1).ToArray();
-        notes.Add($"Assumed {Sd2HeadChannels} channels per attention head (released SD 2.x num_head_channels; weights cannot show the head layout): heads [{string.Join(", ", layout)}].");
+        notes.Add(
+            $"Assumed {Sd2HeadChannels} channels per attention head (released SD 2.x num_head_channels; " +
+            $"weights cannot show the head layout): heads [{string.Join(", ", layout)}].");
         foreach (var w in unet.BlockOutChannels.Distinct().Where(w => w % Sd2HeadChannels != 0))
         {
-            notes.Add($"Assumed a single head for UNet width {w}, which is not a multiple of {Sd2HeadChannels}: give an ldm config for this model.");
-            unresolved.Add($"the attention heads of UNet width {w} (not a multiple of the {Sd2HeadChannels} channels per head of every released SD 2.x UNet)");
+            notes.Add(
+                $"Assumed a single head for UNet width {w}, which is not a " +
+                $"multiple of {Sd2HeadChannels}: give an ldm config for this model.");
+            unresolved.Add(
+                $"the attention heads of UNet width {w} (not a multiple of the " +
+                $"{Sd2HeadChannels} channels per head of every released SD 2.x UNet)");
         }
         return new JsonArray(layout.Select(h => (JsonNode)h).ToArray());
     }
@@ -244,15 +279,20 @@ public static class SingleFilePlanner
         }
         if (text.Width % OpenClipHeadChannels == 0)
         {
-            notes.Add($"Assumed {text.Width / OpenClipHeadChannels} text encoder heads ({OpenClipHeadChannels} channels per head, as in OpenCLIP ViT-H/14).");
+            notes.Add(
+                $"Assumed {text.Width / OpenClipHeadChannels} text encoder heads " +
+                $"({OpenClipHeadChannels} channels per head, as in OpenCLIP ViT-H/14).");
             return text.Width / OpenClipHeadChannels;
         }
         notes.Add($"Assumed a single text encoder head: width {text.Width} is not a multiple of {OpenClipHeadChannels}.");
-        unresolved.Add($"the text encoder heads of width {text.Width} (not a multiple of OpenCLIP's {OpenClipHeadChannels} channels per head)");
+        unresolved.Add(
+            $"the text encoder heads of width {text.Width} (not a multiple " +
+            $"of OpenCLIP's {OpenClipHeadChannels} channels per head)");
         return 1;
     }
 
-    private static (string Scheduler, string? LowRes, int? MaxNoise) SchedulerConfigs(LdmConfigView? yaml, ModelKind variant, string prediction, List<string> notes)
+    private static (string Scheduler, string? LowRes, int? MaxNoise) SchedulerConfigs(
+        LdmConfigView? yaml, ModelKind variant, string prediction, List<string> notes)
     {
         bool upscale = variant == ModelKind.Upscale;
         // diffusers' from_single_file reads the scheduler of the checkpoint's default hub repo (stabilityai/
@@ -284,7 +324,8 @@ public static class SingleFilePlanner
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourcePrefix + fileName)
             ?? throw new FileNotFoundException($"No embedded single-file config named '{fileName}'.", fileName);
-        var node = JsonNode.Parse(stream) as JsonObject ?? throw new InvalidDataException($"Embedded config '{fileName}' is not a JSON object.");
+        var node = JsonNode.Parse(stream) as JsonObject
+            ?? throw new InvalidDataException($"Embedded config '{fileName}' is not a JSON object.");
         node.Remove("_diffusers_version");
         return node;
     }

@@ -91,12 +91,15 @@ public sealed class ClipTokenizer
             TokenContent(specialMap, key) ?? TokenContent(config, key) ?? fallback;
 
         var extra = new List<string>();
-        if (specialMap is { } map && map.TryGetProperty("additional_special_tokens", out var additional) && additional.ValueKind == JsonValueKind.Array)
+        if (specialMap is { } map
+            && map.TryGetProperty("additional_special_tokens", out var additional)
+            && additional.ValueKind == JsonValueKind.Array)
             extra.AddRange(additional.EnumerateArray().Select(TokenText).OfType<string>());
         if (config is { } cfg && cfg.TryGetProperty("added_tokens_decoder", out var added) && added.ValueKind == JsonValueKind.Object)
             extra.AddRange(added.EnumerateObject().Select(p => TokenText(p.Value)).OfType<string>());
 
-        int maxLength = config is { } c && c.TryGetProperty("model_max_length", out var m) && m.TryGetInt32(out int n) && n is > 2 and < 100_000 ? n : 77;
+        int maxLength = config is { } c && c.TryGetProperty("model_max_length", out var m) && m.TryGetInt32(out int n)
+            && n is > 2 and < 100_000 ? n : 77;
         return new ClipTokenizer(vocab, merges,
             Token("bos_token", "<|startoftext|>"), Token("eos_token", "<|endoftext|>"),
             Token("unk_token", "<|endoftext|>"), Token("pad_token", "<|endoftext|>"), extra, maxLength);
@@ -330,7 +333,8 @@ public sealed class ClipTokenizer
     private static string? TokenText(JsonElement value) => value.ValueKind switch
     {
         JsonValueKind.String => value.GetString(),
-        JsonValueKind.Object when value.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String => content.GetString(),
+        JsonValueKind.Object when value.TryGetProperty("content", out var content)
+            && content.ValueKind == JsonValueKind.String => content.GetString(),
         _ => null,
     };
 }

@@ -86,7 +86,9 @@ public sealed class PromptEncoder : IDisposable
     {
         if (chunk.Embeddings.Count == 0) return EncodeIds(chunk.Ids);
         using var scope = NewDisposeScope();
-        var input = torch.tensor(chunk.Ids.Select(i => (long)i).ToArray(), new long[] { 1, chunk.Ids.Length }, ScalarType.Int64, _device); // [1, 77]
+        // [1, 77]
+        var input = torch.tensor(
+            chunk.Ids.Select(i => (long)i).ToArray(), new long[] { 1, chunk.Ids.Length }, ScalarType.Int64, _device);
         var tokens = _textEncoder.EmbedTokens(input).clone();                                                          // [1, 77, D]
         foreach (var placement in chunk.Embeddings)
         {
@@ -101,7 +103,9 @@ public sealed class PromptEncoder : IDisposable
     {
         var encoding = _tokenizer.EncodeWithInfo(prompt);
         if (encoding.Truncated)
-            warn?.Invoke($"The prompt is longer than the text encoder's {encoding.Ids.Length} tokens; this part was cut off: \"{encoding.DroppedText}\".");
+            warn?.Invoke(
+                $"The prompt is longer than the text encoder's {encoding.Ids.Length} " +
+                $"tokens; this part was cut off: \"{encoding.DroppedText}\".");
         var embeds = Cached(encoding.Ids, [], () => EncodeIds(encoding.Ids), out bool hit);
         return new PromptEmbedding(embeds, hit);
     }

@@ -92,7 +92,9 @@ public static class PromptParser
             ascii.Append(IsPythonDecimal(prompt, k, out int digit) ? (char)('0' + digit) : prompt[k]);
         string text = ascii.ToString();
         if (text.Count(ch => ch == '.') > 1 || !text.Any(char.IsAsciiDigit)
-            || !double.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double value))
+            || !double.TryParse(
+                text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture,
+                out double value))
             throw new PromptSyntaxException(prompt, start, $"'{prompt[start..end]}' is not a number, so the weight cannot be read.");
         return value;
     }

@@ -6,7 +6,9 @@ namespace PSStableDiffusion.Engine.Text;
 public sealed class PromptTooLongException : ArgumentException
 {
     public PromptTooLongException(int tokenCount, int maxTokens)
-        : base($"The prompt has {tokenCount} tokens; at most {maxTokens} are read ({maxTokens / PromptChunker.ChunkLength} chunks of {PromptChunker.ChunkLength}). Shorten it.")
+        : base(
+            $"The prompt has {tokenCount} tokens; at most {maxTokens} are read " +
+            $"({maxTokens / PromptChunker.ChunkLength} chunks of {PromptChunker.ChunkLength}). Shorten it.")
     {
         TokenCount = tokenCount;
         MaxTokens = maxTokens;

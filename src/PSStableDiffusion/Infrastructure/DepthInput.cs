@@ -16,7 +16,9 @@ internal static class DepthInput
             SDImage image => image.ToGray(),
             FileInfo file => GrayImage.Load(file.FullName),
             string path => GrayImage.Load(sessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
-            _ => throw new ArgumentException($"Cannot use a {value.GetType().Name} as a depth map: pass an SDImage, a file path or a FileInfo."),
+            _ =>
+                throw new ArgumentException(
+                    $"Cannot use a {value.GetType().Name} as a depth map: pass an SDImage, a file path or a FileInfo."),
         };
     }
 }

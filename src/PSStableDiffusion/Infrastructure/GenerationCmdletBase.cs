@@ -96,7 +96,9 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         // Before any model loads: a mistyped -EmbeddingPath should not cost a model load to find out.
         foreach (var path in request.EmbeddingPaths ?? [])
             if (!File.Exists(path) && !Directory.Exists(path))
-                ThrowTerminatingError(ToErrorRecord(new Engine.Networks.NetworkPathNotFoundException(path, nameof(EmbeddingPath)), "EmbeddingPathNotFound", path));
+                ThrowTerminatingError(ToErrorRecord(
+                    new Engine.Networks.NetworkPathNotFoundException(path, nameof(EmbeddingPath)),
+                    "EmbeddingPathNotFound", path));
         if (request.EmbeddingPaths is { Count: > 0 } && request.PromptSyntax == Engine.Text.PromptSyntax.None)
             WriteWarning("-EmbeddingPath has no effect with -PromptSyntax None: the literal reading does not replace embedding names.");
     }
@@ -138,7 +140,9 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         // Before any model loads or folder is searched: a mistyped -LoraPath is an error even when no name needs it.
         foreach (var path in loraPaths ?? [])
             if (!File.Exists(path) && !Directory.Exists(path))
-                ThrowTerminatingError(ToErrorRecord(new Engine.Networks.NetworkPathNotFoundException(path, nameof(LoraPath)), "LoraPathNotFound", path));
+                ThrowTerminatingError(ToErrorRecord(
+                    new Engine.Networks.NetworkPathNotFoundException(path, nameof(LoraPath)), "LoraPathNotFound",
+                    path));
         var files = new Lazy<Engine.Networks.NetworkFileLookup>(() => OpenLoraFiles(loraPaths));
         var loras = new List<Engine.Lora.LoraRequest>();
         IReadOnlyList<Engine.Lora.LoraTag> tags;
@@ -189,7 +193,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
 
     /// <summary>The hash a replayed record gives the LoRA <paramref name="name"/> (a prompt tag's or a parameter's).</summary>
     private string? RecordedLoraHash(string name, bool fromPrompt) =>
-        ReplayedLoras?.FirstOrDefault(u => u.FromPrompt == fromPrompt && string.Equals(u.Name, name, StringComparison.OrdinalIgnoreCase))?.Hash;
+        ReplayedLoras?.FirstOrDefault(u =>
+            u.FromPrompt == fromPrompt && string.Equals(u.Name, name, StringComparison.OrdinalIgnoreCase))?.Hash;
 
     /// <summary>One -Lora item: a hashtable (name or path → multiplier), a Get-SDLora object, or a name or path alone (1).</summary>
     private IEnumerable<Engine.Lora.LoraRequest> LorasOf(object item, Lazy<Engine.Networks.NetworkFileLookup> files)
@@ -204,9 +209,12 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
                 {
                     var key = entry.Key?.ToString() ?? "";
                     var value = entry.Value is PSObject v ? v.BaseObject : entry.Value;
-                    if (!LanguagePrimitives.TryConvertTo<double>(value, System.Globalization.CultureInfo.InvariantCulture, out var multiplier)
+                    if (!LanguagePrimitives.TryConvertTo<double>(
+                            value, System.Globalization.CultureInfo.InvariantCulture, out var multiplier)
                         || !double.IsFinite(multiplier))
-                        ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Lora gives '{key}' the multiplier '{entry.Value}', which is not a number."),
+                        ThrowTerminatingError(new ErrorRecord(
+                            new ArgumentException(
+                                $"-Lora gives '{key}' the multiplier '{entry.Value}', which is not a number."),
                             "InvalidLoraMultiplier", ErrorCategory.InvalidArgument, entry.Value));
                     var path = FindLora(key, files);
                     yield return new Engine.Lora.LoraRequest(path, multiplier, multiplier) { Name = Path.GetFileNameWithoutExtension(path) };
@@ -217,7 +225,10 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
                 yield return new Engine.Lora.LoraRequest(found, 1.0, 1.0) { Name = Path.GetFileNameWithoutExtension(found) };
                 break;
             default:
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Lora takes hashtables (@{{ name = 0.8 }}), Get-SDLora objects or names, not {item.GetType().Name}."),
+                ThrowTerminatingError(new ErrorRecord(
+                    new ArgumentException(
+                        $"-Lora takes hashtables (@{{ name = 0.8 }}), " +
+                        $"Get-SDLora objects or names, not {item.GetType().Name}."),
                     "InvalidLora", ErrorCategory.InvalidArgument, item));
                 break;
         }
@@ -269,7 +280,9 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
                 ConfigureThreads();
                 precision = ChoosePrecision();
                 using var lease = AcquireModel();
-                WriteVerbose($"{StableDiffusionPipeline.KindOf(lease.Engine, request)}: {request.Count} image(s), seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
+                WriteVerbose(
+                    $"{StableDiffusionPipeline.KindOf(lease.Engine, request)}: {request.Count} image(s), " +
+                    $"seed {request.Seed}, {request.Steps} steps, guidance {request.GuidanceScale}.");
                 return ImageGeneration.Generate(lease.Engine, request, observer);
             });
         }

@@ -44,7 +44,9 @@ internal sealed class ImageSelector
             var names = PSObject.AsPSObject(image).Properties.Select(p => p.Name)
                 .Concat(PSObject.AsPSObject(image.Record).Properties.Select(p => p.Name))
                 .Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.OrdinalIgnoreCase);
-            throw new PropertyNotFoundException($"The images have no property '{_property}'. Name one of: {string.Join(", ", names)}; or pass a script block such as {{ $_.Record.Strength }}.");
+            throw new PropertyNotFoundException(
+                $"The images have no property '{_property}'. Name one of: " +
+                $"{string.Join(", ", names)}; or pass a script block such as {{ $_.Record.Strength }}.");
         }
         return $"{property.Name}: {Format(property.Value)}";
     }

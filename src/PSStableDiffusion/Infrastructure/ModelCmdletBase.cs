@@ -63,7 +63,9 @@ public abstract class ModelCmdletBase : SDCmdletBase
     protected void ConfigureThreads()
     {
         var threads = TorchThreads.Configure(Threads);
-        WriteVerbose($"libtorch runs on {threads} CPU thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
+        WriteVerbose(
+            $"libtorch runs on {threads} CPU " +
+            $"thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
     }
 
     #endregion

@@ -28,7 +28,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         }
         catch (Engine.Runtime.NativeRuntimeMissingException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "VisualCppRuntimeMissing", ErrorCategory.NotInstalled, string.Join(", ", e.MissingLibraries)));
+            ThrowTerminatingError(new ErrorRecord(
+                e, "VisualCppRuntimeMissing", ErrorCategory.NotInstalled, string.Join(", ", e.MissingLibraries)));
         }
         try
         {
@@ -56,7 +57,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         {
             ErrorDetails = new ErrorDetails(e.Message)
             {
-                RecommendedAction = $"Rebuild the module with './build.ps1 -Backend cuda -LibTorch <folder>', or set ${Engine.Runtime.LibTorchFolder.FolderVariable} to the libtorch folder.",
+                RecommendedAction = $"Rebuild the module with './build.ps1 -Backend cuda -LibTorch " +
+                    $"<folder>', or set ${Engine.Runtime.LibTorchFolder.FolderVariable} to the libtorch folder.",
             },
         };
     }
@@ -97,7 +99,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             Engine.Hub.HubDiskFullException => ("DiskFull", ErrorCategory.WriteError),
             Engine.Hub.HubTimeoutException => ("HubTimeout", ErrorCategory.OperationTimeout),
             Engine.Hub.HubNotFoundException => ("ModelNotFound", ErrorCategory.ObjectNotFound),
-            Engine.Hub.HubAuthenticationException or Engine.Hub.HubAccessDeniedException => ("HubAccessDenied", ErrorCategory.PermissionDenied),
+            Engine.Hub.HubAuthenticationException or Engine.Hub.HubAccessDeniedException =>
+                ("HubAccessDenied", ErrorCategory.PermissionDenied),
             Engine.Hub.HubOfflineException => ("HubUnavailable", ErrorCategory.ConnectionError),
             Engine.Hub.HubException => ("HubDownloadFailed", ErrorCategory.ConnectionError),
             Engine.Networks.NetworkPathNotFoundException notFound => (notFound.ParameterName + "NotFound", ErrorCategory.ObjectNotFound),
@@ -135,7 +138,9 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         if (exception is Engine.Hub.HubAuthenticationException)
             record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set $env:HF_TOKEN or pass -Token." };
         if (exception is Engine.Runtime.NotEnoughMemoryException memory)
-            record.ErrorDetails = new ErrorDetails(exception.Message[..(exception.Message.IndexOf(" What would fit", StringComparison.Ordinal) + 1)].TrimEnd())
+            record.ErrorDetails = new ErrorDetails(
+                exception.Message[..(exception.Message.IndexOf(" What would fit", StringComparison.Ordinal) + 1)]
+                    .TrimEnd())
             {
                 RecommendedAction = MemoryAdvice(memory),
             };
@@ -156,7 +161,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         if (memory.TiledDecodeFits) fits.Add("-TiledDecode");
         if (memory.FittingSize is { } size) fits.Add($"-Width {size.Width} -Height {size.Height} or smaller");
         fits.Add("Clear-SDEngine to free other cached models");
-        return $"What would fit: {string.Join(", or ", fits)}. Set $env:{Engine.Runtime.NotEnoughMemoryException.SwitchVariable} = 'off' to run anyway.";
+        return $"What would fit: {string.Join(", or ", fits)}. Set " +
+            $"$env:{Engine.Runtime.NotEnoughMemoryException.SwitchVariable} = 'off' to run anyway.";
     }
 
     /// <summary>
@@ -190,7 +196,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         {
             Warning = warnings.Enqueue,
             DownloadProgress = (file, done, total, speed) => downloads.Enqueue(new ProgressRecord(DownloadActivityId,
-                $"Downloading {source.Value}", $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
+                $"Downloading {source.Value}",
+                $"{file}: {done / 1048576.0:F1} of {total / 1048576.0:F1} MiB at {speed / 1048576.0:F1} MiB/s")
             {
                 PercentComplete = total > 0 ? (int)(100 * done / total) : -1,
                 SecondsRemaining = speed > 0 && total > done ? (int)((total - done) / speed) : -1,
@@ -210,7 +217,10 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             }
             while (verbose.TryDequeue(out var line)) WriteVerbose(line);
             while (warnings.TryDequeue(out var warning)) WriteWarning(warning);
-            WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done") { RecordType = ProgressRecordType.Completed });
+            WriteProgress(new ProgressRecord(DownloadActivityId, $"Downloading {source.Value}", "Done")
+            {
+                RecordType = ProgressRecordType.Completed
+            });
         }
         catch
         {

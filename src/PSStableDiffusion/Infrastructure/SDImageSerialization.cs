@@ -35,7 +35,8 @@ public static class SDImageSerialization
     public static byte[] GetPng(PSObject instance) =>
         instance.BaseObject is SDImage image
             ? ImageCodec.EncodePng(image)
-            : throw new ArgumentException($"The {PngPropertyName} property belongs to SDImage, not {instance.BaseObject?.GetType().FullName}.");
+            : throw new ArgumentException(
+                $"The {PngPropertyName} property belongs to SDImage, not {instance.BaseObject?.GetType().FullName}.");
 
     /// <summary>True for the property bag of a serialized SDImage (whatever it holds: it may be forged or corrupt).</summary>
     public static bool IsDeserializedImage(object? value) =>
@@ -65,7 +66,8 @@ public static class SDImageSerialization
             var shown = PropertyValue(bag, name);
             if (shown is not null && !SameValue(shown, value(image)!))
                 throw new InvalidSDImageDataException(
-                    $"its {name} property ({shown}) disagrees with the record in its PNG ({value(image)}); it was altered after serialization. Change a copy with Import-SDImage instead");
+                    $"its {name} property ({shown}) disagrees with the record in its PNG ({value(image)}); " +
+                    $"it was altered after serialization. Change a copy with Import-SDImage instead");
         }
         return image;
     }
@@ -77,7 +79,8 @@ public static class SDImageSerialization
         {
             byte[] bytes when bytes.Length > 0 => bytes,
             null => throw new InvalidSDImageDataException(
-                $"it has no {PngPropertyName} property with the image's bytes. Was it serialized by a session without PSStableDiffusion, or with a depth of 0?"),
+                $"it has no {PngPropertyName} property with the image's bytes. Was it " +
+                $"serialized by a session without PSStableDiffusion, or with a depth of 0?"),
             _ => throw new InvalidSDImageDataException($"its {PngPropertyName} property is a {DescribeType(value)}, not PNG bytes"),
         };
     }

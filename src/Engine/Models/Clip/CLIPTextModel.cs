@@ -46,7 +46,8 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
     /// <summary>Encodes with <paramref name="tokenEmbeds"/> ([B, T, D]) in place of the table's rows for
     /// <paramref name="inputIds"/>, as transformers' <c>inputs_embeds</c>: how textual-inversion vectors enter without
     /// changing the table.</summary>
-    public CLIPTextModelOutput forward(Tensor inputIds, Tensor tokenEmbeds) => text_model.forward(inputIds, outputHiddenStates: false, tokenEmbeds);
+    public CLIPTextModelOutput forward(Tensor inputIds, Tensor tokenEmbeds) =>
+        text_model.forward(inputIds, outputHiddenStates: false, tokenEmbeds);
 
     /// <summary>
     /// Loads a diffusers/transformers text encoder folder (<c>config.json</c> + <c>model.safetensors</c>); a pipeline

@@ -30,7 +30,8 @@ public sealed class CLIPTextTransformer : nn.Module<Tensor, CLIPTextModelOutput>
 
     /// <param name="inputIds">[B, T] int64 token ids.</param>
     /// <param name="outputHiddenStates">Also return the embeddings and every layer's output.</param>
-    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates) => forward(inputIds, outputHiddenStates, tokenEmbeds: null);
+    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates) =>
+        forward(inputIds, outputHiddenStates, tokenEmbeds: null);
 
     /// <summary>The token-embedding rows of <paramref name="inputIds"/>: [B, T, D].</summary>
     public Tensor EmbedTokens(Tensor inputIds) => embeddings.EmbedTokens(inputIds);

@@ -13,6 +13,8 @@ public static class Activations
         "mish" => x => nn.functional.mish(x, inPlace),
         "gelu" => x => inPlace ? x.gelu_() : nn.functional.gelu(x),
         "relu" => x => nn.functional.relu(x, inPlace),
-        _ => throw new NotSupportedException($"config.json: '{field}' = \"{name}\" is not supported (expected silu, swish, mish, gelu or relu)."),
+        _ =>
+            throw new NotSupportedException(
+                $"config.json: '{field}' = \"{name}\" is not supported (expected silu, swish, mish, gelu or relu)."),
     };
 }

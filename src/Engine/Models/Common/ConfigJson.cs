@@ -42,7 +42,8 @@ public static class ConfigJson
     {
         if (values.Length == 1) return Enumerable.Repeat(values[0], blocks).ToArray();
         if (values.Length != blocks)
-            throw new NotSupportedException($"config.json: '{field}' has {values.Length} entries, expected 1 or {blocks} (one per down block).");
+            throw new NotSupportedException(
+                $"config.json: '{field}' has {values.Length} entries, expected 1 or {blocks} (one per down block).");
         return values;
     }
 }

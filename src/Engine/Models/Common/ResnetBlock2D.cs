@@ -56,7 +56,9 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
         normed.Dispose();
         if (time_emb_proj is not null)
         {
-            if (temb is null) throw new ArgumentNullException(nameof(temb), "this ResnetBlock2D has a time_emb_proj and needs a time embedding.");
+            if (temb is null)
+                throw new ArgumentNullException(
+                    nameof(temb), "this ResnetBlock2D has a time_emb_proj and needs a time embedding.");
             var projected = time_emb_proj.forward(_activation(temb)); // [B, C_out]
             hidden.ScalarSafe().AddInPlace(projected.unsqueeze(-1).unsqueeze(-1)); // [B, C_out, 1, 1] broadcast over H, W
         }

@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Common;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>Upsample2D</c> with <c>use_conv=True</c>: nearest-neighbour x2 (or to a given size), then a 3x3 convolution.</summary>
+/// <summary>diffusers' <c>Upsample2D</c> with <c>use_conv=True</c>: nearest-neighbour x2 (or to a given size), then a
+/// 3x3 convolution.</summary>
 /// <remarks>
 /// A 3x3 convolution over a nearest-x2 image reads each input pixel up to four times. For an x2 upsample of a large
 /// image (the VAE decoder's 128² and 256² levels) it runs instead as four 2x2 convolutions over the input, one per
@@ -32,7 +33,8 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input) => Forward(input, null);
 
     /// <param name="input">[B, C, H, W]</param>
-    /// <param name="size">Output (height, width); diffusers passes the skip connection's size when the latent is not a multiple of 2^levels.</param>
+    /// <param name="size">Output (height, width); diffusers passes the skip connection's size when the latent is not a
+    /// multiple of 2^levels.</param>
     /// <returns>[B, C_out, size or 2H x 2W]</returns>
     public Tensor Forward(Tensor input, long[]? size)
     {
@@ -58,12 +60,16 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
         // Padding 1 with a 2x2 kernel: output (i, j) sees input rows i-1..i and columns j-1..j, so phase (dy, dx)
         // of output pixel (2i+dy, 2j+dx) is phases[(dy, dx)][i+dy, j+dx].
         var phases = nn.functional.conv2d(input, phaseWeights, phaseBias, padding: new long[] { 1, 1 }); // [B, 4*C_out, H+1, W+1]
-        var output = torch.empty(new[] { batch, height, 2, width, 2, outChannels }, dtype: input.dtype, device: input.device); // [B, H, 2, W, 2, C_out]
+        // [B, H, 2, W, 2, C_out]
+        var output = torch.empty(
+            new[] { batch, height, 2, width, 2, outChannels }, dtype: input.dtype, device: input.device);
         for (int dy = 0; dy < 2; dy++)
         {
             for (int dx = 0; dx < 2; dx++)
             {
-                var phase = phases.narrow(1, (dy * 2 + dx) * outChannels, outChannels).narrow(2, dy, height).narrow(3, dx, width); // [B, C_out, H, W]
+                var phase = phases.narrow(1, (dy * 2 + dx) * outChannels, outChannels)
+                    .narrow(2, dy, height)
+                    .narrow(3, dx, width); // [B, C_out, H, W]
                 output.select(4, dx).select(2, dy).copy_(phase.permute(0, 2, 3, 1)); // [B, H, W, C_out] slot of phase (dy, dx)
             }
         }
@@ -83,7 +89,9 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
         Tensor Fold(Tensor taps, long dim, int phase) // taps: 3 along dim -> 2 along dim
         {
             var (t0, t1, t2) = (taps.select(dim, 0), taps.select(dim, 1), taps.select(dim, 2));
-            return phase == 0 ? torch.stack(new Tensor[] { t0, t1.ScalarSafe() + t2 }, dim) : torch.stack(new Tensor[] { t0.ScalarSafe() + t1, t2 }, dim);
+            return phase == 0
+                ? torch.stack(new Tensor[] { t0, t1.ScalarSafe() + t2 }, dim)
+                : torch.stack(new Tensor[] { t0.ScalarSafe() + t1, t2 }, dim);
         }
         var blocks = new List<Tensor>(4);
         for (int dy = 0; dy < 2; dy++)

@@ -44,13 +44,20 @@ public sealed class BitConfig
         if (HiddenAct != "relu") Reject("hidden_act", $"\"{HiddenAct}\"", "\"relu\"");
         if (GlobalPadding is not null && !SamePadding) Reject("global_padding", $"\"{GlobalPadding}\"", "\"same\" or null");
         if (Depths.Length == 0 || Depths.Any(d => d <= 0)) Reject("depths", $"[{string.Join(", ", Depths)}]", "positive stage depths");
-        if (HiddenSizes.Length < Depths.Length) Reject("hidden_sizes", $"{HiddenSizes.Length} entries", $"at least {Depths.Length}, one per stage");
+        if (HiddenSizes.Length < Depths.Length)
+            Reject("hidden_sizes", $"{HiddenSizes.Length} entries", $"at least {Depths.Length}, one per stage");
         if (NumGroups <= 0) Reject("num_groups", NumGroups.ToString(CultureInfo.InvariantCulture), "a positive count");
         var expected = Enumerable.Range(1, Depths.Length).Select(i => $"stage{i}").ToArray();
         if (OutFeatures is not null && !OutFeatures.SequenceEqual(expected))
             Reject("out_features", $"[{string.Join(", ", OutFeatures)}]", $"[{string.Join(", ", expected)}]: DPT-Hybrid takes every stage");
-        if (Depths.Length != 3) Reject("depths", $"{Depths.Length} stages", "3 (DPT-Hybrid takes stages 1 and 2 as features and stage 3 as tokens)");
+        if (Depths.Length != 3)
+            Reject(
+                "depths", $"{Depths.Length} stages",
+                "3 (DPT-Hybrid takes stages 1 and 2 as features and stage 3 as tokens)");
         // Stage strides 1, 2, 2 after the stem's 4: the dilation branch (output_stride) never triggers below 32.
-        if (OutputStride < 16) Reject("output_stride", OutputStride.ToString(CultureInfo.InvariantCulture), "16 or more (dilated stages are not implemented)");
+        if (OutputStride < 16)
+            Reject(
+                "output_stride", OutputStride.ToString(CultureInfo.InvariantCulture),
+                "16 or more (dilated stages are not implemented)");
     }
 }

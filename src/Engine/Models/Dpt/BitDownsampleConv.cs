@@ -13,7 +13,9 @@ public sealed class BitDownsampleConv : nn.Module<Tensor, Tensor>
     private readonly GroupNorm norm;
 #pragma warning restore IDE1006
 
-    public BitDownsampleConv(BitConfig config, long inChannels, long outChannels, long stride, Device? device = null, ScalarType? dtype = null)
+    public BitDownsampleConv(
+        BitConfig config, long inChannels, long outChannels, long stride, Device? device = null,
+        ScalarType? dtype = null)
         : base(nameof(BitDownsampleConv))
     {
         conv = new WeightStandardizedConv2d(inChannels, outChannels, 1, stride, config.SamePadding, 1e-8, device, dtype);

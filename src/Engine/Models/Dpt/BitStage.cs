@@ -11,12 +11,15 @@ public sealed class BitStage : nn.Module<Tensor, Tensor>
     private readonly ModuleList<BitBottleneckLayer> layers;
 #pragma warning restore IDE1006
 
-    public BitStage(BitConfig config, long inChannels, long outChannels, long stride, int depth, Device? device = null, ScalarType? dtype = null)
+    public BitStage(
+        BitConfig config, long inChannels, long outChannels, long stride, int depth, Device? device = null,
+        ScalarType? dtype = null)
         : base(nameof(BitStage))
     {
         layers = new ModuleList<BitBottleneckLayer>();
         for (int i = 0; i < depth; i++)
-            layers.Add(new BitBottleneckLayer(config, i == 0 ? inChannels : outChannels, outChannels, i == 0 ? stride : 1, i == 0, device, dtype));
+            layers.Add(new BitBottleneckLayer(
+                config, i == 0 ? inChannels : outChannels, outChannels, i == 0 ? stride : 1, i == 0, device, dtype));
         RegisterComponents();
     }
 

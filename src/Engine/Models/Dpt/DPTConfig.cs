@@ -76,26 +76,37 @@ public sealed class DPTConfig
         void Reject(string field, string value, string expected) =>
             throw new NotSupportedException($"{source}: '{field}' = {value} is not supported (expected {expected}).");
 
-        if (!IsHybrid) Reject("is_hybrid", "false", "true: the engine implements DPT-Hybrid (MiDaS v3 hybrid), the stable-diffusion-2-depth estimator");
+        if (!IsHybrid)
+            Reject(
+                "is_hybrid", "false",
+                "true: the engine implements DPT-Hybrid (MiDaS v3 hybrid), the stable-diffusion-2-depth estimator");
         if (ReadoutType != "project") Reject("readout_type", $"\"{ReadoutType}\"", "\"project\"");
         if (HiddenAct != "gelu") Reject("hidden_act", $"\"{HiddenAct}\"", "\"gelu\"");
         if (HiddenSize <= 0 || NumAttentionHeads <= 0 || HiddenSize % NumAttentionHeads != 0)
             Reject("num_attention_heads", Text(NumAttentionHeads), $"a positive divisor of hidden_size {HiddenSize}");
         if (NumHiddenLayers <= 0) Reject("num_hidden_layers", Text(NumHiddenLayers), "a positive count");
-        if (PatchSize <= 0 || ImageSize <= 0 || ImageSize % PatchSize != 0) Reject("image_size", Text(ImageSize), $"a positive multiple of patch_size {PatchSize}");
+        if (PatchSize <= 0 || ImageSize <= 0 || ImageSize % PatchSize != 0)
+            Reject("image_size", Text(ImageSize), $"a positive multiple of patch_size {PatchSize}");
         if (NumChannels != 3) Reject("num_channels", Text(NumChannels), "3");
-        if (NeckHiddenSizes.Length != 4) Reject("neck_hidden_sizes", $"{NeckHiddenSizes.Length} entries", "4 (two BiT stages and two ViT layers)");
-        if (ReassembleFactors.Length != NeckHiddenSizes.Length) Reject("reassemble_factors", $"{ReassembleFactors.Length} entries", "one per neck_hidden_sizes");
-        if (!NeckIgnoreStages.SequenceEqual(new[] { 0, 1 })) Reject("neck_ignore_stages", $"[{string.Join(", ", NeckIgnoreStages)}]", "[0, 1]");
+        if (NeckHiddenSizes.Length != 4)
+            Reject("neck_hidden_sizes", $"{NeckHiddenSizes.Length} entries", "4 (two BiT stages and two ViT layers)");
+        if (ReassembleFactors.Length != NeckHiddenSizes.Length)
+            Reject("reassemble_factors", $"{ReassembleFactors.Length} entries", "one per neck_hidden_sizes");
+        if (!NeckIgnoreStages.SequenceEqual(new[] { 0, 1 }))
+            Reject("neck_ignore_stages", $"[{string.Join(", ", NeckIgnoreStages)}]", "[0, 1]");
         var vitLayers = VitOutputLayers;
         if (BackboneOutIndices.Length != 4 || vitLayers.Length != 2 || vitLayers.Any(i => i < 0 || i >= NumHiddenLayers))
-            Reject("backbone_out_indices", $"[{string.Join(", ", BackboneOutIndices)}]", $"4 entries whose last two are distinct ViT layers below {NumHiddenLayers}");
+            Reject(
+                "backbone_out_indices", $"[{string.Join(", ", BackboneOutIndices)}]",
+                $"4 entries whose last two are distinct ViT layers below {NumHiddenLayers}");
         foreach (var factor in ReassembleFactors.Skip(2))
             if (factor != 1 && factor != 0.5 && !(factor > 1 && factor == Math.Floor(factor)))
                 Reject("reassemble_factors", Text(factor), "1, 0.5 or a whole number above 1");
-        if (FusionHiddenSize < 2 || FusionHiddenSize % 2 != 0) Reject("fusion_hidden_size", Text(FusionHiddenSize), "a positive even width");
+        if (FusionHiddenSize < 2 || FusionHiddenSize % 2 != 0)
+            Reject("fusion_hidden_size", Text(FusionHiddenSize), "a positive even width");
         if (HeadInIndex != -1 && HeadInIndex != 3) Reject("head_in_index", Text(HeadInIndex), "-1 (the last fusion output)");
-        if (UseBatchNormInFusionResidual) Reject("use_batch_norm_in_fusion_residual", "true", "false (the depth estimator has no batch norm)");
+        if (UseBatchNormInFusionResidual)
+            Reject("use_batch_norm_in_fusion_residual", "true", "false (the depth estimator has no batch norm)");
         if (AddProjection) Reject("add_projection", "true", "false");
         if (BackboneFeatmapShape.Length != 4 || BackboneFeatmapShape[1] <= 0)
             Reject("backbone_featmap_shape", $"[{string.Join(", ", BackboneFeatmapShape)}]", "[1, channels, h, w]");

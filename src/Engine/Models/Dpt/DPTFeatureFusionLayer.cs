@@ -35,7 +35,9 @@ public sealed class DPTFeatureFusionLayer : nn.Module<Tensor, Tensor?, Tensor>
         if (residual is not null)
         {
             if (residual.shape[2] != hidden.shape[2] || residual.shape[3] != hidden.shape[3])
-                residual = nn.functional.interpolate(residual, new[] { hidden.shape[2], hidden.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: false);
+                residual = nn.functional.interpolate(
+                    residual, new[] { hidden.shape[2], hidden.shape[3] }, mode: InterpolationMode.Bilinear,
+                    align_corners: false);
             hidden = hidden.ScalarSafe() + residual_layer1.forward(residual);
         }
         hidden = residual_layer2.forward(hidden); // [B, F, h, w]

@@ -36,9 +36,11 @@ public sealed class DPTForDepthEstimation : nn.Module
 
     public DPTConfig Config { get; }
 
-    /// <summary>Loads <c>config.json</c> and <c>model.safetensors</c> from a transformers folder (diffusers' <c>depth_estimator/</c>); strict.</summary>
+    /// <summary>Loads <c>config.json</c> and <c>model.safetensors</c> from a transformers folder (diffusers'
+    /// <c>depth_estimator/</c>); strict.</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
-    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key and file).</exception>
+    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key
+    /// and file).</exception>
     /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
     public static DPTForDepthEstimation FromPretrained(string folder, ScalarType dtype, Device device)
     {

@@ -31,7 +31,8 @@ public sealed class DPTImageProcessor
             if (Math.Abs(1 - scaleWidth) < Math.Abs(1 - scaleHeight)) scaleHeight = scaleWidth;
             else scaleWidth = scaleHeight;
         }
-        return (ConstrainToMultiple(scaleHeight * height, Config.EnsureMultipleOf), ConstrainToMultiple(scaleWidth * width, Config.EnsureMultipleOf));
+        return (ConstrainToMultiple(scaleHeight * height, Config.EnsureMultipleOf),
+            ConstrainToMultiple(scaleWidth * width, Config.EnsureMultipleOf));
     }
 
     // Python's round() rounds halves to even, as Math.Round does; a result of 0 goes up to one multiple.
@@ -48,8 +49,11 @@ public sealed class DPTImageProcessor
     {
         var (newHeight, newWidth) = OutputSize(height, width);
         if (newHeight <= 0 || newWidth <= 0)
-            throw new ArgumentException($"A {width}x{height} image resizes to {newWidth}x{newHeight} under the preprocessor settings; it is too small.", nameof(pixels));
-        var resized = newWidth == width && newHeight == height ? pixels : Resampler.Resize(pixels, width, height, 3, newWidth, newHeight, Config.Filter);
+            throw new ArgumentException(
+                $"A {width}x{height} image resizes to {newWidth}x{newHeight} " +
+                $"under the preprocessor settings; it is too small.", nameof(pixels));
+        var resized = newWidth == width && newHeight == height
+            ? pixels : Resampler.Resize(pixels, width, height, 3, newWidth, newHeight, Config.Filter);
         var values = new float[resized.Length];
         var mean = Config.ImageMean.Select(m => (float)m).ToArray();
         var std = Config.ImageStd.Select(s => (float)s).ToArray();

@@ -64,8 +64,14 @@ public sealed class DPTImageProcessorConfig
             throw new NotSupportedException($"{source}: '{field}' = {value} is not supported (expected {expected}).");
         TargetSize = ReadSize(Size, source);
         if (TargetSize.Height <= 0 || TargetSize.Width <= 0) Reject("size", Size?.GetRawText() ?? "", "positive height and width");
-        if (EnsureMultipleOf <= 0) Reject("ensure_multiple_of", EnsureMultipleOf.ToString(CultureInfo.InvariantCulture), "a positive whole number");
-        if (Resample is < 0 or > 3) Reject("resample", Resample.ToString(CultureInfo.InvariantCulture), "0 (nearest), 1 (Lanczos), 2 (bilinear) or 3 (bicubic)");
+        if (EnsureMultipleOf <= 0)
+            Reject(
+                "ensure_multiple_of", EnsureMultipleOf.ToString(CultureInfo.InvariantCulture),
+                "a positive whole number");
+        if (Resample is < 0 or > 3)
+            Reject(
+                "resample", Resample.ToString(CultureInfo.InvariantCulture),
+                "0 (nearest), 1 (Lanczos), 2 (bilinear) or 3 (bicubic)");
         if (DoPad) Reject("do_pad", "true", "false");
         if (ImageMean.Length != 3) Reject("image_mean", $"{ImageMean.Length} values", "3, one per RGB channel");
         if (ImageStd.Length != 3 || ImageStd.Any(s => s == 0)) Reject("image_std", $"[{string.Join(", ", ImageStd)}]", "3 non-zero values");
@@ -77,10 +83,13 @@ public sealed class DPTImageProcessorConfig
         try
         {
             if (element.ValueKind == JsonValueKind.Number) return (element.GetInt32(), element.GetInt32());
-            if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("height", out var h) && element.TryGetProperty("width", out var w))
+            if (element.ValueKind == JsonValueKind.Object
+                && element.TryGetProperty("height", out var h) && element.TryGetProperty("width", out var w))
                 return (h.GetInt32(), w.GetInt32());
         }
         catch (FormatException) { }
-        throw new NotSupportedException($"{source}: 'size' = {element.GetRawText()} is not supported (expected a number or {{\"height\": h, \"width\": w}}).");
+        throw new NotSupportedException(
+            $"{source}: 'size' = {element.GetRawText()} is not supported " +
+            $"(expected a number or {{\"height\": h, \"width\": w}}).");
     }
 }

@@ -8,4 +8,6 @@ namespace PSStableDiffusion.Engine.Models.Dpt;
 /// outputs ([B, 1 + grid², D] each, before the final LayerNorm), in that order.</param>
 /// <param name="Embeddings">The hybrid embeddings (tokens, stem, stages).</param>
 /// <param name="LayerOutputs">Every ViT layer output kept (all of them when asked, else those in <paramref name="NeckInputs"/>).</param>
-public sealed record DPTModelOutput(IReadOnlyList<Tensor> NeckInputs, DPTHybridEmbeddingOutput Embeddings, IReadOnlyDictionary<int, Tensor> LayerOutputs);
+public sealed record DPTModelOutput(
+    IReadOnlyList<Tensor> NeckInputs, DPTHybridEmbeddingOutput Embeddings,
+    IReadOnlyDictionary<int, Tensor> LayerOutputs);

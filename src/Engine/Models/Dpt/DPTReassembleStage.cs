@@ -54,7 +54,9 @@ public sealed class DPTReassembleStage : nn.Module
         using var scope = NewDisposeScope();
         long batch = hiddenState.shape[0], tokens = hiddenState.shape[1] - 1, channels = hiddenState.shape[2];
         long side = (long)Math.Sqrt(tokens);
-        if (side * side != tokens) throw new ArgumentException($"DPT-Hybrid expects a square token grid, got {tokens} tokens.", nameof(hiddenState));
+        if (side * side != tokens)
+            throw new ArgumentException(
+                $"DPT-Hybrid expects a square token grid, got {tokens} tokens.", nameof(hiddenState));
         var cls = hiddenState[.., 0]; // [B, D]
         var patches = hiddenState[.., 1..]; // [B, n², D]
         var readout = cls.unsqueeze(1).expand_as(patches); // [B, n², D]

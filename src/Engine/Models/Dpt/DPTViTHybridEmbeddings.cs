@@ -27,13 +27,19 @@ public sealed class DPTViTHybridEmbeddings : nn.Module, IReplaceableParameters
         backbone = new BitBackbone(config.Bit, device, dtype);
         projection = nn.Conv2d(config.BackboneFeatureChannels, config.HiddenSize, 1, device: device, dtype: dtype);
         long positions = (long)config.GridSize * config.GridSize + 1;
-        cls_token = new Parameter(torch.zeros(new long[] { 1, 1, config.HiddenSize }, dtype ?? ScalarType.Float32, device ?? torch.CPU), requires_grad: false);
-        position_embeddings = new Parameter(torch.zeros(new long[] { 1, positions, config.HiddenSize }, dtype ?? ScalarType.Float32, device ?? torch.CPU), requires_grad: false);
+        cls_token = new Parameter(
+            torch.zeros(new long[] { 1, 1, config.HiddenSize }, dtype ?? ScalarType.Float32, device ?? torch.CPU),
+            requires_grad: false);
+        position_embeddings = new Parameter(
+            torch.zeros(
+                new long[] { 1, positions, config.HiddenSize }, dtype ?? ScalarType.Float32, device ?? torch.CPU),
+            requires_grad: false);
         RegisterComponents();
     }
 
     /// <param name="pixelValues">[B, 3, image_size, image_size]</param>
-    /// <exception cref="ArgumentException">The pixels are not image_size square, or the BiT grid does not match the position embeddings.</exception>
+    /// <exception cref="ArgumentException">The pixels are not image_size square, or the BiT grid does not match the
+    /// position embeddings.</exception>
     public DPTHybridEmbeddingOutput Forward(Tensor pixelValues)
     {
         long height = pixelValues.shape[2], width = pixelValues.shape[3];

@@ -31,7 +31,8 @@ public sealed class DPTViTSelfAttention : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long batch = hiddenStates.shape[0], tokens = hiddenStates.shape[1];
-        Tensor Heads(Linear projection) => projection.forward(hiddenStates).view(batch, tokens, _heads, _headSize).transpose(1, 2); // [B, H, T, Dh]
+        Tensor Heads(Linear projection) =>
+            projection.forward(hiddenStates).view(batch, tokens, _heads, _headSize).transpose(1, 2); // [B, H, T, Dh]
         // SDPA's default scale is 1/√Dh, the same as transformers' explicit division.
         var context = nn.functional.scaled_dot_product_attention(Heads(query), Heads(key), Heads(value)); // [B, H, T, Dh]
         return context.transpose(1, 2).reshape(batch, tokens, _heads * _headSize).MoveToOuterDisposeScope(); // [B, T, D]

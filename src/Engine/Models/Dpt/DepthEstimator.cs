@@ -58,8 +58,11 @@ public sealed class DepthEstimator : ICachedEngine
         if (Directory.Exists(path))
         {
             var sub = Path.Combine(path, "depth_estimator");
-            if (File.Exists(Path.Combine(sub, "config.json")) && File.Exists(Path.Combine(sub, DPTForDepthEstimation.WeightsFileName))) return sub;
-            return File.Exists(Path.Combine(path, "config.json")) && File.Exists(Path.Combine(path, DPTForDepthEstimation.WeightsFileName)) ? path : null;
+            if (File.Exists(Path.Combine(sub, "config.json"))
+                    && File.Exists(Path.Combine(sub, DPTForDepthEstimation.WeightsFileName)))
+                return sub;
+            return File.Exists(Path.Combine(path, "config.json"))
+                && File.Exists(Path.Combine(path, DPTForDepthEstimation.WeightsFileName)) ? path : null;
         }
         if (!File.Exists(path)) return null;
         using var file = CheckpointFiles.Open(path);
@@ -79,12 +82,16 @@ public sealed class DepthEstimator : ICachedEngine
     public static DepthEstimator Load(string path, ScalarType dtype, Device device, Action<string>? log = null)
     {
         var located = Locate(path) ?? throw new FileNotFoundException(
-            $"No depth estimator in '{path}': expected a 'depth_estimator' folder (config.json + {DPTForDepthEstimation.WeightsFileName}), " +
+            $"No depth estimator in '{path}': expected a 'depth_estimator' " +
+            $"folder (config.json + {DPTForDepthEstimation.WeightsFileName}), " +
             $"a DPT folder, or a single-file depth checkpoint with '{DptKeyMap.Prefix}*' weights.", path);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var estimator = Directory.Exists(located) ? FromFolder(located, dtype, device) : FromSingleFile(located, dtype, device);
-        log?.Invoke($"Loaded the {ArchitectureName} depth estimator from '{located}' ({estimator.Model.Config.NumHiddenLayers} ViT layers, " +
-            $"width {estimator.Model.Config.HiddenSize}, {estimator.Model.Config.ImageSize}² input, {dtype}) in {clock.Elapsed.TotalSeconds:F2} s.");
+        log?.Invoke(
+            $"Loaded the {ArchitectureName} depth estimator from '{located}' " +
+            $"({estimator.Model.Config.NumHiddenLayers} ViT layers, " +
+            $"width {estimator.Model.Config.HiddenSize}, {estimator.Model.Config.ImageSize}² " +
+            $"input, {dtype}) in {clock.Elapsed.TotalSeconds:F2} s.");
         return estimator;
     }
 
@@ -94,7 +101,9 @@ public sealed class DepthEstimator : ICachedEngine
         var sibling = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(folder))!, "feature_extractor", "preprocessor_config.json");
         var beside = Path.Combine(folder, "preprocessor_config.json");
         var processorPath = File.Exists(beside) ? beside : File.Exists(sibling) ? sibling
-            : throw new FileNotFoundException($"No preprocessor_config.json for the depth estimator in '{folder}' (looked beside it and in '../feature_extractor').", sibling);
+            : throw new FileNotFoundException(
+                $"No preprocessor_config.json for the depth estimator in " +
+                $"'{folder}' (looked beside it and in '../feature_extractor').", sibling);
         var processor = new DPTImageProcessor(DPTImageProcessorConfig.FromFile(processorPath));
         var model = DPTForDepthEstimation.FromPretrained(folder, dtype, device);
         return new DepthEstimator(model, processor, Path.GetFullPath(folder), dtype, device,
@@ -136,7 +145,9 @@ public sealed class DepthEstimator : ICachedEngine
     {
         using var scope = NewDisposeScope();
         var depth = Predict(image).to(ScalarType.Float32).unsqueeze(1); // [1, 1, h, w]
-        var resized = nn.functional.interpolate(depth, new long[] { height, width }, mode: InterpolationMode.Bicubic, align_corners: false); // [1, 1, H, W]
+        // [1, 1, H, W]
+        var resized = nn.functional.interpolate(
+            depth, new long[] { height, width }, mode: InterpolationMode.Bicubic, align_corners: false);
         return resized.squeeze(1).MoveToOuterDisposeScope();
     }
 

@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Unet;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>CrossAttnUpBlock2D</c>: (resnet over [hidden, skip] → transformer) pairs, then an optional x2 upsampler.</summary>
+/// <summary>diffusers' <c>CrossAttnUpBlock2D</c>: (resnet over [hidden, skip] → transformer) pairs, then an optional x2
+/// upsampler.</summary>
 public sealed class CrossAttnUpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<Transformer2DModel> attentions;

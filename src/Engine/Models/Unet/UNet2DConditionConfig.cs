@@ -115,11 +115,14 @@ public sealed class UNet2DConditionConfig
         if (DownBlockTypes.Length != blocks) Reject("down_block_types", DownBlockTypes, $"{blocks} entries, one per block_out_channels");
         if (UpBlockTypes.Length != blocks) Reject("up_block_types", UpBlockTypes, $"{blocks} entries, one per block_out_channels");
         foreach (var type in DownBlockTypes)
-            if (type is not ("CrossAttnDownBlock2D" or "DownBlock2D")) Reject("down_block_types", type, "CrossAttnDownBlock2D or DownBlock2D");
+            if (type is not ("CrossAttnDownBlock2D" or "DownBlock2D"))
+                Reject("down_block_types", type, "CrossAttnDownBlock2D or DownBlock2D");
         foreach (var type in UpBlockTypes)
             if (type is not ("CrossAttnUpBlock2D" or "UpBlock2D")) Reject("up_block_types", type, "CrossAttnUpBlock2D or UpBlock2D");
         if (MidBlockType != "UNetMidBlock2DCrossAttn") Reject("mid_block_type", MidBlockType, "\"UNetMidBlock2DCrossAttn\"");
-        if (NumAttentionHeads is not null) Reject("num_attention_heads", NumAttentionHeads, "null (SD 2.x gives the head count in attention_head_dim)");
+        if (NumAttentionHeads is not null)
+            Reject(
+                "num_attention_heads", NumAttentionHeads, "null (SD 2.x gives the head count in attention_head_dim)");
         if (NormNumGroups is null) Reject("norm_num_groups", null, "a group count");
         foreach (var (field, values) in new[] { ("layers_per_block", LayersPerBlock), ("cross_attention_dim", CrossAttentionDim),
                      ("transformer_layers_per_block", TransformerLayersPerBlock), ("attention_head_dim", AttentionHeadDim) })
@@ -127,11 +130,14 @@ public sealed class UNet2DConditionConfig
             if (values.Length != 1 && values.Length != blocks) Reject(field, values, $"one value or {blocks} values");
             if (values.Any(v => v <= 0)) Reject(field, values, "positive values");
         }
-        if (OnlyCrossAttention.Length != 1 && OnlyCrossAttention.Length != blocks) Reject("only_cross_attention", OnlyCrossAttention, $"one value or {blocks} values");
+        if (OnlyCrossAttention.Length != 1 && OnlyCrossAttention.Length != blocks)
+            Reject("only_cross_attention", OnlyCrossAttention, $"one value or {blocks} values");
         var heads = ConfigJson.PerBlock(AttentionHeadDim, blocks, "attention_head_dim");
         for (var i = 0; i < blocks; i++)
             if (BlockOutChannels[i] % heads[i] != 0)
-                Reject("attention_head_dim", AttentionHeadDim, $"head counts that divide block_out_channels ({BlockOutChannels[i]} at block {i})");
+                Reject(
+                    "attention_head_dim", AttentionHeadDim,
+                    $"head counts that divide block_out_channels ({BlockOutChannels[i]} at block {i})");
         Activations.Get(ActFn, "act_fn");
         if (DualCrossAttention) Reject("dual_cross_attention", true, "false");
         if (ClassEmbedType is not null) Reject("class_embed_type", ClassEmbedType, "null");
@@ -140,7 +146,8 @@ public sealed class UNet2DConditionConfig
         if (AdditionTimeEmbedDim is not null) Reject("addition_time_embed_dim", AdditionTimeEmbedDim, "null");
         if (EncoderHidDim is not null) Reject("encoder_hid_dim", EncoderHidDim, "null");
         if (EncoderHidDimType is not null) Reject("encoder_hid_dim_type", EncoderHidDimType, "null");
-        if (ProjectionClassEmbeddingsInputDim is not null) Reject("projection_class_embeddings_input_dim", ProjectionClassEmbeddingsInputDim, "null");
+        if (ProjectionClassEmbeddingsInputDim is not null)
+            Reject("projection_class_embeddings_input_dim", ProjectionClassEmbeddingsInputDim, "null");
         if (ResnetTimeScaleShift != "default") Reject("resnet_time_scale_shift", ResnetTimeScaleShift, "\"default\"");
         if (ResnetSkipTimeAct) Reject("resnet_skip_time_act", true, "false");
         if (ResnetOutScaleFactor != 1.0) Reject("resnet_out_scale_factor", ResnetOutScaleFactor, "1.0");

@@ -107,9 +107,11 @@ public sealed class UNet2DConditionModel : nn.Module
     /// <summary>The configuration this model was built from.</summary>
     public UNet2DConditionConfig Config { get; }
 
-    /// <summary>Loads <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> from a diffusers <c>unet/</c> folder (strict: every key must match).</summary>
+    /// <summary>Loads <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> from a diffusers <c>unet/</c>
+    /// folder (strict: every key must match).</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
-    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key and file).</exception>
+    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key
+    /// and file).</exception>
     /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
     public static UNet2DConditionModel FromPretrained(string folder, ScalarType dtype, Device device)
     {
@@ -130,10 +132,14 @@ public sealed class UNet2DConditionModel : nn.Module
     {
         if (sample.dim() != 4 || sample.shape[1] != Config.InChannels)
             throw new ArgumentException(
-                $"sample must be [B, {Config.InChannels}, h, w] for this UNet (in_channels {Config.InChannels}), got [{string.Join(", ", sample.shape)}].", nameof(sample));
-        if (encoderHiddenStates.dim() != 3 || encoderHiddenStates.shape[0] != sample.shape[0] || encoderHiddenStates.shape[2] != Config.CrossAttentionDim[0])
+                $"sample must be [B, {Config.InChannels}, h, w] for this UNet (in_channels " +
+                $"{Config.InChannels}), got [{string.Join(", ", sample.shape)}].", nameof(sample));
+        if (encoderHiddenStates.dim() != 3
+            || encoderHiddenStates.shape[0] != sample.shape[0]
+            || encoderHiddenStates.shape[2] != Config.CrossAttentionDim[0])
             throw new ArgumentException(
-                $"encoderHiddenStates must be [{sample.shape[0]}, tokens, {Config.CrossAttentionDim[0]}], got [{string.Join(", ", encoderHiddenStates.shape)}].", nameof(encoderHiddenStates));
+                $"encoderHiddenStates must be [{sample.shape[0]}, tokens, {Config.CrossAttentionDim[0]}], " +
+                $"got [{string.Join(", ", encoderHiddenStates.shape)}].", nameof(encoderHiddenStates));
         using var noGrad = torch.no_grad();
         using var scope = NewDisposeScope();
         var batch = sample.shape[0];
@@ -145,7 +151,9 @@ public sealed class UNet2DConditionModel : nn.Module
         if (class_embedding is not null)
         {
             if (classLabels is null)
-                throw new ArgumentNullException(nameof(classLabels), "this UNet has num_class_embeds set and needs class labels (the x4 upscaler's noise level).");
+                throw new ArgumentNullException(
+                    nameof(classLabels),
+                    "this UNet has num_class_embeds set and needs class labels (the x4 upscaler's noise level).");
             var classIds = classLabels.to(ScalarType.Int64, sample.device);
             if (classIds.dim() == 0) classIds = classIds.unsqueeze(0).expand(batch);
             emb = emb.ScalarSafe() + class_embedding.forward(classIds).to(sample.dtype); // [B, 4*C0]

@@ -43,9 +43,11 @@ public sealed class AutoencoderKL : nn.Module
     /// <summary>The latent scaling factor from the config (0.18215 for SD 2.x, 0.08333 for the x4 upscaler).</summary>
     public double ScalingFactor => Config.ScalingFactor;
 
-    /// <summary>Loads <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> from a diffusers <c>vae/</c> folder (strict: every key must match).</summary>
+    /// <summary>Loads <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> from a diffusers <c>vae/</c>
+    /// folder (strict: every key must match).</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
-    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key and file).</exception>
+    /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key
+    /// and file).</exception>
     /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
     public static AutoencoderKL FromPretrained(string folder, ScalarType dtype, Device device)
     {

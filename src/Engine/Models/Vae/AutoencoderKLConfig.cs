@@ -19,7 +19,8 @@ public sealed class AutoencoderKLConfig
     [JsonPropertyName("norm_num_groups")] public int NormNumGroups { get; set; } = 32;
     [JsonPropertyName("sample_size")] public int SampleSize { get; set; } = 32;
 
-    /// <summary>Latents are multiplied by this after encoding and divided by it before decoding (0.18215 for SD, 0.08333 for the x4 upscaler).</summary>
+    /// <summary>Latents are multiplied by this after encoding and divided by it before decoding (0.18215 for SD,
+    /// 0.08333 for the x4 upscaler).</summary>
     [JsonPropertyName("scaling_factor")] public double ScalingFactor { get; set; } = 0.18215;
 
     [JsonPropertyName("shift_factor")] public double? ShiftFactor { get; set; }
@@ -63,8 +64,10 @@ public sealed class AutoencoderKLConfig
 
         var blocks = BlockOutChannels.Length;
         if (blocks == 0) Reject("block_out_channels", "[]", "at least one entry");
-        if (DownBlockTypes.Length != blocks) Reject("down_block_types", $"{DownBlockTypes.Length} entries", $"{blocks}, one per block_out_channels");
-        if (UpBlockTypes.Length != blocks) Reject("up_block_types", $"{UpBlockTypes.Length} entries", $"{blocks}, one per block_out_channels");
+        if (DownBlockTypes.Length != blocks)
+            Reject("down_block_types", $"{DownBlockTypes.Length} entries", $"{blocks}, one per block_out_channels");
+        if (UpBlockTypes.Length != blocks)
+            Reject("up_block_types", $"{UpBlockTypes.Length} entries", $"{blocks}, one per block_out_channels");
         foreach (var type in DownBlockTypes)
             if (type != "DownEncoderBlock2D") Reject("down_block_types", $"\"{type}\"", "\"DownEncoderBlock2D\"");
         foreach (var type in UpBlockTypes)

@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Vae;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>DownEncoderBlock2D</c>: resnets without time embedding, then an optional stride-2 downsampler (padding 0).</summary>
+/// <summary>diffusers' <c>DownEncoderBlock2D</c>: resnets without time embedding, then an optional stride-2 downsampler
+/// (padding 0).</summary>
 public sealed class DownEncoderBlock2D : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
@@ -33,7 +34,8 @@ public sealed class DownEncoderBlock2D : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var input = hidden;
         foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input); // [B, C_out, H, W]
-        if (downsamplers is not null) hidden = Intermediates.Replace(hidden, downsamplers[0].forward(hidden), input); // [B, C_out, H/2, W/2]
+        // [B, C_out, H/2, W/2]
+        if (downsamplers is not null) hidden = Intermediates.Replace(hidden, downsamplers[0].forward(hidden), input);
         return hidden.MoveToOuterDisposeScope();
     }
 }

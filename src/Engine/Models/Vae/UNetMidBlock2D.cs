@@ -21,7 +21,8 @@ public sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
         : base(nameof(UNetMidBlock2D))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, num_layers + 1)
-            .Select(_ => new ResnetBlock2D(in_channels, in_channels, null, resnet_groups, resnet_eps, resnet_act_fn, device: device, dtype: dtype))
+            .Select(_ => new ResnetBlock2D(
+                in_channels, in_channels, null, resnet_groups, resnet_eps, resnet_act_fn, device: device, dtype: dtype))
             .ToArray());
         // attention_head_dim = in_channels, so one head over all channels. diffusers builds this Attention with
         // upcast_softmax; SDPA ignores that in float32, and we honour it for half precision by upcasting.

@@ -34,7 +34,9 @@ internal sealed class DepthToImageTask : PipelineTask
         var depth = _input.DepthMap is null ? EstimateDepth(run) : ImageConditioning.NormalizeDepth(_input.DepthMap); // [1, Hd, Wd]
         run.Inspect("input_depth_map", depth);
         if (depth.shape[1] != run.Height || depth.shape[2] != run.Width)
-            run.Observer.Log?.Invoke($"The {depth.shape[2]}x{depth.shape[1]} depth map is resized (bicubic) to the {run.LatentWidth}x{run.LatentHeight} latent of the {run.Width}x{run.Height} image.");
+            run.Observer.Log?.Invoke(
+                $"The {depth.shape[2]}x{depth.shape[1]} depth map is resized (bicubic) to the " +
+                $"{run.LatentWidth}x{run.LatentHeight} latent of the {run.Width}x{run.Height} image.");
         var processed = ImageConditioning.ProcessDepthMap(depth.to(run.Device), run.LatentHeight, run.LatentWidth); // [1, 1, h, w]
         _depthCondition = processed.repeat(run.Batch, 1, 1, 1);                                               // [2N, 1, h, w]
         run.Inspect("depth_map_processed", _depthCondition);
@@ -48,7 +50,9 @@ internal sealed class DepthToImageTask : PipelineTask
         var source = SDImage.FromTensor(_input.Image.cpu());
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var depth = estimator.Predict(source).to(ScalarType.Float32);                                       // [1, h', w']
-        run.Observer.Log?.Invoke($"No depth map given: estimated one with {DepthEstimatorName} ({depth.shape[2]}x{depth.shape[1]}) in {clock.Elapsed.TotalSeconds:F2} s.");
+        run.Observer.Log?.Invoke(
+            $"No depth map given: estimated one with {DepthEstimatorName} " +
+            $"({depth.shape[2]}x{depth.shape[1]}) in {clock.Elapsed.TotalSeconds:F2} s.");
         run.Inspect("predicted_depth", depth);
         _input = _input with { DepthEstimator = DepthEstimatorName, DepthEstimatorHash = estimator.Hash };
         return depth;

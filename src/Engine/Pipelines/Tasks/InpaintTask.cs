@@ -82,7 +82,9 @@ internal sealed class InpaintTask : PipelineTask
         if (maskWidth == run.Width && maskHeight == run.Height) return mask;
         var source = _input.Image;
         if (maskWidth != source.shape[^1] || maskHeight != source.shape[^2])
-            run.Observer.Warn?.Invoke($"The {maskWidth}x{maskHeight} mask does not match the {source.shape[^1]}x{source.shape[^2]} image; it was resized to {run.Width}x{run.Height} (Lanczos, then binarised at 0.5).");
+            run.Observer.Warn?.Invoke(
+                $"The {maskWidth}x{maskHeight} mask does not match the {source.shape[^1]}x{source.shape[^2]} " +
+                $"image; it was resized to {run.Width}x{run.Height} (Lanczos, then binarised at 0.5).");
         return ImageConditioning.ResizeMask(mask, run.Width, run.Height);
     }
 }

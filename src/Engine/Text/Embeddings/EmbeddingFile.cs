@@ -109,14 +109,18 @@ public static class EmbeddingFile
         format = "diffusers concept";
         if (top.Count == 0 || top.Items[0].Value is not TorchTensorRef)
             throw new EmbeddingFormatException(path,
-                $"it is neither an AUTOMATIC1111 embedding (string_to_param) nor a single tensor (keys: {Preview(top.Items.Select(kv => kv.Key.ToString() ?? ""))}).");
+                $"it is neither an AUTOMATIC1111 embedding (string_to_param) nor a single " +
+                $"tensor (keys: {Preview(top.Items.Select(kv => kv.Key.ToString() ?? ""))}).");
         return SingleTensor(path, top, "the file");
     }
 
     private static Dictionary<string, TorchTensorRef> SingleTensor(string path, PickleDict dict, string where)
     {
         if (dict.Count != 1)
-            throw new EmbeddingFormatException(path, $"{where} holds {dict.Count} terms ({Preview(dict.Items.Select(kv => kv.Key.ToString() ?? ""))}); an embedding file holds one.");
+            throw new EmbeddingFormatException(
+                path,
+                $"{where} holds {dict.Count} terms " +
+                $"({Preview(dict.Items.Select(kv => kv.Key.ToString() ?? ""))}); an embedding file holds one.");
         var (key, value) = dict.Items[0];
         if (value is not TorchTensorRef tensor) throw new EmbeddingFormatException(path, $"{where}'s entry '{key}' is not a tensor.");
         return new Dictionary<string, TorchTensorRef>(StringComparer.Ordinal) { [key.ToString() ?? "*"] = tensor };

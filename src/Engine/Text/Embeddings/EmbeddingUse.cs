@@ -40,11 +40,14 @@ public static class EmbeddingUse
             if (match is null) throw new EmbeddingNotFoundException(name, string.IsNullOrEmpty(hash) ? null : hash);
             if (!string.IsNullOrEmpty(hash) && !match.ShortHash.StartsWith(hash, StringComparison.OrdinalIgnoreCase) &&
                 !hash.StartsWith(match.ShortHash, StringComparison.OrdinalIgnoreCase))
-                warn?.Invoke($"The embedding '{match.Name}' has hash {match.ShortHash}, but the image was made with {hash}: another version of the file, so the image may differ.");
+                warn?.Invoke(
+                    $"The embedding '{match.Name}' has hash {match.ShortHash}, but the image " +
+                    $"was made with {hash}: another version of the file, so the image may differ.");
         }
         return used;
     }
 
     /// <summary>The name as A1111 writes it into "TI hashes" (it drops ':' and ',', which would break the field).</summary>
-    public static string RecordName(string name) => name.Replace(":", "", StringComparison.Ordinal).Replace(",", "", StringComparison.Ordinal);
+    public static string RecordName(string name) =>
+        name.Replace(":", "", StringComparison.Ordinal).Replace(",", "", StringComparison.Ordinal);
 }
