@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine;
 
-/// <summary>Where and in what dtype a model computes; parsed once from user input and used as part of the cache key.</summary>
+/// <summary>Where and in what dtype a model computes; parsed once from user input and used as part of the
+/// cache key.</summary>
 public sealed record ComputeTarget(string DeviceName, Precision Precision)
 {
     public static ComputeTarget Cpu32 { get; } = new("cpu", Precision.Float32);
@@ -37,8 +38,10 @@ public sealed record ComputeTarget(string DeviceName, Precision Precision)
         if (name == "cuda") name = "cuda:0";
         if (name != "cpu")
         {
-            if (!name.StartsWith("cuda:", StringComparison.Ordinal) || !int.TryParse(name.AsSpan(5), out var index) || index < 0)
-                throw new ArgumentException($"Unknown device '{device}'. Use 'cpu', 'cuda' or 'cuda:N'.", nameof(device));
+            if (!name.StartsWith("cuda:", StringComparison.Ordinal)
+                || !int.TryParse(name.AsSpan(5), out var index) || index < 0)
+                throw new ArgumentException(
+                    $"Unknown device '{device}'. Use 'cpu', 'cuda' or 'cuda:N'.", nameof(device));
             if (!torch.cuda.is_available())
                 throw new NotSupportedException(
                     $"Device '{device}' needs CUDA, but this build of PSStableDiffusion has no usable CUDA backend " +
@@ -54,7 +57,8 @@ public sealed record ComputeTarget(string DeviceName, Precision Precision)
                 nameof(precision));
         if (precision == Precision.Float16 && name == "cpu")
             throw new NotSupportedException(
-                "Precision 'float16' is only offered on CUDA: on the CPU it is orders of magnitude slower. Use 'bfloat16' or 'float32'.");
+                "Precision 'float16' is only offered on CUDA: on the CPU it " +
+                "is orders of magnitude slower. Use 'bfloat16' or 'float32'.");
         return new ComputeTarget(name, precision);
     }
 

@@ -2,7 +2,8 @@ using PSStableDiffusion.Engine.Models.Dpt;
 
 namespace PSStableDiffusion.Engine;
 
-/// <summary>A lease on a depth estimator: held while it runs, released (not disposed) afterwards; the engine cache owns it.</summary>
+/// <summary>A lease on a depth estimator: held while it runs, released (not disposed) afterwards; the engine
+/// cache owns it.</summary>
 public sealed class DepthEstimatorLease : IDisposable
 {
     private IDisposable? _lease;

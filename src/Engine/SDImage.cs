@@ -35,16 +35,17 @@ public sealed class SDImage
     public string? SourcePath { get; private set; }
 
     /// <summary>
-    /// The 16-bit grayscale values this image stands for (a depth map from Get-SDDepthMap, or a 16-bit grayscale PNG read
-    /// back), kept at full precision: saving writes a 16-bit PNG and a depth map reads them; <see cref="Pixels"/> then hold
-    /// their 8-bit view. Null for ordinary RGB images.
+    /// The 16-bit grayscale values this image stands for (a depth map from Get-SDDepthMap, or a 16-bit grayscale PNG
+    /// read back), kept at full precision: saving writes a 16-bit PNG and a depth map reads them; <see cref="Pixels"/>
+    /// then hold their 8-bit view. Null for ordinary RGB images.
     /// </summary>
     public GrayImage? Gray16 { get; private init; }
 
     /// <summary>An image of 16-bit grayscale values; its RGB <see cref="Pixels"/> are round(v · 255 / 65535).</summary>
     public static SDImage FromGray16(GrayImage gray, GenerationRecord? record = null, string? sourcePath = null)
     {
-        if (gray.BitDepth != 16) throw new ArgumentException($"Expected a 16-bit gray image, got {gray.BitDepth}-bit.", nameof(gray));
+        if (gray.BitDepth != 16)
+            throw new ArgumentException($"Expected a 16-bit gray image, got {gray.BitDepth}-bit.", nameof(gray));
         var pixels = new byte[(long)gray.Width * gray.Height * 3];
         for (long i = 0; i < gray.Values.LongLength; i++)
         {
@@ -92,11 +93,14 @@ public sealed class SDImage
             x = x[0]; // [3, H, W]
         }
         if (x.dim() != 3 || x.shape[0] != 3)
-            throw new ArgumentException($"Expected [1, 3, H, W] or [3, H, W], got [{string.Join(", ", image.shape)}].", nameof(image));
-        if (!x.is_floating_point()) throw new ArgumentException($"Expected a floating-point tensor, got {x.dtype}.", nameof(image));
+            throw new ArgumentException(
+                $"Expected [1, 3, H, W] or [3, H, W], got [{string.Join(", ", image.shape)}].", nameof(image));
+        if (!x.is_floating_point())
+            throw new ArgumentException($"Expected a floating-point tensor, got {x.dtype}.", nameof(image));
 
         var unit = (x.ScalarSafe() / 2 + 0.5).Clamp(0, 1).Tensor.to(ScalarType.Float32).cpu(); // [3, H, W]
-        var bytes = (unit.ScalarSafe() * 255).Tensor.round().to(ScalarType.Byte).permute(1, 2, 0).contiguous(); // [H, W, 3]
+        // [H, W, 3]
+        var bytes = (unit.ScalarSafe() * 255).Tensor.round().to(ScalarType.Byte).permute(1, 2, 0).contiguous();
         int height = (int)x.shape[1], width = (int)x.shape[2];
         return new SDImage(width, height, bytes.bytes.ToArray(), record);
     }
@@ -116,7 +120,8 @@ public sealed class SDImage
         return result;
     }
 
-    /// <summary>[1, 3, H, W] in [-1, 1] as diffusers pre-processes an input image: (x / 255) · 2 - 1, in float32.</summary>
+    /// <summary>[1, 3, H, W] in [-1, 1] as diffusers pre-processes an input image: (x / 255) · 2 - 1,
+    /// in float32.</summary>
     public Tensor ToTensor(ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
         using var scope = NewDisposeScope();
@@ -133,12 +138,13 @@ public sealed class SDImage
         if (Gray16 is { } gray) return gray;
         var values = new ushort[(long)Width * Height];
         for (long i = 0; i < values.LongLength; i++)
-            values[i] = (ushort)((Pixels[3 * i] * 19595 + Pixels[3 * i + 1] * 38470 + Pixels[3 * i + 2] * 7471 + 0x8000) >> 16);
+            values[i] =
+                (ushort)((Pixels[3 * i] * 19595 + Pixels[3 * i + 1] * 38470 + Pixels[3 * i + 2] * 7471 + 0x8000) >> 16);
         return new GrayImage(Width, Height, 8, values);
     }
 
-    /// <summary>A resized copy (Pillow-compatible filters) of the RGB pixels (a <see cref="Gray16"/> image gives an 8-bit
-    /// one); the record is copied with the new size.</summary>
+    /// <summary>A resized copy (Pillow-compatible filters) of the RGB pixels (a <see cref="Gray16"/> image gives an
+    /// 8-bit one); the record is copied with the new size.</summary>
     public SDImage Resize(int width, int height, ResizeFilter filter = ResizeFilter.Lanczos)
     {
         var pixels = Resampler.Resize(Pixels, Width, Height, 3, width, height, filter);

@@ -3,7 +3,8 @@ using PSStableDiffusion.Engine.Runtime;
 
 namespace PSStableDiffusion;
 
-/// <summary>Get-SDDevice's view of the engine's <see cref="ComputeDevices"/>, with this module's build backend.</summary>
+/// <summary>Get-SDDevice's view of the engine's <see cref="ComputeDevices"/>, with this module's
+/// build backend.</summary>
 internal static class DeviceProbe
 {
     /// <summary>The CPU first, then every CUDA device libtorch sees (none with the cpu backend).</summary>
@@ -11,7 +12,8 @@ internal static class DeviceProbe
     {
         var torchSharpVersion = ComputeDevices.TorchSharpVersion;
         var libTorchFolder = LibTorchFolder.LoadedFolder;
-        var libTorchVersion = (libTorchFolder is null ? null : LibTorchFolder.Version(libTorchFolder)) ?? ComputeDevices.LibTorchVersion;
+        var libTorchVersion = (libTorchFolder is null ? null : LibTorchFolder.Version(libTorchFolder))
+            ?? ComputeDevices.LibTorchVersion;
         var backend = BuildBackend();
         return ComputeDevices.Discover(includeCpu, includeCuda).Select(device => new SDDeviceInfo
         {

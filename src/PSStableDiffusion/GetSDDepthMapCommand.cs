@@ -32,7 +32,8 @@ public sealed class GetSDDepthMapCommand : ModelCmdletBase
     [ValidateNotNull]
     public SDImage? Image { get; set; }
 
-    /// <summary>Min-max normalise to the full 16-bit range (MiDaS' write_depth); default: the prediction scaled by its peak.</summary>
+    /// <summary>Min-max normalise to the full 16-bit range (MiDaS' write_depth); default: the prediction scaled
+    /// by its peak.</summary>
     [Parameter]
     public SwitchParameter Normalize { get; set; }
 
@@ -57,12 +58,15 @@ public sealed class GetSDDepthMapCommand : ModelCmdletBase
         var image = Image!;
         SDImage? depth = RunEngine(() =>
         {
-            // Leased per image, as the generating cmdlets lease the model per call: a stopped pipeline leaves no lease held.
+            // Leased per image, as the generating cmdlets lease the model per call: a stopped pipeline
+            // leaves no lease held.
             using var lease = AcquireEstimatorOrStop();
-            WriteProgress(new ProgressRecord(ProgressActivityId, "Estimating depth", $"Image {++_count}: {image.Width}x{image.Height}"));
+            WriteProgress(new ProgressRecord(
+                ProgressActivityId, "Estimating depth", $"Image {++_count}: {image.Width}x{image.Height}"));
             try
             {
-                return DepthMapEstimation.Estimate(lease.Estimator, image, Normalize, lease.ModelPath, WriteVerbose, WriteWarning);
+                return DepthMapEstimation.Estimate(
+                    lease.Estimator, image, Normalize, lease.ModelPath, WriteVerbose, WriteWarning);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -76,7 +80,8 @@ public sealed class GetSDDepthMapCommand : ModelCmdletBase
 
     protected override void EndProcessing()
     {
-        WriteProgress(new ProgressRecord(ProgressActivityId, "Estimating depth", "Done") { RecordType = ProgressRecordType.Completed });
+        WriteProgress(
+            new ProgressRecord(ProgressActivityId, "Estimating depth", "Done") { RecordType = ProgressRecordType.Completed });
         base.EndProcessing();
     }
 
@@ -84,7 +89,8 @@ public sealed class GetSDDepthMapCommand : ModelCmdletBase
 
     #region Private methods
 
-    /// <summary>The estimator lease; a model that gives none ends the command (it would fail for every image).</summary>
+    /// <summary>The estimator lease; a model that gives none ends the command (it would fail for
+    /// every image).</summary>
     private DepthEstimatorLease AcquireEstimatorOrStop()
     {
         try

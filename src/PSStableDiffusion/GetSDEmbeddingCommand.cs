@@ -53,11 +53,13 @@ public sealed class GetSDEmbeddingCommand : SDCmdletBase
         }
         catch (NetworkPathNotFoundException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "EmbeddingPathNotFound", ErrorCategory.ObjectNotFound, e.FileName));
+            ThrowTerminatingError(new ErrorRecord(
+                e, "EmbeddingPathNotFound", ErrorCategory.ObjectNotFound, e.FileName));
             return;
         }
         foreach (var missing in files.MissingFromVariable)
-            WriteWarning($"{EmbeddingLibrary.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
+            WriteWarning(
+                $"{EmbeddingLibrary.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
         foreach (var shadowed in files.Shadowed)
             WriteVerbose($"'{shadowed.Path}' is hidden by an earlier file named '{shadowed.Name}'.");
         var patterns = (Name ?? ["*"]).Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();

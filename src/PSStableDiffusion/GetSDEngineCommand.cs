@@ -4,7 +4,8 @@ using PSStableDiffusion.Infrastructure;
 
 namespace PSStableDiffusion;
 
-/// <summary>Lists the models loaded in this process's engine cache, with the memory they hold and when they were last used.</summary>
+/// <summary>Lists the models loaded in this process's engine cache, with the memory they hold and when they were
+/// last used.</summary>
 [Cmdlet(VerbsCommon.Get, "SDEngine")]
 [OutputType(typeof(EngineInfo))]
 public sealed class GetSDEngineCommand : SDCmdletBase

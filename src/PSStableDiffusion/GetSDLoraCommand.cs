@@ -61,7 +61,8 @@ public sealed class GetSDLoraCommand : SDCmdletBase
             }
         }
         if (!any && Name is not null && !Name.Any(WildcardPattern.ContainsWildcardCharacters))
-            WriteError(new ErrorRecord(new LoraNotFoundException(string.Join(", ", Name), files.Searched), "LoraNotFound",
+            WriteError(new ErrorRecord(
+                new LoraNotFoundException(string.Join(", ", Name), files.Searched), "LoraNotFound",
                 ErrorCategory.ObjectNotFound, Name));
     }
 

@@ -6,8 +6,9 @@ namespace PSStableDiffusion;
 
 /// <summary>
 /// Lists the models on disk that -Model takes, without loading them: the diffusers snapshots in the Hugging Face hub
-/// cache, and the diffusers folders and single-file checkpoints at (or directly inside) the given paths. Each comes with
-/// its variant, prediction type, default size, weights dtype and size on disk, read from configs and weight headers.
+/// cache, and the diffusers folders and single-file checkpoints at (or directly inside) the given paths. Each comes
+/// with its variant, prediction type, default size, weights dtype and size on disk, read from
+/// configs and weight headers.
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "SDModel")]
 [OutputType(typeof(ModelDescription))]
@@ -79,13 +80,16 @@ public sealed class GetSDModelCommand : SDCmdletBase
         {
             if (patterns is not null && !patterns.Any(p => p.IsMatch(model.Name))) continue;
             if (model.Error is not null)
-                WriteWarning(model.Error.Contains(model.Path, StringComparison.Ordinal) ? model.Error : $"{model.Path}: {model.Error}");
+                WriteWarning(
+                    model.Error.Contains(model.Path, StringComparison.Ordinal)
+                        ? model.Error : $"{model.Path}: {model.Error}");
             foreach (var note in model.Notes) WriteVerbose($"{model.Name}: {note}");
             WriteObject(model);
         }
     }
 
-    /// <summary>File-system paths for one -Path value: wildcards expanded (a pattern matching nothing is an error).</summary>
+    /// <summary>File-system paths for one -Path value: wildcards expanded (a pattern matching nothing is
+    /// an error).</summary>
     private IEnumerable<(string FullPath, bool FromWildcard)> ExpandPath(string path)
     {
         if (!WildcardPattern.ContainsWildcardCharacters(path))
@@ -104,7 +108,8 @@ public sealed class GetSDModelCommand : SDCmdletBase
         {
             var matches = GetResolvedProviderPathFromPSPath(path, out var provider);
             if (provider.Name != "FileSystem")
-                throw new NotSupportedException($"'{path}' is on the {provider.Name} provider; models are files or folders.");
+                throw new NotSupportedException(
+                    $"'{path}' is on the {provider.Name} provider; models are files or folders.");
             return matches.Select(m => (m, true)).ToList();
         }
         catch (ItemNotFoundException e)

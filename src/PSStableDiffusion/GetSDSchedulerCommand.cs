@@ -26,7 +26,9 @@ public sealed class GetSDSchedulerCommand : SDCmdletBase
 
     protected override void ProcessRecord()
     {
-        var patterns = (Name ?? new[] { "*" }).Select(n => new WildcardPattern(n.Trim('\'', '"'), WildcardOptions.IgnoreCase)).ToList();
+        var patterns = (Name ?? new[] { "*" })
+            .Select(n => new WildcardPattern(n.Trim('\'', '"'), WildcardOptions.IgnoreCase))
+            .ToList();
         bool any = false;
         foreach (var scheduler in SchedulerRegistry.Schedulers)
         {
@@ -37,7 +39,8 @@ public sealed class GetSDSchedulerCommand : SDCmdletBase
         }
         if (!any && Name is not null && !Name.Any(WildcardPattern.ContainsWildcardCharacters))
         {
-            WriteError(new ErrorRecord(new UnknownSchedulerException(string.Join(", ", Name), SchedulerRegistry.AllNames),
+            WriteError(new ErrorRecord(
+                new UnknownSchedulerException(string.Join(", ", Name), SchedulerRegistry.AllNames),
                 "UnknownScheduler", ErrorCategory.ObjectNotFound, Name));
         }
     }

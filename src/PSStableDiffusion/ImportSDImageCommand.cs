@@ -67,7 +67,8 @@ public sealed class ImportSDImageCommand : SDCmdletBase
             {
                 var resolved = ResolvePath(path);
                 if (File.Exists(resolved)) yield return resolved;
-                else WriteError(new ErrorRecord(new FileNotFoundException($"Image file '{resolved}' does not exist.", resolved),
+                else WriteError(new ErrorRecord(
+                    new FileNotFoundException($"Image file '{resolved}' does not exist.", resolved),
                     "FileNotFound", ErrorCategory.ObjectNotFound, path));
             }
             yield break;

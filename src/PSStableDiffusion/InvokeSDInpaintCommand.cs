@@ -37,7 +37,8 @@ public sealed class InvokeSDInpaintCommand : ImageToImageCmdletBase
     [ValidateNotNullOrEmpty]
     public string[] LiteralPath { get; set; } = Array.Empty<string>();
 
-    /// <summary>The mask: white where to repaint, black where to keep (binarised at 0.5). An SDImage, a path or a FileInfo.</summary>
+    /// <summary>The mask: white where to repaint, black where to keep (binarised at 0.5). An SDImage, a path or
+    /// a FileInfo.</summary>
     [Parameter(Mandatory = true)]
     [SDImageTransformation]
     [ValidateNotNull]
@@ -56,12 +57,14 @@ public sealed class InvokeSDInpaintCommand : ImageToImageCmdletBase
     [ValidateNotNullOrEmpty]
     public string Prompt { get; set; } = "";
 
-    /// <summary>How far to move from the original inside the mask, in (0, 1]; 1 (default) starts from pure noise there.</summary>
+    /// <summary>How far to move from the original inside the mask, in (0, 1]; 1 (default) starts from pure
+    /// noise there.</summary>
     [Parameter]
     [ValidateRange(0.0, 1.0)]
     public double Strength { get; set; } = 1.0;
 
-    /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for large images.</summary>
+    /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for
+    /// large images.</summary>
     [Parameter]
     public SwitchParameter TiledDecode { get; set; }
 

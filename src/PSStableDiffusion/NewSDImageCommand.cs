@@ -8,7 +8,8 @@ using PSStableDiffusion.Infrastructure;
 namespace PSStableDiffusion;
 
 /// <summary>
-/// Generates images from a text prompt (text-to-image), or from a prompt and a starting image (-InitImage: image-to-image,
+/// Generates images from a text prompt (text-to-image), or from a prompt and a starting image
+/// (-InitImage: image-to-image,
 /// or depth-to-image with -DepthMap on a depth model). Each prompt from the pipeline gives <see cref="Count"/> images.
 /// Piping an SDImage in replays its prompt, negative prompt, seed, steps, guidance, scheduler and size.
 /// </summary>
@@ -35,7 +36,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [AllowEmptyString]
     public string NegativePrompt { get; set; } = "";
 
-    /// <summary>Denoising steps (diffusers' num_inference_steps); with -InitImage, Strength × Steps of them run.</summary>
+    /// <summary>Denoising steps (diffusers' num_inference_steps); with -InitImage, Strength × Steps
+    /// of them run.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 1000)]
     public int Steps { get; set; } = 50;
@@ -51,32 +53,38 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(0L, long.MaxValue)]
     public long? Seed { get; set; }
 
-    /// <summary>Output width in pixels, a multiple of 8; the model's default size (or the init image's) when omitted.</summary>
+    /// <summary>Output width in pixels, a multiple of 8; the model's default size (or the init image's)
+    /// when omitted.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(8, 4096)]
     public int? Width { get; set; }
 
-    /// <summary>Output height in pixels, a multiple of 8; the model's default size (or the init image's) when omitted.</summary>
+    /// <summary>Output height in pixels, a multiple of 8; the model's default size (or the init image's)
+    /// when omitted.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(8, 4096)]
     public int? Height { get; set; }
 
-    /// <summary>A diffusers scheduler class name or an AUTOMATIC1111 sampler name; the model's own when omitted.</summary>
+    /// <summary>A diffusers scheduler class name or an AUTOMATIC1111 sampler name; the model's own
+    /// when omitted.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(SchedulerNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Scheduler { get; set; }
 
-    /// <summary>DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like ancestral sampling. Only for schedulers that take it.</summary>
+    /// <summary>DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like ancestral sampling. Only for schedulers
+    /// that take it.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(0.0, 1.0)]
     public double? Eta { get; set; }
 
-    /// <summary>Use Karras sigmas (use_karras_sigmas) on schedulers that support them; -KarrasSigmas:$false forces them off.</summary>
+    /// <summary>Use Karras sigmas (use_karras_sigmas) on schedulers that support them; -KarrasSigmas:$false
+    /// forces them off.</summary>
     [Parameter]
     public SwitchParameter KarrasSigmas { get; set; }
 
-    /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for large images.</summary>
+    /// <summary>Decode in 512×512 tiles (diffusers' enable_vae_tiling): bounds the decoder's memory for
+    /// large images.</summary>
     [Parameter]
     public SwitchParameter TiledDecode { get; set; }
 
@@ -91,7 +99,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     [ValidateRange(0, 63)]
     public int? ImageIndex { get; set; }
 
-    /// <summary>Replay: the size of the piped image's batch, whose noise is drawn together (hidden, bound from SDImage).</summary>
+    /// <summary>Replay: the size of the piped image's batch, whose noise is drawn together (hidden, bound
+    /// from SDImage).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
     [ValidateRange(1, 64)]
     public int? BatchSize { get; set; }
@@ -170,7 +179,8 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
     {
         var image = InitImage!.ToTensor();
         var hash = InitImage.ComputeContentHash();
-        if (DepthMap is null) return new ImageToImageInput { Image = image, SourceImageHash = hash, Strength = Strength };
+        if (DepthMap is null)
+            return new ImageToImageInput { Image = image, SourceImageHash = hash, Strength = Strength };
         GrayImage depth;
         try
         {

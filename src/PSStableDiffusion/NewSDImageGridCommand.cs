@@ -28,13 +28,15 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
 
     #region Parameters
 
-    /// <summary>The images, usually piped from New-SDImage or Import-SDImage (SDImages, deserialized ones, paths or files).</summary>
+    /// <summary>The images, usually piped from New-SDImage or Import-SDImage (SDImages, deserialized ones, paths
+    /// or files).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
     [SDImageTransformation]
     [ValidateNotNullOrEmpty]
     public SDImage[] Image { get; set; } = [];
 
-    /// <summary>What the columns show: a property name of the images (or of their records) or a script block of $_.</summary>
+    /// <summary>What the columns show: a property name of the images (or of their records) or a script
+    /// block of $_.</summary>
     [Parameter(Position = 0, ParameterSetName = AxesSet)]
     [ValidateNotNull]
     public object? X { get; set; }
@@ -99,7 +101,8 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
             WriteVerbose(
                 $"Contact sheet: {_images.Count} images in {layout.Columns} columns x " +
                 $"{layout.Rows} rows of {layout.CellWidth}x{layout.CellHeight} cells, " +
-                $"{layout.Width}x{layout.Height} pixels (labels {layout.LabelFontSize} px, captions {layout.CaptionFontSize} px).");
+                $"{layout.Width}x{layout.Height} pixels (labels " +
+                $"{layout.LabelFontSize} px, captions {layout.CaptionFontSize} px).");
             WriteObject(ContactSheet.Render(request));
         }
         catch (ContactSheetCellTakenException e)
@@ -123,8 +126,10 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
     private ContactSheetRequest BuildRequest()
     {
         var request = ParameterSetName == ColumnsSet || (_x is null && _y is null)
-            ? ContactSheetRequest.InColumns(_images, ParameterSetName == ColumnsSet ? Columns : null, _captions, Spacing)
-            : ContactSheetRequest.ByAxes(_images, _x is null ? null : _xLabels, _y is null ? null : _yLabels, _captions, Spacing);
+            ? ContactSheetRequest.InColumns(
+                _images, ParameterSetName == ColumnsSet ? Columns : null, _captions, Spacing)
+            : ContactSheetRequest.ByAxes(
+                _images, _x is null ? null : _xLabels, _y is null ? null : _yLabels, _captions, Spacing);
         return new ContactSheetRequest
         {
             Cells = request.Cells, Columns = request.Columns, Rows = request.Rows, Spacing = request.Spacing,
@@ -154,7 +159,8 @@ public sealed class NewSDImageGridCommand : SDCmdletBase
         }
         catch (PropertyNotFoundException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "GridPropertyNotFound", ErrorCategory.ObjectNotFound, selector.Description));
+            ThrowTerminatingError(new ErrorRecord(
+                e, "GridPropertyNotFound", ErrorCategory.ObjectNotFound, selector.Description));
         }
         catch (RuntimeException e)
         {

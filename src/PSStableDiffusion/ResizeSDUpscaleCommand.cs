@@ -38,7 +38,8 @@ public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
     [AllowEmptyString]
     public string Prompt { get; set; } = "";
 
-    /// <summary>Noise added to the low-res image before upscaling (the model's class label), 0..350; more noise, more invention.</summary>
+    /// <summary>Noise added to the low-res image before upscaling (the model's class label), 0..350; more noise, more
+    /// invention.</summary>
     [Parameter]
     [ValidateRange(0, 350)]
     public int NoiseLevel { get; set; } = 20;
@@ -70,7 +71,8 @@ public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
             TileSize = TileSize,
         };
         CheckRequest(request);
-        GenerateAndWrite(request, $"Resize-SDUpscale: {image.Width}x{image.Height} → {image.Width * 4}x{image.Height * 4}");
+        GenerateAndWrite(
+            request, $"Resize-SDUpscale: {image.Width}x{image.Height} → {image.Width * 4}x{image.Height * 4}");
     }
 
     #endregion

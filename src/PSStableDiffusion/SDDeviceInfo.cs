@@ -36,7 +36,8 @@ public sealed class SDDeviceInfo
     /// </summary>
     public required string LibTorchVersion { get; init; }
 
-    /// <summary>The folder libtorch was loaded from (build.ps1 -LibTorch); null when the module carries its own natives.</summary>
+    /// <summary>The folder libtorch was loaded from (build.ps1 -LibTorch); null when the module carries its
+    /// own natives.</summary>
     public string? LibTorchFolder { get; init; }
 
     /// <summary>Which TorchSharp native package this module was built with: <c>cpu</c> or <c>cuda</c>.</summary>

@@ -8,8 +8,8 @@ internal sealed class NumpyDType(string code)
     /// <summary>From the dtype's pickled state: '&lt;' little, '&gt;' big, '|' not applicable, '=' native.</summary>
     public string ByteOrder { get; set; } = "<";
 
-    /// <summary>The scalar as a .NET number (double, long or bool) for the common numeric types; otherwise null, and the
-    /// caller keeps a placeholder.</summary>
+    /// <summary>The scalar as a .NET number (double, long or bool) for the common numeric types; otherwise null, and
+    /// the caller keeps a placeholder.</summary>
     public object? ToScalar(byte[] raw)
     {
         if (ByteOrder == ">" && raw.Length > 1) return null; // big-endian scalars stay placeholders

@@ -53,8 +53,8 @@ internal sealed class RestrictedUnpickler
     };
 
     // Names that may appear as data, never as code: instantiating one gives an inert placeholder
-    // (PickleObject) whose BUILD state is kept as data, never applied. These are what Lightning-era checkpoints and embedding .pt files
-    // carry beside the weights (the allow list of A1111's modules/safe.py).
+    // (PickleObject) whose BUILD state is kept as data, never applied. These are what Lightning-era checkpoints and
+    // embedding .pt files carry beside the weights (the allow list of A1111's modules/safe.py).
     private static readonly HashSet<string> InertClasses = new(StringComparer.Ordinal)
     {
         "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint", // the key of its callback state
@@ -96,7 +96,8 @@ internal sealed class RestrictedUnpickler
     /// false, <paramref name="data"/> is only the start of a file and running off its end throws
     /// <see cref="PickleNeedsMoreDataException"/>, so the caller can read more and try again.
     /// </summary>
-    public static object? Load(byte[] data, int start, bool complete, Func<PickleTuple, object?> persistentLoad, out int end)
+    public static object? Load(
+        byte[] data, int start, bool complete, Func<PickleTuple, object?> persistentLoad, out int end)
     {
         var unpickler = new RestrictedUnpickler(data, start, complete, persistentLoad);
         var result = unpickler.Run();
@@ -150,7 +151,8 @@ internal sealed class RestrictedUnpickler
 
                 case (byte)'J': Push((long)BinaryPrimitives.ReadInt32LittleEndian(Take(4)), opcodeAt); break; // BININT
                 case (byte)'K': Push((long)ReadByte(), opcodeAt); break; // BININT1
-                case (byte)'M': Push((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(2)), opcodeAt); break; // BININT2
+                // BININT2
+                case (byte)'M': Push((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(2)), opcodeAt); break;
                 case 0x8a: Push(ReadLong(ReadByte(), opcodeAt), opcodeAt); break; // LONG1
                 case 0x8b: Push(ReadLong(ReadLength(4, opcodeAt), opcodeAt), opcodeAt); break; // LONG4
                 case (byte)'G': Push(BinaryPrimitives.ReadDoubleBigEndian(Take(8)), opcodeAt); break; // BINFLOAT
@@ -219,10 +221,13 @@ internal sealed class RestrictedUnpickler
                     }
 
                 case (byte)'q': Memoize(ReadByte(), opcodeAt); break; // BINPUT
-                case (byte)'r': Memoize(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)), opcodeAt); break; // LONG_BINPUT
+                // LONG_BINPUT
+                case (byte)'r': Memoize(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)), opcodeAt); break;
                 case 0x94: Memoize(_memo.Count, opcodeAt); break; // MEMOIZE
                 case (byte)'h': Push(Recall(ReadByte(), opcodeAt), opcodeAt); break; // BINGET
-                case (byte)'j': Push(Recall(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)), opcodeAt), opcodeAt); break; // LONG_BINGET
+                // LONG_BINGET
+                case (byte)'j': Push(
+                    Recall(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)), opcodeAt), opcodeAt); break;
 
                 case (byte)'c': // GLOBAL: "module\nname\n"
                     {
@@ -311,7 +316,8 @@ internal sealed class RestrictedUnpickler
                 {
                     // (storage, storage_offset, size, stride[, requires_grad, backward_hooks[, metadata]])
                     if (a.Count < 4) throw Malformed($"{global} needs at least 4 arguments, got {a.Count}", at);
-                    if (a[0] is not TorchStorageRef storage) throw Malformed($"{global}: first argument is not a storage", at);
+                    if (a[0] is not TorchStorageRef storage)
+                        throw Malformed($"{global}: first argument is not a storage", at);
                     var offset = ToInt64(a[1], "storage_offset", at);
                     var sizes = ToInt64Array(a[2], "size", at);
                     var strides = ToInt64Array(a[3], "stride", at);
@@ -321,7 +327,8 @@ internal sealed class RestrictedUnpickler
                 }
             case "torch._utils._rebuild_parameter":
             case "torch._utils._rebuild_parameter_with_state":
-                if (a.Count < 1 || a[0] is not TorchTensorRef data) throw Malformed($"{global}: first argument is not a tensor", at);
+                if (a.Count < 1 || a[0] is not TorchTensorRef data)
+                    throw Malformed($"{global}: first argument is not a tensor", at);
                 return data;
             case "collections.OrderedDict":
                 if (a.Count != 0) throw Malformed("OrderedDict(...) with arguments is not supported", at);
@@ -381,7 +388,8 @@ internal sealed class RestrictedUnpickler
                 return;
             case NumpyDType dtype:
                 // numpy.dtype.__setstate__((version, byte order, ...)): only the byte order matters to read a scalar.
-                if (state is PickleTuple { Count: >= 2 } dtypeState && dtypeState[1] is string order) dtype.ByteOrder = order;
+                if (state is PickleTuple { Count: >= 2 } dtypeState && dtypeState[1] is string order)
+                    dtype.ByteOrder = order;
                 return;
             default:
                 throw Malformed($"BUILD on {Describe(target)} with {Describe(state)} state is not supported", at);
@@ -427,7 +435,8 @@ internal sealed class RestrictedUnpickler
 
     private void Memoize(long index, int at)
     {
-        if (_memo.Count >= MaxMemoEntries && !_memo.ContainsKey(index)) throw Malformed("memo grows past its limit", at);
+        if (_memo.Count >= MaxMemoEntries && !_memo.ContainsKey(index))
+            throw Malformed("memo grows past its limit", at);
         _memo[index] = Peek(at);
     }
 
@@ -491,7 +500,8 @@ internal sealed class RestrictedUnpickler
     private long ReadLength(int width, int at)
     {
         var bytes = Take(width);
-        long length = width == 4 ? BinaryPrimitives.ReadUInt32LittleEndian(bytes) : BinaryPrimitives.ReadInt64LittleEndian(bytes);
+        long length = width == 4
+            ? BinaryPrimitives.ReadUInt32LittleEndian(bytes) : BinaryPrimitives.ReadInt64LittleEndian(bytes);
         if (length > _data.Length - _position && !_complete) throw new PickleNeedsMoreDataException(_position + length);
         if (length < 0 || length > _data.Length - _position)
             throw new CheckpointFormatException(
@@ -525,7 +535,8 @@ internal sealed class RestrictedUnpickler
     private string ReadLine(int at)
     {
         int end = Array.IndexOf(_data, (byte)'\n', _position, Math.Min(256, _data.Length - _position));
-        if (end < 0 && !_complete && _data.Length - _position < 256) throw new PickleNeedsMoreDataException(_position + 256);
+        if (end < 0 && !_complete && _data.Length - _position < 256)
+            throw new PickleNeedsMoreDataException(_position + 256);
         if (end < 0) throw Malformed("GLOBAL name is not newline-terminated within 256 bytes", at);
         var line = Encoding.ASCII.GetString(_data, _position, end - _position);
         _position = end + 1;

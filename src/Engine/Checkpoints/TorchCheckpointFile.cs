@@ -10,7 +10,8 @@ namespace PSStableDiffusion.Engine.Checkpoints;
 
 /// <summary>
 /// A PyTorch checkpoint (<c>.ckpt</c>, <c>.pt</c>, <c>pytorch_model.bin</c>) as <c>torch.save</c> writes it: the zip
-/// layout of PyTorch 1.6 and later (<c>&lt;top&gt;/data.pkl</c>, the object as a pickle; <c>&lt;top&gt;/data/&lt;key&gt;</c>,
+/// layout of PyTorch 1.6 and later (<c>&lt;top&gt;/data.pkl</c>, the object as a pickle;
+/// <c>&lt;top&gt;/data/&lt;key&gt;</c>,
 /// one entry of raw bytes per storage; <c>&lt;top&gt;/byteorder</c> since 2.1) or the legacy layout
 /// (<c>_use_new_zipfile_serialization=False</c>, and PyTorch before 1.6: pickles back to back, then the storages; see
 /// <see cref="OpenLegacy"/>). The pickle is read by <see cref="RestrictedUnpickler"/>, which never runs code. Keys are
@@ -36,7 +37,8 @@ public sealed class TorchCheckpointFile : ITensorFile
     private (string Key, Tensor Storage)? _lastStorage;
 
     private TorchCheckpointFile(string path, FileStream stream, IStorageSource storages, bool bigEndian,
-        Dictionary<string, TorchTensorRef> tensors, Dictionary<string, TorchStorageRef> declaredStorages, long? globalStep,
+        Dictionary<string, TorchTensorRef> tensors, Dictionary<string, TorchStorageRef> declaredStorages,
+        long? globalStep,
         IReadOnlyList<string> topLevelKeys)
     {
         _declaredStorages = declaredStorages;
@@ -61,17 +63,18 @@ public sealed class TorchCheckpointFile : ITensorFile
     /// <summary>String keys of the top-level dict (e.g. <c>state_dict</c>, <c>global_step</c>, <c>epoch</c>).</summary>
     public IReadOnlyList<string> TopLevelKeys { get; }
 
-    /// <summary>Opens a torch checkpoint (zip or legacy layout). Throws <see cref="UnsafeCheckpointException"/> when its
-    /// pickle references anything beyond tensors, plain containers and the allow-listed inert classes,
+    /// <summary>Opens a torch checkpoint (zip or legacy layout). Throws <see cref="UnsafeCheckpointException"/> when
+    /// its pickle references anything beyond tensors, plain containers and the allow-listed inert classes,
     /// <see cref="CheckpointFormatException"/> when it is malformed.</summary>
     public static TorchCheckpointFile Open(string path) => Open(path, selectTensors: null);
 
     /// <summary>
     /// Opens a torch file whose tensors are not a state dict (a textual-inversion embedding keeps its vectors in
-    /// <c>string_to_param</c>): <paramref name="selectTensors"/> picks them, by name, from the unpickled root object and
-    /// throws <see cref="CheckpointFormatException"/> when the object is not what it reads.
+    /// <c>string_to_param</c>): <paramref name="selectTensors"/> picks them, by name, from the unpickled root object
+    /// and throws <see cref="CheckpointFormatException"/> when the object is not what it reads.
     /// </summary>
-    internal static TorchCheckpointFile Open(string path, Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors)
+    internal static TorchCheckpointFile Open(
+        string path, Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors)
     {
         // Read-only, and others may read, rename or delete the file meanwhile (Windows: a re-download replacing it).
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
@@ -93,7 +96,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         stream.Position = 0;
         if (read == 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return true;
         if (read >= 1 && head[0] == 0x80) return false; // a pickle's PROTO opcode: the legacy layout
-        throw new CheckpointFormatException($"'{path}' is not a PyTorch checkpoint (it starts with neither a zip header nor a pickle).");
+        throw new CheckpointFormatException(
+            $"'{path}' is not a PyTorch checkpoint (it starts with neither a zip header nor a pickle).");
     }
 
     private static TorchCheckpointFile OpenZip(string path, FileStream stream,
@@ -106,7 +110,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         }
         catch (InvalidDataException e)
         {
-            throw new CheckpointFormatException($"'{path}' is not a readable zip archive (truncated or damaged?): {e.Message}", e);
+            throw new CheckpointFormatException(
+                $"'{path}' is not a readable zip archive (truncated or damaged?): {e.Message}", e);
         }
         try
         {
@@ -115,7 +120,8 @@ public sealed class TorchCheckpointFile : ITensorFile
             {
                 // The top folder is named after the file torch.save wrote (often "archive"); find it by data.pkl.
                 pickleEntry = zip.Entries
-                    .Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+                    .Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal)
+                        && e.FullName.Count(c => c == '/') == 1)
                     .SingleOrDefault()
                         ?? throw new CheckpointFormatException(
                             $"'{path}' is a zip archive but has no <top>/data.pkl: not a torch checkpoint.");
@@ -154,12 +160,16 @@ public sealed class TorchCheckpointFile : ITensorFile
         Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors)
     {
         var storages = new Dictionary<string, TorchStorageRef>(StringComparer.Ordinal);
-        var (values, dataStart) = ReadLegacyPickles(path, stream, pid => LoadStorage(path, pid, storages, legacy: true));
+        var (values, dataStart) = ReadLegacyPickles(
+            path, stream, pid => LoadStorage(path, pid, storages, legacy: true));
         if (values[0] is not BigInteger magic || magic != LegacyMagic)
-            throw new CheckpointFormatException($"'{path}' starts with a pickle but not torch.save's legacy magic number.");
+            throw new CheckpointFormatException(
+                $"'{path}' starts with a pickle but not torch.save's legacy magic number.");
         if (values[1] is not long protocol || protocol != LegacyProtocolVersion)
-            throw new CheckpointFormatException($"'{path}': legacy torch format version {values[1]} is not {LegacyProtocolVersion}.");
-        bool bigEndian = values[2] is PickleDict sysInfo && sysInfo.TryGet("little_endian", out var little) && little is false;
+            throw new CheckpointFormatException(
+                $"'{path}': legacy torch format version {values[1]} is not {LegacyProtocolVersion}.");
+        bool bigEndian = values[2] is PickleDict sysInfo
+            && sysInfo.TryGet("little_endian", out var little) && little is false;
         if (values[4] is not PickleList keyList || keyList.Any(k => k is not string))
             throw new CheckpointFormatException($"'{path}': the legacy storage key list is not a list of names.");
 
@@ -169,8 +179,10 @@ public sealed class TorchCheckpointFile : ITensorFile
         foreach (string key in keyList.Cast<string>())
         {
             if (RandomAccess.Read(stream.SafeFileHandle, countBytes, offset) != 8)
-                throw new CheckpointFormatException($"'{path}': the file ends before storage '{key}' (truncated file?).");
-            long count = bigEndian ? BinaryPrimitives.ReadInt64BigEndian(countBytes) : BinaryPrimitives.ReadInt64LittleEndian(countBytes);
+                throw new CheckpointFormatException(
+                    $"'{path}': the file ends before storage '{key}' (truncated file?).");
+            long count = bigEndian
+                ? BinaryPrimitives.ReadInt64BigEndian(countBytes) : BinaryPrimitives.ReadInt64LittleEndian(countBytes);
             if (!storages.TryGetValue(key, out var storage))
                 throw new CheckpointFormatException($"'{path}': storage '{key}' is listed but no tensor names it.");
             if (count != storage.ElementCount)
@@ -226,7 +238,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         }
     }
 
-    /// <summary>The tensors of the unpickled <paramref name="root"/>, each checked against its storage's bytes.</summary>
+    /// <summary>The tensors of the unpickled <paramref name="root"/>, each checked against its
+    /// storage's bytes.</summary>
     private static TorchCheckpointFile FromRoot(string path, FileStream stream, object? root, IStorageSource source,
         Dictionary<string, TorchStorageRef> storages, bool bigEndian,
         Func<object?, IReadOnlyDictionary<string, TorchTensorRef>>? selectTensors = null)
@@ -235,11 +248,13 @@ public sealed class TorchCheckpointFile : ITensorFile
         {
             var selected = new Dictionary<string, TorchTensorRef>(selectTensors(root), StringComparer.Ordinal);
             foreach (var (name, tensor) in selected) Validate(path, source, storages, name, tensor);
-            var keys = root is PickleDict dict ? dict.Items.Select(kv => kv.Key).OfType<string>().ToList() : new List<string>();
+            var keys = root is PickleDict dict
+                ? dict.Items.Select(kv => kv.Key).OfType<string>().ToList() : new List<string>();
             return new TorchCheckpointFile(path, stream, source, bigEndian, selected, storages, null, keys);
         }
         if (root is not PickleDict top)
-            throw new CheckpointFormatException($"'{path}': the checkpoint holds {root?.GetType().Name ?? "None"}, not a dict of tensors.");
+            throw new CheckpointFormatException(
+                $"'{path}': the checkpoint holds {root?.GetType().Name ?? "None"}, not a dict of tensors.");
         var topLevelKeys = top.Items.Select(kv => kv.Key).OfType<string>().ToList();
         var stateDict = top.TryGet("state_dict", out var inner) && inner is PickleDict sd ? sd : top;
         var tensors = new Dictionary<string, TorchTensorRef>(StringComparer.Ordinal);
@@ -252,7 +267,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         long? globalStep = top.TryGet("global_step", out var step) ? step switch
         {
             long l => l,
-            BigInteger => throw new CheckpointFormatException($"'{path}': global_step {step} does not fit a 64-bit integer."),
+            BigInteger =>
+                throw new CheckpointFormatException($"'{path}': global_step {step} does not fit a 64-bit integer."),
             _ => null,
         } : null;
 
@@ -264,7 +280,8 @@ public sealed class TorchCheckpointFile : ITensorFile
     {
         var entry = zip.GetEntry(prefix + "byteorder");
         if (entry is null) return false; // written since torch 2.1; older files are little-endian
-        if (entry.Length > 16) throw new CheckpointFormatException($"'{path}': byteorder entry is {entry.Length} bytes.");
+        if (entry.Length > 16)
+            throw new CheckpointFormatException($"'{path}': byteorder entry is {entry.Length} bytes.");
         var text = Encoding.ASCII.GetString(ReadEntry(path, entry, entry.Length)).Trim();
         return text switch
         {
@@ -274,17 +291,20 @@ public sealed class TorchCheckpointFile : ITensorFile
         };
     }
 
-    private static object LoadStorage(string path, PickleTuple pid, Dictionary<string, TorchStorageRef> storages, bool legacy)
+    private static object LoadStorage(
+        string path, PickleTuple pid, Dictionary<string, TorchStorageRef> storages, bool legacy)
     {
         // Legacy files name each nn.Module class they pickled as ('module', class, source file, source); the class was
         // allow-checked when the pickle named it, and stays a name.
         if (legacy && pid.Count == 4 && pid[0] is "module" && pid[1] is PickleGlobal moduleClass) return moduleClass;
-        // zip: ('storage', <storage type>, key, location, numel); legacy: the same plus a view (key, offset, numel) or None
+        // zip: ('storage', <storage type>, key, location, numel); legacy: the same plus a view (key,
+        // offset, numel) or None
         if (pid.Count != (legacy ? 6 : 5) || pid[0] is not "storage")
             throw new CheckpointFormatException(
                 $"'{path}': persistent id is not ('storage', type, key, location, numel{(legacy ? ", view" : "")}).");
         if (pid[1] is not PickleGlobal type || !RestrictedUnpickler.TryGetStorageType(type, out var dtype))
-            throw new UnsafeCheckpointException($"'{path}': persistent id names '{pid[1]}', which is not a storage type.",
+            throw new UnsafeCheckpointException(
+                $"'{path}': persistent id names '{pid[1]}', which is not a storage type.",
                 refusedGlobal: pid[1]?.ToString());
         var key = PlainKey(path, pid[2]);
         if (pid[4] is not long numel || numel < 0)
@@ -294,7 +314,8 @@ public sealed class TorchCheckpointFile : ITensorFile
 
         if (pid[5] is not PickleTuple { Count: 3 } view || view[1] is not long viewOffset || view[2] is not long viewCount ||
             viewOffset < 0 || viewCount < 0 || viewOffset > numel - viewCount)
-            throw new CheckpointFormatException($"'{path}': storage '{key}' has a view that is not (key, offset, numel) inside it.");
+            throw new CheckpointFormatException(
+                $"'{path}': storage '{key}' has a view that is not (key, offset, numel) inside it.");
         return Remember(path, storages, new TorchStorageRef(PlainKey(path, view[0]), dtype, storage.Location, viewCount)
         {
             RootKey = key,
@@ -307,7 +328,8 @@ public sealed class TorchCheckpointFile : ITensorFile
             ? name
             : throw new CheckpointFormatException($"'{path}': storage key '{key}' is not a plain name.");
 
-    private static TorchStorageRef Remember(string path, Dictionary<string, TorchStorageRef> storages, TorchStorageRef storage)
+    private static TorchStorageRef Remember(
+        string path, Dictionary<string, TorchStorageRef> storages, TorchStorageRef storage)
     {
         if (storages.TryGetValue(storage.Key, out var seen))
         {
@@ -320,7 +342,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         return storage;
     }
 
-    private static void Validate(string path, IStorageSource source, Dictionary<string, TorchStorageRef> storages, string name,
+    private static void Validate(
+        string path, IStorageSource source, Dictionary<string, TorchStorageRef> storages, string name,
         TorchTensorRef tensor)
     {
         var storage = tensor.Storage;
@@ -332,14 +355,16 @@ public sealed class TorchCheckpointFile : ITensorFile
             throw new CheckpointFormatException(
                 $"'{path}': storage '{storage.RootKey}' of {rootBytes} bytes is larger than one read can hold.");
 
-        if (tensor.StorageOffset < 0) throw new CheckpointFormatException($"'{path}': tensor '{name}' has a negative storage offset.");
+        if (tensor.StorageOffset < 0)
+            throw new CheckpointFormatException($"'{path}': tensor '{name}' has a negative storage offset.");
         long lastElement = tensor.StorageOffset; // index of the furthest element the view touches
         long elements = 1;
         for (int i = 0; i < tensor.Sizes.Length; i++)
         {
             long size = tensor.Sizes[i], stride = tensor.Strides[i];
             if (size < 0 || stride < 0)
-                throw new CheckpointFormatException($"'{path}': tensor '{name}' has size {size} / stride {stride} in dim {i}.");
+                throw new CheckpointFormatException(
+                    $"'{path}': tensor '{name}' has size {size} / stride {stride} in dim {i}.");
             try
             {
                 elements = checked(elements * size);
@@ -366,7 +391,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         }
         catch (OverflowException)
         {
-            throw new CheckpointFormatException($"'{path}': storage of tensor '{name}' declares {elements} elements, too many to address.");
+            throw new CheckpointFormatException(
+                $"'{path}': storage of tensor '{name}' declares {elements} elements, too many to address.");
         }
     }
 
@@ -375,7 +401,8 @@ public sealed class TorchCheckpointFile : ITensorFile
     public ScalarType DTypeOf(string key) => Get(key).Storage.DType;
 
     /// <inheritdoc/>
-    /// <remarks>One tensor after the other through <see cref="Read"/>: the zip entries are inflated, never mapped.</remarks>
+    /// <remarks>One tensor after the other through <see cref="Read"/>: the zip entries are inflated,
+    /// never mapped.</remarks>
     public Tensor[] ReadMany(IReadOnlyList<string> keys, ScalarType dtype, bool shareFileMemory = false)
     {
         var results = new Tensor[keys.Count];
@@ -398,7 +425,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         {
             var storage = tensor.Storage;
             bool shared = _storageUsers[storage.RootKey] > 1;
-            bool wholeStorage = tensor.StorageOffset == 0 && storage.RootOffset == 0 && storage.RootKey == storage.Key &&
+            bool wholeStorage = tensor.StorageOffset == 0 && storage.RootOffset == 0 &&
+                storage.RootKey == storage.Key &&
                 IsContiguous(tensor) && tensor.Sizes.Aggregate(1L, (a, b) => a * b) == storage.ElementCount;
 
             using var scope = torch.NewDisposeScope();
@@ -455,7 +483,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         }
         catch (InvalidDataException e)
         {
-            throw new CheckpointFormatException($"'{path}': entry '{entry.FullName}' cannot be read (damaged?): {e.Message}", e);
+            throw new CheckpointFormatException(
+                $"'{path}': entry '{entry.FullName}' cannot be read (damaged?): {e.Message}", e);
         }
         catch (IOException e) when (e is not CheckpointFormatException)
         {
@@ -465,7 +494,8 @@ public sealed class TorchCheckpointFile : ITensorFile
     }
 
     private TorchTensorRef Get(string key) =>
-        _tensors.TryGetValue(key, out var tensor) ? tensor : throw new KeyNotFoundException($"'{Path}' has no tensor '{key}'.");
+        _tensors.TryGetValue(key, out var tensor)
+            ? tensor : throw new KeyNotFoundException($"'{Path}' has no tensor '{key}'.");
 
     private static bool IsContiguous(TorchTensorRef tensor)
     {
@@ -501,7 +531,8 @@ public sealed class TorchCheckpointFile : ITensorFile
     /// <summary>Where a checkpoint's storages are: zip entries, or byte ranges of a legacy file.</summary>
     private interface IStorageSource : IDisposable
     {
-        /// <summary>Throws unless the storage <paramref name="key"/> has at least <paramref name="bytes"/> bytes.</summary>
+        /// <summary>Throws unless the storage <paramref name="key"/> has at least <paramref
+        /// name="bytes"/> bytes.</summary>
         void CheckAvailable(string key, long bytes, string tensorName);
 
         byte[] Read(string key, long bytes);
@@ -516,7 +547,8 @@ public sealed class TorchCheckpointFile : ITensorFile
                     $"'{path}': tensor '{tensorName}' needs storage '{key}', which is missing from the archive.");
             if (bytes > entry.Length)
                 throw new CheckpointFormatException(
-                    $"'{path}': storage '{key}' of tensor '{tensorName}' declares {bytes} bytes but its entry holds {entry.Length}.");
+                    $"'{path}': storage '{key}' of tensor '{tensorName}' " +
+                    $"declares {bytes} bytes but its entry holds {entry.Length}.");
             if (entry.CompressedLength * MaxDeflateRatio < entry.Length && entry.Length > 1 << 20)
                 throw new CheckpointFormatException($"'{path}': storage entry '{key}' declares an impossible size.");
         }
@@ -526,7 +558,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         public void Dispose() => zip.Dispose();
     }
 
-    private sealed class LegacyStorages(FileStream stream, Dictionary<string, (long Offset, long Bytes)> table) : IStorageSource
+    private sealed class LegacyStorages(
+        FileStream stream, Dictionary<string, (long Offset, long Bytes)> table) : IStorageSource
     {
         public void CheckAvailable(string key, long bytes, string tensorName)
         {
@@ -547,7 +580,9 @@ public sealed class TorchCheckpointFile : ITensorFile
             while (read < buffer.Length)
             {
                 int more = RandomAccess.Read(stream.SafeFileHandle, buffer.AsSpan(read), table[key].Offset + read);
-                if (more == 0) throw new CheckpointFormatException($"'{stream.Name}': storage '{key}' ends early (truncated file?).");
+                if (more == 0)
+                    throw new CheckpointFormatException(
+                        $"'{stream.Name}': storage '{key}' ends early (truncated file?).");
                 read += more;
             }
             return buffer;

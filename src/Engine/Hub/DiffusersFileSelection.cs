@@ -26,8 +26,10 @@ public static class DiffusersFileSelection
     private static readonly string[] ConfigExtensions = { ".json", ".txt", ".model" };
 
     /// <summary>Component names listed in <paramref name="modelIndexJson"/> with a non-null [library, class], kept
-    /// in the order of <paramref name="wanted"/>; each with whether it holds weights (not a tokenizer or scheduler).</summary>
-    public static IReadOnlyList<(string Name, bool HasWeights)> Components(string modelIndexJson, IEnumerable<string> wanted)
+    /// in the order of <paramref name="wanted"/>; each with whether it holds weights (not a tokenizer or
+    /// scheduler).</summary>
+    public static IReadOnlyList<(string Name, bool HasWeights)> Components(
+        string modelIndexJson, IEnumerable<string> wanted)
     {
         using var doc = JsonDocument.Parse(modelIndexJson);
         var result = new List<(string, bool)>();
@@ -37,8 +39,10 @@ public static class DiffusersFileSelection
                 entry.GetArrayLength() != 2 || entry[1].ValueKind != JsonValueKind.String)
                 continue;
             var cls = entry[1].GetString()!;
-            bool configOnly = cls.Contains("Tokenizer", StringComparison.Ordinal) || cls.EndsWith("Scheduler", StringComparison.Ordinal) ||
-                cls.Contains("FeatureExtractor", StringComparison.Ordinal) || cls.Contains("ImageProcessor", StringComparison.Ordinal);
+            bool configOnly = cls.Contains("Tokenizer", StringComparison.Ordinal) ||
+                cls.EndsWith("Scheduler", StringComparison.Ordinal) ||
+                cls.Contains("FeatureExtractor", StringComparison.Ordinal)
+                    || cls.Contains("ImageProcessor", StringComparison.Ordinal);
             result.Add((name, !configOnly));
         }
         return result;
@@ -55,13 +59,15 @@ public static class DiffusersFileSelection
         foreach (var (component, hasWeights) in Components(modelIndexJson, components ?? DefaultComponents))
         {
             var prefix = component + "/";
-            var files = available.Where(f => f.StartsWith(prefix, StringComparison.Ordinal) && f.IndexOf('/', prefix.Length) < 0)
+            var files = available.Where(f => f.StartsWith(prefix, StringComparison.Ordinal)
+                && f.IndexOf('/', prefix.Length) < 0)
                 .Select(f => f[prefix.Length..]).ToList();
             // A config-only folder is fetched whole (minus any stray weights); a model folder's configs by extension.
             var configs = files.Where(f => WeightFileSelection.Describe(f) is null
                     && (!hasWeights || ConfigExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal))))
                 .Order(StringComparer.Ordinal).ToList();
-            if (configs.Count == 0 && !EngineComponents.Contains(component)) continue; // an extra the engine does not need
+            // an extra the engine does not need
+            if (configs.Count == 0 && !EngineComponents.Contains(component)) continue;
             if (configs.Count == 0)
                 throw new HubNotFoundException($"Component '{component}' has no config files in the repository.");
             if (hasWeights && !configs.Contains("config.json"))

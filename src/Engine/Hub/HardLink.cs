@@ -21,7 +21,9 @@ internal static partial class HardLink
         }
     }
 
-    [LibraryImport("kernel32.dll", EntryPoint = "CreateHardLinkW", StringMarshalling = StringMarshalling.Utf16, SetLastError = true)]
+    [LibraryImport(
+        "kernel32.dll", EntryPoint = "CreateHardLinkW",
+        StringMarshalling = StringMarshalling.Utf16, SetLastError = true)]
     [return: MarshalAs(UnmanagedType.Bool)]
     private static partial bool CreateHardLinkW(string newFileName, string existingFileName, IntPtr securityAttributes);
 

@@ -26,7 +26,8 @@ public sealed partial class HubCache
     public HubCache(string cacheRoot, string repoId)
     {
         if (!IsRepoId(repoId))
-            throw new ArgumentException($"'{repoId}' is not a Hugging Face repository id like 'org/name'.", nameof(repoId));
+            throw new ArgumentException(
+                $"'{repoId}' is not a Hugging Face repository id like 'org/name'.", nameof(repoId));
         CacheRoot = cacheRoot;
         RepoId = repoId;
         FolderName = RepoFolderPrefix + repoId.Replace("/", "--", StringComparison.Ordinal);
@@ -40,8 +41,9 @@ public sealed partial class HubCache
 
     public static bool IsCommitHash(string revision) => CommitPattern().IsMatch(revision);
 
-    /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as huggingface_hub
-    /// validates it (no <c>--</c> or <c>..</c>, no trailing <c>.</c> or <c>-</c>). Says nothing about whether it exists.</summary>
+    /// <summary>Whether <paramref name="value"/> has the form of a hub repository id (<c>org/name</c>), as
+    /// huggingface_hub validates it (no <c>--</c> or <c>..</c>, no trailing <c>.</c> or <c>-</c>). Says nothing about
+    /// whether it exists.</summary>
     public static bool IsRepoId(string value) =>
         RepoIdPattern().IsMatch(value)
             && !value.Contains("..", StringComparison.Ordinal) && !value.Contains("--", StringComparison.Ordinal) &&
@@ -63,14 +65,18 @@ public sealed partial class HubCache
     public static (HubCache Repository, string Commit)? FromSnapshotFolder(string folder)
     {
         var snapshot = new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
-        if (snapshot.Parent is not { Name: "snapshots" } snapshots || snapshots.Parent is not { } repository) return null;
+        if (snapshot.Parent is not { Name: "snapshots" } snapshots || snapshots.Parent is not { } repository)
+            return null;
         return FromRepoFolder(repository.FullName) is { } cache ? (cache, snapshot.Name) : null;
     }
 
-    /// <summary>Every model repository in the cache at <paramref name="cacheRoot"/> (none when it does not exist).</summary>
+    /// <summary>Every model repository in the cache at <paramref name="cacheRoot"/> (none when it does
+    /// not exist).</summary>
     public static IEnumerable<HubCache> Repositories(string cacheRoot) =>
         Directory.Exists(cacheRoot)
-            ? Directory.EnumerateDirectories(cacheRoot, RepoFolderPrefix + "*").Select(FromRepoFolder).OfType<HubCache>()
+            ? Directory.EnumerateDirectories(cacheRoot, RepoFolderPrefix + "*")
+                .Select(FromRepoFolder)
+                .OfType<HubCache>()
             : Enumerable.Empty<HubCache>();
 
     /// <summary>The snapshot folders of this repository, by commit (ordinal), that hold <paramref name="marker"/>
@@ -130,7 +136,8 @@ public sealed partial class HubCache
 
     public string LockPath(string etag) => Path.Combine(CacheRoot, ".locks", FolderName, etag + ".lock");
 
-    private string RefPath(string revision) => Path.Combine(RepoFolder, "refs", revision.Replace('/', Path.DirectorySeparatorChar));
+    private string RefPath(string revision) =>
+        Path.Combine(RepoFolder, "refs", revision.Replace('/', Path.DirectorySeparatorChar));
 
     /// <summary>The commit <paramref name="revision"/> resolves to from the cache alone: itself when it is a commit
     /// hash with a snapshot, else the content of refs/{revision}; null when unknown.</summary>
@@ -143,7 +150,8 @@ public sealed partial class HubCache
         return IsCommitHash(commit) ? commit : null;
     }
 
-    /// <summary>Records that <paramref name="revision"/> points at <paramref name="commit"/> (no-op for commit hashes).</summary>
+    /// <summary>Records that <paramref name="revision"/> points at <paramref name="commit"/> (no-op for
+    /// commit hashes).</summary>
     public void WriteRef(string revision, string commit)
     {
         if (revision == commit) return;
@@ -153,7 +161,8 @@ public sealed partial class HubCache
         File.WriteAllText(refPath, commit);
     }
 
-    /// <summary>Files of a snapshot whose content is present (dangling links are skipped), as repository paths.</summary>
+    /// <summary>Files of a snapshot whose content is present (dangling links are skipped), as
+    /// repository paths.</summary>
     public IReadOnlyCollection<string> SnapshotFiles(string commit)
     {
         var folder = SnapshotFolder(commit);
@@ -174,7 +183,8 @@ public sealed partial class HubCache
 
     /// <summary>Points snapshots/{commit}/{path} at the blob: a relative symlink as huggingface_hub makes; where the OS
     /// refuses symlinks (Windows without developer mode), a hard link, and where even that fails (another volume, FAT),
-    /// the blob itself is moved into the snapshot as huggingface_hub does. Never a copy: a 5 GB model takes 5 GB.</summary>
+    /// the blob itself is moved into the snapshot as huggingface_hub does. Never a copy: a 5 GB model
+    /// takes 5 GB.</summary>
     /// <param name="allowSymlink">False to take the no-symlink path (tests of the Windows behaviour on any OS).</param>
     public void LinkSnapshotFile(string commit, string repoPath, string etag, bool allowSymlink = true)
     {

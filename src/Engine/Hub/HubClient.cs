@@ -67,8 +67,10 @@ public sealed class HubClient : IDisposable
 
         if (Options.Offline)
             return CompleteSnapshot(cache, revision, variant) ?? throw new HubOfflineException(
-                $"HF_HUB_OFFLINE is set and '{repoId}' at '{revision}'{VariantText(variant)} is not complete in the cache " +
-                $"'{Options.CacheRoot}'. Download it once online (unset HF_HUB_OFFLINE), or point HF_HUB_CACHE at a cache that has it.");
+                $"HF_HUB_OFFLINE is set and '{repoId}' at " +
+                $"'{revision}'{VariantText(variant)} is not complete in the cache " +
+                $"'{Options.CacheRoot}'. Download it once online (unset " +
+                $"HF_HUB_OFFLINE), or point HF_HUB_CACHE at a cache that has it.");
 
         if (HubCache.IsCommitHash(revision) && CompleteSnapshot(cache, revision, variant) is { } pinned) return pinned;
 
@@ -84,7 +86,8 @@ public sealed class HubClient : IDisposable
             if (e is HubNotFoundException { ErrorCode: "RevisionNotFound" }) throw;
             if (CompleteSnapshot(cache, revision, variant) is { } cached)
             {
-                Warning?.Invoke($"Using the cached snapshot of '{repoId}' at '{revision}' ('{cached}'): {FallbackReason(repoId, e)}");
+                Warning?.Invoke(
+                    $"Using the cached snapshot of '{repoId}' at '{revision}' ('{cached}'): {FallbackReason(repoId, e)}");
                 return cached;
             }
             throw NoCacheFailure(repoId, revision, e);
@@ -121,7 +124,8 @@ public sealed class HubClient : IDisposable
     {
         _ when IsRepoGone(e) && WithdrawnModels.IsWithdrawn(repoId) =>
             $"the hub no longer has this repository (withdrawn by its owner in November 2025){MirrorHint(repoId)}.",
-        HubTimeoutException => $"the hub did not answer within {Options.EtagTimeout.TotalSeconds:F0} s (HF_HUB_ETAG_TIMEOUT).",
+        HubTimeoutException =>
+            $"the hub did not answer within {Options.EtagTimeout.TotalSeconds:F0} s (HF_HUB_ETAG_TIMEOUT).",
         HubException { StatusCode: { } status } => $"the hub answered {(int)status} ({e.Message})",
         _ => $"the hub could not be reached ({e.Message}).",
     };
@@ -137,11 +141,14 @@ public sealed class HubClient : IDisposable
         {
             var mirror = WithdrawnModels.Mirror(repoId);
             return new HubModelWithdrawnException(repoId, mirror,
-                $"'{repoId}' was withdrawn from the Hugging Face hub by its owner (Stability AI removed its Stable Diffusion 2 " +
+                $"'{repoId}' was withdrawn from the Hugging Face hub by " +
+                $"its owner (Stability AI removed its Stable Diffusion 2 " +
                 $"family in November 2025) and is not complete in the cache '{Options.CacheRoot}'. " +
                 (mirror is null
-                    ? "No community mirror of it is known: load a local copy (a diffusers folder or the original checkpoint file)."
-                    : $"A community mirror holds a copy: load '{mirror}' instead ({WithdrawnModels.ModelCardUrl(mirror)}). " +
+                    ? "No community mirror of it is known: load a local copy " +
+                        "(a diffusers folder or the original checkpoint file)."
+                    : $"A community mirror holds a copy: load '{mirror}' instead " +
+                        $"({WithdrawnModels.ModelCardUrl(mirror)}). " +
                       "It is a community copy, not Stability AI's; its weights are " +
                       "checked against the published sums of the release when loaded."), e);
         }
@@ -149,15 +156,19 @@ public sealed class HubClient : IDisposable
         {
             HubException => e,
             OperationCanceledException => new HubTimeoutException(
-                $"The hub {Options.Endpoint} did not answer within {Options.EtagTimeout.TotalSeconds:F0} s (HF_HUB_ETAG_TIMEOUT) and " +
-                $"'{repoId}' at '{revision}' is not complete in the cache '{Options.CacheRoot}'. Check the network (or HF_ENDPOINT).", e),
+                $"The hub {Options.Endpoint} did not answer within " +
+                $"{Options.EtagTimeout.TotalSeconds:F0} s (HF_HUB_ETAG_TIMEOUT) and " +
+                $"'{repoId}' at '{revision}' is not complete in the cache " +
+                $"'{Options.CacheRoot}'. Check the network (or HF_ENDPOINT).", e),
             _ => new HubOfflineException(
-                $"Cannot reach {Options.Endpoint} ({e.Message}) and '{repoId}' at '{revision}' is not complete in the cache " +
+                $"Cannot reach {Options.Endpoint} ({e.Message}) and " +
+                $"'{repoId}' at '{revision}' is not complete in the cache " +
                 $"'{Options.CacheRoot}'. Check the network (or HF_ENDPOINT).", e),
         };
     }
 
-    /// <summary>The snapshot folder when the cache alone holds everything needed for this revision, else null.</summary>
+    /// <summary>The snapshot folder when the cache alone holds everything needed for this revision,
+    /// else null.</summary>
     private static string? CompleteSnapshot(HubCache cache, string revision, string? variant)
     {
         var commit = cache.ResolveCommit(revision);
@@ -182,12 +193,14 @@ public sealed class HubClient : IDisposable
     /// <summary>A file to fetch: its cache name (etag), size, whether it is an LFS file (sha256 etag, checked), and
     /// whether its content comes from a link the hub redirects to (expiring CDN links are resolved again before each
     /// attempt).</summary>
-    private sealed record FileMetadata(string Path, string Etag, long Size, bool IsLfs, Uri DownloadUri, bool Redirected);
+    private sealed record FileMetadata(
+        string Path, string Etag, long Size, bool IsLfs, Uri DownloadUri, bool Redirected);
 
     private async Task<RepoInfo> GetRepoInfoAsync(string repoId, string revision, string? token, CancellationToken ct)
     {
         var uri = new Uri(_endpoint, $"api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}");
-        var json = await WithTimeoutAsync(Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the file list of '{repoId}'", async timed =>
+        var json = await WithTimeoutAsync(
+            Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the file list of '{repoId}'", async timed =>
         {
             using var response = await SendAsync(
                 HttpMethod.Get, uri, token, null, followAbsoluteRedirects: true, timed).ConfigureAwait(false);
@@ -237,7 +250,8 @@ public sealed class HubClient : IDisposable
         // HEAD everything first so progress knows the total and the disk can be checked; the links these HEADs
         // return are not kept (they expire), each file is resolved again right before it is fetched.
         var metadata = new List<FileMetadata>();
-        foreach (var path in missing) metadata.Add(await HeadAsync(cache.RepoId, commit, path, token, ct).ConfigureAwait(false));
+        foreach (var path in missing)
+            metadata.Add(await HeadAsync(cache.RepoId, commit, path, token, ct).ConfigureAwait(false));
         var toFetch = metadata.Where(m => !File.Exists(cache.BlobPath(m.Etag))).ToList();
         CheckFreeSpace(cache, toFetch);
         state.BytesTotal += toFetch.Sum(m => m.Size);
@@ -245,15 +259,18 @@ public sealed class HubClient : IDisposable
         {
             ct.ThrowIfCancellationRequested();
             var blob = cache.BlobPath(file.Etag);
-            if (!File.Exists(blob)) await DownloadBlobAsync(cache, commit, file, token, state, ct).ConfigureAwait(false);
+            if (!File.Exists(blob))
+                await DownloadBlobAsync(cache, commit, file, token, state, ct).ConfigureAwait(false);
             cache.LinkSnapshotFile(commit, file.Path, file.Etag, AllowSymlinks);
         }
     }
 
-    /// <summary>False to place files as on Windows without symlink rights (hard link, else move), on any OS (tests).</summary>
+    /// <summary>False to place files as on Windows without symlink rights (hard link, else move), on any
+    /// OS (tests).</summary>
     internal bool AllowSymlinks { get; set; } = true;
 
-    /// <summary>Free bytes on the volume holding a folder, or null when the OS cannot tell (tests substitute it).</summary>
+    /// <summary>Free bytes on the volume holding a folder, or null when the OS cannot tell (tests
+    /// substitute it).</summary>
     internal Func<string, long?> FreeSpace { get; set; } = DefaultFreeSpace;
 
     /// <summary>Opens a blob's partial file for writing (tests substitute a file system that fills up).</summary>
@@ -286,18 +303,23 @@ public sealed class HubClient : IDisposable
         });
         if (FreeSpace(blobs) is { } free && free < needed)
             throw new HubDiskFullException(
-                $"Not enough disk space for '{cache.RepoId}': {needed / 1048576.0:F1} MiB to download, {free / 1048576.0:F1} MiB free " +
-                $"in '{blobs}'. Free some space, or point HF_HUB_CACHE (or HF_HOME) at a larger disk; nothing was downloaded.");
+                $"Not enough disk space for '{cache.RepoId}': {needed / 1048576.0:F1} MiB to download, " +
+                $"{free / 1048576.0:F1} MiB free " +
+                $"in '{blobs}'. Free some space, or point HF_HUB_CACHE " +
+                $"(or HF_HOME) at a larger disk; nothing was downloaded.");
     }
 
-    private async Task<FileMetadata> HeadAsync(string repoId, string commit, string path, string? token, CancellationToken ct)
+    private async Task<FileMetadata> HeadAsync(
+        string repoId, string commit, string path, string? token, CancellationToken ct)
     {
         var uri = ResolveUri(repoId, commit, path);
-        return await WithTimeoutAsync(Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the metadata of '{path}'", async timed =>
+        return await WithTimeoutAsync(
+            Options.EtagTimeout, "HF_HUB_ETAG_TIMEOUT", $"the metadata of '{path}'", async timed =>
         {
             using var response = await SendAsync(
                 HttpMethod.Head, uri, token, null, followAbsoluteRedirects: false, timed).ConfigureAwait(false);
-            if (!IsRedirect(response.StatusCode)) await ThrowIfFailedAsync(response, repoId, commit, path, token).ConfigureAwait(false);
+            if (!IsRedirect(response.StatusCode))
+                await ThrowIfFailedAsync(response, repoId, commit, path, token).ConfigureAwait(false);
             return ReadMetadata(response, repoId, path, uri);
         }, ct).ConfigureAwait(false);
     }
@@ -306,27 +328,33 @@ public sealed class HubClient : IDisposable
     {
         var linkedEtag = Header(response, "X-Linked-Etag");
         var etag = NormalizeEtag(linkedEtag ?? response.Headers.ETag?.Tag ?? Header(response, "ETag"))
-            ?? throw new HubException($"The hub sent no ETag for '{path}' of '{repoId}': cannot place it in the cache.");
+            ?? throw new HubException(
+                $"The hub sent no ETag for '{path}' of '{repoId}': cannot place it in the cache.");
         if (etag.IndexOfAny(new[] { '/', '\\', '.', ':' }) >= 0 || etag.Length > 128)
             throw new HubException($"The hub sent an unusable ETag '{etag}' for '{path}'.");
         var sizeText = Header(response, "X-Linked-Size");
         long size = sizeText is not null && long.TryParse(sizeText, out var linked) ? linked
-            : response.Content.Headers.ContentLength ?? throw new HubException($"The hub sent no size for '{path}' of '{repoId}'.");
+            : response.Content.Headers.ContentLength
+                ?? throw new HubException($"The hub sent no size for '{path}' of '{repoId}'.");
         bool redirected = IsRedirect(response.StatusCode) && response.Headers.Location is not null;
         var download = redirected
-            ? (response.Headers.Location!.IsAbsoluteUri ? response.Headers.Location : new Uri(uri, response.Headers.Location))
+            ? (response.Headers.Location!.IsAbsoluteUri
+                ? response.Headers.Location
+                : new Uri(uri, response.Headers.Location))
             : uri;
         return new FileMetadata(path, etag, size, IsLfs: linkedEtag is not null, download, redirected);
     }
 
     /// <summary>The link to fetch <paramref name="file"/> from now: for a file the hub redirects (LFS files to the
     /// CDN), a fresh HEAD, since the CDN's signed links expire (X-Amz-Expires=3600).</summary>
-    private async Task<Uri> FreshDownloadUriAsync(string repoId, string commit, FileMetadata file, string? token, CancellationToken ct)
+    private async Task<Uri> FreshDownloadUriAsync(
+        string repoId, string commit, FileMetadata file, string? token, CancellationToken ct)
     {
         if (!file.Redirected) return file.DownloadUri;
         var now = await HeadAsync(repoId, commit, file.Path, token, ct).ConfigureAwait(false);
         if (now.Etag != file.Etag || now.Size != file.Size)
-            throw new HubException($"'{file.Path}' of '{repoId}' changed on the hub during the download (commit {commit}); retry.");
+            throw new HubException(
+                $"'{file.Path}' of '{repoId}' changed on the hub during the download (commit {commit}); retry.");
         return now.DownloadUri;
     }
 
@@ -349,15 +377,18 @@ public sealed class HubClient : IDisposable
             if (output.Length > file.Size) output.SetLength(0);
             long done = await HashExistingAsync(output, hash, ct).ConfigureAwait(false);
             state.StartFile(file.Path, file.Size, done);
-            await FetchWithRetriesAsync(cache.RepoId, commit, file, token, output, hash, done, state, ct).ConfigureAwait(false);
+            await FetchWithRetriesAsync(
+                cache.RepoId, commit, file, token, output, hash, done, state, ct).ConfigureAwait(false);
         }
         VerifyAndPublish(file, incomplete, blob, hash);
     }
 
     /// <summary>Fetches the rest of <paramref name="file"/> into <paramref name="output"/>, resuming with Range after a
     /// broken, stalled or refused connection. Each attempt resolves the link afresh; the attempt budget starts over
-    /// whenever an attempt brought bytes, so a slow but moving line never gives up. A full disk stops at once.</summary>
-    private async Task FetchWithRetriesAsync(string repoId, string commit, FileMetadata file, string? token, FileStream output,
+    /// whenever an attempt brought bytes, so a slow but moving line never gives up. A full disk
+    /// stops at once.</summary>
+    private async Task FetchWithRetriesAsync(
+        string repoId, string commit, FileMetadata file, string? token, FileStream output,
         IncrementalHash hash, long done, TransferState state, CancellationToken ct)
     {
         for (int attempt = 1; done < file.Size; attempt++)
@@ -387,14 +418,20 @@ public sealed class HubClient : IDisposable
     private Exception GiveUp(FileMetadata file, Exception last) => last switch
     {
         HubTimeoutException => new HubTimeoutException(
-            $"'{file.Path}' stalled: no bytes for {Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT) on " +
+            $"'{file.Path}' stalled: no bytes for " +
+            $"{Options.DownloadTimeout.TotalSeconds:F0} s (HF_HUB_DOWNLOAD_TIMEOUT) on " +
             $"{MaxAttemptsPerFile} attempts in a row. The partial file is kept and " +
             $"resumed next time; on a slow line raise HF_HUB_DOWNLOAD_TIMEOUT.", last),
         HubLinkRefusedException refused => new HubException(
-            $"The download server refused '{file.Path}' {MaxAttemptsPerFile} times in a row, each time with a freshly resolved link " +
-            $"({refused.Message}). This is not an access problem with the repository; retry later. The partial file is kept.",
+            $"The download server refused '{file.Path}' {MaxAttemptsPerFile} " +
+            $"times in a row, each time with a freshly resolved link " +
+            $"({refused.Message}). This is not an access problem with " +
+            $"the repository; retry later. The partial file is kept.",
             refused.StatusCode, last),
-        _ => new HubException($"Downloading '{file.Path}' failed {MaxAttemptsPerFile} times in a row ({last.Message}); the partial file " +
+        _ =>
+            new HubException(
+                $"Downloading '{file.Path}' failed {MaxAttemptsPerFile} " +
+                $"times in a row ({last.Message}); the partial file " +
                               "is kept and resumed next time.", inner: last),
     };
 
@@ -416,7 +453,8 @@ public sealed class HubClient : IDisposable
                 File.Delete(incomplete);
                 throw new HubChecksumException(
                     $"'{file.Path}' has sha256 {actual} but the hub announced {file.Etag}; the download was discarded " +
-                    "and nothing entered the cache. Retry; if it persists, the mirror or proxy in between is corrupting data.");
+                    "and nothing entered the cache. Retry; if it persists, " +
+                    "the mirror or proxy in between is corrupting data.");
             }
         }
         // A rename within blobs/: the bytes are never copied.
@@ -438,10 +476,12 @@ public sealed class HubClient : IDisposable
     }
 
     /// <summary>GETs the file from <paramref name="done"/> on and appends it; returns the new length.</summary>
-    private async Task<long> FetchRangeAsync(FileMetadata file, Uri uri, string? token, FileStream output, IncrementalHash hash,
+    private async Task<long> FetchRangeAsync(
+        FileMetadata file, Uri uri, string? token, FileStream output, IncrementalHash hash,
         long done, TransferState state, CancellationToken ct)
     {
-        using var response = await WithTimeoutAsync(Options.DownloadTimeout, "HF_HUB_DOWNLOAD_TIMEOUT", $"'{file.Path}'",
+        using var response = await WithTimeoutAsync(
+            Options.DownloadTimeout, "HF_HUB_DOWNLOAD_TIMEOUT", $"'{file.Path}'",
             timed =>
                 SendAsync(
                     HttpMethod.Get, uri, token, done > 0 ? done : null, followAbsoluteRedirects: true,
@@ -450,9 +490,12 @@ public sealed class HubClient : IDisposable
         if (!response.IsSuccessStatusCode && file.Redirected)
             // Not the hub's resolve endpoint speaking but the link it redirected to (the CDN): an expired or refused
             // link, never a licence question. It is resolved again on the next attempt.
-            throw new HubLinkRefusedException($"{(int)response.StatusCode} {response.ReasonPhrase} from {uri.Host}", response.StatusCode);
+            throw new HubLinkRefusedException(
+                $"{(int)response.StatusCode} {response.ReasonPhrase} from {uri.Host}", response.StatusCode);
         await ThrowIfFailedAsync(response, null, null, file.Path, token).ConfigureAwait(false);
-        if (done > 0 && (response.StatusCode != HttpStatusCode.PartialContent || response.Content.Headers.ContentRange?.From != done))
+        if (done > 0
+            && (response.StatusCode != HttpStatusCode.PartialContent
+                || response.Content.Headers.ContentRange?.From != done))
         {
             // The server ignored the range: start over.
             output.SetLength(0);
@@ -477,7 +520,8 @@ public sealed class HubClient : IDisposable
             done += read;
             state.Advance(read, done);
         }
-        if (done < file.Size) throw new IOException($"Connection closed after {done} of {file.Size} bytes of '{file.Path}'.");
+        if (done < file.Size)
+            throw new IOException($"Connection closed after {done} of {file.Size} bytes of '{file.Path}'.");
         state.Advance(0, done, force: true);
         return done;
     }
@@ -518,7 +562,8 @@ public sealed class HubClient : IDisposable
             throw new HubDiskFullException(
                 $"The disk filled up while writing '{file.Path}' into " +
                 $"'{Path.GetDirectoryName(output.Name)}' ({e.Message}). The partial file is " +
-                "kept and resumed once there is room; free some space, or point HF_HUB_CACHE (or HF_HOME) at a larger disk.", e);
+                "kept and resumed once there is room; free some space, " +
+                "or point HF_HUB_CACHE (or HF_HOME) at a larger disk.", e);
         }
         catch (IOException e)
         {
@@ -545,7 +590,8 @@ public sealed class HubClient : IDisposable
             catch (IOException e)
             {
                 throw new HubException($"Could not lock '{path}' within {LockPatience.TotalMinutes} minutes: another " +
-                    $"download of the same file may be stuck; delete the lock file if no download is running. ({e.Message})", inner: e);
+                    $"download of the same file may be stuck; delete the " +
+                    $"lock file if no download is running. ({e.Message})", inner: e);
             }
         }
     }
@@ -562,8 +608,10 @@ public sealed class HubClient : IDisposable
             if (token is not null && SameOrigin(uri, _endpoint))
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             if (rangeFrom is { } from) request.Headers.Range = new RangeHeaderValue(from, null);
-            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-            if (!IsRedirect(response.StatusCode) || response.Headers.Location is not { } location || redirects >= 10) return response;
+            var response = await _http.SendAsync(
+                request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (!IsRedirect(response.StatusCode) || response.Headers.Location is not { } location || redirects >= 10)
+                return response;
             // Like huggingface_hub, a HEAD follows only relative redirects (a renamed repository), not the CDN's.
             if (location.IsAbsoluteUri && !followAbsoluteRedirects) return response;
             if (!location.IsAbsoluteUri) location = new Uri(uri, location);
@@ -590,7 +638,8 @@ public sealed class HubClient : IDisposable
         return etag.Trim('"');
     }
 
-    private async Task ThrowIfFailedAsync(HttpResponseMessage response, string? repoId, string? revision, string? path, string? token)
+    private async Task ThrowIfFailedAsync(
+        HttpResponseMessage response, string? repoId, string? revision, string? path, string? token)
     {
         if (response.IsSuccessStatusCode) return;
         var code = Header(response, "X-Error-Code");
@@ -598,14 +647,17 @@ public sealed class HubClient : IDisposable
         var what = repoId is null ? $"'{path}'" : path is null ? $"'{repoId}'" : $"'{path}' of '{repoId}'";
         var repoPage = repoId is null ? "the model page" : $"{Options.Endpoint}/{repoId}";
         string detail = serverMessage is null ? "" : $" (hub: {serverMessage})";
-        var failure = await FailureAsync(response, code, what, repoPage, detail, repoId, revision, token).ConfigureAwait(false);
+        var failure = await FailureAsync(
+            response, code, what, repoPage, detail, repoId, revision, token).ConfigureAwait(false);
         // A 404 without a code on the file-list request is a missing repository, as the hub words it.
-        failure.ErrorCode = code ?? (response.StatusCode == HttpStatusCode.NotFound && path is null ? "RepoNotFound" : null);
+        failure.ErrorCode = code
+            ?? (response.StatusCode == HttpStatusCode.NotFound && path is null ? "RepoNotFound" : null);
         failure.StatusCode = response.StatusCode;
         throw failure;
     }
 
-    private static async Task<HubException> FailureAsync(HttpResponseMessage response, string? code, string what, string repoPage,
+    private static async Task<HubException> FailureAsync(
+        HttpResponseMessage response, string? code, string what, string repoPage,
         string detail, string? repoId, string? revision, string? token)
     {
         switch (response.StatusCode)
@@ -616,22 +668,26 @@ public sealed class HubClient : IDisposable
                     $"Repository '{repoId}' or revision '{revision}' not found{detail}: check the id and revision. " +
                     "A private repository also answers this way without a token: set HF_TOKEN or pass a token.");
             case HttpStatusCode.NotFound when code == "RevisionNotFound":
-                return new HubNotFoundException($"Revision '{revision}' not found in '{repoId}'{detail}: check the branch, tag or commit.");
+                return new HubNotFoundException(
+                    $"Revision '{revision}' not found in '{repoId}'{detail}: check the branch, tag or commit.");
             case HttpStatusCode.NotFound:
                 return new HubNotFoundException($"{what} not found at revision '{revision}'{detail}.");
             case HttpStatusCode.Unauthorized when code == "GatedRepo" || token is null:
                 return new HubAuthenticationException(
-                    $"{what} needs a Hugging Face token{detail}: set HF_TOKEN (or run huggingface-cli login) or pass a token. " +
+                    $"{what} needs a Hugging Face token{detail}: set HF_TOKEN " +
+                    $"(or run huggingface-cli login) or pass a token. " +
                     $"Gated models also need their licence accepted on {repoPage}.");
             case HttpStatusCode.Unauthorized:
-                return new HubAuthenticationException($"The token was rejected for {what}{detail}: check HF_TOKEN or the token passed.");
+                return new HubAuthenticationException(
+                    $"The token was rejected for {what}{detail}: check HF_TOKEN or the token passed.");
             case HttpStatusCode.Forbidden:
                 return new HubAccessDeniedException(
                     $"Access to {what} is denied{detail}: the model is gated; accept its licence on {repoPage} " +
                     "with the account the token belongs to, then retry.");
             default:
                 var body = await SafeReadAsync(response).ConfigureAwait(false);
-                return new HubException($"The hub answered {(int)response.StatusCode} {response.ReasonPhrase} for {what}{detail}{body}.",
+                return new HubException(
+                    $"The hub answered {(int)response.StatusCode} {response.ReasonPhrase} for {what}{detail}{body}.",
                     response.StatusCode);
         }
     }
@@ -694,7 +750,8 @@ public sealed class HubClient : IDisposable
             if (!force && now - _lastReport < ProgressInterval) return;
             _lastReport = now;
             var seconds = Math.Max(now.TotalSeconds, 1e-3);
-            _progress.Report(new HubProgress(_file, _fileDone, _fileTotal, BytesDone, BytesTotal, _transferred / seconds));
+            _progress.Report(new HubProgress(
+                _file, _fileDone, _fileTotal, BytesDone, BytesTotal, _transferred / seconds));
         }
     }
 }

@@ -11,6 +11,7 @@ public class HubException : Exception
     /// <summary>The HTTP status that caused the failure, when there was one.</summary>
     public HttpStatusCode? StatusCode { get; internal set; }
 
-    /// <summary>The hub's <c>X-Error-Code</c> (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo...), when it sent one.</summary>
+    /// <summary>The hub's <c>X-Error-Code</c> (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo...), when
+    /// it sent one.</summary>
     public string? ErrorCode { get; internal set; }
 }

@@ -17,7 +17,8 @@ public sealed record HubOptions
     /// <summary>Serve from the cache only, never touching the network (<c>HF_HUB_OFFLINE=1</c>).</summary>
     public bool Offline { get; init; }
 
-    /// <summary>Token used when a call passes none (<c>HF_TOKEN</c>, else the token file <c>huggingface-cli login</c> writes).</summary>
+    /// <summary>Token used when a call passes none (<c>HF_TOKEN</c>, else the token file <c>huggingface-cli
+    /// login</c> writes).</summary>
     public string? Token { get; init; }
 
     /// <summary>How long a metadata request (the file list, a file's HEAD) may wait for an answer
@@ -75,7 +76,8 @@ public sealed record HubOptions
 
     private static string HfHome(Func<string, string?> getVariable) =>
         ExpandHome(NonEmpty(getVariable("HF_HOME")))
-        ?? Path.Combine(ExpandHome(NonEmpty(getVariable("XDG_CACHE_HOME"))) ?? Path.Combine(UserHome(), ".cache"), "huggingface");
+        ?? Path.Combine(
+            ExpandHome(NonEmpty(getVariable("XDG_CACHE_HOME"))) ?? Path.Combine(UserHome(), ".cache"), "huggingface");
 
     private static string UserHome() => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 

@@ -33,7 +33,8 @@ public static class KnownReleases
         ["88ecb782561455673c4b78d05093494b9c539fc6bfc08f3a9a4a0dd7b0b10f36"] = "v2-1_512-ema-pruned.ckpt",
 
         // v2-1_512-ema-pruned.safetensors (stabilityai/stable-diffusion-2-1-base). A1111 model hash df955bdf6b in
-        // "v2-1_512-ema-pruned.safetensors [df955bdf6b]"; full sum in a public model-hash map ("stable-diffusion" "2.1 Base").
+        // "v2-1_512-ema-pruned.safetensors [df955bdf6b]"; full sum in a public model-hash map
+        // ("stable-diffusion" "2.1 Base").
         ["df955bdf6b682338ea9b55dfc0d8f3475aadf4836e204893d28b82355e0956d2"] = "v2-1_512-ema-pruned.safetensors",
 
         // 512-inpainting-ema.safetensors (stabilityai/stable-diffusion-2-inpainting). A1111 model hash b29e2ed9a8

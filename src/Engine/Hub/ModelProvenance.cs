@@ -21,7 +21,8 @@ public static partial class ModelProvenance
         Known.GetValue(model, m => Describe(m.ContentHash, m.Source));
 
     /// <summary>As <see cref="Of"/>, from a model hash and the model's file or folder.</summary>
-    public static string Describe(string? contentHash, string source) => KnownReleases.Describe(Candidates(contentHash, source));
+    public static string Describe(string? contentHash, string source) =>
+        KnownReleases.Describe(Candidates(contentHash, source));
 
     private static IEnumerable<string?> Candidates(string? contentHash, string source)
     {
@@ -30,7 +31,8 @@ public static partial class ModelProvenance
         foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
         {
             var target = new FileInfo(file).LinkTarget;
-            if (target is not null && Sha256Name().IsMatch(Path.GetFileName(target))) yield return Path.GetFileName(target);
+            if (target is not null && Sha256Name().IsMatch(Path.GetFileName(target)))
+                yield return Path.GetFileName(target);
         }
     }
 }

@@ -40,14 +40,17 @@ internal static unsafe class NativeTensors
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void KeepMemory(void* data) { }
 
-    /// <summary>A CPU tensor viewing <paramref name="data"/> (no copy); the caller keeps the memory alive and unchanged.</summary>
-    public static Tensor FromBlob(byte* data, long[] shape, ScalarType type) => FromBlob(data, shape, type, &KeepMemory);
+    /// <summary>A CPU tensor viewing <paramref name="data"/> (no copy); the caller keeps the memory alive and
+    /// unchanged.</summary>
+    public static Tensor FromBlob(byte* data, long[] shape, ScalarType type) =>
+        FromBlob(data, shape, type, &KeepMemory);
 
     /// <summary>
     /// A CPU tensor viewing <paramref name="data"/> (no copy); libtorch calls <paramref name="deleter"/> with
     /// <paramref name="data"/> when the tensor's storage is freed (not when this call fails).
     /// </summary>
-    public static Tensor FromBlob(byte* data, long[] shape, ScalarType type, delegate* unmanaged[Cdecl]<void*, void> deleter)
+    public static Tensor FromBlob(
+        byte* data, long[] shape, ScalarType type, delegate* unmanaged[Cdecl]<void*, void> deleter)
     {
         IntPtr handle;
         fixed (long* sizes = shape.Length == 0 ? [0L] : shape)

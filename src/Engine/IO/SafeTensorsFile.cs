@@ -23,7 +23,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
     private readonly long _dataLength;
     private bool _disposed;
 
-    private SafeTensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data, long dataLength,
+    private SafeTensorsFile(
+        string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data, long dataLength,
         IReadOnlyDictionary<string, SafeTensorInfo> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         Path = path; _map = map; _view = view; _data = data; _dataLength = dataLength; Tensors = tensors; Metadata = metadata;
@@ -46,7 +47,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         {
             long fileLength = stream.Length;
             if (fileLength < 8)
-                throw new SafeTensorsFormatException(path, null, $"file is {fileLength} bytes, shorter than the 8-byte header length");
+                throw new SafeTensorsFormatException(
+                    path, null, $"file is {fileLength} bytes, shorter than the 8-byte header length");
             map = MemoryMappedFile.CreateFromFile(
                 stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             view = map.CreateViewAccessor(0, fileLength, MemoryMappedFileAccess.Read);
@@ -55,9 +57,11 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
             pointerAcquired = true;
             basePointer += view.PointerOffset;
 
-            ulong declared = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(basePointer, 8));
+            ulong declared = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(
+                new ReadOnlySpan<byte>(basePointer, 8));
             if (declared > (ulong)MaxHeaderLength)
-                throw new SafeTensorsFormatException(path, null, $"header length {declared} exceeds the {MaxHeaderLength}-byte limit");
+                throw new SafeTensorsFormatException(
+                    path, null, $"header length {declared} exceeds the {MaxHeaderLength}-byte limit");
             long headerLength = (long)declared;
             if (headerLength > fileLength - 8)
                 throw new SafeTensorsFormatException(
@@ -87,7 +91,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
             var reader = new Utf8JsonReader(
                 header, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
             doc = JsonDocument.ParseValue(ref reader);
-            if (reader.BytesConsumed < header.Length && header[(int)reader.BytesConsumed..].IndexOfAnyExcept(" \t\n\r"u8) >= 0)
+            if (reader.BytesConsumed < header.Length
+                && header[(int)reader.BytesConsumed..].IndexOfAnyExcept(" \t\n\r"u8) >= 0)
                 throw new SafeTensorsFormatException(path, null, "header has data after its JSON object");
         }
         catch (JsonException e)
@@ -126,7 +131,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
     private static void ParseMetadata(string path, JsonElement element, Dictionary<string, string> metadata)
     {
         if (element.ValueKind != JsonValueKind.Object)
-            throw new SafeTensorsFormatException(path, null, $"'{MetadataKey}' is a JSON {element.ValueKind}, not an object of strings");
+            throw new SafeTensorsFormatException(
+                path, null, $"'{MetadataKey}' is a JSON {element.ValueKind}, not an object of strings");
         foreach (var entry in element.EnumerateObject())
         {
             if (entry.Value.ValueKind != JsonValueKind.String)
@@ -159,9 +165,11 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         }
         if (dtypeElement is not { } dtypeJson) throw new SafeTensorsFormatException(path, name, "missing 'dtype'");
         if (shapeElement is not { } shapeJson) throw new SafeTensorsFormatException(path, name, "missing 'shape'");
-        if (offsetsElement is not { } offsetsJson) throw new SafeTensorsFormatException(path, name, "missing 'data_offsets'");
+        if (offsetsElement is not { } offsetsJson)
+            throw new SafeTensorsFormatException(path, name, "missing 'data_offsets'");
 
-        string dtypeText = dtypeJson.ValueKind == JsonValueKind.String ? dtypeJson.GetString()! : dtypeJson.GetRawText();
+        string dtypeText = dtypeJson.ValueKind == JsonValueKind.String
+            ? dtypeJson.GetString()! : dtypeJson.GetRawText();
         if (dtypeJson.ValueKind != JsonValueKind.String || !TryParseDType(dtypeText, out var dtype))
             throw new SafeTensorsFormatException(path, name, $"unknown dtype {dtypeText}");
 
@@ -172,18 +180,21 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         foreach (var dim in shapeJson.EnumerateArray())
         {
             if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt64(out long size) || size < 0)
-                throw new SafeTensorsFormatException(path, name, $"shape entry {dim.GetRawText()} is not a non-negative integer");
+                throw new SafeTensorsFormatException(
+                    path, name, $"shape entry {dim.GetRawText()} is not a non-negative integer");
             shape[i++] = size;
         }
 
         if (offsetsJson.ValueKind != JsonValueKind.Array || offsetsJson.GetArrayLength() != 2)
-            throw new SafeTensorsFormatException(path, name, $"'data_offsets' {offsetsJson.GetRawText()} is not an array of two integers");
+            throw new SafeTensorsFormatException(
+                path, name, $"'data_offsets' {offsetsJson.GetRawText()} is not an array of two integers");
         var offsets = new long[2];
         i = 0;
         foreach (var offset in offsetsJson.EnumerateArray())
         {
             if (offset.ValueKind != JsonValueKind.Number || !offset.TryGetInt64(out long value) || value < 0)
-                throw new SafeTensorsFormatException(path, name, $"data offset {offset.GetRawText()} is not a non-negative integer");
+                throw new SafeTensorsFormatException(
+                    path, name, $"data offset {offset.GetRawText()} is not a non-negative integer");
             offsets[i++] = value;
         }
         long begin = offsets[0], end = offsets[1];
@@ -220,7 +231,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         {
             if (previous is not null && info.Begin < previous.End)
                 throw new SafeTensorsFormatException(path, info.Name,
-                    $"data_offsets [{info.Begin}, {info.End}] overlap tensor '{previous.Name}' [{previous.Begin}, {previous.End}]");
+                    $"data_offsets [{info.Begin}, {info.End}] overlap tensor " +
+                    $"'{previous.Name}' [{previous.Begin}, {previous.End}]");
             previous = info;
         }
     }
@@ -254,7 +266,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
     public ScalarType DTypeOf(string key) => ToScalarType(Info(key).DType);
 
     public SafeTensorInfo Info(string name) =>
-        Tensors.TryGetValue(name, out var info) ? info : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+        Tensors.TryGetValue(name, out var info)
+            ? info : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
 
     /// <summary>
     /// Reads one tensor, converted to <paramref name="dtype"/> and moved to <paramref name="device"/> when given.
@@ -298,7 +311,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         destination.copy_(mapped);
     }
 
-    /// <summary>A tensor viewing the mapped bytes (no copy); it must not outlive this file and must not be written.</summary>
+    /// <summary>A tensor viewing the mapped bytes (no copy); it must not outlive this file and must not
+    /// be written.</summary>
     private Tensor MapTensor(SafeTensorInfo info)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.IO;
 
-/// <summary>A safetensors file that breaks the format; the message names the file and, where known, the tensor.</summary>
+/// <summary>A safetensors file that breaks the format; the message names the file and, where known,
+/// the tensor.</summary>
 /// <remarks>Derives from <see cref="IOException"/> because <see cref="InvalidDataException"/> is sealed.</remarks>
 public sealed class SafeTensorsFormatException : IOException
 {

@@ -13,7 +13,8 @@ public static unsafe class SafeTensorsWriter
     /// the data section starts on an 8-byte boundary. The file appears atomically: it is written to a temporary file
     /// in the same folder, then renamed over <paramref name="path"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">Duplicate or reserved tensor names, or a dtype safetensors cannot store.</exception>
+    /// <exception cref="ArgumentException">Duplicate or reserved tensor names, or a dtype safetensors
+    /// cannot store.</exception>
     public static void Write(string path, IEnumerable<(string name, Tensor tensor)> tensors,
         IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -23,7 +24,8 @@ public static unsafe class SafeTensorsWriter
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, tensor) in entries)
         {
-            if (name == "__metadata__") throw new ArgumentException("'__metadata__' is reserved and cannot name a tensor", nameof(tensors));
+            if (name == "__metadata__")
+                throw new ArgumentException("'__metadata__' is reserved and cannot name a tensor", nameof(tensors));
             if (!names.Add(name)) throw new ArgumentException($"tensor name '{name}' appears twice", nameof(tensors));
             ArgumentNullException.ThrowIfNull(tensor, name);
             _ = SafeTensorsFile.FromScalarType(tensor.dtype);
@@ -34,7 +36,8 @@ public static unsafe class SafeTensorsWriter
         string temporary = Path.Combine(folder, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var stream = new FileStream(
+                temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
                 Span<byte> length = stackalloc byte[8];
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
@@ -52,7 +55,8 @@ public static unsafe class SafeTensorsWriter
         }
     }
 
-    private static byte[] BuildHeader(List<(string name, Tensor tensor)> entries, IReadOnlyDictionary<string, string>? metadata)
+    private static byte[] BuildHeader(
+        List<(string name, Tensor tensor)> entries, IReadOnlyDictionary<string, string>? metadata)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))

@@ -11,7 +11,8 @@ namespace PSStableDiffusion.Engine.Imaging;
 /// <code>
 /// prompt (may span lines)
 /// Negative prompt: negative prompt (may span lines)
-/// Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 42, Size: 512x512, Model hash: 1a2b3c4d5e, Model: v2-1_768
+/// Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 42, Size: 512x512, Model hash:
+/// 1a2b3c4d5e, Model: v2-1_768
 /// </code>
 /// </summary>
 public static partial class A1111Parameters
@@ -56,7 +57,8 @@ public static partial class A1111Parameters
     public static string Format(GenerationRecord record)
     {
         var text = new StringBuilder(record.Prompt);
-        if (!string.IsNullOrEmpty(record.NegativePrompt)) text.Append("\nNegative prompt: ").Append(record.NegativePrompt);
+        if (!string.IsNullOrEmpty(record.NegativePrompt))
+            text.Append("\nNegative prompt: ").Append(record.NegativePrompt);
 
         var fields = new List<(string Key, string Value)>
         {
@@ -74,8 +76,10 @@ public static partial class A1111Parameters
         if (record.Eta is { } eta) fields.Add(("Eta", Number(eta)));
         if (record.NoiseLevel is { } noiseLevel) fields.Add(("Noise level", Number(noiseLevel)));
         if (record.Embeddings is { Count: > 0 } embeddings) fields.Add(("TI hashes", FormatHashes(embeddings)));
-        if (record.Loras is { Count: > 0 } loras) fields.Add(("Lora hashes", string.Join(", ", loras.Select(l => $"{l.Name}: {l.Hash}"))));
-        if (!string.IsNullOrEmpty(record.ModuleVersion)) fields.Add(("Version", "PSStableDiffusion " + record.ModuleVersion));
+        if (record.Loras is { Count: > 0 } loras)
+            fields.Add(("Lora hashes", string.Join(", ", loras.Select(l => $"{l.Name}: {l.Hash}"))));
+        if (!string.IsNullOrEmpty(record.ModuleVersion))
+            fields.Add(("Version", "PSStableDiffusion " + record.ModuleVersion));
 
         text.Append('\n').AppendJoin(", ", fields.Select(f => $"{f.Key}: {Quote(f.Value)}"));
         return text.ToString();
@@ -142,7 +146,9 @@ public static partial class A1111Parameters
                 case "Model": record.ModelPath = value; break;
                 case "Denoising strength": if (TryDouble(value, out var strength)) record.Strength = strength; break;
                 case "Eta" or "Eta DDIM": if (TryDouble(value, out var eta)) record.Eta = eta; break;
-                case "Noise level": if (int.TryParse(value, CultureInfo.InvariantCulture, out var noise)) record.NoiseLevel = noise; break;
+                case "Noise level":
+                    if (int.TryParse(value, CultureInfo.InvariantCulture, out var noise)) record.NoiseLevel = noise;
+                    break;
                 case "TI hashes": record.Embeddings = ParseHashes(value); break;
                 case "Version": record.ModuleVersion = value.StartsWith("PSStableDiffusion ", StringComparison.Ordinal)
                     ? value["PSStableDiffusion ".Length..] : value; break;
@@ -152,7 +158,9 @@ public static partial class A1111Parameters
         // A LoRA the prompt names in a tag is found there again on replay; only the others are applied as parameters.
         if (record.Loras is { } loras)
         {
-            var tagged = Lora.LoraPromptTags.TagsIn(record.Prompt).Select(TagName).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            var tagged = Lora.LoraPromptTags.TagsIn(record.Prompt)
+                .Select(TagName)
+                .ToHashSet(StringComparer.OrdinalIgnoreCase);
             record.Loras = loras.Select(l => l with { FromPrompt = tagged.Contains(l.Name) }).ToList();
         }
 
@@ -193,7 +201,8 @@ public static partial class A1111Parameters
     /// <summary>The name of a &lt;lora:name:…&gt; tag.</summary>
     private static string TagName(string tag) => tag[6..^1].Split(':')[0].Trim();
 
-    /// <summary>"name: hash, name2: hash2" (AUTOMATIC1111's Lora hashes) as LoRA uses with names and hashes only.</summary>
+    /// <summary>"name: hash, name2: hash2" (AUTOMATIC1111's Lora hashes) as LoRA uses with names and
+    /// hashes only.</summary>
     private static List<Lora.LoraUse>? LoraHashes(string value)
     {
         var uses = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -234,7 +243,9 @@ public static partial class A1111Parameters
             ? s : null;
 
     private static bool ConfigBool(JsonObject? config, string key) =>
-        config is not null && config.TryGetPropertyValue(key, out var node) && node is JsonValue v && v.TryGetValue<bool>(out var b) && b;
+        config is not null
+            && config.TryGetPropertyValue(key, out var node) && node is JsonValue v && v.TryGetValue<bool>(out var b)
+            && b;
 
     // key: value, where value is a JSON string or runs to the next comma.
     [GeneratedRegex("""\s*([^,:"]+?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)""")]

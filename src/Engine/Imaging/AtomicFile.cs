@@ -14,8 +14,10 @@ public static class AtomicFile
     /// </summary>
     public static void Write(string path, ReadOnlySpan<byte> bytes) => Write(path, bytes, File.Move, Thread.Sleep);
 
-    /// <summary><see cref="Write(string, ReadOnlySpan{byte})"/> with the rename and the wait replaceable (tests).</summary>
-    internal static void Write(string path, ReadOnlySpan<byte> bytes, Action<string, string, bool> move, Action<TimeSpan> wait)
+    /// <summary><see cref="Write(string, ReadOnlySpan{byte})"/> with the rename and the wait
+    /// replaceable (tests).</summary>
+    internal static void Write(
+        string path, ReadOnlySpan<byte> bytes, Action<string, string, bool> move, Action<TimeSpan> wait)
     {
         var fullPath = Path.GetFullPath(path);
         var directory = Path.GetDirectoryName(fullPath)
@@ -45,7 +47,8 @@ public static class AtomicFile
     /// viewer, Explorer's thumbnailer or an antivirus scan, which let go within moments. So a failed replace of an
     /// existing file is tried again with growing pauses before the error is reported.
     /// </summary>
-    private static void ReplaceWithRetry(string temp, string target, Action<string, string, bool> move, Action<TimeSpan> wait)
+    private static void ReplaceWithRetry(
+        string temp, string target, Action<string, string, bool> move, Action<TimeSpan> wait)
     {
         for (var attempt = 0; ; attempt++)
         {

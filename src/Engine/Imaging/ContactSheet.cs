@@ -17,8 +17,10 @@ public static class ContactSheet
     public static readonly (byte R, byte G, byte B) BackgroundColor = (255, 255, 255);
 
     /// <summary>Lays out and draws a sheet; see <see cref="ContactSheetLayout"/> for where things go.</summary>
-    /// <exception cref="ArgumentException">Cells outside the grid, two images in one cell, or label counts that do not match.</exception>
-    /// <exception cref="ContactSheetTooLargeException">The sheet or its record would exceed the image limits.</exception>
+    /// <exception cref="ArgumentException">Cells outside the grid, two images in one cell, or label counts that do
+    /// not match.</exception>
+    /// <exception cref="ContactSheetTooLargeException">The sheet or its record would exceed the
+    /// image limits.</exception>
     public static SDImage Render(ContactSheetRequest request)
     {
         Check(request);
@@ -26,18 +28,22 @@ public static class ContactSheet
         var record = BuildRecord(request, layout);
         var rgb = DrawText(request, layout);
         foreach (var cell in request.Cells)
-            Blit(cell.Image, layout.ImageArea(cell.Column, cell.Row, cell.Image.Width, cell.Image.Height), rgb, layout.Width);
+            Blit(
+                cell.Image, layout.ImageArea(cell.Column, cell.Row, cell.Image.Width, cell.Image.Height),
+                rgb, layout.Width);
         return new SDImage(layout.Width, layout.Height, rgb, record);
     }
 
     private static void Check(ContactSheetRequest request)
     {
-        if (request.Cells.Count == 0) throw new ArgumentException("A contact sheet needs at least one image.", nameof(request));
+        if (request.Cells.Count == 0)
+            throw new ArgumentException("A contact sheet needs at least one image.", nameof(request));
         if (request.Columns < 1 || request.Rows < 1)
             throw new ArgumentException(
                 $"A contact sheet needs at least one column and row, not {request.Columns}x{request.Rows}.",
                 nameof(request));
-        if (request.Spacing < 0) throw new ArgumentException($"Spacing must be 0 or more, not {request.Spacing}.", "Spacing");
+        if (request.Spacing < 0)
+            throw new ArgumentException($"Spacing must be 0 or more, not {request.Spacing}.", "Spacing");
         if (request.ColumnLabels.Count is var c && c != 0 && c != request.Columns)
             throw new ArgumentException($"{c} column labels for {request.Columns} columns.", nameof(request));
         if (request.RowLabels.Count is var r && r != 0 && r != request.Rows)
@@ -50,7 +56,8 @@ public static class ContactSheet
                     $"Cell ({cell.Column}, {cell.Row}) is outside a {request.Columns}x{request.Rows} grid.",
                     nameof(request));
             if (!taken.Add((cell.Column, cell.Row)))
-                throw new ContactSheetCellTakenException($"Two images go in the cell at column {cell.Column + 1}, row {cell.Row + 1}.");
+                throw new ContactSheetCellTakenException(
+                    $"Two images go in the cell at column {cell.Column + 1}, row {cell.Row + 1}.");
         }
     }
 
@@ -92,7 +99,8 @@ public static class ContactSheet
     }
 
     /// <summary>Lines centred horizontally in <paramref name="area"/>, the block centred vertically.</summary>
-    private static void DrawBlock(SKCanvas canvas, IReadOnlyList<string> lines, PixelRect area, SKFont font, SKPaint paint)
+    private static void DrawBlock(
+        SKCanvas canvas, IReadOnlyList<string> lines, PixelRect area, SKFont font, SKPaint paint)
     {
         if (lines.Count == 0) return;
         var lineHeight = LabelText.LineHeight(font);
@@ -134,7 +142,8 @@ public static class ContactSheet
     {
         var sheet = new ContactSheetRecord
         {
-            Columns = layout.Columns, Rows = layout.Rows, XAxis = request.XAxis, YAxis = request.YAxis, LabelBy = request.LabelBy,
+            Columns = layout.Columns, Rows = layout.Rows, XAxis = request.XAxis, YAxis = request.YAxis,
+            LabelBy = request.LabelBy,
             ColumnLabels = [.. request.ColumnLabels], RowLabels = [.. request.RowLabels],
         };
         foreach (var cell in request.Cells)
@@ -143,7 +152,8 @@ public static class ContactSheet
             sheet.Members.Add(new ContactSheetMember
             {
                 Column = cell.Column, Row = cell.Row, X = area.X, Y = area.Y, Width = area.Width, Height = area.Height,
-                Caption = string.IsNullOrWhiteSpace(cell.Caption) ? null : cell.Caption, SourcePath = cell.Image.SourcePath,
+                Caption = string.IsNullOrWhiteSpace(cell.Caption) ? null : cell.Caption,
+                SourcePath = cell.Image.SourcePath,
                 Record = cell.Image.Record.Clone(),
             });
         }

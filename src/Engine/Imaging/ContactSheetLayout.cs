@@ -36,7 +36,8 @@ public sealed class ContactSheetLayout
     public int LabelFontSize { get; private init; }
     public int CaptionFontSize { get; private init; }
 
-    /// <summary>Wrapped lines of each column label, row label and caption (captions by cell index of the request).</summary>
+    /// <summary>Wrapped lines of each column label, row label and caption (captions by cell index of
+    /// the request).</summary>
     internal IReadOnlyList<List<string>> ColumnLines { get; private init; } = [];
 
     internal IReadOnlyList<List<string>> RowLines { get; private init; } = [];
@@ -45,7 +46,9 @@ public sealed class ContactSheetLayout
 
     /// <summary>The image area of a cell (without its caption strip).</summary>
     public PixelRect Cell(int column, int row) =>
-        new(LeftMargin + column * (CellWidth + Spacing), TopMargin + row * (CellHeight + CaptionHeight + Spacing), CellWidth, CellHeight);
+        new(
+            LeftMargin + column * (CellWidth + Spacing),
+            TopMargin + row * (CellHeight + CaptionHeight + Spacing), CellWidth, CellHeight);
 
     /// <summary>Where an image of the given size lands in its cell: centred, rounded down.</summary>
     public PixelRect ImageArea(int column, int row, int width, int height)
@@ -64,7 +67,8 @@ public sealed class ContactSheetLayout
 
     public PixelRect RowLabelArea(int row) => new(0, Cell(0, row).Y, LeftMargin, CellHeight);
 
-    /// <summary>Measures a request: cell size, margins, wrapped text. Throws when the sheet would be too large.</summary>
+    /// <summary>Measures a request: cell size, margins, wrapped text. Throws when the sheet would be
+    /// too large.</summary>
     public static ContactSheetLayout Measure(ContactSheetRequest request)
     {
         int cellWidth = request.Cells.Max(c => c.Image.Width), cellHeight = request.Cells.Max(c => c.Image.Height);
@@ -79,14 +83,16 @@ public sealed class ContactSheetLayout
         using var labelFont = LabelText.CreateFont(labelSize);
         using var captionFont = LabelText.CreateFont(captionSize);
         var labelLine = LabelText.LineHeight(labelFont);
-        var columnLines = request.ColumnLabels.Select(l => LabelText.Wrap(l, labelFont, cellWidth - gap, MaxColumnLabelLines)).ToList();
+        var columnLines = request.ColumnLabels.Select(l => LabelText.Wrap(
+            l, labelFont, cellWidth - gap, MaxColumnLabelLines)).ToList();
         var rowLines = request.RowLabels.Select(l => LabelText.Wrap(
             l, labelFont, leftMargin - 2 * gap, Math.Max(1, cellHeight / labelLine))).ToList();
         var captionLines = request.Cells.Select(c => string.IsNullOrWhiteSpace(c.Caption) ? [] : LabelText.Wrap(
             c.Caption, captionFont, cellWidth - captionSize / 2, MaxCaptionLines)).ToList();
 
         var topMargin = hasColumnLabels ? columnLines.Max(lines => lines.Count) * labelLine + 2 * gap : 0;
-        var captionHeight = hasCaptions ? captionLines.Max(lines => lines.Count) * LabelText.LineHeight(captionFont) + captionSize / 2 : 0;
+        var captionHeight = hasCaptions
+            ? captionLines.Max(lines => lines.Count) * LabelText.LineHeight(captionFont) + captionSize / 2 : 0;
         var spacing = request.Spacing;
         long width = leftMargin + (long)request.Columns * cellWidth + (request.Columns - 1L) * spacing;
         long height = topMargin + (long)request.Rows * (cellHeight + captionHeight) + (request.Rows - 1L) * spacing;
@@ -102,9 +108,11 @@ public sealed class ContactSheetLayout
 
     private static void CheckSize(long width, long height, int imageCount)
     {
-        if (width > ImageLimits.MaxDimension || height > ImageLimits.MaxDimension || width * height > ImageLimits.MaxPixels)
+        if (width > ImageLimits.MaxDimension
+            || height > ImageLimits.MaxDimension || width * height > ImageLimits.MaxPixels)
             throw new ContactSheetTooLargeException(
                 $"A contact sheet of these {imageCount} images would be {width}x{height} pixels, over the limit of " +
-                $"{ImageLimits.MaxDimension} per side and {ImageLimits.MaxPixels} in all. Use fewer images, or smaller copies of them.");
+                $"{ImageLimits.MaxDimension} per side and {ImageLimits.MaxPixels} " +
+                $"in all. Use fewer images, or smaller copies of them.");
     }
 }

@@ -1,6 +1,7 @@
 namespace PSStableDiffusion.Engine.Imaging;
 
-/// <summary>One image of a contact sheet: its cell, the pixels it covers on the sheet, its caption and its record.</summary>
+/// <summary>One image of a contact sheet: its cell, the pixels it covers on the sheet, its caption and
+/// its record.</summary>
 public sealed class ContactSheetMember
 {
     public int Column { get; set; }

@@ -30,7 +30,8 @@ public sealed class ContactSheetRequest
     /// order of first appearance), rows likewise from <paramref name="yLabels"/>. Either axis may be null (one row or
     /// one column). A combination that no image has stays an empty cell; two images in one cell are refused.
     /// </summary>
-    public static ContactSheetRequest ByAxes(IReadOnlyList<SDImage> images, IReadOnlyList<string>? xLabels, IReadOnlyList<string>? yLabels,
+    public static ContactSheetRequest ByAxes(
+        IReadOnlyList<SDImage> images, IReadOnlyList<string>? xLabels, IReadOnlyList<string>? yLabels,
         IReadOnlyList<string?>? captions = null, int spacing = 0)
     {
         CheckCounts(images, captions);
@@ -48,7 +49,8 @@ public sealed class ContactSheetRequest
             var row = yLabels is null ? 0 : rows.IndexOf(yLabels[i]);
             if (taken.TryGetValue((column, row), out var first))
                 throw new ContactSheetCellTakenException(
-                    $"Images {first + 1} and {i + 1} (in input order) both go in the cell {CellName(xLabels?[i], yLabels?[i])}. " +
+                    $"Images {first + 1} and {i + 1} (in input order) both go in the cell " +
+                    $"{CellName(xLabels?[i], yLabels?[i])}. " +
                     "Give X and Y values that tell every image apart, or lay them out in Columns.");
             taken[(column, row)] = i;
             cells.Add(new ContactSheetCell(images[i], column, row, captions?[i]));
@@ -76,7 +78,8 @@ public sealed class ContactSheetRequest
         var count = images.Count;
         var columnCount = columns ?? (int)Math.Ceiling(count / Math.Max(1.0, Math.Round(Math.Sqrt(count))));
         columnCount = Math.Min(columnCount, count);
-        var cells = images.Select((image, i) => new ContactSheetCell(image, i % columnCount, i / columnCount, captions?[i])).ToList();
+        var cells = images.Select((image, i) => new ContactSheetCell(
+            image, i % columnCount, i / columnCount, captions?[i])).ToList();
         return new ContactSheetRequest
         {
             Cells = cells,

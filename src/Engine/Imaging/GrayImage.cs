@@ -10,7 +10,8 @@ public sealed class GrayImage
 {
     public GrayImage(int width, int height, int bitDepth, ushort[] values)
     {
-        if (bitDepth is not (8 or 16)) throw new ArgumentOutOfRangeException(nameof(bitDepth), bitDepth, "Bit depth must be 8 or 16.");
+        if (bitDepth is not (8 or 16))
+            throw new ArgumentOutOfRangeException(nameof(bitDepth), bitDepth, "Bit depth must be 8 or 16.");
         ImageLimits.CheckDimensions(width, height, null);
         if (values.LongLength != (long)width * height)
             throw new ArgumentException($"{values.LongLength} values do not fill {width}x{height}.", nameof(values));
@@ -64,7 +65,9 @@ public sealed class GrayImage
     public GrayImage Resize(int width, int height, ResizeFilter filter)
     {
         if (filter == ResizeFilter.Nearest) return ResizeNearest(width, height);
-        if (BitDepth != 8) throw new NotSupportedException($"{filter} resizing of {BitDepth}-bit images is not supported; use Nearest.");
+        if (BitDepth != 8)
+            throw new NotSupportedException(
+                $"{filter} resizing of {BitDepth}-bit images is not supported; use Nearest.");
         var bytes = Values.Select(v => (byte)v).ToArray();
         var resized = Resampler.Resize(bytes, Width, Height, 1, width, height, filter);
         return new GrayImage(width, height, 8, resized.Select(b => (ushort)b).ToArray());
@@ -76,7 +79,8 @@ public sealed class GrayImage
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(System.Text.Encoding.ASCII.GetBytes($"gray{BitDepth}:{Width}x{Height}:"));
         var bytes = new byte[Values.Length * 2];
-        for (var i = 0; i < Values.Length; i++) (bytes[2 * i], bytes[2 * i + 1]) = ((byte)(Values[i] >> 8), (byte)Values[i]);
+        for (var i = 0; i < Values.Length; i++)
+            (bytes[2 * i], bytes[2 * i + 1]) = ((byte)(Values[i] >> 8), (byte)Values[i]);
         sha.AppendData(bytes);
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }

@@ -14,8 +14,10 @@ public static class ImageCodec
     /// <summary>Keyword of the iTXt chunk that holds <see cref="GenerationRecord.ToJson"/>.</summary>
     public const string RecordKeyword = "sd-record";
 
-    /// <summary>Reads an image file: PNG with its record, or JPEG/WebP/BMP/GIF (first frame) with an empty record.</summary>
-    /// <exception cref="ImageFormatException">Missing, unreadable, not an image, corrupt, or over the size limits.</exception>
+    /// <summary>Reads an image file: PNG with its record, or JPEG/WebP/BMP/GIF (first frame) with an
+    /// empty record.</summary>
+    /// <exception cref="ImageFormatException">Missing, unreadable, not an image, corrupt, or over the
+    /// size limits.</exception>
     public static SDImage Read(string path)
     {
         var fullPath = Path.GetFullPath(path);
@@ -34,7 +36,8 @@ public static class ImageCodec
             record = ReadRecord(PngChunks.ReadText(data, chunks, path), path);
             // A 16-bit depth map keeps its values (SkiaSharp below would keep 8 bits of them).
             if (Png16Decoder.Handles(header) && header.Interlace == 0)
-                gray16 = new GrayImage(header.Width, header.Height, 16, Png16Decoder.Decode(data, header, chunks, path));
+                gray16 = new GrayImage(
+                    header.Width, header.Height, 16, Png16Decoder.Decode(data, header, chunks, path));
         }
         if (gray16 is not null)
         {
@@ -99,7 +102,8 @@ public static class ImageCodec
         {
             using var pixmap = new SKPixmap(info, handle.AddrOfPinnedObject(), image.Width * 4);
             using var encoded = pixmap.Encode(SKPngEncoderOptions.Default)
-                ?? throw new InvalidOperationException($"SkiaSharp could not encode a {image.Width}x{image.Height} PNG.");
+                ?? throw new InvalidOperationException(
+                    $"SkiaSharp could not encode a {image.Width}x{image.Height} PNG.");
             png = encoded.ToArray();
         }
         finally
@@ -122,7 +126,8 @@ public static class ImageCodec
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
             if (stream.Length > ImageLimits.MaxFileBytes)
-                throw new ImageFormatException(path, $"file is {stream.Length} bytes, over the limit of {ImageLimits.MaxFileBytes}.");
+                throw new ImageFormatException(
+                    path, $"file is {stream.Length} bytes, over the limit of {ImageLimits.MaxFileBytes}.");
             var bytes = new byte[stream.Length];
             stream.ReadExactly(bytes);
             return bytes;
@@ -146,10 +151,12 @@ public static class ImageCodec
                 throw new ImageFormatException(path, $"its '{RecordKeyword}' record is not valid: {e.Message}", e);
             }
         }
-        return texts.TryGetValue(A1111Parameters.Keyword, out var parameters) ? A1111Parameters.Parse(parameters) : null;
+        return texts.TryGetValue(A1111Parameters.Keyword, out var parameters)
+            ? A1111Parameters.Parse(parameters) : null;
     }
 
-    /// <summary>Decodes to unpremultiplied RGBA with no colour management (as Pillow), after checking the size.</summary>
+    /// <summary>Decodes to unpremultiplied RGBA with no colour management (as Pillow), after
+    /// checking the size.</summary>
     private static (int Width, int Height, byte[] Rgba) DecodeRgba(byte[] data, string? path)
     {
         using var skData = SKData.CreateCopy(data);

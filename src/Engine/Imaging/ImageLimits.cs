@@ -23,7 +23,8 @@ public static class ImageLimits
         if (width <= 0 || height <= 0)
             throw new ImageFormatException(path, $"invalid size {width}x{height}.");
         if (width > MaxDimension || height > MaxDimension)
-            throw new ImageFormatException(path, $"size {width}x{height} exceeds the limit of {MaxDimension} pixels per side.");
+            throw new ImageFormatException(
+                path, $"size {width}x{height} exceeds the limit of {MaxDimension} pixels per side.");
         if (width * height > MaxPixels)
             throw new ImageFormatException(path, $"size {width}x{height} exceeds the limit of {MaxPixels} pixels.");
     }

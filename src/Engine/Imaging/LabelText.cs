@@ -89,7 +89,8 @@ internal static class LabelText
     private static SKTypeface LoadTypeface()
     {
         if (!File.Exists(FontPath))
-            throw new FileNotFoundException($"The bundled label font is missing: '{FontPath}'. Reinstall the module.", FontPath);
+            throw new FileNotFoundException(
+                $"The bundled label font is missing: '{FontPath}'. Reinstall the module.", FontPath);
         return SKTypeface.FromFile(FontPath)
             ?? throw new InvalidDataException($"The bundled label font '{FontPath}' could not be read.");
     }

@@ -5,8 +5,9 @@ using System.Text.RegularExpressions;
 namespace PSStableDiffusion.Engine.Imaging;
 
 /// <summary>
-/// Expands a file-name template such as <c>out/{Seed}-{Index}.png</c> with an image's record. Tokens (case-insensitive):
-/// {Seed} {Index} {Steps} {Guidance} {Scheduler} {Width} {Height} {Prompt} {Model} {Hash} {Date} {Time} {Kind}.
+/// Expands a file-name template such as <c>out/{Seed}-{Index}.png</c> with an image's record. Tokens
+/// (case-insensitive): {Seed} {Index} {Steps} {Guidance} {Scheduler} {Width} {Height} {Prompt} {Model} {Hash}
+/// {Date} {Time} {Kind}.
 /// </summary>
 public static partial class OutputPathTemplate
 {
@@ -89,7 +90,8 @@ public static partial class OutputPathTemplate
 
     private static string Shorten(string text, int length) => text.Length <= length ? text : text[..length];
 
-    /// <summary>Characters no file system we run on accepts in a name (Windows' set is the strictest) become '_'.</summary>
+    /// <summary>Characters no file system we run on accepts in a name (Windows' set is the strictest)
+    /// become '_'.</summary>
     private static string SafeFileNamePart(string value)
     {
         var builder = new StringBuilder(value.Length);

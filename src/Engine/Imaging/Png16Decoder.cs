@@ -10,7 +10,8 @@ internal static class Png16Decoder
 {
     public static bool Handles(PngHeader header) => header is { ColorType: 0, BitDepth: 16 };
 
-    public static ushort[] Decode(ReadOnlySpan<byte> data, PngHeader header, IReadOnlyList<PngChunk> chunks, string? path)
+    public static ushort[] Decode(
+        ReadOnlySpan<byte> data, PngHeader header, IReadOnlyList<PngChunk> chunks, string? path)
     {
         if (!Handles(header)) throw new ArgumentException("Not a 16-bit grayscale PNG.", nameof(header));
         if (header.Interlace != 0)

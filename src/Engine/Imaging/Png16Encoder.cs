@@ -9,10 +9,12 @@ namespace PSStableDiffusion.Engine.Imaging;
 /// </summary>
 internal static class Png16Encoder
 {
-    /// <summary>A complete PNG (signature, IHDR, IDAT, IEND) of <paramref name="image"/>, which must be 16-bit.</summary>
+    /// <summary>A complete PNG (signature, IHDR, IDAT, IEND) of <paramref name="image"/>, which must
+    /// be 16-bit.</summary>
     public static byte[] Encode(GrayImage image)
     {
-        if (image.BitDepth != 16) throw new ArgumentException($"Expected a 16-bit image, got {image.BitDepth}-bit.", nameof(image));
+        if (image.BitDepth != 16)
+            throw new ArgumentException($"Expected a 16-bit image, got {image.BitDepth}-bit.", nameof(image));
         var header = new byte[13];
         BinaryPrimitives.WriteInt32BigEndian(header, image.Width);
         BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), image.Height);
@@ -39,7 +41,8 @@ internal static class Png16Encoder
             for (var y = 0; y < image.Height; y++)
             {
                 for (var x = 0; x < image.Width; x++)
-                    BinaryPrimitives.WriteUInt16BigEndian(current.AsSpan(2 * x), image.Values[(long)y * image.Width + x]);
+                    BinaryPrimitives.WriteUInt16BigEndian(
+                        current.AsSpan(2 * x), image.Values[(long)y * image.Width + x]);
                 for (var i = 0; i < stride; i++) filtered[i + 1] = (byte)(current[i] - previous[i]);
                 zlib.Write(filtered);
                 (previous, current) = (current, previous);

@@ -55,7 +55,8 @@ internal static class PngChunks
         var width = BinaryPrimitives.ReadUInt32BigEndian(h);
         var height = BinaryPrimitives.ReadUInt32BigEndian(h[4..]);
         ImageLimits.CheckDimensions(width, height, path);
-        if (!chunks.Any(c => c.Type == "IDAT")) throw new ImageFormatException(path, "corrupt: no IDAT (pixel data) chunk.");
+        if (!chunks.Any(c => c.Type == "IDAT"))
+            throw new ImageFormatException(path, "corrupt: no IDAT (pixel data) chunk.");
         return (new PngHeader((int)width, (int)height, h[8], h[9], h[12]), chunks);
     }
 
@@ -63,7 +64,8 @@ internal static class PngChunks
     /// Text chunks by keyword (first wins), decoded: tEXt and zTXt as Latin-1, iTXt as UTF-8. Chunks that are
     /// malformed or larger than <see cref="ImageLimits.MaxTextBytes"/> are refused.
     /// </summary>
-    public static Dictionary<string, string> ReadText(ReadOnlySpan<byte> data, IEnumerable<PngChunk> chunks, string? path)
+    public static Dictionary<string, string> ReadText(
+        ReadOnlySpan<byte> data, IEnumerable<PngChunk> chunks, string? path)
     {
         var texts = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var chunk in chunks)
@@ -71,7 +73,8 @@ internal static class PngChunks
             if (chunk.Type is not ("tEXt" or "zTXt" or "iTXt")) continue;
             var body = data.Slice(chunk.DataOffset, chunk.Length);
             var nul = body.IndexOf((byte)0);
-            if (nul is < 1 or > 79) throw new ImageFormatException(path, $"corrupt: {chunk.Type} chunk has an invalid keyword.");
+            if (nul is < 1 or > 79)
+                throw new ImageFormatException(path, $"corrupt: {chunk.Type} chunk has an invalid keyword.");
             var keyword = Encoding.Latin1.GetString(body[..nul]);
             var rest = body[(nul + 1)..];
             string text;
@@ -88,14 +91,16 @@ internal static class PngChunks
                     text = Encoding.Latin1.GetString(Inflate(rest[1..], keyword, path));
                     break;
                 default: // iTXt: flag, method, language\0, translated keyword\0, text
-                    if (rest.Length < 2) throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' is truncated.");
+                    if (rest.Length < 2)
+                        throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' is truncated.");
                     var compressed = rest[0] != 0;
                     if (compressed && rest[1] != 0)
                         throw new ImageFormatException(
                             path, $"corrupt: iTXt '{keyword}' has an unknown compression method.");
                     var afterFlags = rest[2..];
                     var languageEnd = afterFlags.IndexOf((byte)0);
-                    if (languageEnd < 0) throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' has no language tag end.");
+                    if (languageEnd < 0)
+                        throw new ImageFormatException(path, $"corrupt: iTXt '{keyword}' has no language tag end.");
                     var afterLanguage = afterFlags[(languageEnd + 1)..];
                     var translatedEnd = afterLanguage.IndexOf((byte)0);
                     if (translatedEnd < 0)
@@ -126,7 +131,8 @@ internal static class PngChunks
                 path, $"text chunk '{keyword}' holds {length} bytes, over the limit of {ImageLimits.MaxTextBytes}.");
     }
 
-    /// <summary>zlib-inflates at most <see cref="ImageLimits.MaxTextBytes"/> bytes; more is refused, not read.</summary>
+    /// <summary>zlib-inflates at most <see cref="ImageLimits.MaxTextBytes"/> bytes; more is
+    /// refused, not read.</summary>
     private static byte[] Inflate(ReadOnlySpan<byte> compressed, string keyword, string? path)
     {
         try
@@ -153,7 +159,8 @@ internal static class PngChunks
         BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)body.Length);
         Encoding.ASCII.GetBytes(type, chunk.AsSpan(4, 4));
         body.CopyTo(chunk.AsSpan(8));
-        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + body.Length), Crc32.Compute(chunk.AsSpan(4, 4 + body.Length)));
+        BinaryPrimitives.WriteUInt32BigEndian(
+            chunk.AsSpan(8 + body.Length), Crc32.Compute(chunk.AsSpan(4, 4 + body.Length)));
         return chunk;
     }
 
@@ -164,7 +171,8 @@ internal static class PngChunks
     public static byte[] BuildTextChunk(string keyword, string text, bool forceInternational = false)
     {
         if (keyword.Length is < 1 or > 79 || keyword.Any(c => c < 32 || c > 126))
-            throw new ArgumentException($"PNG text keyword '{keyword}' must be 1-79 printable ASCII characters.", nameof(keyword));
+            throw new ArgumentException(
+                $"PNG text keyword '{keyword}' must be 1-79 printable ASCII characters.", nameof(keyword));
         var keywordBytes = Encoding.ASCII.GetBytes(keyword);
         if (!forceInternational && text.All(c => c <= '\u00FF'))
             return BuildChunk("tEXt", [.. keywordBytes, 0, .. Encoding.Latin1.GetBytes(text)]);

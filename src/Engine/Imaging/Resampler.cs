@@ -10,10 +10,12 @@ internal static class Resampler
 {
     private const int PrecisionBits = 32 - 8 - 2;
 
-    public static byte[] Resize(byte[] pixels, int width, int height, int channels, int newWidth, int newHeight, ResizeFilter filter)
+    public static byte[] Resize(
+        byte[] pixels, int width, int height, int channels, int newWidth, int newHeight, ResizeFilter filter)
     {
         if (newWidth <= 0 || newHeight <= 0)
-            throw new ArgumentOutOfRangeException(nameof(newWidth), $"Target size {newWidth}x{newHeight} must be positive.");
+            throw new ArgumentOutOfRangeException(
+                nameof(newWidth), $"Target size {newWidth}x{newHeight} must be positive.");
         ImageLimits.CheckDimensions(newWidth, newHeight, null);
         if (filter == ResizeFilter.Nearest) return Nearest(pixels, width, height, channels, newWidth, newHeight);
 
@@ -44,7 +46,9 @@ internal static class Resampler
         {
             var sy = Math.Min(height - 1, (int)((y + 0.5) * height / newHeight));
             for (var x = 0; x < newWidth; x++)
-                Array.Copy(pixels, ((long)sy * width + xs[x]) * channels, output, ((long)y * newWidth + x) * channels, channels);
+                Array.Copy(
+                    pixels, ((long)sy * width + xs[x]) * channels, output,
+                    ((long)y * newWidth + x) * channels, channels);
         }
         return output;
     }
@@ -56,7 +60,8 @@ internal static class Resampler
         {
             var sy = Math.Min(height - 1, (int)((y + 0.5) * height / newHeight));
             for (var x = 0; x < newWidth; x++)
-                output[(long)y * newWidth + x] = values[(long)sy * width + Math.Min(width - 1, (int)((x + 0.5) * width / newWidth))];
+                output[(long)y * newWidth + x] = values[(long)sy * width + Math.Min(
+                    width - 1, (int)((x + 0.5) * width / newWidth))];
         }
         return output;
     }
@@ -86,7 +91,8 @@ internal static class Resampler
         return Math.Sin(x) / x;
     }
 
-    /// <summary>For each output index: first input index and count, and fixed-point weights (size per output).</summary>
+    /// <summary>For each output index: first input index and count, and fixed-point weights (size
+    /// per output).</summary>
     private static (int[] Bounds, int[] Weights, int Size) Coefficients(
         int inSize, int outSize, double filterSupport, Func<double, double> kernel)
     {
@@ -113,7 +119,8 @@ internal static class Resampler
             {
                 var w = x < xmax && total != 0.0 ? k[x] / total : 0.0;
                 // Pillow rounds half away from zero by truncating ±0.5.
-                weights[xx * size + x] = (int)(w < 0 ? -0.5 + w * (1 << PrecisionBits) : 0.5 + w * (1 << PrecisionBits));
+                weights[xx * size + x] =
+                    (int)(w < 0 ? -0.5 + w * (1 << PrecisionBits) : 0.5 + w * (1 << PrecisionBits));
             }
             bounds[xx * 2] = xmin;
             bounds[xx * 2 + 1] = xmax;
@@ -127,7 +134,8 @@ internal static class Resampler
         return value < 0 ? (byte)0 : value > 255 ? (byte)255 : (byte)value;
     }
 
-    private static byte[] Horizontal(byte[] input, int width, int height, int channels, int newWidth, int[] bounds, int[] weights, int size)
+    private static byte[] Horizontal(
+        byte[] input, int width, int height, int channels, int newWidth, int[] bounds, int[] weights, int size)
     {
         var output = new byte[(long)newWidth * height * channels];
         for (var y = 0; y < height; y++)
@@ -140,7 +148,8 @@ internal static class Resampler
                 for (var c = 0; c < channels; c++)
                 {
                     var acc = 1 << (PrecisionBits - 1);
-                    for (var x = 0; x < count; x++) acc += input[row + (long)(x + xmin) * channels + c] * weights[xx * size + x];
+                    for (var x = 0; x < count; x++)
+                        acc += input[row + (long)(x + xmin) * channels + c] * weights[xx * size + x];
                     output[((long)y * newWidth + xx) * channels + c] = Clip8(acc);
                 }
             }
@@ -148,7 +157,8 @@ internal static class Resampler
         return output;
     }
 
-    private static byte[] Vertical(byte[] input, int width, int channels, int newHeight, int[] bounds, int[] weights, int size)
+    private static byte[] Vertical(
+        byte[] input, int width, int channels, int newHeight, int[] bounds, int[] weights, int size)
     {
         var rowLength = (long)width * channels;
         var output = new byte[rowLength * newHeight];

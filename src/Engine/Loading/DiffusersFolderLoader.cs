@@ -32,10 +32,12 @@ public static class DiffusersFolderLoader
     /// the scheduler config's <c>prediction_type</c>.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
-    /// <exception cref="FileNotFoundException">No model_index.json, or a component without weights it can use.</exception>
+    /// <exception cref="FileNotFoundException">No model_index.json, or a component without weights it
+    /// can use.</exception>
     /// <exception cref="InvalidDataException">A component folder is missing.</exception>
     /// <exception cref="ModelLoadException">Weights that do not fit the component's config.</exception>
-    public static StableDiffusionModel Load(string folder, ComputeTarget target, string? variant, string? predictionType,
+    public static StableDiffusionModel Load(
+        string folder, ComputeTarget target, string? variant, string? predictionType,
         Action<string>? log = null)
     {
         folder = CheckFolder(folder);
@@ -55,7 +57,8 @@ public static class DiffusersFolderLoader
         try
         {
             var textConfig = CLIPTextConfig.Load(Path.Combine(textFolder, "config.json"));
-            var textEncoder = PretrainedWeights.Load("Text encoder", on => new CLIPTextModel(textConfig, dtype, on), textFiles,
+            var textEncoder = PretrainedWeights.Load(
+                "Text encoder", on => new CLIPTextModel(textConfig, dtype, on), textFiles,
                 dtype, device, CLIPTextModel.IgnoredCheckpointKeys);
             loaded.Add(textEncoder);
             log?.Invoke(
@@ -64,7 +67,8 @@ public static class DiffusersFolderLoader
 
             clock.Restart();
             var unetConfig = UNet2DConditionConfig.FromFile(Path.Combine(unetFolder, "config.json"));
-            var unet = PretrainedWeights.Load("UNet", on => new UNet2DConditionModel(unetConfig, dtype, on), unetFiles, dtype, device);
+            var unet = PretrainedWeights.Load(
+                "UNet", on => new UNet2DConditionModel(unetConfig, dtype, on), unetFiles, dtype, device);
             loaded.Add(unet);
             log?.Invoke(
                 $"Loaded UNet (in_channels {unet.Config.InChannels}, widths " +
@@ -73,9 +77,12 @@ public static class DiffusersFolderLoader
             clock.Restart();
             var vaeConfig = AutoencoderKLConfig.FromFile(Path.Combine(vaeFolder, "config.json"));
             var vaeDType = StableDiffusionModel.ResolveVaeDType(unet.Config.InChannels, dtype, vaeConfig.ForceUpcast);
-            var vae = PretrainedWeights.Load("VAE", on => new AutoencoderKL(vaeConfig, vaeDType, on), vaeFiles, vaeDType, device);
+            var vae = PretrainedWeights.Load(
+                "VAE", on => new AutoencoderKL(vaeConfig, vaeDType, on), vaeFiles, vaeDType, device);
             loaded.Add(vae);
-            log?.Invoke($"Loaded VAE (scaling factor {vae.Config.ScalingFactor}, {vaeDType}) in {clock.Elapsed.TotalSeconds:F2} s.");
+            log?.Invoke(
+                $"Loaded VAE (scaling factor {vae.Config.ScalingFactor}, {vaeDType}) in " +
+                $"{clock.Elapsed.TotalSeconds:F2} s.");
 
             var (scheduler, lowRes) = SchedulerConfigs(folder, prediction, log);
             var weightFiles = textFiles.Concat(unetFiles).Concat(vaeFiles).Order(StringComparer.Ordinal).ToList();
@@ -106,19 +113,24 @@ public static class DiffusersFolderLoader
         foreach (var component in RequiredComponents)
         {
             if (!Directory.Exists(Path.Combine(folder, component)))
-                throw new InvalidDataException($"'{folder}' lacks the '{component}' component that a Stable Diffusion pipeline needs.");
+                throw new InvalidDataException(
+                    $"'{folder}' lacks the '{component}' component that a Stable Diffusion pipeline needs.");
         }
         return folder;
     }
 
-    /// <summary>The scheduler config (with <paramref name="prediction"/> when given) and the upscaler's low-res one.</summary>
-    private static (SchedulerConfig Scheduler, SchedulerConfig? LowRes) SchedulerConfigs(string folder, string? prediction,
+    /// <summary>The scheduler config (with <paramref name="prediction"/> when given) and the upscaler's
+    /// low-res one.</summary>
+    private static (SchedulerConfig Scheduler, SchedulerConfig? LowRes) SchedulerConfigs(
+        string folder, string? prediction,
         Action<string>? log)
     {
         var scheduler = SchedulerConfig.Load(Path.Combine(folder, "scheduler", "scheduler_config.json"));
         if (prediction is not null)
         {
-            log?.Invoke($"Prediction type {prediction} (given; the scheduler config says {scheduler.PredictionType ?? "epsilon"}).");
+            log?.Invoke(
+                $"Prediction type {prediction} (given; the scheduler config says " +
+                $"{scheduler.PredictionType ?? "epsilon"}).");
             scheduler = scheduler with { PredictionType = prediction };
         }
         var lowResPath = Path.Combine(folder, "low_res_scheduler", "scheduler_config.json");
@@ -129,8 +141,10 @@ public static class DiffusersFolderLoader
     /// The weight files of one component folder that <see cref="WeightFileSelection"/> chooses (one file, or the
     /// shards of one; safetensors, else pickled <c>.bin</c> read by the restricted unpickler), as full paths.
     /// </summary>
-    /// <exception cref="FileNotFoundException">No weights the rule accepts (the message names the variants there are).</exception>
-    internal static IReadOnlyList<string> WeightFiles(string componentFolder, string baseName, string? variant, Action<string>? log)
+    /// <exception cref="FileNotFoundException">No weights the rule accepts (the message names the variants
+    /// there are).</exception>
+    internal static IReadOnlyList<string> WeightFiles(
+        string componentFolder, string baseName, string? variant, Action<string>? log)
     {
         var names = Directory.EnumerateFiles(componentFolder).Select(Path.GetFileName).OfType<string>().ToList();
         var chosen = WeightFileSelection.Select(names, variant);
@@ -143,12 +157,14 @@ public static class DiffusersFolderLoader
             if (variant is not null && WeightFileSelection.Describe(chosen[0])?.Variant != variant)
                 log?.Invoke($"'{componentFolder}' has no {variant} weights; using {Path.GetFileName(files[0])}.");
             if (files[0].EndsWith(".bin", StringComparison.Ordinal))
-                log?.Invoke($"'{componentFolder}' has no safetensors weights; reading the pickled {Path.GetFileName(files[0])} " +
+                log?.Invoke(
+                    $"'{componentFolder}' has no safetensors weights; reading the pickled {Path.GetFileName(files[0])} " +
                     "with the restricted unpickler (tensors and plain containers only, no code runs).");
             return files;
         }
         var variants = WeightFileSelection.Variants(names);
-        var expected = Path.Combine(componentFolder, baseName + (variant is null ? "" : "." + variant) + ".safetensors");
+        var expected = Path.Combine(
+            componentFolder, baseName + (variant is null ? "" : "." + variant) + ".safetensors");
         throw new FileNotFoundException(
             variants.Count == 0
                 ? $"Weights file not found: '{expected}'."

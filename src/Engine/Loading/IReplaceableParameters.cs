@@ -8,6 +8,7 @@ public interface IReplaceableParameters
 {
     bool CanReplace(string name);
 
-    /// <summary>Makes <paramref name="parameter"/> the module's parameter <paramref name="name"/>, disposing the old one.</summary>
+    /// <summary>Makes <paramref name="parameter"/> the module's parameter <paramref name="name"/>, disposing
+    /// the old one.</summary>
     void Replace(string name, Parameter parameter);
 }

@@ -16,7 +16,8 @@ namespace PSStableDiffusion.Engine.Loading;
 /// </summary>
 internal static unsafe class MappedWeights
 {
-    /// <summary>One mapped file; references: one per live tensor plus the opener's until <see cref="Release"/>.</summary>
+    /// <summary>One mapped file; references: one per live tensor plus the opener's until
+    /// <see cref="Release"/>.</summary>
     internal sealed class Mapping
     {
         private readonly MemoryMappedFile _map;
@@ -27,8 +28,8 @@ internal static unsafe class MappedWeights
         {
             Path = path;
             // The file is opened read-only by us (CreateFromFile(path, ...) would ask for write access: refused for a
-            // model the user may only read, and on Windows in conflict with the loader's own read handles), sharing read
-            // and delete so hashing, header reads and a re-download are not locked out. A copy-on-write view of a
+            // model the user may only read, and on Windows in conflict with the loader's own read handles), sharing
+            // read and delete so hashing, header reads and a re-download are not locked out. A copy-on-write view of a
             // read-only handle is allowed: a write gets a private page and never reaches the file.
             var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
             try

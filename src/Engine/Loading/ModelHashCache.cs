@@ -25,7 +25,8 @@ public sealed class ModelHashCache
     public ModelHashCache(string path) => FilePath = path;
 
     /// <summary><c>$PSSTABLEDIFFUSION_CACHE/model-hashes.json</c>, else the user's local application data folder
-    /// (<c>%LOCALAPPDATA%\PSStableDiffusion</c> on Windows, <c>~/.local/share/PSStableDiffusion</c> on Linux).</summary>
+    /// (<c>%LOCALAPPDATA%\PSStableDiffusion</c> on Windows, <c>~/.local/share/PSStableDiffusion</c> on
+    /// Linux).</summary>
     public static ModelHashCache Default => new(Path.Combine(Runtime.CacheFolder.Path, "model-hashes.json"));
 
     public string FilePath { get; }

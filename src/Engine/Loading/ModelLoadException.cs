@@ -1,13 +1,15 @@
 namespace PSStableDiffusion.Engine.Loading;
 
-/// <summary>Weights that do not fit a module: the message names every offending key (up to a few) and its file.</summary>
+/// <summary>Weights that do not fit a module: the message names every offending key (up to a few)
+/// and its file.</summary>
 public sealed class ModelLoadException : Exception
 {
     private const int ProblemsInMessage = 8;
 
     public ModelLoadException(string message, IReadOnlyList<string> problems) : base(message) => Problems = problems;
 
-    /// <summary>One line per problem (missing, unexpected, duplicate key, or shape mismatch), each naming key and file.</summary>
+    /// <summary>One line per problem (missing, unexpected, duplicate key, or shape mismatch), each naming
+    /// key and file.</summary>
     public IReadOnlyList<string> Problems { get; }
 
     /// <summary>
@@ -19,7 +21,9 @@ public sealed class ModelLoadException : Exception
     {
         if (problems.Count == 0) return;
         var shown = string.Join(Environment.NewLine, problems.Take(ProblemsInMessage).Select(p => "  " + p));
-        string more = problems.Count > ProblemsInMessage ? $"{Environment.NewLine}  ... and {problems.Count - ProblemsInMessage} more" : "";
-        throw new ModelLoadException($"{what}: {problems.Count} problem(s){Environment.NewLine}{shown}{more}", problems);
+        string more = problems.Count > ProblemsInMessage
+            ? $"{Environment.NewLine}  ... and {problems.Count - ProblemsInMessage} more" : "";
+        throw new ModelLoadException(
+            $"{what}: {problems.Count} problem(s){Environment.NewLine}{shown}{more}", problems);
     }
 }

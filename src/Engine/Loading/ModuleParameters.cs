@@ -21,7 +21,8 @@ public static class ModuleParameters
     }
 
     /// <summary>Throws unless <see cref="Replace"/> can set the parameter <paramref name="key"/>.</summary>
-    /// <exception cref="NotSupportedException">The owning module type has no settable parameter of that name.</exception>
+    /// <exception cref="NotSupportedException">The owning module type has no settable parameter of
+    /// that name.</exception>
     public static void CheckReplaceable(IReadOnlyDictionary<string, nn.Module> owners, string key)
     {
         var (owner, attribute) = Split(owners, key);
@@ -31,10 +32,12 @@ public static class ModuleParameters
     }
 
     /// <summary>
-    /// Makes <paramref name="value"/> the parameter <paramref name="key"/> (no gradient), disposing the one it replaces.
+    /// Makes <paramref name="value"/> the parameter <paramref name="key"/> (no gradient), disposing
+    /// the one it replaces.
     /// <paramref name="value"/> is taken over: its handle moves into the new parameter.
     /// </summary>
-    /// <exception cref="NotSupportedException">The owning module type has no settable parameter of that name.</exception>
+    /// <exception cref="NotSupportedException">The owning module type has no settable parameter of
+    /// that name.</exception>
     public static void Replace(IReadOnlyDictionary<string, nn.Module> owners, string key, Tensor value)
     {
         CheckReplaceable(owners, key);
@@ -61,7 +64,8 @@ public static class ModuleParameters
     /// <paramref name="device"/> first when that is not the CPU), as <see cref="Replace"/> does. Every value is taken
     /// over: on failure the ones not yet placed are disposed.
     /// </summary>
-    public static void ReplaceAll(IReadOnlyDictionary<string, nn.Module> owners, IReadOnlyList<string> keys, Tensor?[] values,
+    public static void ReplaceAll(
+        IReadOnlyDictionary<string, nn.Module> owners, IReadOnlyList<string> keys, Tensor?[] values,
         Device device)
     {
         try

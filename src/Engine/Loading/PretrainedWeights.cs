@@ -20,7 +20,8 @@ internal static class PretrainedWeights
     /// <param name="ignoredKeys">File keys that map to no module tensor and are skipped.</param>
     /// <exception cref="FileNotFoundException">A weights file does not exist.</exception>
     /// <exception cref="ModelLoadException">A key is missing, unexpected, or has another shape.</exception>
-    internal static T Load<T>(string what, Func<Device, T> buildOn, IReadOnlyList<string> files, ScalarType dtype, Device device,
+    internal static T Load<T>(
+        string what, Func<Device, T> buildOn, IReadOnlyList<string> files, ScalarType dtype, Device device,
         IReadOnlySet<string>? ignoredKeys = null) where T : nn.Module
     {
         foreach (var file in files)

@@ -89,7 +89,8 @@ internal static unsafe class SafeTensorsBulkReader
             long fileOffset = dataOffset + info.Begin;
             if (sourceType == request.DType)
             {
-                ReadInto(handle, NativeTensors.DataPointer(result), info.ByteLength, fileOffset, request.Path, info.Name);
+                ReadInto(
+                    handle, NativeTensors.DataPointer(result), info.ByteLength, fileOffset, request.Path, info.Name);
                 return result;
             }
 
@@ -103,7 +104,9 @@ internal static unsafe class SafeTensorsBulkReader
             for (long start = 0; start < total; start += chunk)
             {
                 long count = Math.Min(chunk, total - start);
-                ReadInto(handle, stagingData, count * elementSize, fileOffset + start * elementSize, request.Path, info.Name);
+                ReadInto(
+                    handle, stagingData, count * elementSize,
+                    fileOffset + start * elementSize, request.Path, info.Name);
                 using var source = staging.narrow(0, 0, count);
                 using var target = flat.narrow(0, start, count);
                 target.copy_(source);
@@ -117,7 +120,8 @@ internal static unsafe class SafeTensorsBulkReader
         }
     }
 
-    private static void ReadInto(SafeFileHandle handle, byte* destination, long byteCount, long fileOffset, string path, string name)
+    private static void ReadInto(
+        SafeFileHandle handle, byte* destination, long byteCount, long fileOffset, string path, string name)
     {
         while (byteCount > 0)
         {

@@ -23,12 +23,14 @@ public static class SingleFileLoader
     /// </summary>
     /// <exception cref="UnknownCheckpointKeyException">The file has keys the map does not know.</exception>
     /// <exception cref="ModelLoadException">A module tensor is missing, or a shape differs.</exception>
-    /// <exception cref="NotSupportedException">A parameter belongs to a module type whose parameters cannot be replaced.</exception>
+    /// <exception cref="NotSupportedException">A parameter belongs to a module type whose parameters cannot be
+    /// replaced.</exception>
     /// <remarks>
     /// <paramref name="file"/> is safetensors or a torch checkpoint; values are converted to <paramref name="dtype"/>
     /// on read, so an fp16 file loads into a float32 (or bfloat16) module and the other way round.
     /// </remarks>
-    public static StateDictLoadResult Materialize(nn.Module module, ITensorFile file, LdmKeyMap map, SingleFileComponent component,
+    public static StateDictLoadResult Materialize(
+        nn.Module module, ITensorFile file, LdmKeyMap map, SingleFileComponent component,
         ScalarType dtype, Device device)
     {
         ArgumentNullException.ThrowIfNull(module);
@@ -40,7 +42,8 @@ public static class SingleFileLoader
 
         using var noGrad = torch.no_grad();
         var groups = plan.GroupBy(m => m.SourceKey, StringComparer.Ordinal).ToList();
-        var read = file.ReadMany(groups.Select(g => g.Key).ToList(), dtype, shareFileMemory: device.type == DeviceType.CPU);
+        var read = file.ReadMany(
+            groups.Select(g => g.Key).ToList(), dtype, shareFileMemory: device.type == DeviceType.CPU);
         var keys = new List<string>(plan.Count);
         var values = new List<Tensor?>(plan.Count);
         try
@@ -68,7 +71,8 @@ public static class SingleFileLoader
     }
 
     /// <summary>Opens the plan's checkpoint and materializes one component (see the other overload).</summary>
-    public static StateDictLoadResult Materialize(nn.Module module, SingleFileModelPlan plan, SingleFileComponent component,
+    public static StateDictLoadResult Materialize(
+        nn.Module module, SingleFileModelPlan plan, SingleFileComponent component,
         ScalarType dtype, Device device)
     {
         ArgumentNullException.ThrowIfNull(plan);
@@ -78,7 +82,8 @@ public static class SingleFileLoader
 
     /// <summary>The mappings that fill <paramref name="component"/>, checked against the module and the file; throws
     /// naming every problem before anything is read.</summary>
-    private static (List<LdmKeyMapping> Plan, List<string> Ignored) Plan(nn.Module module, ITensorFile file, LdmKeyMap map,
+    private static (List<LdmKeyMapping> Plan, List<string> Ignored) Plan(
+        nn.Module module, ITensorFile file, LdmKeyMap map,
         SingleFileComponent component)
     {
         var unknown = file.Keys.Where(k => !map.IsKnown(k)).Order(StringComparer.Ordinal).ToList();
@@ -102,7 +107,9 @@ public static class SingleFileLoader
             {
                 string named = $"'{sourceKey}' (as '{mapping.ModuleKey}')";
                 if (!targets.TryGetValue(mapping.ModuleKey, out var target))
-                    problems.Add($"unexpected key {named} in {file.Path}: the {module.GetType().Name} has no such parameter or buffer");
+                    problems.Add(
+                        $"unexpected key {named} in {file.Path}: the " +
+                        $"{module.GetType().Name} has no such parameter or buffer");
                 else if (!fileShape.SequenceEqual(mapping.SourceShape))
                     problems.Add(
                         $"shape mismatch for key '{sourceKey}' in {file.Path}: file has " +
@@ -122,10 +129,12 @@ public static class SingleFileLoader
         }
         foreach (var key in targets.Keys.Where(k => !filled.Contains(k)).Order(StringComparer.Ordinal))
         {
-            var origin = map.ModuleKeys(component).TryGetValue(key, out var m) ? $"'{m.SourceKey}'" : "no checkpoint key";
+            var origin = map.ModuleKeys(component).TryGetValue(key, out var m)
+                ? $"'{m.SourceKey}'" : "no checkpoint key";
             problems.Add($"missing key '{key}' (from {origin}): not found in {file.Path}");
         }
-        ModelLoadException.ThrowIfAny(problems, $"Cannot load the {component} of {file.Path} into {module.GetType().Name}");
+        ModelLoadException.ThrowIfAny(
+            problems, $"Cannot load the {component} of {file.Path} into {module.GetType().Name}");
         return (plan, ignored);
     }
 }

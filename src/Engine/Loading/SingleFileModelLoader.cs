@@ -27,16 +27,20 @@ public static class SingleFileModelLoader
     /// default size, assumptions) goes to <paramref name="log"/>.
     /// </summary>
     /// <remarks>
-    /// Depth checkpoints: the MiDaS estimator a released 512-depth checkpoint bundles (<c>depth_model.*</c>) is not loaded
-    /// here; <see cref="StableDiffusionModel.GetDepthEstimator"/> loads it when depth-to-image first runs without a depth map.
+    /// Depth checkpoints: the MiDaS estimator a released 512-depth checkpoint bundles (<c>depth_model.*</c>) is not
+    /// loaded here; <see cref="StableDiffusionModel.GetDepthEstimator"/> loads it when depth-to-image first runs
+    /// without a depth map.
     /// </remarks>
     /// <exception cref="FileNotFoundException">The checkpoint or the given YAML does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">Not valid safetensors.</exception>
-    /// <exception cref="Checkpoints.CheckpointFormatException">A malformed, legacy or unsafe torch checkpoint.</exception>
-    /// <exception cref="SingleFileCheckpointException">Not the SD 2.x layout, unknown keys, a YAML that disagrees with the
-    /// weights, or (without a YAML) a layout detection cannot settle (<see cref="SingleFileModelPlan.Unresolved"/>).</exception>
+    /// <exception cref="Checkpoints.CheckpointFormatException">A malformed, legacy or unsafe torch
+    /// checkpoint.</exception>
+    /// <exception cref="SingleFileCheckpointException">Not the SD 2.x layout, unknown keys, a YAML that disagrees with
+    /// the weights, or (without a YAML) a layout detection cannot settle
+    /// (<see cref="SingleFileModelPlan.Unresolved"/>).</exception>
     /// <exception cref="ModelLoadException">The weights do not fit the planned modules.</exception>
-    public static StableDiffusionModel Load(string checkpointPath, ComputeTarget target, SingleFileOptions? options = null,
+    public static StableDiffusionModel Load(
+        string checkpointPath, ComputeTarget target, SingleFileOptions? options = null,
         Action<string>? log = null)
     {
         checkpointPath = Path.GetFullPath(checkpointPath);
@@ -47,7 +51,8 @@ public static class SingleFileModelLoader
         foreach (var note in plan.Notes) log?.Invoke(note);
         if (plan.Unresolved.Count > 0)
             throw new SingleFileCheckpointException(checkpointPath,
-                $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. Give the model's ldm YAML (the Config option, or " +
+                $"detection cannot tell {string.Join("; nor ", plan.Unresolved)}. " +
+                $"Give the model's ldm YAML (the Config option, or " +
                 $"'{Path.GetFileNameWithoutExtension(checkpointPath)}.yaml' beside the checkpoint).");
         log?.Invoke(
             $"Planned {checkpointPath} ({plan.Kind}, {plan.PredictionType}, default " +
@@ -67,7 +72,8 @@ public static class SingleFileModelLoader
                 $"{textEncoder.Config.HiddenSize}) in {clock.Elapsed.TotalSeconds:F2} s.");
 
             clock.Restart();
-            var unet = Build(new UNet2DConditionModel(plan.UNetConfig(), dtype, torch.META), file, plan, SingleFileComponent.UNet,
+            var unet = Build(
+                new UNet2DConditionModel(plan.UNetConfig(), dtype, torch.META), file, plan, SingleFileComponent.UNet,
                 dtype, device);
             loaded.Add(unet);
             log?.Invoke(
@@ -77,13 +83,18 @@ public static class SingleFileModelLoader
             clock.Restart();
             var vaeConfig = plan.VaeConfig();
             var vaeDType = StableDiffusionModel.ResolveVaeDType(unet.Config.InChannels, dtype, vaeConfig.ForceUpcast);
-            var vae = Build(new AutoencoderKL(vaeConfig, vaeDType, torch.META), file, plan, SingleFileComponent.Vae, vaeDType, device);
+            var vae = Build(
+                new AutoencoderKL(vaeConfig, vaeDType, torch.META),
+                file, plan, SingleFileComponent.Vae, vaeDType, device);
             loaded.Add(vae);
-            log?.Invoke($"Loaded VAE (scaling factor {vae.Config.ScalingFactor}, {vaeDType}) in {clock.Elapsed.TotalSeconds:F2} s.");
+            log?.Invoke(
+                $"Loaded VAE (scaling factor {vae.Config.ScalingFactor}, {vaeDType}) in " +
+                $"{clock.Elapsed.TotalSeconds:F2} s.");
 
             var scheduler = SchedulerConfig.Parse(plan.SchedulerConfigJson);
             var lowRes = plan.LowResSchedulerConfigJson is { } lowResJson ? SchedulerConfig.Parse(lowResJson) : null;
-            return new StableDiffusionModel(checkpointPath, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
+            return new StableDiffusionModel(
+                checkpointPath, target, tokenizer, textEncoder, unet, vae, scheduler, lowRes,
                 () => ModelHashCache.HashModel(new[] { checkpointPath }))
             {
                 FileStamps = stamps,
@@ -97,7 +108,8 @@ public static class SingleFileModelLoader
         }
     }
 
-    /// <summary>A module built on meta, given its weights from the checkpoint and returned in eval mode; disposed on failure.</summary>
+    /// <summary>A module built on meta, given its weights from the checkpoint and returned in eval mode; disposed
+    /// on failure.</summary>
     private static T Build<T>(T module, ITensorFile file, SingleFileModelPlan plan, SingleFileComponent component,
         torch.ScalarType dtype, torch.Device device) where T : torch.nn.Module
     {

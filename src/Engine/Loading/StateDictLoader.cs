@@ -20,7 +20,8 @@ public static class StateDictLoader
         Load(module, new[] { file }, keyMap);
 
     /// <summary>Opens, loads and closes the given files (a sharded checkpoint is several files).</summary>
-    public static StateDictLoadResult Load(nn.Module module, IEnumerable<string> paths, Func<string, string?>? keyMap = null)
+    public static StateDictLoadResult Load(
+        nn.Module module, IEnumerable<string> paths, Func<string, string?>? keyMap = null)
     {
         var files = new List<ITensorFile>();
         try
@@ -39,8 +40,10 @@ public static class StateDictLoader
     /// <paramref name="keyMap"/> turns a file key into a module key, or returns null to ignore that key;
     /// without it keys must match the module's state-dict names exactly.
     /// </summary>
-    /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the wrong shape.</exception>
-    public static StateDictLoadResult Load(nn.Module module, IEnumerable<ITensorFile> files, Func<string, string?>? keyMap = null)
+    /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the
+    /// wrong shape.</exception>
+    public static StateDictLoadResult Load(
+        nn.Module module, IEnumerable<ITensorFile> files, Func<string, string?>? keyMap = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         var (plan, ignored) = Plan(module, files.ToList(), keyMap);
@@ -48,10 +51,11 @@ public static class StateDictLoader
         return new StateDictLoadResult(plan.Count, ignored);
     }
 
-    /// <summary>Opens a weights file by its name, as diffusers does: <c>.bin</c> is a <c>torch.save</c> pickle (read by the
-    /// restricted unpickler, no code runs), anything else safetensors.</summary>
+    /// <summary>Opens a weights file by its name, as diffusers does: <c>.bin</c> is a <c>torch.save</c> pickle (read by
+    /// the restricted unpickler, no code runs), anything else safetensors.</summary>
     internal static ITensorFile OpenWeights(string path) =>
-        path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) ? Checkpoints.TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
+        path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)
+            ? Checkpoints.TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
 
     private static void ReadInto(ITensorFile file, string key, Tensor target)
     {
@@ -75,9 +79,12 @@ public static class StateDictLoader
     /// <see cref="Load(nn.Module, IEnumerable{ITensorFile}, Func{string, string?})"/>
     /// checks them, before anything is read. Parameters come out without gradients (inference).
     /// </summary>
-    /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the wrong shape.</exception>
-    /// <exception cref="NotSupportedException">A parameter belongs to a module type whose parameters cannot be replaced.</exception>
-    public static StateDictLoadResult Materialize(nn.Module module, IEnumerable<string> paths, ScalarType dtype, Device device,
+    /// <exception cref="ModelLoadException">A key is missing, unexpected, given twice, or has the
+    /// wrong shape.</exception>
+    /// <exception cref="NotSupportedException">A parameter belongs to a module type whose parameters cannot be
+    /// replaced.</exception>
+    public static StateDictLoadResult Materialize(
+        nn.Module module, IEnumerable<string> paths, ScalarType dtype, Device device,
         Func<string, string?>? keyMap = null)
     {
         ArgumentNullException.ThrowIfNull(module);
@@ -103,7 +110,8 @@ public static class StateDictLoader
     /// <summary>Reads every planned tensor as a new CPU tensor of <paramref name="dtype"/>, file by file, each the way
     /// its format reads fastest. On the CPU, safetensors weights already in <paramref name="dtype"/> are used straight
     /// from the file mapping (no copy). On failure no tensor is left allocated.</summary>
-    private static (List<string> ModuleKeys, Tensor[] Tensors) ReadPlanned(List<PlanItem> plan, ScalarType dtype, bool shareFileMemory)
+    private static (List<string> ModuleKeys, Tensor[] Tensors) ReadPlanned(
+        List<PlanItem> plan, ScalarType dtype, bool shareFileMemory)
     {
         var moduleKeys = new List<string>(plan.Count);
         var tensors = new List<Tensor>(plan.Count);
@@ -112,7 +120,8 @@ public static class StateDictLoader
             foreach (var group in plan.GroupBy(item => item.File))
             {
                 var items = group.ToList();
-                tensors.AddRange(group.Key.ReadMany(items.Select(item => item.SourceKey).ToList(), dtype, shareFileMemory));
+                tensors.AddRange(group.Key.ReadMany(
+                    items.Select(item => item.SourceKey).ToList(), dtype, shareFileMemory));
                 moduleKeys.AddRange(items.Select(item => item.ModuleKey));
             }
         }
@@ -173,7 +182,8 @@ public static class StateDictLoader
         }
 
         string fileNames = string.Join(", ", fileList.Select(f => f.Path));
-        foreach (var moduleKey in targets.Keys.Where(k => !sources.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal))
+        foreach (var moduleKey in targets.Keys.Where(k => !sources.ContainsKey(k)).OrderBy(
+            k => k, StringComparer.Ordinal))
             problems.Add($"missing key '{moduleKey}': not found in {(fileList.Count == 0 ? "(no files)" : fileNames)}");
 
         ModelLoadException.ThrowIfAny(problems, $"Cannot load {fileNames} into {module.GetType().Name}");

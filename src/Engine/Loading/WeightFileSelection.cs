@@ -8,8 +8,8 @@ namespace PSStableDiffusion.Engine.Loading;
 /// (<see cref="Hub.DiffusersFileSelection"/>).
 /// </summary>
 /// <remarks>
-/// The rule is diffusers 0.29.2's. <c>DiffusionPipeline.from_pretrained</c> hands a component the requested variant only
-/// when its folder holds a file of that variant (otherwise the component loads its plain weights), and
+/// The rule is diffusers 0.29.2's. <c>DiffusionPipeline.from_pretrained</c> hands a component the requested variant
+/// only when its folder holds a file of that variant (otherwise the component loads its plain weights), and
 /// <c>variant_compatible_siblings</c> downloads a variant file where there is one, else the plain file. Without a
 /// variant, only plain weights count: a component holding nothing but <c>fp16</c> weights fails to load in diffusers,
 /// and here it is chosen by no one (the caller says which variants there are). So:
@@ -49,7 +49,8 @@ public static partial class WeightFileSelection
         return null;
     }
 
-    /// <summary>The variants among <paramref name="fileNames"/>' weights, "" for the plain ones (for messages).</summary>
+    /// <summary>The variants among <paramref name="fileNames"/>' weights, "" for the plain ones (for
+    /// messages).</summary>
     public static IReadOnlyList<string> Variants(IEnumerable<string> fileNames) =>
         fileNames.Select(Describe).Where(d => d is not null).Select(d => d!.Value.Variant ?? "")
             .Distinct().Order(StringComparer.Ordinal).ToList();

@@ -12,7 +12,8 @@ internal sealed class WeightFileStamps
 
     private WeightFileStamps((string, long, DateTime)[] files) => _files = files;
 
-    /// <summary>Stamps <paramref name="paths"/> now (call it before reading them, so a change during the load shows).</summary>
+    /// <summary>Stamps <paramref name="paths"/> now (call it before reading them, so a change during the
+    /// load shows).</summary>
     public static WeightFileStamps Take(IEnumerable<string> paths) =>
         new(paths.Select(path => Stamp(Path.GetFullPath(path))).ToArray());
 

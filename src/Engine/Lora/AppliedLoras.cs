@@ -35,20 +35,25 @@ public sealed class AppliedLoras : IDisposable
     /// <summary>How many model layers the call changes.</summary>
     public int ChangedLayers => _swapped.Count;
 
-    /// <summary>Applies <paramref name="loras"/> to <paramref name="model"/> until disposed; nothing when the list is empty.</summary>
-    /// <param name="warn">Told when a file's hash is not the one a replayed record names (another version of the file).</param>
+    /// <summary>Applies <paramref name="loras"/> to <paramref name="model"/> until disposed; nothing when the
+    /// list is empty.</summary>
+    /// <param name="warn">Told when a file's hash is not the one a replayed record names (another version
+    /// of the file).</param>
     /// <exception cref="UnknownLoraKeyException">A LoRA layer maps to no layer of the model.</exception>
     /// <exception cref="LoraModelMismatchException">A LoRA layer does not fit its model layer.</exception>
     /// <exception cref="LoraFormatException">The file's tensors do not form adapters.</exception>
-    public static AppliedLoras Apply(StableDiffusionModel model, IReadOnlyList<LoraRequest> loras, Action<string>? log = null,
+    public static AppliedLoras Apply(
+        StableDiffusionModel model, IReadOnlyList<LoraRequest> loras, Action<string>? log = null,
         Action<string>? warn = null) =>
         Apply(model.Unet, model.TextEncoder, model.PromptEncoder, loras, log, warn);
 
-    /// <summary>As <see cref="Apply(StableDiffusionModel, IReadOnlyList{LoraRequest}, Action{string}?, Action{string}?)"/>,
-    /// on networks outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, keys its cache by the
+    /// <summary>As
+    /// <see cref="Apply(StableDiffusionModel, IReadOnlyList{LoraRequest}, Action{string}?, Action{string}?)"/>, on
+    /// networks outside a model (the benchmark's); <paramref name="promptEncoder"/>, when given, keys its cache by the
     /// LoRAs meanwhile.</summary>
     public static AppliedLoras Apply(Models.Unet.UNet2DConditionModel unet, Models.Clip.CLIPTextModel textEncoder,
-        Text.PromptEncoder? promptEncoder, IReadOnlyList<LoraRequest> loras, Action<string>? log = null, Action<string>? warn = null)
+        Text.PromptEncoder? promptEncoder, IReadOnlyList<LoraRequest> loras, Action<string>? log = null,
+        Action<string>? warn = null)
     {
         if (loras.Count == 0) return new AppliedLoras(promptEncoder, null);
         var updates = new LoraUpdates(new LoraKeyMap(unet, textEncoder));
@@ -62,10 +67,13 @@ public sealed class AppliedLoras : IDisposable
                 applied.Add(new LoraUse(
                     request.Name, file.ShortHash, file.Path, request.TextEncoderMultiplier, request.UnetMultiplier,
                     request.FromPrompt));
-                log?.Invoke($"LoRA '{request.Name}' ({file.Format}, {file.Layers.Count} layers, hash {file.ShortHash}): " +
+                log?.Invoke(
+                    $"LoRA '{request.Name}' ({file.Format}, {file.Layers.Count} layers, hash {file.ShortHash}): " +
                             $"text encoder × {request.TextEncoderMultiplier}, UNet × {request.UnetMultiplier}.");
                 if (request.RecordedHash is { Length: > 0 } recorded && !SameHash(recorded, file.ShortHash))
-                    warn?.Invoke($"The LoRA '{request.Name}' ('{file.Path}') has hash {file.ShortHash}, but the image was made with " +
+                    warn?.Invoke(
+                        $"The LoRA '{request.Name}' ('{file.Path}') has " +
+                        $"hash {file.ShortHash}, but the image was made with " +
                                  $"{recorded}: another version of the file, so the image may differ.");
             }
             var textEncoderState = updates.TouchesTextEncoder
@@ -94,9 +102,11 @@ public sealed class AppliedLoras : IDisposable
         }
     }
 
-    /// <summary>A1111's short hashes compare by their common prefix (records carry 10 or 12 digits), in any case.</summary>
+    /// <summary>A1111's short hashes compare by their common prefix (records carry 10 or 12 digits),
+    /// in any case.</summary>
     private static bool SameHash(string recorded, string actual) =>
-        actual.StartsWith(recorded, StringComparison.OrdinalIgnoreCase) || recorded.StartsWith(actual, StringComparison.OrdinalIgnoreCase);
+        actual.StartsWith(recorded, StringComparison.OrdinalIgnoreCase)
+            || recorded.StartsWith(actual, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Gives <paramref name="layer"/> the weight W + delta, keeping W's tensor to put back. Takes
     /// <paramref name="delta"/> (disposed or reused): for a float32 CPU weight the merged tensor is the
@@ -109,14 +119,17 @@ public sealed class AppliedLoras : IDisposable
         Tensor merged;
         try
         {
-            if (weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && delta.device_type == DeviceType.CPU)
+            if (weight.dtype == ScalarType.Float32
+                && weight.device_type == DeviceType.CPU && delta.device_type == DeviceType.CPU)
             {
-                merged = delta.ScalarSafe().AddInPlace(weight);                                                         // W's shape
+                // W's shape
+                merged = delta.ScalarSafe().AddInPlace(weight);
             }
             else
             {
                 using var scope = NewDisposeScope();
-                var sum = (weight.to(ScalarType.Float32).ScalarSafe() + delta.to(weight.device)).Tensor;                // W's shape
+                // W's shape
+                var sum = (weight.to(ScalarType.Float32).ScalarSafe() + delta.to(weight.device)).Tensor;
                 merged = sum.to(weight.dtype).contiguous().MoveToOuterDisposeScope();
                 delta.Dispose();
             }
@@ -126,7 +139,8 @@ public sealed class AppliedLoras : IDisposable
             delta.Dispose();
             throw;
         }
-        var original = weight.alias();                                                               // same storage, own handle
+        // same storage, own handle
+        var original = weight.alias();
         try
         {
             SetWeight(layer, merged);

@@ -26,8 +26,10 @@ public sealed class LoraFile : IDisposable
 
     /// <summary>The LoRA files prompts and <c>-Lora</c> name: LoraPath's <paramref name="paths"/> (folders with their
     /// subfolders, or files), then SD_LORA's folders; found as textual-inversion embeddings are.</summary>
-    /// <exception cref="Networks.NetworkPathNotFoundException">A path in <paramref name="paths"/> does not exist.</exception>
-    public static Networks.NetworkFileLookup FindFiles(IEnumerable<string>? paths, Func<string, string?>? getEnvironmentVariable = null) =>
+    /// <exception cref="Networks.NetworkPathNotFoundException">A path in <paramref name="paths"/> does
+    /// not exist.</exception>
+    public static Networks.NetworkFileLookup FindFiles(
+        IEnumerable<string>? paths, Func<string, string?>? getEnvironmentVariable = null) =>
         new(paths, Extensions.ToArray(), "LoraPath", EnvironmentVariable, getEnvironmentVariable);
 
     // Longest, most specific suffixes first; each names a role and the format it belongs to.
@@ -94,7 +96,8 @@ public sealed class LoraFile : IDisposable
     }
 
     /// <summary>The layers' keys grouped by layer name, each with its roles (down, up, mid, alpha, scale).</summary>
-    private static Dictionary<string, Dictionary<string, string>> Group(string path, IEnumerable<string> keys, out LoraFormat format)
+    private static Dictionary<string, Dictionary<string, string>> Group(
+        string path, IEnumerable<string> keys, out LoraFormat format)
     {
         var groups = new Dictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
         var unknown = new List<string>();
@@ -112,7 +115,8 @@ public sealed class LoraFile : IDisposable
         if (formats.Count == 0)
             throw new LoraFormatException(
                 path, "it holds no LoRA layers (no lora_down/lora_up, lora_A/lora_B or lora.down/lora.up tensors).");
-        if (formats.Count > 1) throw new LoraFormatException(path, $"it mixes naming schemes ({string.Join(", ", formats)}).");
+        if (formats.Count > 1)
+            throw new LoraFormatException(path, $"it mixes naming schemes ({string.Join(", ", formats)}).");
         format = formats.Single();
         return groups;
     }
@@ -158,7 +162,8 @@ public sealed class LoraFile : IDisposable
                 path, $"layer '{name}' has an up factor [{Dims(up)}]; a convolution's must be [out, rank, 1, 1].");
         long rank = down.shape[0];
         if (rank == 0 || up.shape[1] != rank)
-            throw new LoraFormatException(path, $"layer '{name}': down [{Dims(down)}] and up [{Dims(up)}] disagree on the rank.");
+            throw new LoraFormatException(
+                path, $"layer '{name}': down [{Dims(down)}] and up [{Dims(up)}] disagree on the rank.");
         if (mid is not null
             && (mid.dim() != 4
                 || mid.shape[0] != rank || mid.shape[1] != rank || down.dim() != 4 || down.shape[2] != 1
@@ -172,7 +177,8 @@ public sealed class LoraFile : IDisposable
     private static double Scalar(string path, ITensorFile file, string key)
     {
         using var tensor = file.Read(key, ScalarType.Float64);
-        if (tensor.numel() != 1) throw new LoraFormatException(path, $"'{key}' has {tensor.numel()} values; it must be one number.");
+        if (tensor.numel() != 1)
+            throw new LoraFormatException(path, $"'{key}' has {tensor.numel()} values; it must be one number.");
         var value = tensor.reshape(1).data<double>()[0];
         if (!double.IsFinite(value)) throw new LoraFormatException(path, $"'{key}' is {value}.");
         return value;
@@ -186,7 +192,8 @@ public sealed class LoraFile : IDisposable
     /// </summary>
     internal static string OldDiffusersToPeft(string name)
     {
-        if (!name.StartsWith("unet.", StringComparison.Ordinal) && !name.StartsWith("text_encoder.", StringComparison.Ordinal))
+        if (!name.StartsWith("unet.", StringComparison.Ordinal)
+            && !name.StartsWith("text_encoder.", StringComparison.Ordinal))
             name = "unet." + name;
         name = name.Replace(".processor.", ".", StringComparison.Ordinal);
         if (name.StartsWith("text_encoder.", StringComparison.Ordinal))
@@ -201,7 +208,8 @@ public sealed class LoraFile : IDisposable
 
     private static string HashOf(string path, bool safetensors)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16);
+        using var stream = new FileStream(
+            path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16);
         if (safetensors)
         {
             Span<byte> length = stackalloc byte[8];
@@ -222,7 +230,8 @@ public sealed class LoraFile : IDisposable
     /// <c>lora_alpha</c> per part, with <c>alpha_pattern</c> entries matching the end of a module name.</summary>
     private sealed class PeftAlphas
     {
-        private readonly Dictionary<string, (double? Alpha, Dictionary<string, double> Pattern)> _byPrefix = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, (double? Alpha, Dictionary<string, double> Pattern)> _byPrefix = new(
+            StringComparer.Ordinal);
 
         internal static PeftAlphas? From(string path, IReadOnlyDictionary<string, string>? metadata)
         {
@@ -233,9 +242,11 @@ public sealed class LoraFile : IDisposable
                 var alphas = new PeftAlphas();
                 foreach (var prefix in new[] { "unet", "text_encoder" })
                 {
-                    double? alpha = document.RootElement.TryGetProperty(prefix + ".lora_alpha", out var a) ? a.GetDouble() : null;
+                    double? alpha = document.RootElement.TryGetProperty(prefix + ".lora_alpha", out var a)
+                        ? a.GetDouble() : null;
                     var pattern = new Dictionary<string, double>(StringComparer.Ordinal);
-                    if (document.RootElement.TryGetProperty(prefix + ".alpha_pattern", out var p) && p.ValueKind == JsonValueKind.Object)
+                    if (document.RootElement.TryGetProperty(prefix + ".alpha_pattern", out var p)
+                        && p.ValueKind == JsonValueKind.Object)
                         foreach (var entry in p.EnumerateObject()) pattern[entry.Name] = entry.Value.GetDouble();
                     alphas._byPrefix[prefix] = (alpha, pattern);
                 }
@@ -243,7 +254,8 @@ public sealed class LoraFile : IDisposable
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
             {
-                throw new LoraFormatException(path, $"its '{AdapterMetadataKey}' metadata is not a LoraConfig ({e.Message}).");
+                throw new LoraFormatException(
+                    path, $"its '{AdapterMetadataKey}' metadata is not a LoraConfig ({e.Message}).");
             }
         }
 

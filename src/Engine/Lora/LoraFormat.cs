@@ -8,7 +8,8 @@ namespace PSStableDiffusion.Engine.Lora;
 /// <summary>How a LoRA file names its layers.</summary>
 public enum LoraFormat
 {
-    /// <summary>kohya-ss / AUTOMATIC1111: <c>lora_unet_…</c>, <c>lora_te_…</c> with <c>.lora_down/.lora_up/.alpha</c>.</summary>
+    /// <summary>kohya-ss / AUTOMATIC1111: <c>lora_unet_…</c>, <c>lora_te_…</c> with
+    /// <c>.lora_down/.lora_up/.alpha</c>.</summary>
     Kohya,
     /// <summary>diffusers / PEFT: <c>unet.….lora_A.weight</c>, <c>text_encoder.….lora_B.weight</c>.</summary>
     Peft,

@@ -10,8 +10,9 @@ namespace PSStableDiffusion.Engine.Lora;
 /// Where each LoRA layer name lands in one model. Built from the model's own module tree, so nothing is renamed by
 /// pattern: kohya names are the diffusers module paths with '.' written '_' (<c>lora_unet_</c> + UNet path,
 /// <c>lora_te_</c> + text-encoder path), PEFT names the paths themselves (<c>unet.</c>, <c>text_encoder.</c>), and the
-/// LDM names AUTOMATIC1111 also accepts (<c>lora_unet_input_blocks_4_1_…</c>, <c>lora_te_model_transformer_resblocks_N_…</c>)
-/// come from the single-file loader's <see cref="LdmKeyMap"/> for the model's architecture.
+/// LDM names AUTOMATIC1111 also accepts (<c>lora_unet_input_blocks_4_1_…</c>,
+/// <c>lora_te_model_transformer_resblocks_N_…</c>) come from the single-file loader's <see cref="LdmKeyMap"/> for the
+/// model's architecture.
 /// </summary>
 public sealed class LoraKeyMap
 {
@@ -38,7 +39,8 @@ public sealed class LoraKeyMap
     /// <summary>Every name the map knows.</summary>
     public IEnumerable<string> Names => _byName.Keys;
 
-    /// <summary>The model layers <paramref name="name"/> (a <see cref="LoraLayer.LookupName"/>) changes; false when none.</summary>
+    /// <summary>The model layers <paramref name="name"/> (a <see cref="LoraLayer.LookupName"/>) changes; false
+    /// when none.</summary>
     public bool TryResolve(string name, out IReadOnlyList<LoraTarget> targets)
     {
         var found = _byName.TryGetValue(name, out var list);
@@ -56,10 +58,12 @@ public sealed class LoraKeyMap
     private void Add(string name, LoraTarget target)
     {
         if (!_byName.TryGetValue(name, out var list)) _byName[name] = list = new List<LoraTarget>();
-        if (!list.Any(t => t.Module == target.Module && t.Part == target.Part && t.Chunk == target.Chunk)) list.Add(target);
+        if (!list.Any(t => t.Module == target.Module && t.Part == target.Part && t.Chunk == target.Chunk))
+            list.Add(target);
     }
 
-    private void AddLdmNames(LdmKeyMap ldm, Dictionary<string, nn.Module> unetLayers, Dictionary<string, nn.Module> textLayers)
+    private void AddLdmNames(
+        LdmKeyMap ldm, Dictionary<string, nn.Module> unetLayers, Dictionary<string, nn.Module> textLayers)
     {
         foreach (var mapping in ldm.ModuleKeys(SingleFileComponent.UNet).Values)
         {
@@ -74,10 +78,14 @@ public sealed class LoraKeyMap
             if (!mapping.ModuleKey.EndsWith(".weight", StringComparison.Ordinal)) continue;
             var path = mapping.ModuleKey[..^".weight".Length];
             if (!textLayers.TryGetValue(path, out var layer)) continue;
-            // cond_stage_model.model.transformer.resblocks.N.attn.in_proj_weight -> model.transformer.resblocks.N.attn.in_proj
+            // cond_stage_model.model.transformer.resblocks.N.attn.in_proj_weight ->
+            // model.transformer.resblocks.N.attn.in_proj
             var source = mapping.SourceKey["cond_stage_model.".Length..];
-            source = source.EndsWith("_weight", StringComparison.Ordinal) ? source[..^"_weight".Length] : source[..^".weight".Length];
-            Add("lora_te_" + Underscored(source), new LoraTarget(LoraPart.TextEncoder, path, layer, mapping.Chunk, mapping.Chunks));
+            source = source.EndsWith("_weight", StringComparison.Ordinal)
+                ? source[..^"_weight".Length] : source[..^".weight".Length];
+            Add(
+                "lora_te_" + Underscored(source),
+                new LoraTarget(LoraPart.TextEncoder, path, layer, mapping.Chunk, mapping.Chunks));
         }
     }
 
@@ -91,8 +99,10 @@ public sealed class LoraKeyMap
             return null;
         int levels = c.BlockOutChannels.Length;
         var onlyCross = Enumerable.Range(0, levels)
-            .Select(l => c.OnlyCrossAttention.Length == 1 ? c.OnlyCrossAttention[0] : c.OnlyCrossAttention[l]).ToArray();
-        var unetArchitecture = new LdmUNetArchitecture(c.InChannels, c.OutChannels, c.BlockOutChannels, c.LayersPerBlock[0],
+            .Select(l => c.OnlyCrossAttention.Length == 1 ? c.OnlyCrossAttention[0] : c.OnlyCrossAttention[l])
+            .ToArray();
+        var unetArchitecture = new LdmUNetArchitecture(
+            c.InChannels, c.OutChannels, c.BlockOutChannels, c.LayersPerBlock[0],
             c.DownBlockTypes.Select(t => t.StartsWith("CrossAttn", StringComparison.Ordinal)).ToArray(), onlyCross,
             c.TransformerLayersPerBlock[0], c.CrossAttentionDim[0], c.UseLinearProjection, c.NumClassEmbeds);
         var t = textEncoder.Config;

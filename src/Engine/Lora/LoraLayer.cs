@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Lora;
 /// (<c>lora_mid</c>), and the alpha or explicit scale. The change to the layer's weight is
 /// <c>Scale × up @ down</c> (with <c>mid</c> between them when present).
 /// </summary>
-/// <param name="Name">The module name with the file's prefix and no suffix, e.g. <c>lora_unet_down_blocks_0_attentions_0_proj_in</c>
+/// <param name="Name">The module name with the file's prefix and no suffix, e.g.
+/// <c>lora_unet_down_blocks_0_attentions_0_proj_in</c>
 /// or <c>unet.down_blocks.0.attentions.0.proj_in</c>: what an error names.</param>
 /// <param name="LookupName">The name the key map looks up (old diffusers names already turned into PEFT ones).</param>
 /// <param name="Down">[r, in] or [r, in, kh, kw] (or [r, in, 1, 1] with <paramref name="Mid"/>).</param>
@@ -45,7 +46,8 @@ public sealed record LoraLayer(string Name, string LookupName, Tensor Down, Tens
         {
             product = up.matmul(Down.flatten(1));                                                   // [out, in·kh·kw]
             if (Down.dim() == 4)
-                product = product.reshape(Up.shape[0], Down.shape[1], Down.shape[2], Down.shape[3]); // [out, in, kh, kw]
+                // [out, in, kh, kw]
+                product = product.reshape(Up.shape[0], Down.shape[1], Down.shape[2], Down.shape[3]);
         }
         return product.MoveToOuterDisposeScope();
     }

@@ -6,8 +6,8 @@ namespace PSStableDiffusion.Engine.Lora;
 /// <summary>
 /// AUTOMATIC1111's extra-network syntax for LoRAs in a prompt: <c>&lt;lora:name&gt;</c>, <c>&lt;lora:name:0.8&gt;</c>
 /// (both networks), <c>&lt;lora:name:0.5:0.8&gt;</c> (text encoder, UNet) and named <c>te=</c> / <c>unet=</c> arguments
-/// (<c>&lt;lora:name:te=0.5:unet=0.8&gt;</c>). The unet multiplier defaults to the te one, which defaults to 1. Tags are
-/// removed from the text before prompt parsing, so they never reach the tokenizer.
+/// (<c>&lt;lora:name:te=0.5:unet=0.8&gt;</c>). The unet multiplier defaults to the te one, which defaults to 1. Tags
+/// are removed from the text before prompt parsing, so they never reach the tokenizer.
 /// </summary>
 public static partial class LoraPromptTags
 {
@@ -15,8 +15,10 @@ public static partial class LoraPromptTags
     [GeneratedRegex(@"<(\w+):([^>]+)>", RegexOptions.CultureInvariant)]
     private static partial Regex ExtraNetwork();
 
-    /// <summary>The prompt without its LoRA tags, and the tags in order. Other extra networks stay in the text.</summary>
-    /// <exception cref="Text.PromptSyntaxException">A tag without a name, or a multiplier that is not a number.</exception>
+    /// <summary>The prompt without its LoRA tags, and the tags in order. Other extra networks stay
+    /// in the text.</summary>
+    /// <exception cref="Text.PromptSyntaxException">A tag without a name, or a multiplier that is not
+    /// a number.</exception>
     public static (string Prompt, IReadOnlyList<LoraTag> Tags) Extract(string prompt)
     {
         var tags = new List<LoraTag>();
@@ -30,25 +32,31 @@ public static partial class LoraPromptTags
     }
 
     /// <summary>The <c>&lt;lora:…&gt;</c> tags in <paramref name="text"/> as written, without reading them (a negative
-    /// prompt's: AUTOMATIC1111 takes extra networks from the prompt only and leaves them in the negative prompt's text).</summary>
+    /// prompt's: AUTOMATIC1111 takes extra networks from the prompt only and leaves them in the negative
+    /// prompt's text).</summary>
     public static IReadOnlyList<string> TagsIn(string? text) =>
         string.IsNullOrEmpty(text)
             ? []
-            : ExtraNetwork().Matches(text).Where(m => string.Equals(m.Groups[1].Value, "lora", StringComparison.OrdinalIgnoreCase))
+            : ExtraNetwork()
+                .Matches(text)
+                .Where(m => string.Equals(m.Groups[1].Value, "lora", StringComparison.OrdinalIgnoreCase))
                 .Select(m => m.Value).ToList();
 
     /// <summary>
     /// <paramref name="request"/> with its prompt's LoRA tags removed; each tag must have its file among the request's
     /// LoRAs (<see cref="LoraRequest.FromPrompt"/>, same name), which the caller looked up by name.
     /// </summary>
-    /// <exception cref="ArgumentException">A tag the request has no file for, or a multiplier that is no number.</exception>
+    /// <exception cref="ArgumentException">A tag the request has no file for, or a multiplier that is
+    /// no number.</exception>
     public static Pipelines.GenerationRequest WithoutTags(Pipelines.GenerationRequest request)
     {
         var (prompt, tags) = Extract(request.Prompt);
         if (tags.Count == 0) return request;
         foreach (var tag in tags)
-            if (!request.Loras.Any(l => l.FromPrompt && string.Equals(l.Name, tag.Name, StringComparison.OrdinalIgnoreCase)))
-                throw new ArgumentException($"The prompt's {tag.Text} names a LoRA this call was given no file for.", "Prompt");
+            if (!request.Loras.Any(l => l.FromPrompt
+                && string.Equals(l.Name, tag.Name, StringComparison.OrdinalIgnoreCase)))
+                throw new ArgumentException(
+                    $"The prompt's {tag.Text} names a LoRA this call was given no file for.", "Prompt");
         return request with { Prompt = prompt };
     }
 
@@ -63,9 +71,11 @@ public static partial class LoraPromptTags
             else named[item[..equals].Trim()] = item[(equals + 1)..].Trim();
         }
         var name = positional[0];
-        if (name.Length == 0) throw new Text.PromptSyntaxException(prompt, position, $"the LoRA tag {text} names no LoRA.");
+        if (name.Length == 0)
+            throw new Text.PromptSyntaxException(prompt, position, $"the LoRA tag {text} names no LoRA.");
         double Number(string value) =>
-            double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
+            double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number)
+                && double.IsFinite(number)
                 ? number
                 : throw new Text.PromptSyntaxException(
                     prompt, position, $"the LoRA tag {text} has '{value}' where a multiplier (a number) belongs.");

@@ -16,7 +16,8 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
     /// <summary>The summed update of each changed layer (still owned here).</summary>
     public IEnumerable<(nn.Module Layer, Tensor Delta)> Deltas => _deltas.Select(d => (d.Key, d.Value));
 
-    /// <summary>The summed update of each changed layer, handed over: the caller disposes each (or reuses its memory).</summary>
+    /// <summary>The summed update of each changed layer, handed over: the caller disposes each (or reuses
+    /// its memory).</summary>
     public List<(nn.Module Layer, Tensor Delta)> TakeDeltas()
     {
         var deltas = _deltas.Select(d => (d.Key, d.Value)).ToList();
@@ -41,7 +42,8 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
         foreach (var (layer, targets) in resolved)
         {
             var multiplier = targets[0].Part == LoraPart.TextEncoder ? textEncoderMultiplier : unetMultiplier;
-            using var product = layer.Product();                                                   // [out·chunks, in(, kh, kw)]
+            // [out·chunks, in(, kh, kw)]
+            using var product = layer.Product();
             foreach (var target in targets)
             {
                 var shape = WeightShape(target.Layer);
@@ -71,14 +73,18 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
         if (target.Chunks > 1)
         {
             if (product.shape[0] % target.Chunks != 0 || product.shape[0] / target.Chunks != shape[0])
-                throw Mismatch(path, layer, target, product.shape, shape, $"a fused layer of {target.Chunks} × {shape[0]} rows");
+                throw Mismatch(
+                    path, layer, target, product.shape, shape, $"a fused layer of {target.Chunks} × {shape[0]} rows");
             part = product.narrow(0, target.Chunk * shape[0], shape[0]);
         }
         long[] have = part.shape;
-        if (shape.Length == 2 && have.Length == 4 && have[2] == 1 && have[3] == 1) return part.reshape(have[0], have[1]).clone();
-        if (shape.Length == 4 && have.Length == 2 && shape[2] == 1 && shape[3] == 1) return part.reshape(have[0], have[1], 1, 1).clone();
+        if (shape.Length == 2 && have.Length == 4 && have[2] == 1 && have[3] == 1)
+            return part.reshape(have[0], have[1]).clone();
+        if (shape.Length == 4 && have.Length == 2 && shape[2] == 1 && shape[3] == 1)
+            return part.reshape(have[0], have[1], 1, 1).clone();
         if (have.SequenceEqual(shape)) return part.clone();
-        bool paddable = target.Part == LoraPart.Unet && target.Module == "conv_in" && have.Length == 4 && shape.Length == 4
+        bool paddable = target.Part == LoraPart.Unet
+            && target.Module == "conv_in" && have.Length == 4 && shape.Length == 4
             && have[0] == shape[0] && have[1] < shape[1] && have[2] == shape[2] && have[3] == shape[3];
         if (!paddable) throw Mismatch(path, layer, target, have, shape, null);
         var padded = zeros(shape, ScalarType.Float32);
@@ -91,7 +97,8 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
     {
         var reason = $"its update is [{string.Join(", ", have)}] but " +
             $"{(target.Part == LoraPart.Unet ? "the UNet's" : "the text encoder's")} " +
-                     $"{target.Module} weight is [{string.Join(", ", shape)}]{(expected is null ? "" : $" ({expected})")}.";
+                     $"{target.Module} weight is " +
+                     $"[{string.Join(", ", shape)}]{(expected is null ? "" : $" ({expected})")}.";
         if (have.Contains(768) && !shape.Contains(768) && shape.Contains(1024))
             reason += " 768-wide layers are Stable Diffusion 1.x's (its text encoder " +
                 "is 768 wide; SD 2.x's is 1024): this LoRA was made for SD 1.x.";

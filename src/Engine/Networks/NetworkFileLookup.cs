@@ -31,11 +31,13 @@ public sealed class NetworkFileLookup
         Extensions = extensions.ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var path in paths ?? [])
         {
-            if (!File.Exists(path) && !Directory.Exists(path)) throw new NetworkPathNotFoundException(path, parameterName);
+            if (!File.Exists(path) && !Directory.Exists(path))
+                throw new NetworkPathNotFoundException(path, parameterName);
             AddPath(path);
         }
         if (environmentVariable is null) return;
-        foreach (var path in SplitPathList((getEnvironmentVariable ?? Environment.GetEnvironmentVariable)(environmentVariable)))
+        foreach (var path in SplitPathList(
+            (getEnvironmentVariable ?? Environment.GetEnvironmentVariable)(environmentVariable)))
         {
             if (File.Exists(path) || Directory.Exists(path)) AddPath(path);
             else _missingFromVariable.Add(path);
@@ -65,7 +67,8 @@ public sealed class NetworkFileLookup
     public static IReadOnlyList<string> SplitPathList(string? value) =>
         string.IsNullOrWhiteSpace(value)
             ? []
-            : value.Split(System.IO.Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            : value.Split(
+                System.IO.Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private void AddPath(string path)
     {

@@ -15,8 +15,10 @@ public static class DenoisingLoop
     /// <summary>Predicts the model output for <c>latents</c> at timestep <c>t</c>; <c>name</c> is "stepNN".</summary>
     public delegate Tensor Denoiser(Tensor latents, double t, string name);
 
-    /// <summary>Runs the loop from <paramref name="latents"/> and returns the final latents (owned by the caller's scope).</summary>
-    public static Tensor Run(SchedulerBase scheduler, IReadOnlyList<double> timesteps, Tensor latents, INoiseSource noise,
+    /// <summary>Runs the loop from <paramref name="latents"/> and returns the final latents (owned by the
+    /// caller's scope).</summary>
+    public static Tensor Run(
+        SchedulerBase scheduler, IReadOnlyList<double> timesteps, Tensor latents, INoiseSource noise,
         PipelineObserver observer, Denoiser denoise)
     {
         var clock = Stopwatch.StartNew();
@@ -36,7 +38,8 @@ public static class DenoisingLoop
             observer.Inspect?.Invoke(name + "_latents", next);
             var previous = latents;
             latents = next.MoveToOuterDisposeScope();
-            // The step before's latents are done with (schedulers keep their own detached handles); the caller's input is not ours.
+            // The step before's latents are done with (schedulers keep their own detached handles); the
+            // caller's input is not ours.
             if (!ReferenceEquals(previous, input) && !ReferenceEquals(previous, latents)) previous.Dispose();
             observer.Progress?.Invoke(new StepProgress(i + 1, timesteps.Count, clock.Elapsed));
         }

@@ -8,8 +8,9 @@ namespace PSStableDiffusion.Engine.Pipelines;
 
 /// <summary>
 /// A depth map of an image at the image's own size, as 16-bit grayscale (Get-SDDepthMap): the estimator's prediction
-/// resized bicubic (<c>align_corners=False</c>) as transformers' depth-estimation pipeline resizes it, then either scaled
-/// by its peak as that pipeline scales it (at 16 bits instead of 8), or min-max normalised as MiDaS' <c>write_depth</c>
+/// resized bicubic (<c>align_corners=False</c>) as transformers' depth-estimation pipeline resizes it, then either
+/// scaled by its peak as that pipeline scales it (at 16 bits instead of 8), or min-max normalised as
+/// MiDaS' <c>write_depth</c>
 /// writes 16-bit maps. Brighter is nearer (MiDaS predicts inverse depth).
 /// </summary>
 public static class DepthMapEstimation
@@ -82,7 +83,8 @@ public static class DepthMapEstimation
     /// </summary>
     /// <returns>The levels and the prediction values that level 0 and <paramref name="maxLevel"/> stand for (equal
     /// when the map is flat): level v is <c>low + v · (high − low) / maxLevel</c>.</returns>
-    public static (ushort[] Levels, double Low, double High) Quantize(IReadOnlyList<float> depth, bool normalize, int maxLevel)
+    public static (ushort[] Levels, double Low, double High) Quantize(
+        IReadOnlyList<float> depth, bool normalize, int maxLevel)
     {
         if (maxLevel is < 1 or > MaxLevel)
             throw new ArgumentOutOfRangeException(nameof(maxLevel), maxLevel, $"Levels go up to 1..{MaxLevel}.");

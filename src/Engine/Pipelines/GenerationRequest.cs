@@ -12,14 +12,16 @@ public sealed record GenerationRequest
     public required string Prompt { get; init; }
     public string NegativePrompt { get; init; } = "";
 
-    /// <summary>How both prompts are read: AUTOMATIC1111's syntax (weights, BREAK, any length) or literal text.</summary>
+    /// <summary>How both prompts are read: AUTOMATIC1111's syntax (weights, BREAK, any length) or
+    /// literal text.</summary>
     public Text.PromptSyntax PromptSyntax { get; init; } = Text.PromptSyntax.Automatic1111;
 
     /// <summary>Folders (searched with their subfolders) or files of textual-inversion embeddings, searched before the
     /// folders SD_EMBEDDINGS lists; a prompt uses one by its file name (Automatic1111 syntax).</summary>
     public IReadOnlyList<string>? EmbeddingPaths { get; init; }
 
-    /// <summary>A replay: the embeddings the record says were used (name → short hash); one not found is an error.</summary>
+    /// <summary>A replay: the embeddings the record says were used (name → short hash); one not found
+    /// is an error.</summary>
     public IReadOnlyDictionary<string, string>? ExpectedEmbeddings { get; init; }
     public int Steps { get; init; } = 50;
     public double GuidanceScale { get; init; } = 7.5;
@@ -29,7 +31,8 @@ public sealed record GenerationRequest
     public int? Width { get; init; }
     public int? Height { get; init; }
 
-    /// <summary>Images per call, drawn as diffusers' <c>num_images_per_prompt</c> (one noise tensor for the batch).</summary>
+    /// <summary>Images per call, drawn as diffusers' <c>num_images_per_prompt</c> (one noise tensor for
+    /// the batch).</summary>
     public int Count { get; init; } = 1;
 
     /// <summary>A scheduler name (diffusers class or AUTOMATIC1111 name); null uses the model's own.</summary>
@@ -41,7 +44,8 @@ public sealed record GenerationRequest
     /// <summary>Karras sigmas, for schedulers that support them.</summary>
     public bool? KarrasSigmas { get; init; }
 
-    /// <summary>What the task starts from: <see cref="TextToImageInput"/> (the default), <see cref="ImageToImageInput"/>,
+    /// <summary>What the task starts from: <see cref="TextToImageInput"/> (the default),
+    /// <see cref="ImageToImageInput"/>,
     /// <see cref="InpaintInput"/>, <see cref="DepthToImageInput"/> or <see cref="UpscaleInput"/>.</summary>
     public TaskInput Input { get; init; } = new TextToImageInput();
 
@@ -65,7 +69,8 @@ public sealed record GenerationRequest
     /// </summary>
     public int? DecoderTileSize { get; init; }
 
-    /// <summary>LoRAs merged into the model for this call only (<see cref="Lora.AppliedLoras"/>); they add up.</summary>
+    /// <summary>LoRAs merged into the model for this call only (<see cref="Lora.AppliedLoras"/>);
+    /// they add up.</summary>
     public IReadOnlyList<Lora.LoraRequest> Loras { get; init; } = [];
 
     /// <summary>Replaces the seeded CPU generator: tests inject the noise a reference run stored.</summary>

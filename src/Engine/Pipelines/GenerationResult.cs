@@ -15,7 +15,8 @@ public sealed class GenerationResult : IDisposable
     /// <summary>The pipeline that ran.</summary>
     public PipelineKind Kind { get; init; } = PipelineKind.Txt2Img;
 
-    /// <summary>The task's input as it ran (an image input on a depth model becomes a <see cref="DepthToImageInput"/>).</summary>
+    /// <summary>The task's input as it ran (an image input on a depth model becomes a
+    /// <see cref="DepthToImageInput"/>).</summary>
     public TaskInput Input { get; init; } = new TextToImageInput();
     public required string SchedulerName { get; init; }
     public required SchedulerConfig SchedulerConfig { get; init; }

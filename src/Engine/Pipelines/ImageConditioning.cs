@@ -18,7 +18,8 @@ public static class ImageConditioning
             throw new ArgumentException($"{what} must be a floating-point tensor in [-1, 1], got {image.dtype}.", what);
         var x = image.dim() == 3 ? image.unsqueeze(0) : image;
         if (x.dim() != 4 || x.shape[0] != 1 || x.shape[1] != 3)
-            throw new ArgumentException($"{what} must be [1, 3, H, W] in [-1, 1], got [{string.Join(", ", image.shape)}].", what);
+            throw new ArgumentException(
+                $"{what} must be [1, 3, H, W] in [-1, 1], got [{string.Join(", ", image.shape)}].", what);
         return x.to(ScalarType.Float32);
     }
 
@@ -40,7 +41,8 @@ public static class ImageConditioning
         return resized.ToTensor(ScalarType.Float32, image.device);
     }
 
-    /// <summary>Resizes a [1, 1, H, W] mask in [0, 1] as Pillow resizes an 8-bit "L" image (diffusers' mask processor).</summary>
+    /// <summary>Resizes a [1, 1, H, W] mask in [0, 1] as Pillow resizes an 8-bit "L" image (diffusers' mask
+    /// processor).</summary>
     public static Tensor ResizeMask(Tensor mask, int width, int height, ResizeFilter filter = ResizeFilter.Lanczos)
     {
         var gray = ToGray8(mask).Resize(width, height, filter);
@@ -52,7 +54,13 @@ public static class ImageConditioning
     {
         using var scope = torch.NewDisposeScope();
         var m = NormalizeMask(mask);
-        var bytes = (m.ScalarSafe().Clamp(0, 1) * 255).Tensor.round().to(ScalarType.Int32).cpu().flatten().data<int>().ToArray();
+        var bytes = (m.ScalarSafe().Clamp(0, 1) * 255)
+            .Tensor.round()
+            .to(ScalarType.Int32)
+            .cpu()
+            .flatten()
+            .data<int>()
+            .ToArray();
         return new GrayImage((int)m.shape[3], (int)m.shape[2], 8, bytes.Select(v => (ushort)v).ToArray());
     }
 
@@ -67,7 +75,8 @@ public static class ImageConditioning
     {
         using var scope = torch.NewDisposeScope();
         var d = NormalizeDepth(depth).unsqueeze(1);                                                  // [1, 1, H, W]
-        d = nn.functional.interpolate(d, size: new long[] { latentHeight, latentWidth }, mode: InterpolationMode.Bicubic,
+        d = nn.functional.interpolate(
+            d, size: new long[] { latentHeight, latentWidth }, mode: InterpolationMode.Bicubic,
             align_corners: false);                                                                   // [1, 1, h, w]
         var min = d.amin(new long[] { 1, 2, 3 }, keepdim: true);
         var max = d.amax(new long[] { 1, 2, 3 }, keepdim: true);
@@ -83,7 +92,8 @@ public static class ImageConditioning
     {
         var x = depth.dim() switch { 2 => depth.unsqueeze(0), 4 when depth.shape[1] == 1 => depth.squeeze(1), _ => depth };
         if (x.dim() != 3 || x.shape[0] != 1)
-            throw new ArgumentException($"DepthMap must be [1, H, W], got [{string.Join(", ", depth.shape)}].", "DepthMap");
+            throw new ArgumentException(
+                $"DepthMap must be [1, H, W], got [{string.Join(", ", depth.shape)}].", "DepthMap");
         return x.to(ScalarType.Float32);
     }
 }

@@ -7,7 +7,8 @@ using PSStableDiffusion.Engine.Schedulers;
 
 namespace PSStableDiffusion.Engine.Pipelines;
 
-/// <summary>Turns pipeline results into <see cref="SDImage"/> objects that carry their whole generation record.</summary>
+/// <summary>Turns pipeline results into <see cref="SDImage"/> objects that carry their whole
+/// generation record.</summary>
 public static class ImageGeneration
 {
     private static readonly JsonSerializerOptions ConfigJson = new()
@@ -18,11 +19,15 @@ public static class ImageGeneration
 
     /// <summary>The engine's version, recorded in every image.</summary>
     public static string ModuleVersion { get; } =
-        typeof(ImageGeneration).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        typeof(ImageGeneration)
+            .Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()
+            ?.InformationalVersion.Split('+')[0]
         ?? typeof(ImageGeneration).Assembly.GetName().Version?.ToString() ?? "0.0.0";
 
-    /// <summary>Runs <paramref name="request"/> on <paramref name="model"/> and returns one image per requested image.</summary>
-    public static IReadOnlyList<SDImage> Generate(StableDiffusionModel model, GenerationRequest request, PipelineObserver? observer = null)
+    /// <summary>Runs <paramref name="request"/> on <paramref name="model"/> and returns one image per
+    /// requested image.</summary>
+    public static IReadOnlyList<SDImage> Generate(
+        StableDiffusionModel model, GenerationRequest request, PipelineObserver? observer = null)
     {
         using var result = StableDiffusionPipeline.Generate(model, request, observer);
         var created = DateTimeOffset.UtcNow;

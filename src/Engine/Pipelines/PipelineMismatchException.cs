@@ -9,7 +9,8 @@ public sealed class PipelineMismatchException : InvalidOperationException
     public PipelineMismatchException(ModelKind variant, PipelineKind requested, string source, string detail)
         : base($"The model '{source}' is a {variant.DisplayName()} model ({variant.UnetInChannels()}-channel UNet); " +
                $"it cannot run the {requested.ToString().ToLowerInvariant()} pipeline: {detail} " +
-               $"It serves: {string.Join(", ", variant.SupportedPipelines().Select(k => k.ToString().ToLowerInvariant()))}.")
+               $"It serves: " +
+               $"{string.Join(", ", variant.SupportedPipelines().Select(k => k.ToString().ToLowerInvariant()))}.")
     {
         ModelKind = variant;
         Requested = requested;

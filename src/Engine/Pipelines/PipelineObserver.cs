@@ -17,8 +17,8 @@ public sealed class PipelineObserver
     public Action<string>? Warn { get; init; }
 
     /// <summary>
-    /// Intermediate tensors under the names of the golden fixtures (<c>prompt_embeds</c>, <c>stepNN_unet_output</c>, …).
-    /// Only tests set it; the tensor is owned by the pipeline, so copy it to keep it.
+    /// Intermediate tensors under the names of the golden fixtures (<c>prompt_embeds</c>, <c>stepNN_unet_output</c>,
+    /// …). Only tests set it; the tensor is owned by the pipeline, so copy it to keep it.
     /// </summary>
     public Action<string, Tensor>? Inspect { get; init; }
 

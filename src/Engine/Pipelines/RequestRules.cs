@@ -11,13 +11,15 @@ namespace PSStableDiffusion.Engine.Pipelines;
 /// </summary>
 public static class RequestRules
 {
-    /// <summary>Explicit sizes are multiples of the SD VAE factor (image inputs of other sizes are rounded down).</summary>
+    /// <summary>Explicit sizes are multiples of the SD VAE factor (image inputs of other sizes are
+    /// rounded down).</summary>
     public const int SizeMultiple = 8;
 
     /// <summary>The x4 upscaler's max_noise_level (diffusers' default and the released model's).</summary>
     public const int MaxNoiseLevel = UpscaleTask.MaxNoiseLevel;
 
-    /// <summary>Checks what needs no model: counts, sizes, strength, noise level, tiles, the scheduler and its options.</summary>
+    /// <summary>Checks what needs no model: counts, sizes, strength, noise level, tiles, the scheduler and
+    /// its options.</summary>
     /// <param name="modelScheduler">The model's own scheduler class, when known; the options are checked against it
     /// when the request names no scheduler.</param>
     public static void Check(GenerationRequest request, string? modelScheduler = null)
@@ -57,10 +59,13 @@ public static class RequestRules
 
     private static void CheckTiles(GenerationRequest request)
     {
-        if (request.TileSize is < 0) throw OutOfRange(nameof(request.TileSize), request.TileSize, "must be 0 (no tiling) or positive");
+        if (request.TileSize is < 0)
+            throw OutOfRange(nameof(request.TileSize), request.TileSize, "must be 0 (no tiling) or positive");
         if (request.DecoderTileSize is < 0)
-            throw OutOfRange(nameof(request.DecoderTileSize), request.DecoderTileSize, "must be 0 (no tiling) or positive");
-        if (request.TileOverlap is < 0) throw OutOfRange(nameof(request.TileOverlap), request.TileOverlap, "must not be negative");
+            throw OutOfRange(
+                nameof(request.DecoderTileSize), request.DecoderTileSize, "must be 0 (no tiling) or positive");
+        if (request.TileOverlap is < 0)
+            throw OutOfRange(nameof(request.TileOverlap), request.TileOverlap, "must not be negative");
     }
 
     /// <summary>A known scheduler, and eta / Karras sigmas only where that scheduler takes them.</summary>

@@ -12,15 +12,17 @@ namespace PSStableDiffusion.Engine.Pipelines;
 /// <summary>
 /// The components of one Stable Diffusion 2.x model, loaded once on one device in one dtype, as the engine cache
 /// holds them: tokenizer, text encoder, UNet, VAE and the scheduler configs, with the model's hash and its prompt
-/// encoder (and its cache). <see cref="DiffusersFolderLoader"/> and <see cref="SingleFileModelLoader"/> make one from a folder
-/// or a checkpoint; <see cref="FromComponents"/> from modules built elsewhere.
+/// encoder (and its cache). <see cref="DiffusersFolderLoader"/> and <see cref="SingleFileModelLoader"/> make one from a
+/// folder or a checkpoint; <see cref="FromComponents"/> from modules built elsewhere.
 /// </summary>
 public sealed class StableDiffusionModel : ICachedEngine
 {
     /// <summary>Bundles loaded components; the model owns and disposes them.</summary>
     /// <param name="contentHash">Computes <see cref="ContentHash"/> on first use.</param>
-    internal StableDiffusionModel(string source, ComputeTarget target, ClipTokenizer tokenizer, CLIPTextModel textEncoder,
-        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig, SchedulerConfig? lowResSchedulerConfig,
+    internal StableDiffusionModel(
+        string source, ComputeTarget target, ClipTokenizer tokenizer, CLIPTextModel textEncoder,
+        UNet2DConditionModel unet, AutoencoderKL vae, SchedulerConfig schedulerConfig,
+        SchedulerConfig? lowResSchedulerConfig,
         Func<string> contentHash)
     {
         Source = source;
@@ -46,7 +48,8 @@ public sealed class StableDiffusionModel : ICachedEngine
     private DepthEstimator? _depthEstimator;
 
     /// <summary>Where this depth model keeps its MiDaS estimator (a <c>depth_estimator/</c> folder or the single file
-    /// with <c>depth_model.*</c> weights); null when it has none (or is not a depth model: other kinds never use one).</summary>
+    /// with <c>depth_model.*</c> weights); null when it has none (or is not a depth model: other kinds
+    /// never use one).</summary>
     public string? DepthEstimatorPath
     {
         get => Kind == ModelKind.Depth ? _depthEstimatorPath : null;
@@ -62,10 +65,12 @@ public sealed class StableDiffusionModel : ICachedEngine
     /// The model's depth estimator, loaded on first use in the model's dtype and device and kept with the model (the
     /// engine cache holds both) until it is disposed.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The model has no estimator (<see cref="HasDepthEstimator"/>).</exception>
+    /// <exception cref="InvalidOperationException">The model has no estimator
+    /// (<see cref="HasDepthEstimator"/>).</exception>
     public DepthEstimator GetDepthEstimator(Action<string>? log = null)
     {
-        var path = DepthEstimatorPath ?? throw new InvalidOperationException($"The model '{Source}' has no depth estimator.");
+        var path = DepthEstimatorPath
+            ?? throw new InvalidOperationException($"The model '{Source}' has no depth estimator.");
         lock (_depthEstimatorLock)
         {
             // A pipeline run asks for the estimator inside its dispose scope, which would take the weights' tensors and
@@ -149,7 +154,8 @@ public sealed class StableDiffusionModel : ICachedEngine
         SchedulerConfig? lowResSchedulerConfig = null) =>
         new(source, target, tokenizer, textEncoder, unet, vae, schedulerConfig, lowResSchedulerConfig, () => "");
 
-    /// <summary>The x4 upscaler's VAE decodes in float32, as diffusers upcasts it; so does a float16 VAE with force_upcast.</summary>
+    /// <summary>The x4 upscaler's VAE decodes in float32, as diffusers upcasts it; so does a float16 VAE with
+    /// force_upcast.</summary>
     internal static torch.ScalarType ResolveVaeDType(int unetInChannels, torch.ScalarType dtype, bool forceUpcast) =>
         unetInChannels == 7 || (dtype == torch.ScalarType.Float16 && forceUpcast) ? torch.ScalarType.Float32 : dtype;
 

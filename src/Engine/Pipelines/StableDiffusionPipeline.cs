@@ -24,8 +24,9 @@ public static class StableDiffusionPipeline
     /// <summary>The x4 upscaler's default tile edge in latent (= low-res) pixels: 128 → 512×512 output tiles.</summary>
     public const int DefaultUpscaleTileSize = UpscaleTask.DefaultTileEdge;
 
-    /// <summary>Decoder tile edge in latent pixels for a tiled decode (<see cref="GenerationRequest.DecoderTileSize"/>):
-    /// 64 → 512×512 pixel tiles for the f=8 VAE, diffusers' tile_sample_min_size; its decode peaks near 1.3 GiB.</summary>
+    /// <summary>Decoder tile edge in latent pixels for a tiled decode
+    /// (<see cref="GenerationRequest.DecoderTileSize"/>): 64 → 512×512 pixel tiles for the f=8 VAE, diffusers'
+    /// tile_sample_min_size; its decode peaks near 1.3 GiB.</summary>
     public const int DefaultDecoderTileSize = 64;
 
     /// <summary>The pipeline <paramref name="request"/> runs on <paramref name="model"/>: its input's, except that an
@@ -38,14 +39,18 @@ public static class StableDiffusionPipeline
     /// no depth map.</exception>
     /// <exception cref="ArgumentException">A missing or malformed input; <see cref="ArgumentOutOfRangeException"/> for
     /// values out of range (strength, noise level, steps, sizes, tile size).</exception>
-    public static GenerationResult Generate(StableDiffusionModel model, GenerationRequest request, PipelineObserver? observer = null)
+    public static GenerationResult Generate(
+        StableDiffusionModel model, GenerationRequest request, PipelineObserver? observer = null)
     {
         observer ??= PipelineObserver.None;
         request = Lora.LoraPromptTags.WithoutTags(request);
-        // As in AUTOMATIC1111, extra networks come from the prompt only: a negative prompt's tag stays text, applies nothing.
+        // As in AUTOMATIC1111, extra networks come from the prompt only: a negative prompt's tag stays
+        // text, applies nothing.
         if (Lora.LoraPromptTags.TagsIn(request.NegativePrompt) is { Count: > 0 } negativeTags)
-            observer.Warn?.Invoke($"The negative prompt's {string.Join(" ", negativeTags)} is read as text and applies no LoRA " +
-                                  "(as in AUTOMATIC1111, LoRAs come from the prompt's tags and the Lora parameter only).");
+            observer.Warn?.Invoke(
+                $"The negative prompt's {string.Join(" ", negativeTags)} is read as text and applies no LoRA " +
+                                  "(as in AUTOMATIC1111, LoRAs come from the " +
+                                  "prompt's tags and the Lora parameter only).");
         var task = PipelineTask.For(model, request);
         RequestRules.Check(request, model.SchedulerConfig.ClassName ?? "DDIM");
         task.Check(model);
@@ -64,8 +69,8 @@ public static class StableDiffusionPipeline
         var embeds = EncodePrompts(run);
         timings["text_encoder"] = clock.Elapsed.TotalSeconds;
 
-        // 2-3. The task's input image and the conditioning that needs no noise; the output and latent sizes. A call that
-        // cannot fit in memory is refused here, before the heavy work.
+        // 2-3. The task's input image and the conditioning that needs no noise; the output and latent sizes. A call
+        // that cannot fit in memory is refused here, before the heavy work.
         task.Prepare(run);
         var unetTiles = ResolveTiling(request, task, run.LatentHeight, run.LatentWidth);
         MemoryBudget.Check(run, unetTiles, DecoderTiling(run, unetTiles), AvailableMemory.CpuBytes());
@@ -78,7 +83,8 @@ public static class StableDiffusionPipeline
 
         // 5. Initial latents, drawing noise in diffusers' order for the task.
         clock.Restart();
-        var latents = task.PrepareLatents(run);                                                              // [N, 4, h, w]
+        // [N, 4, h, w]
+        var latents = task.PrepareLatents(run);
         run.Inspect("initial_latents", latents);
         if (run.EncodeCount > 0) timings["vae_encode"] = clock.Elapsed.TotalSeconds;
 
@@ -92,9 +98,11 @@ public static class StableDiffusionPipeline
         // 7. Decode, tiled where the UNet was or where asked; 8. what the task does with the pixels.
         observer.Cancellation.ThrowIfCancellationRequested();
         clock.Restart();
-        var decoded = Decode(run, latents, unetTiles, out int decoderTileCount);                            // [N, 3, H, W]
+        // [N, 3, H, W]
+        var decoded = Decode(run, latents, unetTiles, out int decoderTileCount);
         timings["vae_decode"] = clock.Elapsed.TotalSeconds;
-        observer.Log?.Invoke($"Decoded {run.Count} image(s) of {run.Width}x{run.Height} in {clock.Elapsed.TotalSeconds:F2} s.");
+        observer.Log?.Invoke(
+            $"Decoded {run.Count} image(s) of {run.Width}x{run.Height} in {clock.Elapsed.TotalSeconds:F2} s.");
         decoded = task.Finish(decoded, run);
 
         return new GenerationResult
@@ -123,21 +131,27 @@ public static class StableDiffusionPipeline
         var clock = Stopwatch.StartNew();
         var encoder = run.Model.PromptEncoder;
         var syntax = run.Request.PromptSyntax;
-        using var library = syntax == Text.PromptSyntax.None ? null : Text.Embeddings.EmbeddingUse.Open(run.Request.EmbeddingPaths,
+        using var library = syntax == Text.PromptSyntax.None
+            ? null : Text.Embeddings.EmbeddingUse.Open(run.Request.EmbeddingPaths,
             run.Model.Tokenizer, run.Model.TextEncoder.Config.HiddenSize, run.Observer.Log, run.Observer.Warn);
-        var prompt = encoder.Encode(run.Request.Prompt, syntax, run.Observer.Warn, library);                // [1, 77·k, D]
+        // [1, 77·k, D]
+        var prompt = encoder.Encode(run.Request.Prompt, syntax, run.Observer.Warn, library);
         run.Inspect("prompt_embeds", prompt.Embeds);
-        var embeds = prompt.Embeds.repeat(run.Count, 1, 1);                                                  // [N, 77·k, D]
+        // [N, 77·k, D]
+        var embeds = prompt.Embeds.repeat(run.Count, 1, 1);
         var negativeFromCache = false;
         Tensor[] conditioning = [embeds];
         if (run.Guided)
         {
-            var negative = encoder.Encode(run.Request.NegativePrompt, syntax, run.Observer.Warn, library);  // [1, 77·k_neg, D]
+            // [1, 77·k_neg, D]
+            var negative = encoder.Encode(run.Request.NegativePrompt, syntax, run.Observer.Warn, library);
             run.Inspect("negative_prompt_embeds", negative.Embeds);
             negativeFromCache = negative.FromCache;
-            var negatives = negative.Embeds.repeat(run.Count, 1, 1);                                         // [N, 77·k_neg, D]
+            // [N, 77·k_neg, D]
+            var negatives = negative.Embeds.repeat(run.Count, 1, 1);
             conditioning = negatives.shape[1] == embeds.shape[1]
-                ? [torch.cat(new[] { negatives, embeds })]                                                   // [2N, 77·k, D]
+                // [2N, 77·k, D]
+                ? [torch.cat(new[] { negatives, embeds })]
                 : [negatives, embeds];
             if (conditioning.Length == 2)
                 run.Observer.Log?.Invoke(
@@ -145,7 +159,8 @@ public static class StableDiffusionPipeline
                     $"{negatives.shape[1] / 77}: each step runs the UNet twice (negative, then prompt) instead of " +
                     $"once on a batch of both, as AUTOMATIC1111 does.");
         }
-        run.Embeddings = Text.Embeddings.EmbeddingUse.Finish(library, run.Request.ExpectedEmbeddings, run.Observer.Log, run.Observer.Warn);
+        run.Embeddings = Text.Embeddings.EmbeddingUse.Finish(
+            library, run.Request.ExpectedEmbeddings, run.Observer.Log, run.Observer.Warn);
         var reused = (prompt.FromCache, negativeFromCache) switch
         {
             (true, true) => " (both from the model's embedding cache)",
@@ -194,8 +209,10 @@ public static class StableDiffusionPipeline
                 $"pixels (overlap {tiles.Overlap}) per step over the {run.LatentWidth}x{run.LatentHeight} latent.");
         return DenoisingLoop.Run(scheduler, timesteps, latents, run.Noise, run.Observer, (current, t, name) =>
         {
-            var modelInput = run.Guided ? torch.cat(new[] { current, current }) : current;                  // [2N, 4, h, w]
-            modelInput = task.ConcatConditioning(scheduler.ScaleModelInput(modelInput, t));                 // [2N, C, h, w]
+            // [2N, 4, h, w]
+            var modelInput = run.Guided ? torch.cat(new[] { current, current }) : current;
+            // [2N, C, h, w]
+            modelInput = task.ConcatConditioning(scheduler.ScaleModelInput(modelInput, t));
             run.Inspect(name + "_unet_input", modelInput);
             var timestep = torch.tensor(t, ScalarType.Float32, run.Device);
             run.Inspect(name + "_timestep", timestep);
@@ -207,10 +224,12 @@ public static class StableDiffusionPipeline
                 : TiledInference.Run(input, tiles, 1, tile => model.Unet.forward(tile, timestep, embeds, labels));
             var unetOutput = (conditioning.Length == 1
                 ? Unet(unetInput, conditioning[0], classLabels)
-                : SplitGuidanceUnet(unetInput, conditioning, classLabels, Unet)).to(ScalarType.Float32);     // [2N, 4, h, w]
+                // [2N, 4, h, w]
+                : SplitGuidanceUnet(unetInput, conditioning, classLabels, Unet)).to(ScalarType.Float32);
             run.Inspect(name + "_unet_output", unetOutput);
             if (!run.Guided) return unetOutput;
-            var chunks = unetOutput.chunk(2);                                                                // 2 × [N, 4, h, w]
+            // 2 × [N, 4, h, w]
+            var chunks = unetOutput.chunk(2);
             return (ScalarSafeTensor)chunks[0] + run.Request.GuidanceScale * (ScalarSafeTensor)(chunks[1] - chunks[0]);
         });
     }
@@ -220,21 +239,26 @@ public static class StableDiffusionPipeline
     private static Tensor SplitGuidanceUnet(Tensor unetInput, Tensor[] conditioning, Tensor? classLabels,
         Func<Tensor, Tensor, Tensor?, Tensor> unet)
     {
-        var inputs = unetInput.chunk(2);                                                                     // 2 × [N, C, h, w]
+        // 2 × [N, C, h, w]
+        var inputs = unetInput.chunk(2);
         var labels = classLabels?.chunk(2);                                                                  // 2 × [N]
-        var negative = unet(inputs[0], conditioning[0], labels?[0]);                                         // [N, 4, h, w]
-        var positive = unet(inputs[1], conditioning[1], labels?[1]);                                         // [N, 4, h, w]
-        return torch.cat(new[] { negative, positive });                                                      // [2N, 4, h, w]
+        // [N, 4, h, w]
+        var negative = unet(inputs[0], conditioning[0], labels?[0]);
+        // [N, 4, h, w]
+        var positive = unet(inputs[1], conditioning[1], labels?[1]);
+        // [2N, 4, h, w]
+        return torch.cat(new[] { negative, positive });
     }
 
-    /// <summary>Step 7: the VAE decode (the upscaler's VAE is float32, as diffusers upcasts it): [N, 3, H, W] float32 on
-    /// the CPU.</summary>
+    /// <summary>Step 7: the VAE decode (the upscaler's VAE is float32, as diffusers upcasts it): [N, 3, H, W] float32
+    /// on the CPU.</summary>
     private static Tensor Decode(PipelineRun run, Tensor latents, TilePlan? unetTiles, out int tileCount)
     {
         var model = run.Model;
         var request = run.Request;
         TorchMemory.ReleaseFreeHeap(); // the UNet's freed activations, before the decoder allocates its own
-        var vaeInput = ((ScalarSafeTensor)latents / model.Vae.Config.ScalingFactor).Tensor;                   // [N, 4, h, w]
+        // [N, 4, h, w]
+        var vaeInput = ((ScalarSafeTensor)latents / model.Vae.Config.ScalingFactor).Tensor;
         run.Inspect("vae_decode_input", vaeInput);
         var vaeDType = model.VaeDType;
         var tiles = DecoderTiling(run, unetTiles);
@@ -242,7 +266,8 @@ public static class StableDiffusionPipeline
         var decoded = (tiles is null
             ? model.Vae.Decode(vaeInput.to(vaeDType))
             : TiledInference.Run(vaeInput.to(vaeDType), tiles, model.VaeScaleFactor, tile => model.Vae.Decode(tile)))
-            .to(ScalarType.Float32).cpu();                                                                   // [N, 3, H, W]
+            // [N, 3, H, W]
+            .to(ScalarType.Float32).cpu();
         if (tiles is not null)
             run.Observer.Log?.Invoke(
                 $"Tiled VAE decoder: {tileCount} tiles of " +
@@ -257,7 +282,8 @@ public static class StableDiffusionPipeline
     /// The UNet tiling for this call, or null to run whole: an explicit TileSize tiles any task whose latent exceeds
     /// it; by default only the x4 upscaler tiles, at <see cref="DefaultUpscaleTileSize"/>.
     /// </summary>
-    private static TilePlan? ResolveTiling(GenerationRequest request, PipelineTask task, int latentHeight, int latentWidth)
+    private static TilePlan? ResolveTiling(
+        GenerationRequest request, PipelineTask task, int latentHeight, int latentWidth)
     {
         int? size = request.TileSize switch
         {
@@ -265,18 +291,22 @@ public static class StableDiffusionPipeline
             int given => given,
             null => task.DefaultTileSize,
         };
-        return size is int tile ? ResolveTiling(tile, request.TileOverlap, latentHeight, latentWidth, nameof(request.TileSize)) : null;
+        return size is int tile
+            ? ResolveTiling(tile, request.TileOverlap, latentHeight, latentWidth, nameof(request.TileSize)) : null;
     }
 
     /// <summary>The decoder's tiling: the UNet's, unless the request sets its own (DecoderTileSize; 0: none).</summary>
     private static TilePlan? DecoderTiling(PipelineRun run, TilePlan? unetTiles) =>
         run.Request.DecoderTileSize is not int size
             ? unetTiles
-            : ResolveTiling(size, run.Request.TileOverlap, run.LatentHeight, run.LatentWidth, nameof(run.Request.DecoderTileSize));
+            : ResolveTiling(
+                size, run.Request.TileOverlap, run.LatentHeight, run.LatentWidth, nameof(run.Request.DecoderTileSize));
 
-    /// <summary>Tiles of <paramref name="tile"/> latent pixels (0: none), or null when the latent fits in one.</summary>
+    /// <summary>Tiles of <paramref name="tile"/> latent pixels (0: none), or null when the latent
+    /// fits in one.</summary>
     /// <param name="name">The request property the size came from, for the error.</param>
-    internal static TilePlan? ResolveTiling(int tile, int? overlapOrNull, int latentHeight, int latentWidth, string name)
+    internal static TilePlan? ResolveTiling(
+        int tile, int? overlapOrNull, int latentHeight, int latentWidth, string name)
     {
         if (tile == 0) return null;
         if (tile < 8)

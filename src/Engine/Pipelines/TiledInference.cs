@@ -28,19 +28,25 @@ public static class TiledInference
             foreach (var left in plan.Starts(width))
             {
                 using var tileScope = torch.NewDisposeScope();
-                var tile = input[.., .., top..(top + tileHeight), left..(left + tileWidth)];                // [B, C, th, tw]
-                var output = run(tile);                                                                     // [B, C', th·s, tw·s]
+                // [B, C, th, tw]
+                var tile = input[.., .., top..(top + tileHeight), left..(left + tileWidth)];
+                // [B, C', th·s, tw·s]
+                var output = run(tile);
                 if (sum is null)
                 {
-                    sum = torch.zeros(new[] { input.shape[0], output.shape[1], (long)height * scale, (long)width * scale },
-                        output.dtype, output.device).MoveToOuterDisposeScope();                            // [B, C', H, W]
+                    sum = torch.zeros(
+                        new[] { input.shape[0], output.shape[1], (long)height * scale, (long)width * scale },
+                        // [B, C', H, W]
+                        output.dtype, output.device).MoveToOuterDisposeScope();
                     weightSum = torch.zeros(new long[] { 1, 1, (long)height * scale, (long)width * scale },
-                        output.dtype, output.device).MoveToOuterDisposeScope();                            // [1, 1, H, W]
+                        // [1, 1, H, W]
+                        output.dtype, output.device).MoveToOuterDisposeScope();
                 }
                 var rows = Ramp(top * scale, tileHeight * scale, height * scale, plan.Overlap * scale);
                 var columns = Ramp(left * scale, tileWidth * scale, width * scale, plan.Overlap * scale);
                 var window = torch.tensor(rows, output.dtype, output.device).reshape(1, 1, -1, 1)
-                    * torch.tensor(columns, output.dtype, output.device).reshape(1, 1, 1, -1);            // [1, 1, th·s, tw·s]
+                    // [1, 1, th·s, tw·s]
+                    * torch.tensor(columns, output.dtype, output.device).reshape(1, 1, 1, -1);
                 ((ScalarSafeTensor)sum.narrow(2, top * scale, tileHeight * scale)
                     .narrow(3, left * scale, tileWidth * scale)).AddInPlace(output * window);
                 ((ScalarSafeTensor)weightSum!.narrow(2, top * scale, tileHeight * scale)

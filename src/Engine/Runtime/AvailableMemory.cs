@@ -15,7 +15,8 @@ public static partial class AvailableMemory
     {
         try
         {
-            if (OperatingSystem.IsLinux()) return Min(MeminfoAvailable("/proc/meminfo"), CgroupHeadroom("/sys/fs/cgroup"));
+            if (OperatingSystem.IsLinux())
+                return Min(MeminfoAvailable("/proc/meminfo"), CgroupHeadroom("/sys/fs/cgroup"));
             if (OperatingSystem.IsWindows()) return WindowsAvailable();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
@@ -37,7 +38,8 @@ public static partial class AvailableMemory
         return null;
     }
 
-    /// <summary>cgroup v2's <c>memory.max</c> − <c>memory.current</c> under <paramref name="root"/>, or null without a limit.</summary>
+    /// <summary>cgroup v2's <c>memory.max</c> − <c>memory.current</c> under <paramref name="root"/>, or null
+    /// without a limit.</summary>
     internal static long? CgroupHeadroom(string root)
     {
         string max = Path.Combine(root, "memory.max"), current = Path.Combine(root, "memory.current");

@@ -7,7 +7,8 @@ public static class CacheFolder
     public const string Variable = "PSSTABLEDIFFUSION_CACHE";
 
     /// <summary><c>$PSSTABLEDIFFUSION_CACHE</c>, else the user's local application data folder
-    /// (<c>%LOCALAPPDATA%\PSStableDiffusion</c> on Windows, <c>~/.local/share/PSStableDiffusion</c> on Linux).</summary>
+    /// (<c>%LOCALAPPDATA%\PSStableDiffusion</c> on Windows, <c>~/.local/share/PSStableDiffusion</c> on
+    /// Linux).</summary>
     public static string Path
     {
         get

@@ -26,7 +26,8 @@ public static class ComputeDevices
     /// <summary>The libtorch version the native library reports.</summary>
     public static string LibTorchVersion => torch.__version__;
 
-    /// <summary>The TorchSharp package version (without the "+commit" source-link suffix users do not compare).</summary>
+    /// <summary>The TorchSharp package version (without the "+commit" source-link suffix users do
+    /// not compare).</summary>
     public static string TorchSharpVersion
     {
         get

@@ -15,7 +15,8 @@ public sealed record CpuDescription(string? Name, bool? HasAvx512Bf16, bool? Has
     /// <summary>This machine's processor (read once).</summary>
     public static CpuDescription Current => CurrentCpu.Value;
 
-    /// <summary>Whether the CPU has any bfloat16 instructions (without them libtorch emulates bf16, many times slower).</summary>
+    /// <summary>Whether the CPU has any bfloat16 instructions (without them libtorch emulates bf16, many
+    /// times slower).</summary>
     public bool HasBFloat16Instructions => HasAvx512Bf16 == true || HasAmxBf16 == true;
 
     private static CpuDescription Describe()
@@ -41,7 +42,8 @@ public sealed record CpuDescription(string? Name, bool? HasAvx512Bf16, bool? Has
         }
 
         var identifier = Environment.GetEnvironmentVariable("PROCESSOR_IDENTIFIER");
-        return new CpuDescription(string.IsNullOrWhiteSpace(identifier) ? null : identifier, HasAvx512Bf16FromCpuid(), null);
+        return new CpuDescription(
+            string.IsNullOrWhiteSpace(identifier) ? null : identifier, HasAvx512Bf16FromCpuid(), null);
     }
 
     private static bool? HasAvx512Bf16FromCpuid()

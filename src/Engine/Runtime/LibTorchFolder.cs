@@ -25,7 +25,8 @@ public static class LibTorchFolder
     private static readonly object Gate = new();
     private static string? _loadedFolder;
 
-    /// <summary>The library folder libtorch was loaded from by this class, or null (the module's own natives).</summary>
+    /// <summary>The library folder libtorch was loaded from by this class, or null (the module's
+    /// own natives).</summary>
     public static string? LoadedFolder
     {
         get { lock (Gate) return _loadedFolder; }
@@ -59,7 +60,8 @@ public static class LibTorchFolder
     /// Loads libtorch from the folder the settings next to this assembly name (or <see cref="FolderVariable"/>), once
     /// per process. Does nothing when the module carries its own natives.
     /// </summary>
-    /// <exception cref="LibTorchFolderException">The folder is missing, lacks a library, or a library does not load.</exception>
+    /// <exception cref="LibTorchFolderException">The folder is missing, lacks a library, or a library does
+    /// not load.</exception>
     public static void EnsureLoaded()
     {
         var assemblyFolder = Path.GetDirectoryName(typeof(LibTorchFolder).Assembly.Location);
@@ -70,7 +72,8 @@ public static class LibTorchFolder
         Load(string.IsNullOrWhiteSpace(overridden) ? settings.Folder : overridden, settings.RequiresCuda);
     }
 
-    /// <summary>Checks <paramref name="folder"/> and loads its libtorch (once per process; a second folder is an error).</summary>
+    /// <summary>Checks <paramref name="folder"/> and loads its libtorch (once per process; a second folder is
+    /// an error).</summary>
     /// <exception cref="LibTorchFolderException">See <see cref="Check"/>; or a library failed to load.</exception>
     public static void Load(string folder, bool requireCuda)
     {
@@ -82,7 +85,8 @@ public static class LibTorchFolder
             {
                 if (PathsEqual(_loadedFolder, libraryFolder)) return;
                 throw new LibTorchFolderException(folder, LibTorchProblem.AlreadyLoaded,
-                    $"libtorch is already loaded from {_loadedFolder} in this process; start a new PowerShell to use {folder}.");
+                    $"libtorch is already loaded from {_loadedFolder} in " +
+                    $"this process; start a new PowerShell to use {folder}.");
             }
             if (OperatingSystem.IsWindows()) PrependToPath(libraryFolder); // cuDNN and nvrtc load their parts by name
             foreach (var library in libraries)
@@ -118,13 +122,17 @@ public static class LibTorchFolder
         var missingCore = core.Where(name => !File.Exists(Path.Combine(libraryFolder, FileName(name)))).ToList();
         if (missingCore.Count > 0)
             throw new LibTorchFolderException(folder, LibTorchProblem.NotLibTorch,
-                $"'{folder}' holds no libtorch: {string.Join(", ", missingCore.Select(FileName))} not found in {libraryFolder}. " +
+                $"'{folder}' holds no libtorch: " +
+                $"{string.Join(", ", missingCore.Select(FileName))} not found in {libraryFolder}. " +
                 "Give the folder of a libtorch archive, or Python's torch package folder (site-packages/torch).");
         if (requireCuda && !File.Exists(Path.Combine(libraryFolder, FileName("torch_cuda"))))
             throw new LibTorchFolderException(folder, LibTorchProblem.NoCuda,
-                $"The libtorch in '{folder}' has no CUDA support: {FileName("torch_cuda")} not found in {libraryFolder}. " +
-                "This module was built for CUDA: give the folder of a CUDA build of libtorch (or rebuild with -Backend cpu).");
-        var names = requireCuda ? new[] { "c10", "torch_cpu", "c10_cuda", "torch_cuda", "torch" } : ["c10", "torch_cpu", "torch"];
+                $"The libtorch in '{folder}' has no CUDA support: " +
+                $"{FileName("torch_cuda")} not found in {libraryFolder}. " +
+                "This module was built for CUDA: give the folder of a " +
+                "CUDA build of libtorch (or rebuild with -Backend cpu).");
+        var names = requireCuda
+            ? new[] { "c10", "torch_cpu", "c10_cuda", "torch_cuda", "torch" } : ["c10", "torch_cpu", "torch"];
         return names.Select(name => Path.Combine(libraryFolder, FileName(name))).Where(File.Exists).ToList();
     }
 
@@ -144,7 +152,8 @@ public static class LibTorchFolder
     /// </summary>
     public static string? Version(string folder)
     {
-        foreach (var root in new[] { folder, Path.GetDirectoryName(Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)) })
+        foreach (var root in new[] { folder, Path.GetDirectoryName(
+            Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)) })
         {
             if (root is null) continue;
             var buildVersion = Path.Combine(root, "build-version");
@@ -152,7 +161,8 @@ public static class LibTorchFolder
             var versionPy = Path.Combine(root, "version.py");
             if (File.Exists(versionPy))
             {
-                var match = Regex.Match(File.ReadAllText(versionPy), @"^__version__\s*=\s*['""]([^'""]+)['""]", RegexOptions.Multiline);
+                var match = Regex.Match(
+                    File.ReadAllText(versionPy), @"^__version__\s*=\s*['""]([^'""]+)['""]", RegexOptions.Multiline);
                 if (match.Success) return match.Groups[1].Value;
             }
         }
@@ -161,9 +171,11 @@ public static class LibTorchFolder
 
     /// <summary>A libtorch library's file name on this platform: c10 → libc10.so, c10.dll, libc10.dylib.</summary>
     public static string FileName(string library) =>
-        OperatingSystem.IsWindows() ? library + ".dll" : OperatingSystem.IsMacOS() ? $"lib{library}.dylib" : $"lib{library}.so";
+        OperatingSystem.IsWindows() ? library +
+            ".dll" : OperatingSystem.IsMacOS() ? $"lib{library}.dylib" : $"lib{library}.so";
 
-    private static bool PathsEqual(string a, string b) => string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar),
+    private static bool PathsEqual(string a, string b) =>
+        string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar),
         Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), OperatingSystem.IsWindows()
             ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 

@@ -17,7 +17,8 @@ public sealed record MemoryEstimate
     /// <summary>The VAE decode's activations (the whole batch, or one tile plus the blended output).</summary>
     public required long DecoderBytes { get; init; }
 
-    /// <summary>Weights that view a mapped file (CPU, file dtype = model dtype): the page cache must keep them.</summary>
+    /// <summary>Weights that view a mapped file (CPU, file dtype = model dtype): the page cache must
+    /// keep them.</summary>
     public required long MappedWeightBytes { get; init; }
 
     /// <summary>The peak the call adds: the larger activation stage, plus the mapped weights.</summary>

@@ -29,7 +29,8 @@ public static class MemoryEstimator
     /// <summary>One UNet call on <paramref name="batch"/> latents of <paramref name="tokens"/> pixels each.</summary>
     public static long UNetActivations(UNet2DConditionConfig config, int batch, long tokens, torch.ScalarType dtype)
     {
-        double width = config.BlockOutChannels[0] / 320.0;  // activations (and their workspaces) scale with the channel widths
+        // activations (and their workspaces) scale with the channel widths
+        double width = config.BlockOutChannels[0] / 320.0;
         return (long)(width * (UnetFixedBytes + UnetBytesPerToken * batch * tokens * ElementScale(dtype)));
     }
 
@@ -40,9 +41,11 @@ public static class MemoryEstimator
         return (long)(width * (DecoderFixedBytes + DecoderBytesPerPixel * images * pixels * ElementScale(dtype)));
     }
 
-    /// <summary>The estimate for <paramref name="count"/> images of <paramref name="latentHeight"/>×<paramref name="latentWidth"/>
-    /// latents on <paramref name="model"/>, with the given tilings (null: whole).</summary>
-    public static MemoryEstimate For(StableDiffusionModel model, int count, bool guided, int latentHeight, int latentWidth,
+    /// <summary>The estimate for <paramref name="count"/> images of
+    /// <paramref name="latentHeight"/>×<paramref name="latentWidth"/> latents on <paramref name="model"/>, with the
+    /// given tilings (null: whole).</summary>
+    public static MemoryEstimate For(
+        StableDiffusionModel model, int count, bool guided, int latentHeight, int latentWidth,
         TilePlan? unetTiles, TilePlan? decoderTiles, long mappedWeightBytes)
     {
         long Tile(TilePlan? plan, int edge) => plan is null ? edge : Math.Min(plan.TileSize, edge);

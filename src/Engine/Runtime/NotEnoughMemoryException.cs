@@ -6,7 +6,8 @@ namespace PSStableDiffusion.Engine.Runtime;
 /// </summary>
 public sealed class NotEnoughMemoryException : Exception
 {
-    /// <summary>The environment variable that turns the check off (<c>0</c> or <c>off</c>): an estimate is an estimate.</summary>
+    /// <summary>The environment variable that turns the check off (<c>0</c> or <c>off</c>): an estimate is
+    /// an estimate.</summary>
     public const string SwitchVariable = "SD_MEMORY_CHECK";
 
     public NotEnoughMemoryException(
@@ -31,14 +32,17 @@ public sealed class NotEnoughMemoryException : Exception
 
     internal static string GiB(long bytes) => $"{bytes / (1024.0 * 1024 * 1024):F1} GiB";
 
-    private static string Describe(MemoryEstimate estimate, long available, bool tiledDecodeFits, (int Width, int Height)? size)
+    private static string Describe(
+        MemoryEstimate estimate, long available, bool tiledDecodeFits, (int Width, int Height)? size)
     {
         var fits = new List<string>();
         if (tiledDecodeFits) fits.Add("a tiled decode (DecoderTileSize)");
         if (size is { } s) fits.Add($"a size of at most {s.Width}x{s.Height}");
         fits.Add("freeing other cached models");
-        return $"This call needs about {GiB(estimate.PeakBytes)} at its peak (the {estimate.PeakStage}: UNet {GiB(estimate.UnetBytes)}, " +
-            $"decoder {GiB(estimate.DecoderBytes)}, mapped weights {GiB(estimate.MappedWeightBytes)}), but only {GiB(available)} " +
+        return $"This call needs about {GiB(estimate.PeakBytes)} at its peak " +
+            $"(the {estimate.PeakStage}: UNet {GiB(estimate.UnetBytes)}, " +
+            $"decoder {GiB(estimate.DecoderBytes)}, mapped weights " +
+            $"{GiB(estimate.MappedWeightBytes)}), but only {GiB(available)} " +
             $"is available. What would fit: {string.Join(", or ", fits)}.";
     }
 }

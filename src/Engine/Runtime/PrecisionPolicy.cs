@@ -14,13 +14,15 @@ public static class PrecisionPolicy
 
     /// <param name="requested">What -Precision said (Auto by default).</param>
     /// <param name="isCuda">Whether the target device is a CUDA device.</param>
-    /// <param name="measure">This CPU's speed measurement (cached per machine); only called on the CPU when it matters.</param>
+    /// <param name="measure">This CPU's speed measurement (cached per machine); only called on the CPU
+    /// when it matters.</param>
     public static PrecisionChoice Choose(Precision requested, bool isCuda, Func<PrecisionSpeed> measure)
     {
         switch (requested)
         {
             case Precision.Auto when isCuda:
-                return new(Precision.Float16, "float16: the default on CUDA (attention runs in float32 where the model's " +
+                return new(
+                    Precision.Float16, "float16: the default on CUDA (attention runs in float32 where the model's " +
                     "config sets upcast_attention, as SD 2.1 768-v does).");
             case Precision.Auto:
                 return ChooseOnCpu(measure);
@@ -40,7 +42,8 @@ public static class PrecisionPolicy
         "float32" => new(Precision.Float32, "float32: as the replayed image's record says."),
         "bfloat16" => new(Precision.BFloat16, "bfloat16: as the replayed image's record says."),
         "float16" when isCuda => new(Precision.Float16, "float16: as the replayed image's record says."),
-        "float16" => new(Precision.Float32, "float32: the replayed image's record says float16, which runs on CUDA only; " +
+        "float16" =>
+            new(Precision.Float32, "float32: the replayed image's record says float16, which runs on CUDA only; " +
             "the CPU replay uses float32, so it will differ slightly."),
         _ => null,
     };
@@ -65,7 +68,8 @@ public static class PrecisionPolicy
         if (speed is null || speed.BFloat16Speedup >= 1.0)
             return new(Precision.BFloat16, "bfloat16: as -Precision asked.");
         var figures = Figures(speed);
-        return new(Precision.BFloat16, $"bfloat16: as -Precision asked, though slower than float32 on this CPU ({figures}).",
+        return new(
+            Precision.BFloat16, $"bfloat16: as -Precision asked, though slower than float32 on this CPU ({figures}).",
             $"bfloat16 is slower than float32 on this CPU ({figures}); -Precision Auto or Float32 would be faster.");
     }
 

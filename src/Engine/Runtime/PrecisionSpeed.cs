@@ -49,10 +49,12 @@ public sealed record PrecisionSpeed(double Float32Seconds, double BFloat16Second
         {
             var generator = new torch.Generator(1234);
             using var image = torch.randn(new long[] { 2, 320, 16, 16 }, generator: generator);
-            using var kernel = (torch.randn(new long[] { 320, 320, 3, 3 }, generator: generator).ScalarSafe() * 0.02).Tensor;
+            using var kernel =
+                (torch.randn(new long[] { 320, 320, 3, 3 }, generator: generator).ScalarSafe() * 0.02).Tensor;
             using var tokens = torch.randn(new long[] { 1, 1024, 320 }, generator: generator);
             using var weight = (torch.randn(new long[] { 1280, 320 }, generator: generator).ScalarSafe() * 0.05).Tensor;
-            (_image, _kernel, _tokens, _weight) = (image.to(dtype), kernel.to(dtype), tokens.to(dtype), weight.to(dtype));
+            (_image, _kernel, _tokens, _weight) =
+                (image.to(dtype), kernel.to(dtype), tokens.to(dtype), weight.to(dtype));
         }
 
         /// <returns>Seconds for one convolution and one linear layer.</returns>

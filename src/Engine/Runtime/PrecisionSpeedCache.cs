@@ -20,7 +20,8 @@ public sealed class PrecisionSpeedCache(string path)
 
     public string FilePath { get; } = path;
 
-    /// <summary>This machine's measurement at the current thread count: from the default cache, else measured now.</summary>
+    /// <summary>This machine's measurement at the current thread count: from the default cache, else
+    /// measured now.</summary>
     public static PrecisionSpeed ForThisMachine() =>
         Default.GetOrMeasure(MachineKey(CpuDescription.Current, TorchThreads.Current), PrecisionSpeed.Measure, out _);
 
@@ -29,7 +30,8 @@ public sealed class PrecisionSpeedCache(string path)
         cpu.Name ?? "unknown CPU", $"avx512_bf16={cpu.HasAvx512Bf16}", $"amx_bf16={cpu.HasAmxBf16}",
         $"libtorch={torch.__version__}", $"threads={threads.ToString(CultureInfo.InvariantCulture)}");
 
-    /// <summary>The stored measurement for <paramref name="key"/>, else <paramref name="measure"/>'s, then stored.</summary>
+    /// <summary>The stored measurement for <paramref name="key"/>, else <paramref name="measure"/>'s,
+    /// then stored.</summary>
     /// <param name="cached">Whether the result came from the file.</param>
     public PrecisionSpeed GetOrMeasure(string key, Func<PrecisionSpeed> measure, out bool cached)
     {

@@ -19,7 +19,8 @@ namespace PSStableDiffusion.Engine.Runtime;
 /// </remarks>
 internal readonly struct ScalarSafeTensor(Tensor tensor)
 {
-    /// <summary>The alpha TorchSharp passes for a plain <c>a + b</c>: an int 1, held for the process so never finalized.</summary>
+    /// <summary>The alpha TorchSharp passes for a plain <c>a + b</c>: an int 1, held for the process so never
+    /// finalized.</summary>
     private static readonly Scalar One = 1.ToScalar();
 
     public Tensor Tensor { get; } = tensor;
@@ -45,9 +46,11 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
     public static ScalarSafeTensor operator -(ScalarSafeTensor left, long right) => Subtract(left, right.ToScalar());
 
     /// <summary>TorchSharp's <c>number - tensor</c>: the negated tensor plus the number (alpha 1).</summary>
-    public static ScalarSafeTensor operator -(double left, ScalarSafeTensor right) => SubtractFrom(left.ToScalar(), right);
+    public static ScalarSafeTensor operator -(double left, ScalarSafeTensor right) =>
+        SubtractFrom(left.ToScalar(), right);
 
-    public static ScalarSafeTensor operator -(long left, ScalarSafeTensor right) => SubtractFrom(left.ToScalar(), right);
+    public static ScalarSafeTensor operator -(long left, ScalarSafeTensor right) =>
+        SubtractFrom(left.ToScalar(), right);
 
     public static ScalarSafeTensor operator -(ScalarSafeTensor value) => Kept(value.Tensor.neg(), value, value);
 
@@ -70,21 +73,29 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
     public static ScalarSafeTensor operator /(ScalarSafeTensor left, long right) => Divide(left, right.ToScalar());
 
     // A plain tensor on either side: the same operators, so that x.ScalarSafe() + residual needs no second conversion.
-    public static ScalarSafeTensor operator +(ScalarSafeTensor left, Tensor right) => left + new ScalarSafeTensor(right);
+    public static ScalarSafeTensor operator +(ScalarSafeTensor left, Tensor right) =>
+        left + new ScalarSafeTensor(right);
 
-    public static ScalarSafeTensor operator +(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) + right;
+    public static ScalarSafeTensor operator +(Tensor left, ScalarSafeTensor right) =>
+        new ScalarSafeTensor(left) + right;
 
-    public static ScalarSafeTensor operator -(ScalarSafeTensor left, Tensor right) => left - new ScalarSafeTensor(right);
+    public static ScalarSafeTensor operator -(ScalarSafeTensor left, Tensor right) =>
+        left - new ScalarSafeTensor(right);
 
-    public static ScalarSafeTensor operator -(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) - right;
+    public static ScalarSafeTensor operator -(Tensor left, ScalarSafeTensor right) =>
+        new ScalarSafeTensor(left) - right;
 
-    public static ScalarSafeTensor operator *(ScalarSafeTensor left, Tensor right) => left * new ScalarSafeTensor(right);
+    public static ScalarSafeTensor operator *(ScalarSafeTensor left, Tensor right) =>
+        left * new ScalarSafeTensor(right);
 
-    public static ScalarSafeTensor operator *(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) * right;
+    public static ScalarSafeTensor operator *(Tensor left, ScalarSafeTensor right) =>
+        new ScalarSafeTensor(left) * right;
 
-    public static ScalarSafeTensor operator /(ScalarSafeTensor left, Tensor right) => left / new ScalarSafeTensor(right);
+    public static ScalarSafeTensor operator /(ScalarSafeTensor left, Tensor right) =>
+        left / new ScalarSafeTensor(right);
 
-    public static ScalarSafeTensor operator /(Tensor left, ScalarSafeTensor right) => new ScalarSafeTensor(left) / right;
+    public static ScalarSafeTensor operator /(Tensor left, ScalarSafeTensor right) =>
+        new ScalarSafeTensor(left) / right;
 
     /// <summary>TorchSharp's <c>number / tensor</c>: the reciprocal times the number.</summary>
     public static ScalarSafeTensor operator /(double left, ScalarSafeTensor right)
@@ -101,7 +112,8 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
         return Kept(reciprocal.mul(number), right, reciprocal);
     }
 
-    /// <summary>TorchSharp's <c>add_(other)</c>, in place (alpha 1); returns this tensor, as <c>add_</c> does.</summary>
+    /// <summary>TorchSharp's <c>add_(other)</c>, in place (alpha 1); returns this tensor, as
+    /// <c>add_</c> does.</summary>
     public Tensor AddInPlace(ScalarSafeTensor addend)
     {
         var result = Tensor.add_(addend.Tensor, One);

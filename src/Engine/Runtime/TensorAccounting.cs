@@ -19,13 +19,15 @@ public static class TensorAccounting
     /// <summary>Wrappers emptied by <c>new Parameter(tensor)</c> in the engine's modules and loader.</summary>
     public static long EmptiedWrappers => Interlocked.Read(ref _emptiedWrappers);
 
-    /// <summary>Managed tensors that still own a native tensor: TorchSharp's TotalCount less the emptied wrappers.</summary>
+    /// <summary>Managed tensors that still own a native tensor: TorchSharp's TotalCount less the
+    /// emptied wrappers.</summary>
     public static long LiveTensors => torch.Tensor.TotalCount - EmptiedWrappers;
 
     /// <summary>Records the wrappers emptied while <paramref name="module"/> was built: one per parameter.</summary>
     internal static void RecordBuilt(torch.nn.Module module) =>
         Interlocked.Add(ref _emptiedWrappers, module.parameters().LongCount());
 
-    /// <summary>Records one wrapper emptied by a <c>new Parameter(tensor)</c> outside a module's construction.</summary>
+    /// <summary>Records one wrapper emptied by a <c>new Parameter(tensor)</c> outside a module's
+    /// construction.</summary>
     internal static void RecordParameterMade() => Interlocked.Increment(ref _emptiedWrappers);
 }

@@ -7,11 +7,12 @@ public static class TorchErrors
 {
     // libtorch's own wording: c10's CUDACachingAllocator ("CUDA out of memory. Tried to allocate 2.00 GiB ...") and
     // DefaultCPUAllocator ("DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes").
-    private static readonly string[] OutOfMemoryMessages = { "CUDA out of memory", "can't allocate memory", "out of memory" };
+    private static readonly string[] OutOfMemoryMessages =
+        { "CUDA out of memory", "can't allocate memory", "out of memory" };
 
     /// <summary>
-    /// Whether <paramref name="exception"/> (or an inner one) is an allocation that failed for lack of memory: a CUDA or
-    /// CPU libtorch allocator error, which TorchSharp raises as <see cref="ExternalException"/>, or .NET's own
+    /// Whether <paramref name="exception"/> (or an inner one) is an allocation that failed for lack of memory: a CUDA
+    /// or CPU libtorch allocator error, which TorchSharp raises as <see cref="ExternalException"/>, or .NET's own
     /// <see cref="OutOfMemoryException"/>. The caching allocator frees the failed call's blocks when its tensors are
     /// disposed, so the engine can go on with a smaller request.
     /// </summary>

@@ -19,7 +19,8 @@ public static class TorchLogging
     private static readonly object Gate = new();
     private static bool? _quieted;
 
-    /// <summary>Shows only libtorch's errors from now on (once per process). Returns whether the level was set.</summary>
+    /// <summary>Shows only libtorch's errors from now on (once per process). Returns whether the
+    /// level was set.</summary>
     public static bool QuietWarnings()
     {
         lock (Gate)

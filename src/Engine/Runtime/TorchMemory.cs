@@ -28,7 +28,8 @@ public static partial class TorchMemory
         return true;
     }
 
-    /// <summary>What the kernel allows: the selected mode of /sys/kernel/mm/transparent_hugepage/enabled, or null.</summary>
+    /// <summary>What the kernel allows: the selected mode of
+    /// /sys/kernel/mm/transparent_hugepage/enabled, or null.</summary>
     public static string? KernelHugePageMode()
     {
         const string path = "/sys/kernel/mm/transparent_hugepage/enabled";

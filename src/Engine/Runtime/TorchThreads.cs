@@ -5,16 +5,18 @@ namespace PSStableDiffusion.Engine.Runtime;
 /// <summary>
 /// How many CPU threads libtorch uses for one operator (intra-op). libtorch's own default is the physical cores of
 /// the machine (SMT siblings not counted; it follows the affinity mask, but not a cgroup CPU quota), while .NET's
-/// <see cref="Environment.ProcessorCount"/> honours the quota but counts every logical processor (SMT siblings, efficiency
-/// cores). The engine takes the smaller of the two: physical cores where SMT doubles the count, the CPUs this process
-/// may use where a container quota allows fewer than the machine has. bench/RESULTS.md ("Threads") has the figures.
+/// <see cref="Environment.ProcessorCount"/> honours the quota but counts every logical processor (SMT siblings,
+/// efficiency cores). The engine takes the smaller of the two: physical cores where SMT doubles the count, the CPUs
+/// this process may use where a container quota allows fewer than the machine has. bench/RESULTS.md
+/// ("Threads") has the figures.
 /// </summary>
 public static class TorchThreads
 {
     private static readonly object Gate = new();
     private static int? _defaultBeforeConfigure;
 
-    /// <summary>The thread count libtorch had before the engine first changed it (what TorchSharp defaults to).</summary>
+    /// <summary>The thread count libtorch had before the engine first changed it (what TorchSharp
+    /// defaults to).</summary>
     public static int LibTorchDefault
     {
         get

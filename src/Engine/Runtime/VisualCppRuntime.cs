@@ -28,7 +28,8 @@ public static class VisualCppRuntime
     }
 
     /// <summary>Checks once per process that the runtime is there.</summary>
-    /// <exception cref="NativeRuntimeMissingException">It is not: the message names the DLLs and the redistributable.</exception>
+    /// <exception cref="NativeRuntimeMissingException">It is not: the message names the DLLs and the
+    /// redistributable.</exception>
     public static void EnsureInstalled()
     {
         IReadOnlyList<string> missing;

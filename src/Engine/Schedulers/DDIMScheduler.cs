@@ -73,16 +73,20 @@ public sealed class DDIMScheduler : SchedulerBase
             case "trailing":
             {
                 var stepRatio = numTrainTimesteps / (double)n;
-                return NumpyCompat.Round(NumpyCompat.Arange(numTrainTimesteps, 0, -stepRatio)).Select(t => t - 1).ToArray();
+                return NumpyCompat.Round(NumpyCompat.Arange(numTrainTimesteps, 0, -stepRatio))
+                    .Select(t => t - 1)
+                    .ToArray();
             }
             default:
-                throw new ArgumentException($"Unknown timestep_spacing '{spacing}' (expected leading, trailing or linspace).");
+                throw new ArgumentException(
+                    $"Unknown timestep_spacing '{spacing}' (expected leading, trailing or linspace).");
         }
     }
 
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
-        if (NumInferenceSteps is not { } n) throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
+        if (NumInferenceSteps is not { } n)
+            throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
         using var scope = torch.NewDisposeScope();
         var t = (int)timestep;
         ScalarSafeTensor x = sample, output = modelOutput;
@@ -108,7 +112,9 @@ public sealed class DDIMScheduler : SchedulerBase
                 predOriginalSample = output;
                 predEpsilon = (x - Math.Sqrt(alphaProdT) * predOriginalSample) / Math.Sqrt(betaProdT);
                 break;
-            default: // v_prediction (Imagen Video 2.4): x0 = sqrt(a_t) x_t - sqrt(1 - a_t) v, eps = sqrt(a_t) v + sqrt(1 - a_t) x_t
+            // v_prediction (Imagen Video 2.4): x0 = sqrt(a_t) x_t - sqrt(1 - a_t) v, eps = sqrt(a_t)
+            // v + sqrt(1 - a_t) x_t
+            default:
                 predOriginalSample = Math.Sqrt(alphaProdT) * x - Math.Sqrt(betaProdT) * output;
                 predEpsilon = Math.Sqrt(alphaProdT) * output + Math.Sqrt(betaProdT) * x;
                 break;
@@ -118,7 +124,8 @@ public sealed class DDIMScheduler : SchedulerBase
         if (Config.Thresholding == true)
             predOriginalSample = ThresholdSample(predOriginalSample);
         else if (Config.ClipSample == true)
-            predOriginalSample = predOriginalSample.Clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
+            predOriginalSample = predOriginalSample.Clamp(
+                -Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
 
         // 5. compute variance "sigma_t(eta)", formula (16):
         //    sigma_t = sqrt((1 - a_{t-1}) / (1 - a_t)) * sqrt(1 - a_t / a_{t-1})

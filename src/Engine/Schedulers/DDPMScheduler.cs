@@ -49,14 +49,16 @@ public sealed class DDPMScheduler : SchedulerBase
             throw new ArgumentOutOfRangeException(nameof(numInferenceSteps), numInferenceSteps,
                 $"must be in 1..num_train_timesteps ({NumTrainTimesteps})");
         NumInferenceSteps = numInferenceSteps;
-        SetSchedule(DDIMScheduler.SpacedTimesteps(Config, NumTrainTimesteps, numInferenceSteps), ScalarType.Int64, sigmas: null);
+        SetSchedule(
+            DDIMScheduler.SpacedTimesteps(Config, NumTrainTimesteps, numInferenceSteps),
+            ScalarType.Int64, sigmas: null);
     }
 
     private int PreviousTimestep(int t) => t - NumTrainTimesteps / (NumInferenceSteps ?? NumTrainTimesteps);
 
     /// <summary>
-    /// Posterior variance (formulas 6, 7): beta~_t = (1 - a_{t-1}) / (1 - a_t) * beta_t with beta_t = 1 - a_t / a_{t-1},
-    /// clamped at 1e-20; the fixed_large variants use beta_t, the learned ones interpolate in log space.
+    /// Posterior variance (formulas 6, 7): beta~_t = (1 - a_{t-1}) / (1 - a_t) * beta_t with beta_t = 1 - a_t /
+    /// a_{t-1}, clamped at 1e-20; the fixed_large variants use beta_t, the learned ones interpolate in log space.
     /// </summary>
     private Tensor VarianceTimesNoise(int t, Tensor? predictedVariance, Tensor noise)
     {
@@ -78,7 +80,8 @@ public sealed class DDPMScheduler : SchedulerBase
                 return Math.Sqrt(Math.Log(currentBetaT)) * z;
             case "learned":
                 return ((ScalarSafeTensor)predictedVariance!).Pow(0.5) * z;
-            default: // learned_range: v = frac log(beta_t) + (1 - frac) log(beta~_t), frac = (pred + 1) / 2; std = exp(v / 2)
+            // learned_range: v = frac log(beta_t) + (1 - frac) log(beta~_t), frac = (pred + 1) / 2; std = exp(v / 2)
+            default:
             {
                 var frac = ((ScalarSafeTensor)predictedVariance! + 1) / 2;
                 var logVariance = frac * Math.Log(currentBetaT) + (1 - frac) * Math.Log(variance);
@@ -89,7 +92,8 @@ public sealed class DDPMScheduler : SchedulerBase
 
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
-        if (NumInferenceSteps is null) throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
+        if (NumInferenceSteps is null)
+            throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
         using var scope = torch.NewDisposeScope();
         var t = (int)timestep;
         var prevT = PreviousTimestep(t);
@@ -123,7 +127,8 @@ public sealed class DDPMScheduler : SchedulerBase
         if (Config.Thresholding == true)
             predOriginalSample = ThresholdSample(predOriginalSample);
         else if (Config.ClipSample == true)
-            predOriginalSample = predOriginalSample.Clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
+            predOriginalSample = predOriginalSample.Clamp(
+                -Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
 
         // 4. Compute coefficients for pred_original_sample x_0 and current sample x_t, formula (7):
         //    mu = sqrt(a_{t-1}) beta_t / (1 - a_t) x0 + sqrt(alpha_t) (1 - a_{t-1}) / (1 - a_t) x_t

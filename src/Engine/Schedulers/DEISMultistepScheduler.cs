@@ -35,7 +35,8 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
         ArgumentOutOfRangeException.ThrowIfLessThan(numInferenceSteps, 1);
         var trainSigmas = TrainSigmas();
         var (timesteps, sigmas) = SolverSchedule(numInferenceSteps, trainSigmas);
-        // DEIS ends at sigma_min: the last Karras sigma, or the smallest training sigma (alphas_cumprod[0]), not at zero
+        // DEIS ends at sigma_min: the last Karras sigma, or the smallest training sigma
+        // (alphas_cumprod[0]), not at zero
         var sigmaLast = Config.UseKarrasSigmas == true ? sigmas[^1] : trainSigmas[0];
         SetSolverSchedule(numInferenceSteps, timesteps, sigmas.Append(sigmaLast));
     }
@@ -69,7 +70,8 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
         return prevSample.MoveToOuterDisposeScope();
     }
 
-    /// <summary>x0 from the prediction type (thresholded if asked), then DEIS works on eps = (x_t - alpha_t x0) / sigma_t.</summary>
+    /// <summary>x0 from the prediction type (thresholded if asked), then DEIS works on eps = (x_t - alpha_t x0)
+    /// / sigma_t.</summary>
     private Tensor ConvertModelOutput(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT) = AlphaSigma(stepIndex);
@@ -77,7 +79,8 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
         return (sample - alphaT * x0Pred) / sigmaT;
     }
 
-    /// <summary>First order (= DDIM): x_t = (alpha_t / alpha_s) x_s - sigma_t (e^h - 1) eps, h = lambda_t - lambda_s.</summary>
+    /// <summary>First order (= DDIM): x_t = (alpha_t / alpha_s) x_s - sigma_t (e^h - 1) eps, h = lambda_t
+    /// - lambda_s.</summary>
     private Tensor FirstOrderUpdate(ScalarSafeTensor m0, ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT, lambdaT) = AlphaSigmaLambda(stepIndex + 1);
@@ -88,7 +91,8 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
 
     /// <summary>
     /// Second order: x_t = alpha_t (x / alpha_s0 + c1 m0 + c2 m1) with c_k the integrals over rho of the Lagrange basis
-    /// in log(rho): ind(t, b, c) = t (-log c + log t - 1) / (log b - log c), c1 = ind(rho_t, rho_s0, rho_s1) - ind(rho_s0, rho_s0, rho_s1).
+    /// in log(rho): ind(t, b, c) = t (-log c + log t - 1) / (log b - log c), c1 = ind(rho_t, rho_s0, rho_s1) -
+    /// ind(rho_s0, rho_s0, rho_s1).
     /// </summary>
     private Tensor SecondOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
@@ -98,14 +102,16 @@ public sealed class DEISMultistepScheduler : MultistepSolverBase
         ScalarSafeTensor m0 = ModelOutputs[^1]!, m1 = ModelOutputs[^2]!;
         double rhoT = sigmaT / alphaT, rhoS0 = sigmaS0 / alphaS0, rhoS1 = sigmaS1 / alphaS1;
 
-        static double Ind(double t, double b, double c) => t * (-Math.Log(c) + Math.Log(t) - 1) / (Math.Log(b) - Math.Log(c));
+        static double Ind(double t, double b, double c) =>
+            t * (-Math.Log(c) + Math.Log(t) - 1) / (Math.Log(b) - Math.Log(c));
 
         var coef1 = Ind(rhoT, rhoS0, rhoS1) - Ind(rhoS0, rhoS0, rhoS1);
         var coef2 = Ind(rhoT, rhoS1, rhoS0) - Ind(rhoS0, rhoS1, rhoS0);
         return alphaT * (sample / alphaS0 + coef1 * m0 + coef2 * m1);
     }
 
-    /// <summary>Third order: the same with the quadratic Lagrange basis in log(rho) over the last three outputs.</summary>
+    /// <summary>Third order: the same with the quadratic Lagrange basis in log(rho) over the last
+    /// three outputs.</summary>
     private Tensor ThirdOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
         var (alphaT, sigmaT) = AlphaSigma(stepIndex + 1);

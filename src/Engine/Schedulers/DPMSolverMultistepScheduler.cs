@@ -36,7 +36,8 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
     private readonly string _algorithmType;
     private readonly string _solverType;
 
-    public DPMSolverMultistepScheduler(SchedulerConfig? config = null) : base(Defaults, config, upToThirdOrder: true, "variance_type")
+    public DPMSolverMultistepScheduler(SchedulerConfig? config = null)
+        : base(Defaults, config, upToThirdOrder: true, "variance_type")
     {
         // diffusers maps the other solvers' names onto this one's.
         _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
@@ -154,12 +155,16 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
         {
             case "dpmsolver++":
                 return midpoint
-                    ? sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 - 0.5 * (alphaT * (Math.Exp(-h) - 1.0)) * d1
-                    : sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
+                    ? sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                        - 0.5 * (alphaT * (Math.Exp(-h) - 1.0)) * d1
+                    : sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                        + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
             case "dpmsolver":
                 return midpoint
-                    ? alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - 0.5 * (sigmaT * (Math.Exp(h) - 1.0)) * d1
-                    : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
+                    ? alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0
+                        - 0.5 * (sigmaT * (Math.Exp(h) - 1.0)) * d1
+                    : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0
+                        - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
             case "sde-dpmsolver++":
             {
                 var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * (ScalarSafeTensor)noise!;
@@ -202,9 +207,11 @@ public sealed class DPMSolverMultistepScheduler : MultistepSolverBase
         var d1 = d10 + r0 / (r0 + r1) * (d10 - d11);
         var d2 = 1.0 / (r0 + r1) * (d10 - d11);
         return _algorithmType == "dpmsolver++"
-            ? sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
+            ? sigmaT / sigmaS0 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
                 - alphaT * ((Math.Exp(-h) - 1.0 + h) / (h * h) - 0.5) * d2
-            : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
+            : alphaT / alphaS0 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0
+                - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
                 - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
     }
 }

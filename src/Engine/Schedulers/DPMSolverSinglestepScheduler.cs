@@ -26,7 +26,8 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     private bool _lowerOrderFinal;
     private Tensor? _groupSample;
 
-    public DPMSolverSinglestepScheduler(SchedulerConfig? config = null) : base(Defaults, config, upToThirdOrder: true, "variance_type")
+    public DPMSolverSinglestepScheduler(SchedulerConfig? config = null)
+        : base(Defaults, config, upToThirdOrder: true, "variance_type")
     {
         _algorithmType = Config.AlgorithmType == "deis" ? "dpmsolver++" : Config.AlgorithmType!;
         if (_algorithmType is not ("dpmsolver++" or "dpmsolver"))
@@ -42,11 +43,13 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
         _lowerOrderFinal = Config.LowerOrderFinal!.Value;
     }
 
-    /// <summary>The solver order of each step: [1, 2, 1, 2, ...] (order 2) or [1, 2, 3, ...] (order 3), lower at the end.</summary>
+    /// <summary>The solver order of each step: [1, 2, 1, 2, ...] (order 2) or [1, 2, 3, ...] (order 3), lower
+    /// at the end.</summary>
     private int[] OrderList(int steps)
     {
         var order = SolverOrder;
-        IEnumerable<int> Repeat(int[] pattern, int times) => Enumerable.Repeat(pattern, Math.Max(times, 0)).SelectMany(p => p);
+        IEnumerable<int> Repeat(int[] pattern, int times) =>
+            Enumerable.Repeat(pattern, Math.Max(times, 0)).SelectMany(p => p);
         if (_lowerOrderFinal)
         {
             return order switch
@@ -74,7 +77,8 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
         var (timesteps, sigmas) = SolverSchedule(numInferenceSteps, trainSigmas);
         var sigmaLast = SigmaConversions.FinalSigma(Config.FinalSigmasType, trainSigmas[0]);
         // diffusers forces lower_order_final when the steps do not divide into groups or the last sigma is zero
-        if (!_lowerOrderFinal && (numInferenceSteps % SolverOrder != 0 || Config.FinalSigmasType == "zero")) _lowerOrderFinal = true;
+        if (!_lowerOrderFinal && (numInferenceSteps % SolverOrder != 0 || Config.FinalSigmasType == "zero"))
+            _lowerOrderFinal = true;
         _orderList = OrderList(numInferenceSteps);
         SetSolverSchedule(numInferenceSteps, timesteps, sigmas.Append(sigmaLast));
     }
@@ -110,7 +114,8 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
         return prevSample.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Data prediction x0 (dpmsolver++) or noise prediction eps (dpmsolver), as in the multistep solver.</summary>
+    /// <summary>Data prediction x0 (dpmsolver++) or noise prediction eps (dpmsolver), as in the
+    /// multistep solver.</summary>
     private Tensor ConvertModelOutput(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex)
     {
         var learnedRange = Config.VarianceType == "learned_range";
@@ -132,8 +137,9 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
     }
 
     /// <summary>
-    /// Singlestep second order from s1 (the group start) through s0 to t: h = lambda_t - lambda_s1, r0 = (lambda_s0 - lambda_s1) / h,
-    /// D0 = m1, D1 = (m0 - m1) / r0; dpmsolver++ midpoint: x_t = (sigma_t / sigma_s1) x - alpha_t (e^{-h} - 1) (D0 + D1 / 2).
+    /// Singlestep second order from s1 (the group start) through s0 to t: h = lambda_t - lambda_s1, r0 = (lambda_s0 -
+    /// lambda_s1) / h, D0 = m1, D1 = (m0 - m1) / r0; dpmsolver++ midpoint: x_t = (sigma_t / sigma_s1) x - alpha_t
+    /// (e^{-h} - 1) (D0 + D1 / 2).
     /// </summary>
     private Tensor SecondOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
@@ -148,16 +154,20 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
         var midpoint = _solverType == "midpoint";
         if (_algorithmType == "dpmsolver++")
             return midpoint
-                ? sigmaT / sigmaS1 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 - 0.5 * (alphaT * (Math.Exp(-h) - 1.0)) * d1
-                : sigmaT / sigmaS1 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
+                ? sigmaT / sigmaS1 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                    - 0.5 * (alphaT * (Math.Exp(-h) - 1.0)) * d1
+                : sigmaT / sigmaS1 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                    + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
         return midpoint
             ? alphaT / alphaS1 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - 0.5 * (sigmaT * (Math.Exp(h) - 1.0)) * d1
-            : alphaT / alphaS1 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
+            : alphaT / alphaS1 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0
+                - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
     }
 
     /// <summary>
-    /// Singlestep third order from s2: h = lambda_t - lambda_s2, r0 = (lambda_s0 - lambda_s2) / h, r1 = (lambda_s1 - lambda_s2) / h,
-    /// D0 = m2, D1_0 = (m1 - m2) / r1, D1_1 = (m0 - m2) / r0, D1 = (r0 D1_0 - r1 D1_1) / (r0 - r1), D2 = 2 (D1_1 - D1_0) / (r0 - r1).
+    /// Singlestep third order from s2: h = lambda_t - lambda_s2, r0 = (lambda_s0 - lambda_s2) / h, r1 = (lambda_s1 -
+    /// lambda_s2) / h, D0 = m2, D1_0 = (m1 - m2) / r1, D1_1 = (m0 - m2) / r0, D1 = (r0 D1_0 - r1 D1_1) / (r0 - r1), D2
+    /// = 2 (D1_1 - D1_0) / (r0 - r1).
     /// </summary>
     private Tensor ThirdOrderUpdate(ScalarSafeTensor sample, int stepIndex)
     {
@@ -176,12 +186,16 @@ public sealed class DPMSolverSinglestepScheduler : MultistepSolverBase
         var midpoint = _solverType == "midpoint";
         if (_algorithmType == "dpmsolver++")
             return midpoint
-                ? sigmaT / sigmaS2 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d11
-                : sigmaT / sigmaS2 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
+                ? sigmaT / sigmaS2 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                    + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d11
+                : sigmaT / sigmaS2 * sample - alphaT * (Math.Exp(-h) - 1.0) * d0
+                    + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
                     - alphaT * ((Math.Exp(-h) - 1.0 + h) / (h * h) - 0.5) * d2;
         return midpoint
-            ? alphaT / alphaS2 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d11
-            : alphaT / alphaS2 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
+            ? alphaT / alphaS2 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0
+                - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d11
+            : alphaT / alphaS2 * sample - sigmaT * (Math.Exp(h) - 1.0) * d0
+                - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
                 - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
     }
 }

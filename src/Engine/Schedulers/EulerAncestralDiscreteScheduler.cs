@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace PSStableDiffusion.Engine.Schedulers;
 
 /// <summary>
-/// Ancestral Euler sampler (k-diffusion <c>sample_euler_ancestral</c>), diffusers <c>EulerAncestralDiscreteScheduler</c>:
-/// an Euler step to sigma_down, then fresh noise of scale sigma_up.
+/// Ancestral Euler sampler (k-diffusion <c>sample_euler_ancestral</c>), diffusers
+/// <c>EulerAncestralDiscreteScheduler</c>: an Euler step to sigma_down, then fresh noise of scale sigma_up.
 /// </summary>
 [DiffusersScheduler("Euler ancestral: Euler step plus fresh noise each step; stochastic, good at low step counts.")]
 [SchedulerAlias("Euler a")]
@@ -39,7 +39,8 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase
         // 2. split the step: sigma_up = sqrt(sigma_to^2 (sigma_from^2 - sigma_to^2) / sigma_from^2),
         //    sigma_down = sqrt(sigma_to^2 - sigma_up^2)
         double sigmaFrom = sigma, sigmaTo = SigmaValues[stepIndex + 1];
-        var sigmaUp = Math.Sqrt(sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo) / (sigmaFrom * sigmaFrom));
+        var sigmaUp = Math.Sqrt(
+            sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo) / (sigmaFrom * sigmaFrom));
         var sigmaDown = Math.Sqrt(sigmaTo * sigmaTo - sigmaUp * sigmaUp);
 
         // 3. Convert to an ODE derivative d = (x - x0) / sigma and take an Euler step to sigma_down

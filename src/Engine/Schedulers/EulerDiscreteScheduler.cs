@@ -23,7 +23,8 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase
         FinalSigmasType = "zero",
     };
 
-    public EulerDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config, extraKeys: ["sigma_min", "sigma_max"])
+    public EulerDiscreteScheduler(SchedulerConfig? config = null)
+        : base(Defaults, config, extraKeys: ["sigma_min", "sigma_max"])
     {
     }
 
@@ -39,11 +40,13 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase
             "linear" => NumpyCompat.Interp(timesteps, trainSigmas),
             // diffusers: torch.linspace(log(sigmas[-1]), log(sigmas[0]), n + 1).exp() (float32)
             "log_linear" => LogLinearSigmas(trainSigmas, numInferenceSteps),
-            var other => throw new ArgumentException($"Unknown interpolation_type '{other}' (expected linear or log_linear)."),
+            var other =>
+                throw new ArgumentException($"Unknown interpolation_type '{other}' (expected linear or log_linear)."),
         };
         if (Config.UseKarrasSigmas == true)
         {
-            sigmas = SigmaConversions.KarrasSigmas(Config.SigmaMin ?? sigmas[^1], Config.SigmaMax ?? sigmas[0], numInferenceSteps);
+            sigmas = SigmaConversions.KarrasSigmas(
+                Config.SigmaMin ?? sigmas[^1], Config.SigmaMax ?? sigmas[0], numInferenceSteps);
             timesteps = sigmas.Select(s => (double)(float)SigmaConversions.SigmaToT(s, logSigmas)).ToArray();
         }
         var sigmaLast = SigmaConversions.FinalSigma(Config.FinalSigmasType, trainSigmas[0]);

@@ -5,8 +5,8 @@ namespace PSStableDiffusion.Engine.Schedulers;
 
 /// <summary>
 /// Noise from a CPU <see cref="torch.Generator"/>: <c>torch.randn(shape, generator: g)</c>, which is bit-identical to
-/// PyTorch's CPU generator, so a diffusers run given <c>torch.Generator().manual_seed(seed)</c> draws the same numbers in
-/// the same order (diffusers' <c>randn_tensor</c> draws on the generator's device, then moves the tensor).
+/// PyTorch's CPU generator, so a diffusers run given <c>torch.Generator().manual_seed(seed)</c> draws the same numbers
+/// in the same order (diffusers' <c>randn_tensor</c> draws on the generator's device, then moves the tensor).
 /// </summary>
 public sealed class GeneratorNoiseSource : INoiseSource, IDisposable
 {
@@ -26,7 +26,8 @@ public sealed class GeneratorNoiseSource : INoiseSource, IDisposable
 
     public torch.Generator Generator { get; }
 
-    public Tensor Randn(long[] shape, ScalarType dtype) => torch.randn(shape, dtype: dtype, device: torch.CPU, generator: Generator);
+    public Tensor Randn(long[] shape, ScalarType dtype) =>
+        torch.randn(shape, dtype: dtype, device: torch.CPU, generator: Generator);
 
     public void Dispose()
     {

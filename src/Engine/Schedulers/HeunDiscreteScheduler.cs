@@ -25,7 +25,8 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase
     private Tensor? _firstOrderSample;
     private double? _dt;
 
-    public HeunDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config) => ScheduleEveryTrainingStep();
+    public HeunDiscreteScheduler(SchedulerConfig? config = null)
+        : base(Defaults, config) => ScheduleEveryTrainingStep();
 
     public override int Order => 2;
 
@@ -34,7 +35,8 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase
 
     public override void SetTimesteps(int numInferenceSteps)
     {
-        var (timesteps, timestepDtype, sigmas, _) = InterpolatedSchedule(numInferenceSteps, roundKarrasTimesteps: false);
+        var (timesteps, timestepDtype, sigmas, _) = InterpolatedSchedule(
+            numInferenceSteps, roundKarrasTimesteps: false);
 
         // Interleave: [s0, s1, s1, s2, s2, ..., 0] and [t0, t1, t1, t2, t2, ...] (each later point visited twice).
         SigmaValues = RepeatInterleaved(sigmas, withLast: false);
@@ -61,16 +63,19 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase
         var sigmaHat = sigma; // gamma = 0
 
         // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_next in the corrector)
-        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaNext);
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(
+            modelOutput, sample, firstOrder ? sigmaHat : sigmaNext);
         if (Config.ClipSample == true)
-            predOriginalSample = predOriginalSample.Clamp(-Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
+            predOriginalSample = predOriginalSample.Clamp(
+                -Config.ClipSampleRange!.Value, Config.ClipSampleRange!.Value);
 
         ScalarSafeTensor derivative;
         double dt;
         ScalarSafeTensor x;
         if (firstOrder)
         {
-            // 2. Convert to an ODE derivative for the Euler predictor: d = (x - x0) / sigma_hat, dt = sigma_next - sigma_hat
+            // 2. Convert to an ODE derivative for the Euler predictor: d = (x - x0) / sigma_hat, dt =
+            // sigma_next - sigma_hat
             derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaHat;
             dt = sigmaNext - sigmaHat;
             Replace(ref _prevDerivative, derivative);

@@ -23,7 +23,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
     private float[] _sigmaDownValues = [];
     private Tensor? _firstOrderSample;
 
-    public KDPM2AncestralDiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config, supportsSamplePrediction: false) =>
+    public KDPM2AncestralDiscreteScheduler(SchedulerConfig? config = null)
+        : base(Defaults, config, supportsSamplePrediction: false) =>
         ScheduleEveryTrainingStep();
 
     public override int Order => 2;
@@ -34,10 +35,11 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
 
     public override void SetTimesteps(int numInferenceSteps)
     {
-        var (timesteps, timestepDtype, sigmas32, logSigmas) = InterpolatedSchedule(numInferenceSteps, roundKarrasTimesteps: true);
+        var (timesteps, timestepDtype, sigmas32, logSigmas) = InterpolatedSchedule(
+            numInferenceSteps, roundKarrasTimesteps: true);
 
-        // float32 torch ops as diffusers: sigma_up = sqrt(next^2 (s^2 - next^2) / s^2), sigma_down = sqrt(next^2 - up^2),
-        // sigma_mid = exp(lerp(log s, log sigma_down, 0.5)) (the last two zero)
+        // float32 torch ops as diffusers: sigma_up = sqrt(next^2 (s^2 - next^2) / s^2), sigma_down = sqrt(next^2 -
+        // up^2), sigma_mid = exp(lerp(log s, log sigma_down, 0.5)) (the last two zero)
         float[] up, down, interpol;
         using (torch.NewDisposeScope())
         {
@@ -89,8 +91,10 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
         // diffusers draws the noise on every call, used only by the second half
         var stepNoise = DrawNoise(noise, modelOutput, modelOutput.dtype);
 
-        // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_mid in the second call)
-        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
+        // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at
+        // sigma_mid in the second call)
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(
+            modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
 
         Tensor prevSample;
         if (firstOrder)
@@ -102,7 +106,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
         }
         else
         {
-            // 3. second half: d_mid = (x_mid - x0_mid) / sigma_mid, step the saved sample to sigma_down, add sigma_up noise
+            // 3. second half: d_mid = (x_mid - x0_mid) / sigma_mid, step the saved sample to
+            // sigma_down, add sigma_up noise
             var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaInterpol;
             prevSample = (ScalarSafeTensor)_firstOrderSample! + derivative * (sigmaDown - sigmaHat);
             prevSample = (ScalarSafeTensor)prevSample + (ScalarSafeTensor)stepNoise * sigmaUp;

@@ -21,7 +21,8 @@ public sealed class KDPM2DiscreteScheduler : SigmaSchedulerBase
     private float[] _sigmaInterpolValues = [];
     private Tensor? _firstOrderSample;
 
-    public KDPM2DiscreteScheduler(SchedulerConfig? config = null) : base(Defaults, config, supportsSamplePrediction: false) =>
+    public KDPM2DiscreteScheduler(SchedulerConfig? config = null)
+        : base(Defaults, config, supportsSamplePrediction: false) =>
         ScheduleEveryTrainingStep();
 
     public override int Order => 2;
@@ -31,7 +32,8 @@ public sealed class KDPM2DiscreteScheduler : SigmaSchedulerBase
 
     public override void SetTimesteps(int numInferenceSteps)
     {
-        var (timesteps, timestepDtype, sigmas32, logSigmas) = InterpolatedSchedule(numInferenceSteps, roundKarrasTimesteps: true);
+        var (timesteps, timestepDtype, sigmas32, logSigmas) = InterpolatedSchedule(
+            numInferenceSteps, roundKarrasTimesteps: true);
 
         // sigma_mid_i = exp(lerp(log sigma_i, log sigma_{i-1}, 0.5)), in float32 torch ops as diffusers
         float[] interpol;
@@ -69,13 +71,17 @@ public sealed class KDPM2DiscreteScheduler : SigmaSchedulerBase
         var firstOrder = StateInFirstOrder;
         double sigma, sigmaInterpol, sigmaNext;
         if (firstOrder)
-            (sigma, sigmaInterpol, sigmaNext) = (SigmaValues[stepIndex], _sigmaInterpolValues[stepIndex + 1], SigmaValues[stepIndex + 1]);
+            (sigma, sigmaInterpol, sigmaNext) =
+                (SigmaValues[stepIndex], _sigmaInterpolValues[stepIndex + 1], SigmaValues[stepIndex + 1]);
         else
-            (sigma, sigmaInterpol, sigmaNext) = (SigmaValues[stepIndex - 1], _sigmaInterpolValues[stepIndex], SigmaValues[stepIndex]);
+            (sigma, sigmaInterpol, sigmaNext) =
+                (SigmaValues[stepIndex - 1], _sigmaInterpolValues[stepIndex], SigmaValues[stepIndex]);
         var sigmaHat = sigma; // gamma = 0
 
-        // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at sigma_mid in the second call)
-        ScalarSafeTensor predOriginalSample = PredictOriginalSample(modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
+        // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise (at
+        // sigma_mid in the second call)
+        ScalarSafeTensor predOriginalSample = PredictOriginalSample(
+            modelOutput, sample, firstOrder ? sigmaHat : sigmaInterpol);
 
         Tensor prevSample;
         if (firstOrder)
@@ -87,7 +93,8 @@ public sealed class KDPM2DiscreteScheduler : SigmaSchedulerBase
         }
         else
         {
-            // 3. second half: d_mid = (x_mid - x0_mid) / sigma_mid, step the saved sample by d_mid (sigma_next - sigma_hat)
+            // 3. second half: d_mid = (x_mid - x0_mid) / sigma_mid, step the saved sample by d_mid
+            // (sigma_next - sigma_hat)
             var derivative = ((ScalarSafeTensor)sample - predOriginalSample) / sigmaInterpol;
             prevSample = (ScalarSafeTensor)_firstOrderSample! + derivative * (sigmaNext - sigmaHat);
             Replace(ref _firstOrderSample, null);

@@ -21,8 +21,10 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase
     };
 
     // 4-point Gauss-Legendre: exact for the degree <= 3 polynomials integrated here (diffusers uses scipy quad).
-    private static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
-    private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
+    private static readonly double[] GaussNodes =
+        [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
+    private static readonly double[] GaussWeights =
+        [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
 
     private readonly List<Tensor> _derivatives = [];
 

@@ -23,7 +23,8 @@ public abstract class MultistepSolverBase : SchedulerBase
             throw new ArgumentOutOfRangeException(nameof(config), SolverOrder, "solver_order must be 1, 2 or 3");
         if (SolverOrder < 1)
             throw new ArgumentOutOfRangeException(nameof(config), SolverOrder, "solver_order must be at least 1");
-        // Zero terminal SNR makes the last sigma infinite; diffusers sets alphas_cumprod[-1] to 2^-24 to keep it finite.
+        // Zero terminal SNR makes the last sigma infinite; diffusers sets alphas_cumprod[-1] to
+        // 2^-24 to keep it finite.
         if (Config.RescaleBetasZeroSnr == true) SetLastAlphaCumprod(MathF.Pow(2, -24));
         ModelOutputs = new Tensor?[SolverOrder];
     }
@@ -56,7 +57,8 @@ public abstract class MultistepSolverBase : SchedulerBase
     /// <summary>Steps taken so far, capped at the solver order: the warm-up runs at lower orders.</summary>
     protected int LowerOrderNums { get; set; }
 
-    /// <summary>alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t, lambda_t = log(alpha_t) - log(sigma_t).</summary>
+    /// <summary>alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t, lambda_t = log(alpha_t) -
+    /// log(sigma_t).</summary>
     protected (double Alpha, double Sigma, double Lambda) AlphaSigmaLambda(int index)
     {
         double sigma = SigmaValues[index];
@@ -109,7 +111,9 @@ public abstract class MultistepSolverBase : SchedulerBase
             .Select(i => (double)(i * (lastTimestep / (n + 1)) + Config.StepsOffset!.Value)).ToArray(),
         "trailing" => NumpyCompat.Round(NumpyCompat.Arange(lastTimestep, 0, -(NumTrainTimesteps / (double)n)))
             .Select(t => t - 1).ToArray(),
-        var other => throw new ArgumentException($"Unknown timestep_spacing '{other}' (expected linspace, leading or trailing)."),
+        var other =>
+            throw new ArgumentException(
+                $"Unknown timestep_spacing '{other}' (expected linspace, leading or trailing)."),
     };
 
     /// <summary>Installs the integer timesteps and the sigmas (with the final one) and clears the history.</summary>
@@ -123,14 +127,15 @@ public abstract class MultistepSolverBase : SchedulerBase
 
     /// <summary>
     /// The multistep order of this step: 1 while warming up or at the final step (lower_order_final below 15 steps,
-    /// euler_at_final, or a zero final sigma), 2 while warming up further or at the second-to-last step, else the solver
-    /// order. Lower orders at the end improve numerical stability for fewer than 15 steps.
+    /// euler_at_final, or a zero final sigma), 2 while warming up further or at the second-to-last step, else the
+    /// solver order. Lower orders at the end improve numerical stability for fewer than 15 steps.
     /// </summary>
     protected int MultistepOrder(int stepIndex)
     {
         var count = TimestepValues.Count;
         var lowerOrderFinal = stepIndex == count - 1
-            && (Config.EulerAtFinal == true || (Config.LowerOrderFinal == true && count < 15) || Config.FinalSigmasType == "zero");
+            && (Config.EulerAtFinal == true
+                || (Config.LowerOrderFinal == true && count < 15) || Config.FinalSigmasType == "zero");
         var lowerOrderSecond = stepIndex == count - 2 && Config.LowerOrderFinal == true && count < 15;
         if (SolverOrder == 1 || LowerOrderNums < 1 || lowerOrderFinal) return 1;
         if (SolverOrder == 2 || LowerOrderNums < 2 || lowerOrderSecond) return 2;
@@ -159,7 +164,8 @@ public abstract class MultistepSolverBase : SchedulerBase
     protected Tensor PredictX0(Tensor modelOutput, Tensor sample, int stepIndex, bool learnedVariance = false) =>
         PredictX0Kept(modelOutput, sample, stepIndex, learnedVariance);
 
-    private Tensor PredictX0Kept(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex, bool learnedVariance)
+    private Tensor PredictX0Kept(
+        ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex, bool learnedVariance)
     {
         var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
         ScalarSafeTensor x0Pred = PredictionType switch
@@ -173,11 +179,13 @@ public abstract class MultistepSolverBase : SchedulerBase
         return Config.Thresholding == true ? ThresholdSample(x0Pred) : x0Pred.Tensor;
     }
 
-    /// <summary>Noise prediction: epsilon as is; sample eps = (x_t - alpha_t x0) / sigma_t; v eps = alpha_t v + sigma_t x_t.</summary>
+    /// <summary>Noise prediction: epsilon as is; sample eps = (x_t - alpha_t x0) / sigma_t; v eps = alpha_t v +
+    /// sigma_t x_t.</summary>
     protected Tensor PredictEpsilon(Tensor modelOutput, Tensor sample, int stepIndex, bool learnedVariance = false) =>
         PredictEpsilonKept(modelOutput, sample, stepIndex, learnedVariance);
 
-    private Tensor PredictEpsilonKept(ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex, bool learnedVariance)
+    private Tensor PredictEpsilonKept(
+        ScalarSafeTensor modelOutput, ScalarSafeTensor sample, int stepIndex, bool learnedVariance)
     {
         var (alphaT, sigmaT, _) = AlphaSigmaLambda(stepIndex);
         return PredictionType switch

@@ -6,7 +6,8 @@ namespace PSStableDiffusion.Engine.Schedulers;
 /// </summary>
 internal static class NumpyCompat
 {
-    /// <summary><c>np.linspace(start, stop, num)</c>: <c>y[i] = i * ((stop - start) / (num - 1)) + start</c>, last = stop.</summary>
+    /// <summary><c>np.linspace(start, stop, num)</c>: <c>y[i] = i * ((stop - start) / (num - 1)) + start</c>,
+    /// last = stop.</summary>
     public static double[] Linspace(double start, double stop, int num)
     {
         var result = new double[num];
@@ -28,7 +29,8 @@ internal static class NumpyCompat
     }
 
     /// <summary>
-    /// <c>np.arange(start, stop, step)</c> for floats: numpy fills <c>start + i * d</c> with <c>d = (start + step) - start</c>.
+    /// <c>np.arange(start, stop, step)</c> for floats: numpy fills <c>start + i * d</c> with <c>d = (start
+    /// + step) - start</c>.
     /// </summary>
     public static double[] Arange(double start, double stop, double step)
     {
@@ -41,9 +43,11 @@ internal static class NumpyCompat
     }
 
     /// <summary><c>np.round</c> (half to even), element-wise.</summary>
-    public static double[] Round(double[] values) => values.Select(v => Math.Round(v, MidpointRounding.ToEven)).ToArray();
+    public static double[] Round(double[] values) =>
+        values.Select(v => Math.Round(v, MidpointRounding.ToEven)).ToArray();
 
-    /// <summary><c>np.interp(x, np.arange(len(fp)), fp)</c>: linear interpolation on the integer grid, in float64.</summary>
+    /// <summary><c>np.interp(x, np.arange(len(fp)), fp)</c>: linear interpolation on the integer grid,
+    /// in float64.</summary>
     public static double Interp(double x, float[] fp)
     {
         var last = fp.Length - 1;

@@ -61,13 +61,16 @@ public sealed class PNDMScheduler : SchedulerBase
                 Enumerable.Reverse(NumpyCompat.Round(NumpyCompat.Arange(t, 0, -(t / (double)numInferenceSteps))))
                     .Select(v => v - 1)
                     .ToArray(),
-            var other => throw new ArgumentException($"Unknown timestep_spacing '{other}' (expected leading, trailing or linspace)."),
+            var other =>
+                throw new ArgumentException(
+                    $"Unknown timestep_spacing '{other}' (expected leading, trailing or linspace)."),
         }; // ascending
 
         double[] plms;
         if (SkipPrk)
         {
-            // PLMS only: the second-to-last timestep twice (warm-up), descending: [.., t_{n-2}, t_{n-2}, t_{n-1}] reversed
+            // PLMS only: the second-to-last timestep twice (warm-up), descending: [.., t_{n-2},
+            // t_{n-2}, t_{n-1}] reversed
             _prkTimesteps = [];
             double[] secondLast = baseTimesteps.Length >= 2 ? [baseTimesteps[^2]] : []; // numpy [-2:-1]
             plms = Enumerable.Reverse([.. baseTimesteps[..^1], .. secondLast, baseTimesteps[^1]]).ToArray();
@@ -76,7 +79,8 @@ public sealed class PNDMScheduler : SchedulerBase
         {
             // PRK on the last 4 timesteps with half steps: repeat(2) + tile([0, T // n // 2]), then the middle pairs
             var half = t / numInferenceSteps / 2;
-            var prk = baseTimesteps[^Math.Min(PndmOrder, baseTimesteps.Length)..].SelectMany(v => new[] { v, v + half }).ToArray();
+            var prk = baseTimesteps[^Math.Min(PndmOrder, baseTimesteps.Length)..].SelectMany(
+                v => new[] { v, v + half }).ToArray();
             var repeated = prk[..^1].SelectMany(v => new[] { v, v }).ToArray();
             _prkTimesteps = Enumerable.Reverse(repeated[1..^1]).ToArray();
             plms = Enumerable.Reverse(baseTimesteps[..Math.Max(baseTimesteps.Length - 3, 0)]).ToArray();
@@ -97,7 +101,8 @@ public sealed class PNDMScheduler : SchedulerBase
 
     public override Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
-        if (NumInferenceSteps is null) throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
+        if (NumInferenceSteps is null)
+            throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
         using var scope = torch.NewDisposeScope();
         var result = _counter < _prkTimesteps.Length && !SkipPrk
             ? StepPrk(modelOutput, (int)timestep, sample)
@@ -137,7 +142,8 @@ public sealed class PNDMScheduler : SchedulerBase
 
     /// <summary>
     /// Linear multistep on the model outputs e: 1 output: e_t (and the warm-up averages (e_t + e_{t-1}) / 2);
-    /// 2: (3e_t - e_{t-1}) / 2; 3: (23e_t - 16e_{t-1} + 5e_{t-2}) / 12; 4: (55e_t - 59e_{t-1} + 37e_{t-2} - 9e_{t-3}) / 24.
+    /// 2: (3e_t - e_{t-1}) / 2; 3: (23e_t - 16e_{t-1} + 5e_{t-2}) / 12; 4: (55e_t - 59e_{t-1} +
+    /// 37e_{t-2} - 9e_{t-3}) / 24.
     /// </summary>
     private Tensor StepPlms(ScalarSafeTensor modelOutput, int timestep, ScalarSafeTensor sample)
     {
@@ -191,8 +197,8 @@ public sealed class PNDMScheduler : SchedulerBase
     }
 
     /// <summary>
-    /// PNDM formula (9): x_{t-d} = sqrt(a_{t-d} / a_t) x_t - (a_{t-d} - a_t) e / (a_t sqrt(1 - a_{t-d}) + sqrt(a_t (1 - a_t) a_{t-d})),
-    /// with e converted from v-prediction as e = sqrt(a_t) v + sqrt(1 - a_t) x_t.
+    /// PNDM formula (9): x_{t-d} = sqrt(a_{t-d} / a_t) x_t - (a_{t-d} - a_t) e / (a_t sqrt(1 - a_{t-d}) + sqrt(a_t (1 -
+    /// a_t) a_{t-d})), with e converted from v-prediction as e = sqrt(a_t) v + sqrt(1 - a_t) x_t.
     /// </summary>
     /// <summary>The model output <paramref name="back"/> steps back (1 = the newest).</summary>
     private ScalarSafeTensor Past(int back) => _ets[^back];
@@ -210,7 +216,8 @@ public sealed class PNDMScheduler : SchedulerBase
         // corresponds to (alpha_(t-d) / alpha_t)^(1/2) in formula (9)
         var sampleCoeff = Math.Sqrt(alphaProdTPrev / alphaProdT);
         // corresponds to the denominator e_theta(x_t, t) in formula (9)
-        var modelOutputDenomCoeff = alphaProdT * Math.Sqrt(betaProdTPrev) + Math.Sqrt(alphaProdT * betaProdT * alphaProdTPrev);
+        var modelOutputDenomCoeff = alphaProdT * Math.Sqrt(betaProdTPrev)
+            + Math.Sqrt(alphaProdT * betaProdT * alphaProdTPrev);
         // full formula (9)
         return sampleCoeff * sample - (alphaProdTPrev - alphaProdT) * modelOutput / modelOutputDenomCoeff;
     }

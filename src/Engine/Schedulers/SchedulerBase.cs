@@ -6,14 +6,16 @@ namespace PSStableDiffusion.Engine.Schedulers;
 
 /// <summary>
 /// A diffusers noise scheduler. Usage mirrors diffusers: <see cref="SetTimesteps"/>, then for each timestep
-/// <c>t</c> of <see cref="Timesteps"/>: <c>x_in = ScaleModelInput(x, t)</c>, run the model, <c>x = Step(out, t, x, noise)</c>.
-/// The training schedule (betas, alphas_cumprod) is built in float32 with torch exactly as diffusers does; set_timesteps
+/// <c>t</c> of <see cref="Timesteps"/>: <c>x_in = ScaleModelInput(x, t)</c>, run the model, <c>x = Step(out, t, x,
+/// noise)</c>. The training schedule (betas, alphas_cumprod) is built in float32 with torch exactly as
+/// diffusers does; set_timesteps
 /// arithmetic follows numpy float64 where diffusers uses numpy; per-step coefficients are computed in float64 and the
 /// tensor arithmetic runs in the sample's dtype (float32).
 /// </summary>
 public abstract class SchedulerBase : IDisposable
 {
-    private static readonly string[] CommonKeys = ["num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas"];
+    private static readonly string[] CommonKeys =
+        ["num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas"];
 
     private Tensor? _timesteps;
     private Tensor? _sigmas;
@@ -30,7 +32,8 @@ public abstract class SchedulerBase : IDisposable
         Config = defaults.Merge(config?.Only(known));
         NumTrainTimesteps = Config.NumTrainTimesteps ?? 1000;
         if (NumTrainTimesteps < 2)
-            throw new ArgumentOutOfRangeException(nameof(config), NumTrainTimesteps, "num_train_timesteps must be at least 2");
+            throw new ArgumentOutOfRangeException(
+                nameof(config), NumTrainTimesteps, "num_train_timesteps must be at least 2");
         PredictionType = Config.PredictionType ?? "epsilon";
         if (PredictionType is not ("epsilon" or "v_prediction" or "sample"))
             throw new ArgumentException(
@@ -69,7 +72,8 @@ public abstract class SchedulerBase : IDisposable
     public int? NumInferenceSteps { get; protected set; }
 
     /// <summary>Timesteps of the loop (int64 or float32 as in diffusers); one per model call.</summary>
-    public Tensor Timesteps => _timesteps ?? throw new InvalidOperationException($"{Name}: call SetTimesteps before reading Timesteps.");
+    public Tensor Timesteps =>
+        _timesteps ?? throw new InvalidOperationException($"{Name}: call SetTimesteps before reading Timesteps.");
 
     /// <summary>The timesteps as doubles (exact: int64 and float32 values both fit).</summary>
     public IReadOnlyList<double> TimestepValues => _timestepValues;
@@ -95,18 +99,22 @@ public abstract class SchedulerBase : IDisposable
     /// <summary>The index set by <see cref="SetBeginIndex"/>, null if none.</summary>
     public int? BeginIndex { get; protected set; }
 
-    /// <summary>Builds the inference schedule for <paramref name="numInferenceSteps"/> steps and resets the step state.</summary>
+    /// <summary>Builds the inference schedule for <paramref name="numInferenceSteps"/> steps and resets the
+    /// step state.</summary>
     public abstract void SetTimesteps(int numInferenceSteps);
 
-    /// <summary>Scales the model input for timestep <paramref name="timestep"/> (identity unless the scheduler has sigmas).</summary>
+    /// <summary>Scales the model input for timestep <paramref name="timestep"/> (identity unless the scheduler
+    /// has sigmas).</summary>
     public virtual Tensor ScaleModelInput(Tensor sample, double timestep) => sample;
 
-    /// <summary>One denoising step: returns the sample at the previous timestep (diffusers' <c>prev_sample</c>).</summary>
+    /// <summary>One denoising step: returns the sample at the previous timestep (diffusers'
+    /// <c>prev_sample</c>).</summary>
     /// <param name="noise">Noise for stochastic schedulers; null draws from torch's global generator, as diffusers does
     /// with <c>generator=None</c>.</param>
     public abstract Tensor Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null);
 
-    /// <summary><see cref="Step(Tensor, double, Tensor, INoiseSource?)"/> with a 0-dim (or one-element) timestep tensor.</summary>
+    /// <summary><see cref="Step(Tensor, double, Tensor, INoiseSource?)"/> with a 0-dim (or one-element)
+    /// timestep tensor.</summary>
     public Tensor Step(Tensor modelOutput, Tensor timestep, Tensor sample, INoiseSource? noise = null) =>
         Step(modelOutput, timestep.ToDouble(), sample, noise);
 
@@ -115,7 +123,8 @@ public abstract class SchedulerBase : IDisposable
     /// <summary>Noises clean samples to the given timesteps (img2img start, training-style forward process).</summary>
     public abstract Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps);
 
-    /// <summary>Index of the first timestep the loop will run (img2img); schedulers that step by timestep value ignore it.</summary>
+    /// <summary>Index of the first timestep the loop will run (img2img); schedulers that step by timestep value
+    /// ignore it.</summary>
     public virtual void SetBeginIndex(int beginIndex)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(beginIndex);
@@ -124,14 +133,15 @@ public abstract class SchedulerBase : IDisposable
 
     /// <summary>
     /// diffusers' img2img <c>get_timesteps</c>: <c>init_timestep = min(int(n * strength), n)</c>,
-    /// <c>t_start = max(n - init_timestep, 0)</c>, <c>timesteps[t_start * order:]</c>, <c>set_begin_index(t_start * order)</c>.
-    /// Call after <see cref="SetTimesteps"/>.
+    /// <c>t_start = max(n - init_timestep, 0)</c>, <c>timesteps[t_start * order:]</c>, <c>set_begin_index(t_start *
+    /// order)</c>. Call after <see cref="SetTimesteps"/>.
     /// </summary>
     public StrengthSchedule ApplyStrength(double strength)
     {
         if (strength is < 0 or > 1 || double.IsNaN(strength))
             throw new ArgumentOutOfRangeException(nameof(strength), strength, "strength must be in [0, 1]");
-        var n = NumInferenceSteps ?? throw new InvalidOperationException($"{Name}: call SetTimesteps before ApplyStrength.");
+        var n = NumInferenceSteps
+            ?? throw new InvalidOperationException($"{Name}: call SetTimesteps before ApplyStrength.");
         var initTimestep = Math.Min((int)(n * strength), n);
         var tStart = Math.Max(n - initTimestep, 0);
         var begin = Math.Min(tStart * Order, _timestepValues.Length);
@@ -142,7 +152,8 @@ public abstract class SchedulerBase : IDisposable
 
     // ---------------------------------------------------------------- schedule state
 
-    /// <summary>Installs the schedule: timesteps with diffusers' dtype, and sigmas (float32) where the scheduler has them.</summary>
+    /// <summary>Installs the schedule: timesteps with diffusers' dtype, and sigmas (float32) where the
+    /// scheduler has them.</summary>
     protected void SetSchedule(double[] timesteps, ScalarType timestepDtype, float[]? sigmas)
     {
         _timesteps?.Dispose();
@@ -157,7 +168,8 @@ public abstract class SchedulerBase : IDisposable
         BeginIndex = null;
     }
 
-    /// <summary>A handle on <paramref name="tensor"/> that survives the caller's dispose scopes (scheduler state).</summary>
+    /// <summary>A handle on <paramref name="tensor"/> that survives the caller's dispose scopes
+    /// (scheduler state).</summary>
     protected static Tensor Keep(Tensor tensor) => tensor.detach().DetachFromDisposeScope();
 
     /// <summary>Disposes <paramref name="field"/> and stores <paramref name="value"/> (kept) in it.</summary>
@@ -190,15 +202,18 @@ public abstract class SchedulerBase : IDisposable
         return matches.Count > 1 ? matches[1] : matches[0];
     }
 
-    /// <summary>Sets <see cref="StepIndex"/> on the first call: the begin index if set, else the timestep's position.</summary>
+    /// <summary>Sets <see cref="StepIndex"/> on the first call: the begin index if set, else the
+    /// timestep's position.</summary>
     protected int EnsureStepIndex(double timestep, bool lastIfMissing = false)
     {
-        if (NumInferenceSteps is null) throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
+        if (NumInferenceSteps is null)
+            throw new InvalidOperationException($"{Name}: call SetTimesteps before stepping.");
         StepIndex ??= BeginIndex ?? IndexForTimestep(timestep, lastIfMissing);
         return StepIndex.Value;
     }
 
-    /// <summary>The schedule indices add_noise uses: begin/step index when set, else each timestep's position.</summary>
+    /// <summary>The schedule indices add_noise uses: begin/step index when set, else each
+    /// timestep's position.</summary>
     protected int[] AddNoiseIndices(Tensor timesteps, bool lastIfMissing)
     {
         var values = timesteps.to(ScalarType.Float64).cpu().data<double>().ToArray();
@@ -230,7 +245,8 @@ public abstract class SchedulerBase : IDisposable
     protected Tensor SigmasForAddNoise(Tensor originalSamples, Tensor timesteps, bool lastIfMissing)
     {
         var sigmas = Sigmas ?? throw new InvalidOperationException($"{Name}: call SetTimesteps before AddNoise.");
-        var indices = torch.tensor(AddNoiseIndices(timesteps, lastIfMissing).Select(i => (long)i).ToArray(), ScalarType.Int64);
+        var indices = torch.tensor(
+            AddNoiseIndices(timesteps, lastIfMissing).Select(i => (long)i).ToArray(), ScalarType.Int64);
         return sigmas.index_select(0, indices).to(originalSamples.device).to(originalSamples.dtype)
             .reshape(BroadcastShape(indices.shape[0], originalSamples));
     }
@@ -262,7 +278,8 @@ public abstract class SchedulerBase : IDisposable
         if (Config.TrainedBetas is { } trained)
         {
             if (trained.Length != n)
-                throw new ArgumentException($"trained_betas has {trained.Length} values but num_train_timesteps is {n}.");
+                throw new ArgumentException(
+                    $"trained_betas has {trained.Length} values but num_train_timesteps is {n}.");
             return torch.tensor(trained, ScalarType.Float64).to(ScalarType.Float32);
         }
         var start = Config.BetaStart ?? 0.0001;
@@ -270,7 +287,8 @@ public abstract class SchedulerBase : IDisposable
         return (Config.BetaSchedule ?? "linear") switch
         {
             "linear" => torch.linspace(start, end, n, ScalarType.Float32),
-            "scaled_linear" => new ScalarSafeTensor(torch.linspace(Math.Sqrt(start), Math.Sqrt(end), n, ScalarType.Float32)).Pow(2),
+            "scaled_linear" =>
+                new ScalarSafeTensor(torch.linspace(Math.Sqrt(start), Math.Sqrt(end), n, ScalarType.Float32)).Pow(2),
             "squaredcos_cap_v2" => BetasForAlphaBar(n),
             var other => throw new ArgumentException(
                 $"Unknown beta_schedule '{other}' (expected linear, scaled_linear or squaredcos_cap_v2)."),
@@ -292,7 +310,8 @@ public abstract class SchedulerBase : IDisposable
         return torch.tensor(betas, ScalarType.Float64).to(ScalarType.Float32);
     }
 
-    /// <summary>Zero terminal SNR (arXiv 2305.08891, Algorithm 1): shift and scale sqrt(alpha_bar) so the last is 0.</summary>
+    /// <summary>Zero terminal SNR (arXiv 2305.08891, Algorithm 1): shift and scale sqrt(alpha_bar) so the
+    /// last is 0.</summary>
     private static Tensor RescaleZeroTerminalSnr(Tensor betas)
     {
         var alphasBarSqrt = (1.0f - (ScalarSafeTensor)betas).Tensor.cumprod(0).sqrt();
@@ -304,7 +323,8 @@ public abstract class SchedulerBase : IDisposable
         return 1.0f - alphas;
     }
 
-    /// <summary>Replaces alphas_cumprod[-1] (diffusers sets it to 2^-24 under zero SNR so sigma stays finite).</summary>
+    /// <summary>Replaces alphas_cumprod[-1] (diffusers sets it to 2^-24 under zero SNR so sigma
+    /// stays finite).</summary>
     protected void SetLastAlphaCumprod(float value)
     {
         AlphasCumprodValues[^1] = value;
@@ -326,7 +346,9 @@ public abstract class SchedulerBase : IDisposable
     protected float[] TrainLambdas()
     {
         using var scope = torch.NewDisposeScope();
-        return (AlphasCumprod.sqrt().log() - (1.0f - (ScalarSafeTensor)AlphasCumprod).Tensor.sqrt().log()).data<float>().ToArray();
+        return (AlphasCumprod.sqrt().log() - (1.0f - (ScalarSafeTensor)AlphasCumprod).Tensor.sqrt().log())
+            .data<float>()
+            .ToArray();
     }
 
     /// <summary><c>np.log</c> of a float32 array (float32 result).</summary>
@@ -335,8 +357,8 @@ public abstract class SchedulerBase : IDisposable
     // ---------------------------------------------------------------- thresholding
 
     /// <summary>
-    /// Dynamic thresholding (Imagen, arXiv 2205.11487): s = clamp(quantile(|x0|, ratio), 1, sample_max_value) per sample,
-    /// x0 = clamp(x0, -s, s) / s.
+    /// Dynamic thresholding (Imagen, arXiv 2205.11487): s = clamp(quantile(|x0|, ratio), 1, sample_max_value) per
+    /// sample, x0 = clamp(x0, -s, s) / s.
     /// </summary>
     protected Tensor ThresholdSample(Tensor sample)
     {
@@ -345,7 +367,9 @@ public abstract class SchedulerBase : IDisposable
         var flat = (dtype is ScalarType.Float32 or ScalarType.Float64 ? sample : sample.to(ScalarType.Float32)).reshape(shape[0], -1);
         var ratio = Config.DynamicThresholdingRatio ?? 0.995;
         var maxValue = Config.SampleMaxValue ?? 1.0;
-        var s = new ScalarSafeTensor(flat.abs().quantile(torch.tensor(ratio, flat.dtype), 1)).Clamp(1.0, maxValue).Tensor.unsqueeze(1);
+        var s = new ScalarSafeTensor(flat.abs().quantile(torch.tensor(ratio, flat.dtype), 1))
+            .Clamp(1.0, maxValue)
+            .Tensor.unsqueeze(1);
         var clamped = torch.minimum(torch.maximum(flat, -s), s) / s;
         return clamped.reshape(shape).to(dtype);
     }

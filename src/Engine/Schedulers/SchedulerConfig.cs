@@ -6,9 +6,9 @@ using System.Text.Json.Serialization;
 namespace PSStableDiffusion.Engine.Schedulers;
 
 /// <summary>
-/// A diffusers <c>scheduler_config.json</c>, the union of the keys every scheduler here understands. A null property means
-/// "not given": each scheduler fills it with its own diffusers default and ignores the keys it does not know, which is
-/// diffusers' <c>from_config</c> behaviour (so a DDIM config can build an Euler scheduler).
+/// A diffusers <c>scheduler_config.json</c>, the union of the keys every scheduler here understands. A null property
+/// means "not given": each scheduler fills it with its own diffusers default and ignores the keys it does not know,
+/// which is diffusers' <c>from_config</c> behaviour (so a DDIM config can build an Euler scheduler).
 /// </summary>
 public sealed record SchedulerConfig
 {
@@ -68,7 +68,8 @@ public sealed record SchedulerConfig
         AllowTrailingCommas = true,
     };
 
-    private static readonly PropertyInfo[] Properties = typeof(SchedulerConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance);
+    private static readonly PropertyInfo[] Properties = typeof(SchedulerConfig).GetProperties(
+        BindingFlags.Public | BindingFlags.Instance);
 
     /// <summary>Parses the text of a <c>scheduler_config.json</c>; unknown keys are ignored.</summary>
     public static SchedulerConfig Parse(string json)
@@ -78,18 +79,20 @@ public sealed record SchedulerConfig
             var text = QuoteNonFiniteLiterals(json);
             var config = JsonSerializer.Deserialize<SchedulerConfig>(text, JsonOptions)
                 ?? throw new JsonException("the scheduler config is the JSON literal null");
-            // diffusers records which values were defaults ("_use_default_values") and drops them in from_config, so the
-            // class being built applies its own defaults there.
+            // diffusers records which values were defaults ("_use_default_values") and drops them in from_config, so
+            // the class being built applies its own defaults there.
             using var document = JsonDocument.Parse(
                 text,
                 new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            if (document.RootElement.TryGetProperty("_use_default_values", out var defaulted) && defaulted.ValueKind == JsonValueKind.Array)
+            if (document.RootElement.TryGetProperty("_use_default_values", out var defaulted)
+                && defaulted.ValueKind == JsonValueKind.Array)
             {
                 var dropped = defaulted.EnumerateArray()
                     .Where(e => e.ValueKind == JsonValueKind.String)
                     .Select(e => e.GetString()!)
                     .ToHashSet(StringComparer.Ordinal);
-                config = config.Only(config.GivenKeys().Where(k => !dropped.Contains(k)).ToHashSet(StringComparer.Ordinal));
+                config = config.Only(
+                    config.GivenKeys().Where(k => !dropped.Contains(k)).ToHashSet(StringComparer.Ordinal));
             }
             return config;
         }
@@ -152,7 +155,8 @@ public sealed record SchedulerConfig
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     });
 
-    private static string JsonKey(PropertyInfo property) => property.GetCustomAttribute<JsonPropertyNameAttribute>()!.Name;
+    private static string JsonKey(PropertyInfo property) =>
+        property.GetCustomAttribute<JsonPropertyNameAttribute>()!.Name;
 
     /// <summary>
     /// Python's json writes the bare tokens NaN, Infinity and -Infinity (diffusers saves

@@ -4,7 +4,8 @@ namespace PSStableDiffusion.Engine.Schedulers;
 /// <param name="ClassName">The diffusers class name, e.g. "EulerAncestralDiscreteScheduler".</param>
 /// <param name="ShortName">Without the "Scheduler" suffix, e.g. "EulerAncestralDiscrete".</param>
 /// <param name="Description">One line for <c>Get-SDScheduler</c>.</param>
-/// <param name="Aliases">The other names that resolve to it (A1111 sampler names), each possibly with overrides.</param>
+/// <param name="Aliases">The other names that resolve to it (A1111 sampler names), each possibly
+/// with overrides.</param>
 /// <param name="IsStochastic">Whether it draws noise with its default config.</param>
 /// <param name="Order">diffusers' <c>order</c>.</param>
 /// <param name="ModelCallsPerStep">UNet evaluations per step.</param>

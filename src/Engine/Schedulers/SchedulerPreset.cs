@@ -1,6 +1,7 @@
 namespace PSStableDiffusion.Engine.Schedulers;
 
-/// <summary>A resolvable scheduler name: a class name (with or without "Scheduler") or an alias such as "DPM++ 2M Karras".</summary>
+/// <summary>A resolvable scheduler name: a class name (with or without "Scheduler") or an alias such as "DPM++
+/// 2M Karras".</summary>
 /// <param name="Name">The name as registered.</param>
 /// <param name="ClassName">The scheduler class it builds.</param>
 /// <param name="Overrides">The config keys the name implies (empty for a plain class name).</param>

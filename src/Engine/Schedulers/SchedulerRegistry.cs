@@ -18,10 +18,12 @@ public static class SchedulerRegistry
     /// <summary>Every resolvable name with what it builds (class names, short names, aliases).</summary>
     public static IReadOnlyList<SchedulerPreset> Presets => Instance.Value.Presets;
 
-    /// <summary>All names for tab completion: aliases first (as users know them), then short and full class names.</summary>
+    /// <summary>All names for tab completion: aliases first (as users know them), then short and full
+    /// class names.</summary>
     public static IReadOnlyList<string> AllNames => Instance.Value.Presets.Select(p => p.Name).ToArray();
 
-    /// <summary>The preset for <paramref name="name"/>; throws <see cref="UnknownSchedulerException"/> listing valid names.</summary>
+    /// <summary>The preset for <paramref name="name"/>; throws <see cref="UnknownSchedulerException"/> listing
+    /// valid names.</summary>
     public static SchedulerPreset Resolve(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -56,10 +58,11 @@ public static class SchedulerRegistry
 
     /// <summary>
     /// Builds the scheduler <paramref name="name"/> names, diffusers <c>from_config</c> style: the model's
-    /// <c>scheduler_config.json</c> (<paramref name="modelConfig"/>, any scheduler's; the keys the class does not know are
-    /// ignored), then the name's implied keys (e.g. Karras sigmas), then <paramref name="overrides"/> (e.g. eta).
+    /// <c>scheduler_config.json</c> (<paramref name="modelConfig"/>, any scheduler's; the keys the class does not know
+    /// are ignored), then the name's implied keys (e.g. Karras sigmas), then <paramref name="overrides"/> (e.g. eta).
     /// </summary>
-    public static SchedulerBase Create(string name, SchedulerConfig? modelConfig = null, SchedulerConfig? overrides = null)
+    public static SchedulerBase Create(
+        string name, SchedulerConfig? modelConfig = null, SchedulerConfig? overrides = null)
     {
         var preset = Resolve(name);
         var info = Instance.Value.Schedulers.First(s => s.ClassName == preset.ClassName);
@@ -106,9 +109,11 @@ public static class SchedulerRegistry
         foreach (var type in types)
         {
             if (type.GetConstructor([typeof(SchedulerConfig)]) is null)
-                throw new InvalidOperationException($"Scheduler {type.Name} needs a public constructor taking a SchedulerConfig.");
+                throw new InvalidOperationException(
+                    $"Scheduler {type.Name} needs a public constructor taking a SchedulerConfig.");
             var attribute = type.GetCustomAttribute<DiffusersSchedulerAttribute>()!;
-            var shortName = type.Name.EndsWith(Suffix, StringComparison.Ordinal) ? type.Name[..^Suffix.Length] : type.Name;
+            var shortName = type.Name.EndsWith(Suffix, StringComparison.Ordinal)
+                ? type.Name[..^Suffix.Length] : type.Name;
 
             SchedulerPreset Describe(string name, SchedulerConfig overrides)
             {
@@ -126,7 +131,8 @@ public static class SchedulerRegistry
             classPresets.Add(plain);
 
             using var defaults = Construct(type, null);
-            schedulers.Add(new SchedulerInfo(type.Name, shortName, attribute.Description, aliases.Select(a => a.Name).ToArray(),
+            schedulers.Add(new SchedulerInfo(
+                type.Name, shortName, attribute.Description, aliases.Select(a => a.Name).ToArray(),
                 plain.IsStochastic, plain.Order, plain.ModelCallsPerStep, defaults.Config.ToDictionary(), type));
         }
 

@@ -6,7 +6,8 @@ namespace PSStableDiffusion.Engine.Schedulers;
 /// </summary>
 internal static class SigmaConversions
 {
-    /// <summary>Karras et al. (2022) eq. 5: sigma_i = (max^(1/rho) + i/(n-1) (min^(1/rho) - max^(1/rho)))^rho, rho = 7.</summary>
+    /// <summary>Karras et al. (2022) eq. 5: sigma_i = (max^(1/rho) + i/(n-1) (min^(1/rho) -
+    /// max^(1/rho)))^rho, rho = 7.</summary>
     public static double[] KarrasSigmas(double sigmaMin, double sigmaMax, int n)
     {
         const double rho = 7.0;
@@ -33,11 +34,13 @@ internal static class SigmaConversions
         return (1f - w) * lowIdx + w * (lowIdx + 1);
     }
 
-    /// <summary>The timesteps of <paramref name="sigmas"/>, rounded half to even as diffusers' <c>np.round</c>.</summary>
+    /// <summary>The timesteps of <paramref name="sigmas"/>, rounded half to even as diffusers'
+    /// <c>np.round</c>.</summary>
     public static double[] RoundedTimesteps(double[] sigmas, float[] logSigmas) =>
         NumpyCompat.Round(sigmas.Select(s => SigmaToT(s, logSigmas)).ToArray());
 
-    /// <summary>The sigma the schedule ends at: <c>final_sigmas_type</c> "zero" or "sigma_min" (the smallest training sigma).</summary>
+    /// <summary>The sigma the schedule ends at: <c>final_sigmas_type</c> "zero" or "sigma_min" (the smallest
+    /// training sigma).</summary>
     public static double FinalSigma(string? finalSigmasType, double sigmaMin) => finalSigmasType switch
     {
         "sigma_min" => sigmaMin,

@@ -15,18 +15,21 @@ public abstract class SigmaSchedulerBase : SchedulerBase
     /// <param name="config">A scheduler_config.json (any scheduler's) with overrides merged in, or null.</param>
     /// <param name="supportsSamplePrediction">False where diffusers raises for prediction_type "sample".</param>
     /// <param name="extraKeys">Keys the scheduler knows whose diffusers default is None.</param>
-    protected SigmaSchedulerBase(SchedulerConfig defaults, SchedulerConfig? config, bool supportsSamplePrediction = true,
+    protected SigmaSchedulerBase(
+        SchedulerConfig defaults, SchedulerConfig? config, bool supportsSamplePrediction = true,
         params string[] extraKeys) : base(defaults, config, extraKeys)
     {
         if (!supportsSamplePrediction && PredictionType == "sample")
             throw new NotSupportedException($"{Name} does not support prediction_type 'sample' (diffusers neither).");
-        // Zero terminal SNR makes the last sigma infinite; diffusers sets alphas_cumprod[-1] to 2^-24 to keep it finite.
+        // Zero terminal SNR makes the last sigma infinite; diffusers sets alphas_cumprod[-1] to
+        // 2^-24 to keep it finite.
         if (Config.RescaleBetasZeroSnr == true) SetLastAlphaCumprod(MathF.Pow(2, -24));
         // Before set_timesteps diffusers already has the full training sigmas (init_noise_sigma reads them).
         SigmaValues = Enumerable.Reverse(TrainSigmas()).Append(0f).ToArray();
     }
 
-    /// <summary>The family's shared diffusers defaults; each scheduler adds its own keys with <c>with { }</c>.</summary>
+    /// <summary>The family's shared diffusers defaults; each scheduler adds its own keys with
+    /// <c>with { }</c>.</summary>
     protected static SchedulerConfig FamilyDefaults(double betaStart, double betaEnd) => new()
     {
         NumTrainTimesteps = 1000,
@@ -38,10 +41,12 @@ public abstract class SigmaSchedulerBase : SchedulerBase
         StepsOffset = 0,
     };
 
-    /// <summary>The schedule's noise levels (float32, descending, ending in the final sigma), one per timestep plus one.</summary>
+    /// <summary>The schedule's noise levels (float32, descending, ending in the final sigma), one per
+    /// timestep plus one.</summary>
     protected float[] SigmaValues { get; set; }
 
-    /// <summary>k-diffusion init sigma: max sigma for linspace/trailing spacing, else sqrt(max^2 + 1) (float32).</summary>
+    /// <summary>k-diffusion init sigma: max sigma for linspace/trailing spacing, else sqrt(max^2 + 1)
+    /// (float32).</summary>
     public override double InitNoiseSigma
     {
         get
@@ -56,7 +61,8 @@ public abstract class SigmaSchedulerBase : SchedulerBase
     public override Tensor ScaleModelInput(Tensor sample, double timestep) =>
         ScaleBySigma(sample, SigmaValues[EnsureStepIndex(timestep)]);
 
-    /// <summary>x = x0 + sigma * noise, sigma looked up by timestep; a timestep outside the schedule is an error.</summary>
+    /// <summary>x = x0 + sigma * noise, sigma looked up by timestep; a timestep outside the schedule
+    /// is an error.</summary>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
         using var scope = torch.NewDisposeScope();
@@ -85,20 +91,25 @@ public abstract class SigmaSchedulerBase : SchedulerBase
         IEnumerable<float> values = spacing switch
         {
             "linspace" => NumpyCompat.Reverse(NumpyCompat.Linspace(0, NumTrainTimesteps - 1, n)).Select(t => (float)t),
-            "leading" => Enumerable.Range(0, n).Reverse().Select(i => (float)(i * (NumTrainTimesteps / n)) + (Config.StepsOffset ?? 0)),
+            "leading" =>
+                Enumerable.Range(0, n)
+                    .Reverse()
+                    .Select(i => (float)(i * (NumTrainTimesteps / n)) + (Config.StepsOffset ?? 0)),
             "trailing" =>
                 NumpyCompat.Round(NumpyCompat.Arange(
                     NumTrainTimesteps, 0, -(NumTrainTimesteps / (double)n))).Select(t => (float)t - 1f),
-            _ => throw new ArgumentException($"Unknown timestep_spacing '{spacing}' (expected linspace, leading or trailing)."),
+            _ =>
+                throw new ArgumentException(
+                    $"Unknown timestep_spacing '{spacing}' (expected linspace, leading or trailing)."),
         };
         return values.Select(v => (double)v).ToArray();
     }
 
     /// <summary>
     /// The schedule of the family's <c>set_timesteps</c>: the spaced timesteps with the training sigmas interpolated at
-    /// them (<c>np.interp</c>), then 0 appended, in float32. With Karras sigmas, the Karras ramp between the interpolated
-    /// ends, and the timesteps mapped back from it by <c>_sigma_to_t</c> (rounded where diffusers rounds them), kept in
-    /// numpy's float64 as diffusers keeps them.
+    /// them (<c>np.interp</c>), then 0 appended, in float32. With Karras sigmas, the Karras ramp between the
+    /// interpolated ends, and the timesteps mapped back from it by <c>_sigma_to_t</c> (rounded where diffusers rounds
+    /// them), kept in numpy's float64 as diffusers keeps them.
     /// </summary>
     protected InterpolatedSigmas InterpolatedSchedule(int n, bool roundKarrasTimesteps)
     {
@@ -130,12 +141,14 @@ public abstract class SigmaSchedulerBase : SchedulerBase
 
     /// <summary>
     /// torch's <c>cat([v[:1], v[1:end].repeat_interleave(2), v[-1:]])</c>: the second-order schedulers visit each
-    /// later point twice. <paramref name="withLast"/> includes the final value in the repeated run (KDPM2) or not (Heun).
+    /// later point twice. <paramref name="withLast"/> includes the final value in the repeated run
+    /// (KDPM2) or not (Heun).
     /// </summary>
     protected static float[] RepeatInterleaved(float[] values, bool withLast) =>
         [values[0], .. values[1..(withLast ? values.Length : values.Length - 1)].SelectMany(v => new[] { v, v }), values[^1]];
 
-    /// <summary>k-diffusion input scaling: x / sqrt(sigma^2 + 1), the coefficient rounded to float32 as torch does.</summary>
+    /// <summary>k-diffusion input scaling: x / sqrt(sigma^2 + 1), the coefficient rounded to float32 as
+    /// torch does.</summary>
     protected static Tensor ScaleBySigma(Tensor sample, float sigma) =>
         (ScalarSafeTensor)sample / (double)MathF.Sqrt(sigma * sigma + 1f);
 

@@ -71,7 +71,8 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
         PushModelOutput(converted);
 
         // 2. order for this step: warm up from 1, lower near the end when lower_order_final
-        var thisOrder = Config.LowerOrderFinal == true ? Math.Min(SolverOrder, TimestepValues.Count - stepIndex) : SolverOrder;
+        var thisOrder = Config.LowerOrderFinal == true
+            ? Math.Min(SolverOrder, TimestepValues.Count - stepIndex) : SolverOrder;
         _thisOrder = Math.Min(thisOrder, LowerOrderNums + 1);
         Replace(ref _lastSample, sample);
 
@@ -87,8 +88,8 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
         _predictX0 ? PredictX0(modelOutput, sample, stepIndex) : PredictEpsilon(modelOutput, sample, stepIndex);
 
     /// <summary>
-    /// The B(h) coefficients of UniPC: with hh = -h (x0 prediction) or h, h phi_1 = e^hh - 1, h phi_{k+1} = h phi_k / hh - 1/(k+1)!,
-    /// R[i] = rks^(i-1), b[i] = h phi_i i! / B(h), B(h) = hh (bh1) or e^hh - 1 (bh2).
+    /// The B(h) coefficients of UniPC: with hh = -h (x0 prediction) or h, h phi_1 = e^hh - 1, h phi_{k+1} = h phi_k /
+    /// hh - 1/(k+1)!, R[i] = rks^(i-1), b[i] = h phi_i i! / B(h), B(h) = hh (bh1) or e^hh - 1 (bh2).
     /// </summary>
     private (double HPhi1, double BH, double[,] R, double[] B) Coefficients(double h, double[] rks, int order)
     {
@@ -110,7 +111,8 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
         return (hPhi1, bH, r, b);
     }
 
-    /// <summary>UniP-p (bh): x_t = (sigma_t / sigma_s0) x - alpha_t h phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k (x0 prediction).</summary>
+    /// <summary>UniP-p (bh): x_t = (sigma_t / sigma_s0) x - alpha_t h phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k (x0
+    /// prediction).</summary>
     private Tensor PredictorUpdate(ScalarSafeTensor x, int order, int stepIndex)
     {
         ScalarSafeTensor m0 = ModelOutputs[^1]!;
@@ -145,8 +147,8 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
     }
 
     /// <summary>
-    /// UniC (bh): x_t^c = (sigma_t / sigma_s0) x_prev - alpha_t h phi_1 m0 - alpha_t B(h) (sum_k rho_k D1_k + rho_last (m_t - m0))
-    /// with rho solving R rho = b (rho = 0.5 for order 1).
+    /// UniC (bh): x_t^c = (sigma_t / sigma_s0) x_prev - alpha_t h phi_1 m0 - alpha_t B(h) (sum_k rho_k D1_k + rho_last
+    /// (m_t - m0)) with rho solving R rho = b (rho = 0.5 for order 1).
     /// </summary>
     private Tensor CorrectorUpdate(
         ScalarSafeTensor modelT, ScalarSafeTensor lastSample, ScalarSafeTensor thisSample, int order, int stepIndex)
@@ -182,7 +184,8 @@ public sealed class UniPCMultistepScheduler : MultistepSolverBase
         return xT.Tensor.to(lastSample.Tensor.dtype);
     }
 
-    /// <summary>Solves the leading n x n block of R x = b (Gaussian elimination with partial pivoting; n &lt;= solver order).</summary>
+    /// <summary>Solves the leading n x n block of R x = b (Gaussian elimination with partial pivoting; n &lt;=
+    /// solver order).</summary>
     private static double[] Solve(double[,] r, double[] b, int n)
     {
         var a = new double[n, n + 1];

@@ -5,8 +5,8 @@ namespace PSStableDiffusion.Engine.SingleFile;
 
 /// <summary>
 /// Opens a single-file checkpoint as an <see cref="ITensorFile"/>, whichever of the two formats it is in: safetensors,
-/// or a PyTorch zip checkpoint (<c>.ckpt</c>, read by <see cref="TorchCheckpointFile"/>, which never runs pickled code).
-/// The format comes from the first bytes, not the extension, so a renamed file still opens.
+/// or a PyTorch zip checkpoint (<c>.ckpt</c>, read by <see cref="TorchCheckpointFile"/>, which never runs pickled
+/// code). The format comes from the first bytes, not the extension, so a renamed file still opens.
 /// </summary>
 public static class CheckpointFiles
 {
@@ -17,8 +17,8 @@ public static class CheckpointFiles
     public static bool HasCheckpointExtension(string path) =>
         Extensions.Any(e => path.EndsWith(e, StringComparison.OrdinalIgnoreCase));
 
-    /// <summary>Opens <paramref name="path"/>: a zip (<c>PK\x03\x04</c>) or legacy pickle (<c>0x80</c>) start means a torch
-    /// checkpoint, anything else is read as safetensors.</summary>
+    /// <summary>Opens <paramref name="path"/>: a zip (<c>PK\x03\x04</c>) or legacy pickle (<c>0x80</c>) start means a
+    /// torch checkpoint, anything else is read as safetensors.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">Not valid safetensors.</exception>
     /// <exception cref="CheckpointFormatException">A malformed torch checkpoint (zip or legacy layout)
@@ -39,6 +39,7 @@ public static class CheckpointFiles
         return zip || legacyPickle ? TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
     }
 
-    /// <summary>The training step a torch checkpoint records (<c>global_step</c>); safetensors files have none.</summary>
+    /// <summary>The training step a torch checkpoint records (<c>global_step</c>); safetensors files
+    /// have none.</summary>
     public static long? GlobalStep(ITensorFile file) => (file as TorchCheckpointFile)?.GlobalStep;
 }

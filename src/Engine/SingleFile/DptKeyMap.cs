@@ -10,8 +10,9 @@ namespace PSStableDiffusion.Engine.SingleFile;
 /// The explicit map between the MiDaS (timm) names of the DPT-Hybrid weights that <c>512-depth-ema.ckpt</c> bundles
 /// under <c>depth_model.model.</c> and transformers' <c>DPTForDepthEstimation</c> keys, as transformers'
 /// <c>convert_dpt_hybrid_to_pytorch.py</c> maps them: enumerated from the architecture key for key, each with its shape
-/// (timm's fused <c>attn.qkv</c> splits into query, key and value). The timm classifier (<c>pretrained.model.head.*</c>),
-/// which the converter drops, is the only known key not loaded; any other key is an error.
+/// (timm's fused <c>attn.qkv</c> splits into query, key and value). The timm classifier
+/// (<c>pretrained.model.head.*</c>), which the converter drops, is the only known key not loaded; any
+/// other key is an error.
 /// </summary>
 public sealed class DptKeyMap
 {
@@ -22,14 +23,17 @@ public sealed class DptKeyMap
     private const string TimmBit = "pretrained.model.patch_embed.backbone.";
     private readonly Dictionary<string, List<DptKeyMapping>> _bySource = new(StringComparer.Ordinal);
 
-    /// <summary>Builds the map for <paramref name="config"/>; <paramref name="moduleShapes"/> gives every module tensor's shape.</summary>
+    /// <summary>Builds the map for <paramref name="config"/>; <paramref name="moduleShapes"/> gives every module
+    /// tensor's shape.</summary>
     public DptKeyMap(DPTConfig config, IReadOnlyDictionary<string, long[]> moduleShapes)
     {
         void Map(string source, string module, int chunk = 0, int chunks = 1)
         {
             if (!moduleShapes.TryGetValue(module, out var shape))
-                throw new InvalidOperationException($"The DPT architecture has no tensor '{module}' (mapped from '{source}').");
-            if (!_bySource.TryGetValue(Prefix + source, out var list)) _bySource[Prefix + source] = list = new List<DptKeyMapping>();
+                throw new InvalidOperationException(
+                    $"The DPT architecture has no tensor '{module}' (mapped from '{source}').");
+            if (!_bySource.TryGetValue(Prefix + source, out var list))
+                _bySource[Prefix + source] = list = new List<DptKeyMapping>();
             list.Add(new DptKeyMapping(Prefix + source, module, shape, chunk, chunks));
         }
         void MapParameters(string source, string module, params string[] names)
@@ -43,7 +47,8 @@ public sealed class DptKeyMap
         {
             for (int block = 0; block < config.Bit.Depths[stage]; block++)
             {
-                string source = $"{TimmBit}stages.{stage}.blocks.{block}", module = $"{Bit}encoder.stages.{stage}.layers.{block}";
+                string source = $"{TimmBit}stages.{stage}.blocks.{block}",
+                module = $"{Bit}encoder.stages.{stage}.layers.{block}";
                 if (block == 0)
                 {
                     MapParameters(source + ".downsample.conv", module + ".downsample.conv", "weight");
@@ -75,7 +80,8 @@ public sealed class DptKeyMap
         for (int i = 0; i < 3; i++)
         {
             map(source + ".attn.qkv.weight", $"{module}.attention.attention.{projections[i]}.weight", i, 3);
-            if (config.QkvBias) map(source + ".attn.qkv.bias", $"{module}.attention.attention.{projections[i]}.bias", i, 3);
+            if (config.QkvBias)
+                map(source + ".attn.qkv.bias", $"{module}.attention.attention.{projections[i]}.bias", i, 3);
         }
         mapParameters(source + ".attn.proj", module + ".attention.output.dense", new[] { "weight", "bias" });
         mapParameters(source + ".mlp.fc1", module + ".intermediate.dense", new[] { "weight", "bias" });
@@ -90,44 +96,57 @@ public sealed class DptKeyMap
         for (int i = 2; i < config.NeckHiddenSizes.Length; i++)
         {
             // MiDaS' act_postprocess{n}: 0 = readout projection, 3 = 1×1 projection, 4 = resize (absent at factor 1).
-            mapParameters($"pretrained.act_postprocess{i + 1}.0.project.0", $"neck.reassemble_stage.readout_projects.{i}.0", weightAndBias);
-            mapParameters($"pretrained.act_postprocess{i + 1}.3", $"neck.reassemble_stage.layers.{i}.projection", weightAndBias);
+            mapParameters(
+                $"pretrained.act_postprocess{i + 1}.0.project.0",
+                $"neck.reassemble_stage.readout_projects.{i}.0", weightAndBias);
+            mapParameters(
+                $"pretrained.act_postprocess{i + 1}.3", $"neck.reassemble_stage.layers.{i}.projection", weightAndBias);
             if (config.ReassembleFactors[i] != 1)
-                mapParameters($"pretrained.act_postprocess{i + 1}.4", $"neck.reassemble_stage.layers.{i}.resize", weightAndBias);
+                mapParameters(
+                    $"pretrained.act_postprocess{i + 1}.4", $"neck.reassemble_stage.layers.{i}.resize", weightAndBias);
         }
         for (int i = 0; i < config.NeckHiddenSizes.Length; i++)
             map($"scratch.layer{i + 1}_rn.weight", $"neck.convs.{i}.weight", 0, 1);
         for (int layer = 0; layer < config.NeckHiddenSizes.Length; layer++)
         {
             // MiDaS numbers the refinenets from the finest (1) to the coarsest (4); transformers fuses coarsest first.
-            string source = $"scratch.refinenet{config.NeckHiddenSizes.Length - layer}", module = $"neck.fusion_stage.layers.{layer}";
+            string source = $"scratch.refinenet{config.NeckHiddenSizes.Length - layer}",
+            module = $"neck.fusion_stage.layers.{layer}";
             mapParameters(source + ".out_conv", module + ".projection", weightAndBias);
             for (int unit = 1; unit <= 2; unit++)
                 for (int conv = 1; conv <= 2; conv++)
-                    mapParameters($"{source}.resConfUnit{unit}.conv{conv}", $"{module}.residual_layer{unit}.convolution{conv}", fusionBias);
+                    mapParameters(
+                        $"{source}.resConfUnit{unit}.conv{conv}",
+                        $"{module}.residual_layer{unit}.convolution{conv}", fusionBias);
         }
-        foreach (var index in new[] { 0, 2, 4 }) mapParameters($"scratch.output_conv.{index}", $"head.head.{index}", weightAndBias);
+        foreach (var index in new[] { 0, 2, 4 })
+            mapParameters($"scratch.output_conv.{index}", $"head.head.{index}", weightAndBias);
     }
 
     /// <summary>Every mapped checkpoint key (with <see cref="Prefix"/>).</summary>
     public IEnumerable<string> SourceKeys => _bySource.Keys;
 
-    /// <summary>The module tensors <paramref name="sourceKey"/> fills (one, or three for a fused qkv); empty if unknown.</summary>
+    /// <summary>The module tensors <paramref name="sourceKey"/> fills (one, or three for a fused qkv); empty
+    /// if unknown.</summary>
     public IReadOnlyList<DptKeyMapping> Resolve(string sourceKey) =>
         _bySource.TryGetValue(sourceKey, out var list) ? list : Array.Empty<DptKeyMapping>();
 
-    /// <summary>timm's ImageNet classifier, which MiDaS keeps and DPT never uses (the converter drops it too).</summary>
-    public static bool IsIgnored(string sourceKey) => sourceKey.StartsWith(Prefix + "pretrained.model.head.", StringComparison.Ordinal);
+    /// <summary>timm's ImageNet classifier, which MiDaS keeps and DPT never uses (the converter
+    /// drops it too).</summary>
+    public static bool IsIgnored(string sourceKey) =>
+        sourceKey.StartsWith(Prefix + "pretrained.model.head.", StringComparison.Ordinal);
 
     /// <summary>Whether <paramref name="file"/> holds a depth estimator (any <c>depth_model.model.*</c> key).</summary>
-    public static bool HasDepthModel(ITensorFile file) => file.Keys.Any(k => k.StartsWith(Prefix, StringComparison.Ordinal));
+    public static bool HasDepthModel(ITensorFile file) =>
+        file.Keys.Any(k => k.StartsWith(Prefix, StringComparison.Ordinal));
 
     /// <summary>
-    /// Loads the estimator's weights from <paramref name="file"/> into <paramref name="model"/> (built on the meta device):
-    /// every <c>depth_model.model.*</c> key must be mapped (or be the ignored classifier) with the expected shape, and every
-    /// module tensor must be filled; all of it is checked before anything is read.
+    /// Loads the estimator's weights from <paramref name="file"/> into <paramref name="model"/> (built on the meta
+    /// device): every <c>depth_model.model.*</c> key must be mapped (or be the ignored classifier) with the expected
+    /// shape, and every module tensor must be filled; all of it is checked before anything is read.
     /// </summary>
-    /// <exception cref="ModelLoadException">A key is unknown, missing or misshapen (each named with the file).</exception>
+    /// <exception cref="ModelLoadException">A key is unknown, missing or misshapen (each named with
+    /// the file).</exception>
     public static void Load(DPTForDepthEstimation model, ITensorFile file, ScalarType dtype, Device device)
     {
         var shapes = model.state_dict().ToDictionary(p => p.Key, p => p.Value.shape);
@@ -140,7 +159,9 @@ public sealed class DptKeyMap
             var mappings = map.Resolve(key);
             if (mappings.Count == 0)
             {
-                problems.Add($"unexpected key '{key}' in {file.Path}: no DPT-Hybrid tensor of this architecture has that MiDaS name");
+                problems.Add(
+                    $"unexpected key '{key}' in {file.Path}: no DPT-Hybrid " +
+                    $"tensor of this architecture has that MiDaS name");
                 continue;
             }
             var fileShape = file.ShapeOf(key);
@@ -166,7 +187,8 @@ public sealed class DptKeyMap
         var owners = ModuleParameters.Owners(model);
         foreach (var key in map.SourceKeys.Order(StringComparer.Ordinal))
         {
-            var source = file.Read(key, dtype, device); // an independent copy: a plain weight becomes the parameter itself
+            // an independent copy: a plain weight becomes the parameter itself
+            var source = file.Read(key, dtype, device);
             var mappings = map.Resolve(key);
             if (mappings.Count == 1 && mappings[0].Chunks == 1)
             {
@@ -178,7 +200,8 @@ public sealed class DptKeyMap
                 foreach (var mapping in mappings)
                 {
                     var rows = mapping.ModuleShape[0];
-                    ModuleParameters.Replace(owners, mapping.ModuleKey, source.narrow(0, mapping.Chunk * rows, rows).clone());
+                    ModuleParameters.Replace(
+                        owners, mapping.ModuleKey, source.narrow(0, mapping.Chunk * rows, rows).clone());
                 }
             }
         }

@@ -35,15 +35,19 @@ internal sealed class LdmConfigView
 
     public double? ScaleFactor => _root.GetDouble(Model + "scale_factor", ConfigPath);
 
-    public double? LowScaleLinearStart => _root.GetDouble(Model + "low_scale_config.params.noise_schedule_config.linear_start", ConfigPath);
-    public double? LowScaleLinearEnd => _root.GetDouble(Model + "low_scale_config.params.noise_schedule_config.linear_end", ConfigPath);
+    public double? LowScaleLinearStart =>
+        _root.GetDouble(Model + "low_scale_config.params.noise_schedule_config.linear_start", ConfigPath);
+    public double? LowScaleLinearEnd =>
+        _root.GetDouble(Model + "low_scale_config.params.noise_schedule_config.linear_end", ConfigPath);
     public int? MaxNoiseLevel => _root.GetInt(Model + "low_scale_config.params.max_noise_level", ConfigPath);
 
     /// <summary>(num_head_channels, num_heads), each -1 when absent, as ldm's UNetModel defaults them.</summary>
     public (int HeadChannels, int Heads) HeadSettings =>
-        (_root.GetInt(UNet + "num_head_channels", ConfigPath) ?? -1, _root.GetInt(UNet + "num_heads", ConfigPath) ?? -1);
+        (_root.GetInt(UNet + "num_head_channels", ConfigPath) ?? -1, _root.GetInt(
+            UNet + "num_heads", ConfigPath) ?? -1);
 
-    /// <summary>Our fixtures' description of a non-standard text tower (real SD 2.x configs name ViT-H-14 implicitly).</summary>
+    /// <summary>Our fixtures' description of a non-standard text tower (real SD 2.x configs name ViT-H-14
+    /// implicitly).</summary>
     public int? TextTowerHeads => _root.GetInt(TextTower + "heads", ConfigPath);
 
     private SingleFileCheckpointException Mismatch(string field, object? configValue, object? checkpointValue) =>
@@ -69,8 +73,10 @@ internal sealed class LdmConfigView
     /// Checks every architecture field the YAML states against what the weights show, and applies what only the YAML
     /// knows: which attentions are cross-only, and which text layer SD reads.
     /// </summary>
-    /// <exception cref="SingleFileCheckpointException">The YAML and the weights disagree; the message names the field.</exception>
-    public (LdmUNetArchitecture UNet, LdmTextArchitecture Text) CheckAgainst(LdmUNetArchitecture unet, LdmVaeArchitecture vae,
+    /// <exception cref="SingleFileCheckpointException">The YAML and the weights disagree; the message names
+    /// the field.</exception>
+    public (LdmUNetArchitecture UNet, LdmTextArchitecture Text) CheckAgainst(
+        LdmUNetArchitecture unet, LdmVaeArchitecture vae,
         LdmTextArchitecture text, List<string> notes)
     {
         string S = ConfigPath;
@@ -79,7 +85,9 @@ internal sealed class LdmConfigView
         Expect(UNet + "num_res_blocks", _root.GetInt(UNet + "num_res_blocks", S), unet.LayersPerBlock);
         Expect(UNet + "context_dim", _root.GetInt(UNet + "context_dim", S), unet.CrossAttentionDim);
         Expect(UNet + "transformer_depth", _root.GetInt(UNet + "transformer_depth", S), unet.TransformerDepth);
-        Expect(UNet + "use_linear_in_transformer", _root.GetBool(UNet + "use_linear_in_transformer", S) ?? false, unet.UseLinearProjection);
+        Expect(
+            UNet + "use_linear_in_transformer",
+            _root.GetBool(UNet + "use_linear_in_transformer", S) ?? false, unet.UseLinearProjection);
         Expect(UNet + "num_classes", _root.GetInt(UNet + "num_classes", S), unet.NumClassEmbeds ?? 0);
         if (unet.NumClassEmbeds is not null && _root.GetInt(UNet + "num_classes", S) is null)
             throw Mismatch(UNet + "num_classes", null, unet.NumClassEmbeds);
@@ -101,7 +109,8 @@ internal sealed class LdmConfigView
         var onlyCross = unet.OnlyCrossAttention.ToArray();
         if (_root.GetBoolList(UNet + "disable_self_attentions", S) is { } disabled)
         {
-            if (disabled.Length != unet.Levels) throw Mismatch(UNet + "disable_self_attentions (entries)", disabled.Length, unet.Levels);
+            if (disabled.Length != unet.Levels)
+                throw Mismatch(UNet + "disable_self_attentions (entries)", disabled.Length, unet.Levels);
             for (int level = 0; level < unet.Levels; level++)
             {
                 // Levels without attention keep the config's value too, as diffusers' conversion copies the list.
@@ -111,7 +120,8 @@ internal sealed class LdmConfigView
                     throw Mismatch($"{UNet}disable_self_attentions[{level}]", disabled[level], onlyCross[level]);
                 onlyCross[level] = disabled[level];
             }
-            notes.Add($"Cross-attention-only levels from config disable_self_attentions [{string.Join(", ", disabled)}].");
+            notes.Add(
+                $"Cross-attention-only levels from config disable_self_attentions [{string.Join(", ", disabled)}].");
         }
         if (_root.GetBool(UNet + "disable_middle_self_attn", S) == true)
             throw new SingleFileCheckpointException(
@@ -127,7 +137,8 @@ internal sealed class LdmConfigView
         {
             var mult = _root.GetIntList(Vae + "ddconfig.ch_mult", S) ?? new[] { 1, 2, 4, 8 }; // ldm's default
             var widths = mult.Select(m => m * ch).ToArray();
-            if (!widths.SequenceEqual(vae.BlockOutChannels)) throw Mismatch($"{Vae}ddconfig.ch x ch_mult", widths, vae.BlockOutChannels);
+            if (!widths.SequenceEqual(vae.BlockOutChannels))
+                throw Mismatch($"{Vae}ddconfig.ch x ch_mult", widths, vae.BlockOutChannels);
         }
 
         Expect(TextTower + "width", _root.GetInt(TextTower + "width", S), text.Width);
@@ -143,7 +154,8 @@ internal sealed class LdmConfigView
                 throw new SingleFileCheckpointException(
                     ConfigPath, $"cond_stage_config.params.layer '{layer}' is not supported (penultimate or last)."),
         };
-        if (layer == "last") notes.Add("Text encoder runs every OpenCLIP block: config cond_stage_config layer 'last'.");
+        if (layer == "last")
+            notes.Add("Text encoder runs every OpenCLIP block: config cond_stage_config layer 'last'.");
         return (unet with { OnlyCrossAttention = onlyCross }, text);
     }
 }

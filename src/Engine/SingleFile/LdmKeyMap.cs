@@ -28,7 +28,8 @@ public sealed class LdmKeyMap
     public static readonly IReadOnlyList<string> ScheduleBuffers = new[]
     {
         "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-        "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
+        "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+        "posterior_variance",
         "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
     };
 
@@ -45,14 +46,15 @@ public sealed class LdmKeyMap
     /// <summary>The tensors of one OpenCLIP residual block, relative to <c>transformer.resblocks.N.</c>.</summary>
     public static readonly IReadOnlyList<string> TextBlockKeys = new[]
     {
-        "ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias",
+        "ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
+        "attn.out_proj.bias",
         "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
     };
 
     /// <summary>
     /// MiDaS weights stored with the SD 2 depth checkpoint (<c>512-depth-ema</c>): a separate depth estimator that this
-    /// engine does not run (it takes the depth map as input). Its DPT-Hybrid layout has hundreds of keys that only its own
-    /// architecture could enumerate, so for the depth variant alone they are skipped by this prefix.
+    /// engine does not run (it takes the depth map as input). Its DPT-Hybrid layout has hundreds of keys that only its
+    /// own architecture could enumerate, so for the depth variant alone they are skipped by this prefix.
     /// </summary>
     public const string DepthModelPrefix = "depth_model.";
 
@@ -70,14 +72,17 @@ public sealed class LdmKeyMap
     public LdmKeyMap(LdmArchitecture architecture)
     {
         Architecture = architecture ?? throw new ArgumentNullException(nameof(architecture));
-        foreach (var name in ScheduleBuffers) _ignored.Add(name, "ldm DDPM schedule buffer (recomputed by the scheduler)");
+        foreach (var name in ScheduleBuffers)
+            _ignored.Add(name, "ldm DDPM schedule buffer (recomputed by the scheduler)");
         if (architecture.UNet is { } unet)
         {
             AddUNet(unet);
             AddEmaNames();
             if (unet.NumClassEmbeds is not null)
                 foreach (var name in LowScaleModelBuffers)
-                    _ignored.Add("low_scale_model." + name, "x4 upscaler low-res noise schedule buffer (recomputed by low_res_scheduler)");
+                    _ignored.Add(
+                        "low_scale_model." + name,
+                        "x4 upscaler low-res noise schedule buffer (recomputed by low_res_scheduler)");
             _ignoreDepthModel = unet.InChannels == 5;
         }
         if (architecture.Vae is { } vae) AddVae(vae);
@@ -97,7 +102,8 @@ public sealed class LdmKeyMap
 
     /// <summary>Whether <paramref name="sourceKey"/> is a known key that inference does not use.</summary>
     public bool IsIgnored(string sourceKey) =>
-        _ignored.ContainsKey(sourceKey) || (_ignoreDepthModel && sourceKey.StartsWith(DepthModelPrefix, StringComparison.Ordinal));
+        _ignored.ContainsKey(sourceKey)
+            || (_ignoreDepthModel && sourceKey.StartsWith(DepthModelPrefix, StringComparison.Ordinal));
 
     /// <summary>Whether the map knows <paramref name="sourceKey"/> (mapped or ignored).</summary>
     public bool IsKnown(string sourceKey) => _bySource.ContainsKey(sourceKey) || IsIgnored(sourceKey);
@@ -126,9 +132,11 @@ public sealed class LdmKeyMap
     /// for keys of the other components and ignored keys. Throws <see cref="UnknownCheckpointKeyException"/> for an
     /// unknown key. Only 1:1 keys can be expressed this way: the UNet's keys all are, but the VAE's attention weights
     /// (reshape) and the text tower's fused q/k/v (split) are not — for those it throws
-    /// <see cref="NotSupportedException"/>; <see cref="Loading.SingleFileLoader"/> loads every component with the conversions.
+    /// <see cref="NotSupportedException"/>; <see cref="Loading.SingleFileLoader"/> loads every component
+    /// with the conversions.
     /// </summary>
-    public Func<string, string?> KeyMapFor(SingleFileComponent component, string filePath = "checkpoint") => sourceKey =>
+    public Func<string, string?> KeyMapFor(SingleFileComponent component, string filePath = "checkpoint") =>
+        sourceKey =>
     {
         var mappings = Resolve(sourceKey, filePath);
         var mine = mappings.Where(m => m.Component == component).ToList();
@@ -148,7 +156,8 @@ public sealed class LdmKeyMap
     public void Validate(IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath) =>
         Validate(SingleFileDetector.Shapes(tensors), filePath);
 
-    /// <summary>As <see cref="Validate(IReadOnlyDictionary{string, SafeTensorInfo}, string)"/>, from key → shape.</summary>
+    /// <summary>As <see cref="Validate(IReadOnlyDictionary{string, SafeTensorInfo}, string)"/>, from
+    /// key → shape.</summary>
     public void Validate(IReadOnlyDictionary<string, long[]> tensors, string filePath)
     {
         var unknown = tensors.Keys.Where(k => !IsKnown(k)).Order(StringComparer.Ordinal).ToList();
@@ -156,7 +165,8 @@ public sealed class LdmKeyMap
         var problems = new List<string>();
         foreach (var (key, mappings) in _bySource.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (!tensors.TryGetValue(key, out var info)) problems.Add($"missing '{key}' ([{Dims(mappings[0].SourceShape)}])");
+            if (!tensors.TryGetValue(key, out var info))
+                problems.Add($"missing '{key}' ([{Dims(mappings[0].SourceShape)}])");
             else if (!info.SequenceEqual(mappings[0].SourceShape))
                 problems.Add($"'{key}' has shape [{Dims(info)}], expected [{Dims(mappings[0].SourceShape)}]");
         }
@@ -166,7 +176,8 @@ public sealed class LdmKeyMap
                 $"{string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? "; ..." : "")}");
     }
 
-    /// <summary>Rebuilds the checkpoint tensor <paramref name="sourceKey"/> from module tensors (the inverse conversion).</summary>
+    /// <summary>Rebuilds the checkpoint tensor <paramref name="sourceKey"/> from module tensors (the inverse
+    /// conversion).</summary>
     /// <exception cref="KeyNotFoundException">The key is not a mapped key.</exception>
     public Tensor ToCheckpointTensor(string sourceKey, Func<SingleFileComponent, string, Tensor> moduleTensor)
     {
@@ -186,12 +197,14 @@ public sealed class LdmKeyMap
 
     private static string Dims(IEnumerable<long> shape) => string.Join(", ", shape);
 
-    // ---- building ----------------------------------------------------------------------------------------------------
+    // ---- building
+    // ----------------------------------------------------------------------------------------------------
 
     private void Add(SingleFileComponent component, string source, string module, long[] shape,
         LdmConversion conversion = LdmConversion.Copy, long[]? sourceShape = null, int chunk = 0, int chunks = 1)
     {
-        var mapping = new LdmKeyMapping(component, source, sourceShape ?? shape, module, shape, conversion, chunk, chunks);
+        var mapping = new LdmKeyMapping(
+            component, source, sourceShape ?? shape, module, shape, conversion, chunk, chunks);
         if (!_bySource.TryGetValue(source, out var list)) _bySource.Add(source, list = new List<LdmKeyMapping>());
         list.Add(mapping);
         _byModule[component].Add(module, mapping); // throws on a duplicate: a map bug, never input-dependent
@@ -203,13 +216,15 @@ public sealed class LdmKeyMap
     private void Bias(SingleFileComponent c, string source, string module, long size) =>
         Add(c, source + ".bias", module + ".bias", new[] { size });
 
-    private void Linear(SingleFileComponent c, string source, string module, long outFeatures, long inFeatures, bool bias = true)
+    private void Linear(
+        SingleFileComponent c, string source, string module, long outFeatures, long inFeatures, bool bias = true)
     {
         Weight(c, source, module, outFeatures, inFeatures);
         if (bias) Bias(c, source, module, outFeatures);
     }
 
-    private void Conv(SingleFileComponent c, string source, string module, long outChannels, long inChannels, long kernel)
+    private void Conv(
+        SingleFileComponent c, string source, string module, long outChannels, long inChannels, long kernel)
     {
         Weight(c, source, module, outChannels, inChannels, kernel, kernel);
         Bias(c, source, module, outChannels);
@@ -273,16 +288,21 @@ public sealed class LdmKeyMap
             long width = u.BlockOutChannels[level];
             for (int j = 0; j <= u.LayersPerBlock; j++, output++)
             {
-                UNetResnet(P + $"output_blocks.{output}.0", $"up_blocks.{up}.resnets.{j}", ch + skips.Pop(), width, temb);
+                UNetResnet(
+                    P + $"output_blocks.{output}.0", $"up_blocks.{up}.resnets.{j}", ch + skips.Pop(), width, temb);
                 ch = width;
                 int next = 1;
                 if (u.LevelHasAttention[level])
                 {
-                    Transformer(P + $"output_blocks.{output}.1", $"up_blocks.{up}.attentions.{j}", width, u, u.OnlyCrossAttention[level]);
+                    Transformer(
+                        P + $"output_blocks.{output}.1", $"up_blocks.{up}.attentions.{j}",
+                        width, u, u.OnlyCrossAttention[level]);
                     next = 2;
                 }
                 if (j == u.LayersPerBlock && up != levels - 1)
-                    Conv(C, P + $"output_blocks.{output}.{next}.conv", $"up_blocks.{up}.upsamplers.0.conv", width, width, 3);
+                    Conv(
+                        C, P + $"output_blocks.{output}.{next}.conv",
+                        $"up_blocks.{up}.upsamplers.0.conv", width, width, 3);
             }
         }
 
@@ -299,10 +319,12 @@ public sealed class LdmKeyMap
         Linear(C, source + ".emb_layers.1", module + ".time_emb_proj", outChannels, temb);
         Norm(C, source + ".out_layers.0", module + ".norm2", outChannels);
         Conv(C, source + ".out_layers.3", module + ".conv2", outChannels, outChannels, 3);
-        if (inChannels != outChannels) Conv(C, source + ".skip_connection", module + ".conv_shortcut", outChannels, inChannels, 1);
+        if (inChannels != outChannels)
+            Conv(C, source + ".skip_connection", module + ".conv_shortcut", outChannels, inChannels, 1);
     }
 
-    /// <summary>ldm <c>SpatialTransformer</c> → diffusers <c>Transformer2DModel</c>: the sub-keys keep their names.</summary>
+    /// <summary>ldm <c>SpatialTransformer</c> → diffusers <c>Transformer2DModel</c>: the sub-keys keep
+    /// their names.</summary>
     private void Transformer(string source, string module, long width, LdmUNetArchitecture u, bool onlyCross)
     {
         const SingleFileComponent C = SingleFileComponent.UNet;
@@ -334,8 +356,8 @@ public sealed class LdmKeyMap
 
     /// <summary>
     /// ldm's <c>LitEma</c> stores an EMA copy of every UNet parameter as <c>model_ema.</c> + the parameter name of
-    /// <c>model</c> (the DiffusionWrapper) with its dots removed, plus two buffers. The names are derived exactly from the
-    /// UNet's keys rather than matched by the <c>model_ema.</c> prefix, so a stray key there is still reported.
+    /// <c>model</c> (the DiffusionWrapper) with its dots removed, plus two buffers. The names are derived exactly from
+    /// the UNet's keys rather than matched by the <c>model_ema.</c> prefix, so a stray key there is still reported.
     /// </summary>
     private void AddEmaNames()
     {
@@ -364,7 +386,9 @@ public sealed class LdmKeyMap
                 ch = width;
             }
             if (level != levels - 1)
-                Conv(C, P + $"encoder.down.{level}.downsample.conv", $"encoder.down_blocks.{level}.downsamplers.0.conv", width, width, 3);
+                Conv(
+                    C, P + $"encoder.down.{level}.downsample.conv",
+                    $"encoder.down_blocks.{level}.downsamplers.0.conv", width, width, 3);
         }
         VaeMid(P + "encoder.mid", "encoder.mid_block", ch);
         Norm(C, P + "encoder.norm_out", "encoder.conv_norm_out", ch);
@@ -387,7 +411,9 @@ public sealed class LdmKeyMap
                 ch = width;
             }
             if (level != 0)
-                Conv(C, P + $"decoder.up.{level}.upsample.conv", $"decoder.up_blocks.{up}.upsamplers.0.conv", width, width, 3);
+                Conv(
+                    C, P + $"decoder.up.{level}.upsample.conv",
+                    $"decoder.up_blocks.{up}.upsamplers.0.conv", width, width, 3);
         }
         Norm(C, P + "decoder.norm_out", "decoder.conv_norm_out", ch);
         Conv(C, P + "decoder.conv_out", "decoder.conv_out", v.OutChannels, ch, 3);
@@ -400,10 +426,12 @@ public sealed class LdmKeyMap
         Conv(C, source + ".conv1", module + ".conv1", outChannels, inChannels, 3);
         Norm(C, source + ".norm2", module + ".norm2", outChannels);
         Conv(C, source + ".conv2", module + ".conv2", outChannels, outChannels, 3);
-        if (inChannels != outChannels) Conv(C, source + ".nin_shortcut", module + ".conv_shortcut", outChannels, inChannels, 1);
+        if (inChannels != outChannels)
+            Conv(C, source + ".nin_shortcut", module + ".conv_shortcut", outChannels, inChannels, 1);
     }
 
-    /// <summary>ldm <c>mid.block_1 / attn_1 / block_2</c> → diffusers <c>mid_block.resnets.0 / attentions.0 / resnets.1</c>.</summary>
+    /// <summary>ldm <c>mid.block_1 / attn_1 / block_2</c> → diffusers <c>mid_block.resnets.0 / attentions.0 /
+    /// resnets.1</c>.</summary>
     private void VaeMid(string source, string module, long ch)
     {
         const SingleFileComponent C = SingleFileComponent.Vae;
@@ -426,8 +454,12 @@ public sealed class LdmKeyMap
         const SingleFileComponent C = SingleFileComponent.TextEncoder;
         const string P = TextPrefix;
         long w = t.Width;
-        Add(C, P + "token_embedding.weight", "text_model.embeddings.token_embedding.weight", new[] { (long)t.VocabSize, w });
-        Add(C, P + "positional_embedding", "text_model.embeddings.position_embedding.weight", new[] { (long)t.ContextLength, w });
+        Add(
+            C, P + "token_embedding.weight",
+            "text_model.embeddings.token_embedding.weight", new[] { (long)t.VocabSize, w });
+        Add(
+            C, P + "positional_embedding", "text_model.embeddings.position_embedding.weight",
+            new[] { (long)t.ContextLength, w });
         for (int n = 0; n < t.Layers; n++)
         {
             string s = P + $"transformer.resblocks.{n}", m = $"text_model.encoder.layers.{n}";
@@ -451,7 +483,8 @@ public sealed class LdmKeyMap
         // SD 2.x reads the penultimate block's output, so the blocks after it never run.
         for (int n = t.Layers; n < t.CheckpointLayers; n++)
             foreach (var key in TextBlockKeys)
-                _ignored.Add(P + $"transformer.resblocks.{n}.{key}", "OpenCLIP block after the one SD 2.x reads (never run)");
+                _ignored.Add(
+                    P + $"transformer.resblocks.{n}.{key}", "OpenCLIP block after the one SD 2.x reads (never run)");
         _ignored.Add(P + "text_projection", "OpenCLIP text projection (used for CLIP similarity, not by SD)");
         _ignored.Add(P + "logit_scale", "OpenCLIP logit scale (used for CLIP similarity, not by SD)");
     }

@@ -7,10 +7,12 @@ namespace PSStableDiffusion.Engine.SingleFile;
 /// <param name="Component">Which network the module tensor belongs to.</param>
 /// <param name="SourceKey">Original (ldm) key, e.g. <c>first_stage_model.encoder.mid.attn_1.q.weight</c>.</param>
 /// <param name="SourceShape">Shape of the checkpoint tensor.</param>
-/// <param name="ModuleKey">diffusers / transformers state-dict key, e.g. <c>encoder.mid_block.attentions.0.to_q.weight</c>.</param>
+/// <param name="ModuleKey">diffusers / transformers state-dict key, e.g.
+/// <c>encoder.mid_block.attentions.0.to_q.weight</c>.</param>
 /// <param name="ModuleShape">Shape of the module tensor.</param>
 /// <param name="Conversion">How the values are carried over.</param>
-/// <param name="Chunk">For <see cref="LdmConversion.RowChunk"/>: which of <paramref name="Chunks"/> equal row blocks.</param>
+/// <param name="Chunk">For <see cref="LdmConversion.RowChunk"/>: which of <paramref name="Chunks"/>
+/// equal row blocks.</param>
 public sealed record LdmKeyMapping(
     SingleFileComponent Component,
     string SourceKey,
@@ -21,7 +23,8 @@ public sealed record LdmKeyMapping(
     int Chunk = 0,
     int Chunks = 1)
 {
-    /// <summary>The module tensor's values from the checkpoint tensor (a view where possible; no copy for Copy).</summary>
+    /// <summary>The module tensor's values from the checkpoint tensor (a view where possible; no copy
+    /// for Copy).</summary>
     public Tensor ToModule(Tensor source) => Conversion switch
     {
         LdmConversion.Copy => source.alias(),

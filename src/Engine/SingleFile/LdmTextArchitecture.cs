@@ -8,4 +8,5 @@ namespace PSStableDiffusion.Engine.SingleFile;
 /// <param name="MlpWidth">Hidden width of each block's MLP.</param>
 /// <param name="VocabSize">Rows of <c>token_embedding</c>.</param>
 /// <param name="ContextLength">Rows of <c>positional_embedding</c> (77).</param>
-public sealed record LdmTextArchitecture(int Width, int Layers, int CheckpointLayers, int MlpWidth, int VocabSize, int ContextLength);
+public sealed record LdmTextArchitecture(
+    int Width, int Layers, int CheckpointLayers, int MlpWidth, int VocabSize, int ContextLength);

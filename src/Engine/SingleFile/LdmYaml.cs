@@ -6,8 +6,8 @@ namespace PSStableDiffusion.Engine.SingleFile;
 /// <summary>
 /// Reads the subset of YAML that ldm / Stability-AI inference configs use: block mappings and block sequences by
 /// indentation, flow sequences and mappings (<c>[1, 2, 4]</c>, <c>{a: 1, b: x}</c>, possibly spanning lines), plain and
-/// quoted scalars, and comments. Anchors, aliases, tags, block scalars (<c>|</c>, <c>&gt;</c>) and multiple documents are
-/// refused with a message naming the line.
+/// quoted scalars, and comments. Anchors, aliases, tags, block scalars (<c>|</c>, <c>&gt;</c>) and multiple documents
+/// are refused with a message naming the line.
 /// </summary>
 /// <remarks>
 /// Written here rather than taken from YamlDotNet: a PowerShell session may already hold another YamlDotNet version
@@ -19,14 +19,16 @@ public static class LdmYaml
 
     /// <summary>Parses a file.</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="FormatException">The text is not in the supported YAML subset; the message names file and line.</exception>
+    /// <exception cref="FormatException">The text is not in the supported YAML subset; the message names file
+    /// and line.</exception>
     public static LdmYamlMap Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"ldm config not found: {path}", path);
         return Parse(File.ReadAllText(path), path);
     }
 
-    /// <summary>Parses YAML text whose top level is a mapping; <paramref name="source"/> names it in messages.</summary>
+    /// <summary>Parses YAML text whose top level is a mapping; <paramref name="source"/> names it
+    /// in messages.</summary>
     /// <exception cref="FormatException">The text is not in the supported YAML subset.</exception>
     public static LdmYamlMap Parse(string text, string source = "ldm config")
     {
@@ -125,13 +127,15 @@ public static class LdmYaml
             return new LdmYamlList(startLine, items);
         }
 
-        /// <summary>The value after <c>key:</c> (or after <c>- </c>): inline, a flow collection, or a nested block.</summary>
+        /// <summary>The value after <c>key:</c> (or after <c>- </c>): inline, a flow collection, or a
+        /// nested block.</summary>
         private LdmYamlNode ParseValue(Line line, string rest, int indent)
         {
             if (rest.Length > 0)
             {
                 if (rest[0] is '&' or '*' or '!' or '|' or '>')
-                    throw Error(line, $"YAML feature '{rest[0]}' (anchor, alias, tag or block scalar) is not supported.");
+                    throw Error(
+                        line, $"YAML feature '{rest[0]}' (anchor, alias, tag or block scalar) is not supported.");
                 if (rest[0] is '[' or '{')
                 {
                     var text = new StringBuilder(rest);
@@ -150,7 +154,8 @@ public static class LdmYaml
             {
                 var next = _lines[Position];
                 if (next.Indent > indent) return ParseBlock(next.Indent);
-                if (next.Indent == indent && (next.Text.StartsWith("- ", StringComparison.Ordinal) || next.Text == "-") &&
+                if (next.Indent == indent && (next.Text.StartsWith(
+                    "- ", StringComparison.Ordinal) || next.Text == "-") &&
                     !line.Text.StartsWith("- ", StringComparison.Ordinal))
                     return ParseSequence(indent);
             }
@@ -178,7 +183,8 @@ public static class LdmYaml
         }
     }
 
-    /// <summary>Index of the first <c>:</c> followed by a space or the line end, outside quotes and brackets; -1 if none.</summary>
+    /// <summary>Index of the first <c>:</c> followed by a space or the line end, outside quotes and brackets;
+    /// -1 if none.</summary>
     private static int FindKeySeparator(string text)
     {
         char quote = '\0';
@@ -195,7 +201,8 @@ public static class LdmYaml
         return -1;
     }
 
-    /// <summary>Recursive-descent reader for one flow value (<c>[..]</c>, <c>{..}</c>, quoted or plain scalar).</summary>
+    /// <summary>Recursive-descent reader for one flow value (<c>[..]</c>, <c>{..}</c>, quoted or
+    /// plain scalar).</summary>
     private sealed class FlowParser
     {
         private readonly string _text;
@@ -314,7 +321,8 @@ public static class LdmYaml
             {
                 char c = _text[_pos];
                 if (inFlow && c is ',' or ']' or '}') break;
-                if (stopAtColon && c == ':' && (_pos + 1 == _text.Length || _text[_pos + 1] is ' ' or ',' or '}')) break;
+                if (stopAtColon && c == ':' && (_pos + 1 == _text.Length || _text[_pos + 1] is ' ' or ',' or '}'))
+                    break;
                 _pos++;
             }
             return new LdmYamlScalar(_line, _text[start.._pos].Trim(), quoted: false);
@@ -323,7 +331,8 @@ public static class LdmYaml
 
     // ---- typed access ----------------------------------------------------------------------------------------------
 
-    /// <summary>Follows a dotted path of mapping keys (<c>model.params.unet_config</c>); null where any step is absent.</summary>
+    /// <summary>Follows a dotted path of mapping keys (<c>model.params.unet_config</c>); null where any step
+    /// is absent.</summary>
     public static LdmYamlNode? Get(this LdmYamlMap map, string path)
     {
         LdmYamlNode? node = map;
@@ -395,9 +404,11 @@ public static class LdmYaml
     {
         var node = map.Get(path);
         if (node is null) return null;
-        if (node is not LdmYamlList list) throw new FormatException($"{source}:{node.Line}: '{path}' should be a list.");
+        if (node is not LdmYamlList list)
+            throw new FormatException($"{source}:{node.Line}: '{path}' should be a list.");
         return list.Items.Select(item => item is LdmYamlScalar s && parse(s.Text) is T value
             ? value
-            : throw new FormatException($"{source}:{item.Line}: '{path}' has an item that is not a {typeof(T).Name}.")).ToArray();
+            : throw new FormatException(
+                $"{source}:{item.Line}: '{path}' has an item that is not a {typeof(T).Name}.")).ToArray();
     }
 }

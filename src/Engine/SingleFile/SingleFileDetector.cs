@@ -4,23 +4,28 @@ namespace PSStableDiffusion.Engine.SingleFile;
 
 /// <summary>
 /// Reads the architecture of an SD 2.x single-file checkpoint from its tensor shapes alone (the safetensors header or
-/// the torch checkpoint's pickle: no tensor data is touched). What shapes cannot show (attention head layout, prediction type) is left to
+/// the torch checkpoint's pickle: no tensor data is touched). What shapes cannot show (attention head layout,
+/// prediction type) is left to
 /// <see cref="SingleFilePlanner"/>.
 /// </summary>
 public static class SingleFileDetector
 {
     /// <summary>Detects every component the file holds.</summary>
     /// <param name="notes">Receives one line per finding or ambiguity (for -Verbose output).</param>
-    /// <exception cref="SingleFileCheckpointException">The tensors do not have the SD 2.x layout; the message names the key.</exception>
+    /// <exception cref="SingleFileCheckpointException">The tensors do not have the SD 2.x layout; the message names
+    /// the key.</exception>
     public static LdmArchitecture Detect(
         IReadOnlyDictionary<string, SafeTensorInfo> tensors, string filePath, IList<string>? notes = null) =>
         Detect(Shapes(tensors), filePath, notes);
 
-    /// <summary>Detects every component of an opened checkpoint (safetensors or torch zip): shapes only, no data read.</summary>
-    public static LdmArchitecture Detect(ITensorFile file, IList<string>? notes = null) => Detect(Shapes(file), file.Path, notes);
+    /// <summary>Detects every component of an opened checkpoint (safetensors or torch zip): shapes only, no
+    /// data read.</summary>
+    public static LdmArchitecture Detect(ITensorFile file, IList<string>? notes = null) =>
+        Detect(Shapes(file), file.Path, notes);
 
     /// <summary>Detects every component from tensor shapes (key → shape).</summary>
-    public static LdmArchitecture Detect(IReadOnlyDictionary<string, long[]> shapes, string filePath, IList<string>? notes = null)
+    public static LdmArchitecture Detect(
+        IReadOnlyDictionary<string, long[]> shapes, string filePath, IList<string>? notes = null)
     {
         var header = new Header(shapes, filePath);
         notes ??= new List<string>();
@@ -37,14 +42,16 @@ public static class SingleFileDetector
 
     /// <summary>The variant a UNet belongs to, from its input channels and class embedding.</summary>
     /// <exception cref="NotSupportedException">A combination no SD 2.x model has.</exception>
-    public static ModelKind VariantOf(LdmUNetArchitecture unet) => (unet.InChannels, unet.NumClassEmbeds is not null) switch
+    public static ModelKind VariantOf(LdmUNetArchitecture unet) =>
+        (unet.InChannels, unet.NumClassEmbeds is not null) switch
     {
         (4, false) => ModelKind.TextToImage,
         (9, false) => ModelKind.Inpaint,
         (5, false) => ModelKind.Depth,
         (7, true) => ModelKind.Upscale,
         var (channels, classes) => throw new NotSupportedException(
-            $"A UNet with {channels} input channels {(classes ? "and" : "without")} a class embedding is not an SD 2.x variant " +
+            $"A UNet with {channels} input channels {(classes ? "and" : "without")} " +
+            $"a class embedding is not an SD 2.x variant " +
             "(4: text-to-image, 9: inpainting, 5: depth, 7 + label_emb: x4 upscaler)."),
     };
 
@@ -64,8 +71,10 @@ public static class SingleFileDetector
 
         public long[] Require(string key, int rank, string what)
         {
-            var shape = Shape(key) ?? throw Error($"missing '{key}' ({what}); this is not an SD 2.x ldm-layout checkpoint.");
-            if (shape.Length != rank) throw Error($"'{key}' ({what}) has shape [{string.Join(", ", shape)}], expected {rank} dimensions.");
+            var shape = Shape(key)
+                ?? throw Error($"missing '{key}' ({what}); this is not an SD 2.x ldm-layout checkpoint.");
+            if (shape.Length != rank)
+                throw Error($"'{key}' ({what}) has shape [{string.Join(", ", shape)}], expected {rank} dimensions.");
             return shape;
         }
 
@@ -96,7 +105,8 @@ public static class SingleFileDetector
             int width = (int)h.Require(b + "0.out_layers.3.weight", 4, "ResNet conv2")[0];
             int level = resnetsPerLevel.Count - 1;
             if (resnetsPerLevel[level] == 0) widths.Add(width);
-            else if (widths[level] != width) throw h.Error($"'{b}0' has width {width}, the rest of level {level} has {widths[level]}.");
+            else if (widths[level] != width) throw h.Error(
+                $"'{b}0' has width {width}, the rest of level {level} has {widths[level]}.");
             resnetsPerLevel[level]++;
             attention[level].Add(h.Has(b + "1.norm.weight"));
         }
@@ -121,7 +131,8 @@ public static class SingleFileDetector
         bool linear = projIn.Length == 2;
         int depth = 0;
         while (h.Has(mid + $"transformer_blocks.{depth}.norm1.weight")) depth++;
-        int context = (int)h.Require(mid + "transformer_blocks.0.attn2.to_k.weight", 2, "cross-attention key projection")[1];
+        int context =
+            (int)h.Require(mid + "transformer_blocks.0.attn2.to_k.weight", 2, "cross-attention key projection")[1];
 
         // Only-cross-attention shows in attn1's key width: the text width instead of the level width.
         var onlyCross = new bool[widths.Count];
@@ -143,7 +154,8 @@ public static class SingleFileDetector
         int outChannels = (int)h.Require(P + "out.2.weight", 4, "UNet conv_out")[0];
         var unet = new LdmUNetArchitecture(inChannels, outChannels, widths, layersPerBlock, hasAttention, onlyCross,
             depth, context, linear, classes);
-        notes.Add($"Detected UNet: in_channels {inChannels} ({P}input_blocks.0.0.weight [{string.Join(", ", convIn)}])" +
+        notes.Add(
+            $"Detected UNet: in_channels {inChannels} ({P}input_blocks.0.0.weight [{string.Join(", ", convIn)}])" +
                   $"{(classes is null ? "" : $", class embedding of {classes} ({P}label_emb.weight)")}, " +
                   $"widths [{string.Join(", ", widths)}], " +
                   $"{layersPerBlock} ResNets per level, attention on levels " +
@@ -161,14 +173,18 @@ public static class SingleFileDetector
         var convIn = h.Require(P + "encoder.conv_in.weight", 4, "VAE encoder conv_in");
         var widths = new List<int>();
         while (h.Has(P + $"encoder.down.{widths.Count}.block.0.conv2.weight"))
-            widths.Add((int)h.Require(P + $"encoder.down.{widths.Count}.block.0.conv2.weight", 4, "VAE ResNet conv2")[0]);
-        if (widths.Count == 0) throw h.Error($"missing '{P}encoder.down.0.block.0.conv2.weight': no VAE encoder levels.");
+            widths.Add((int)h.Require(
+                P + $"encoder.down.{widths.Count}.block.0.conv2.weight", 4, "VAE ResNet conv2")[0]);
+        if (widths.Count == 0)
+            throw h.Error($"missing '{P}encoder.down.0.block.0.conv2.weight': no VAE encoder levels.");
         int layers = 0;
         while (h.Has(P + $"encoder.down.0.block.{layers}.conv1.weight")) layers++;
         int latent = (int)h.Require(P + "decoder.conv_in.weight", 4, "VAE decoder conv_in")[1];
         var quant = h.Require(P + "quant_conv.weight", 4, "VAE quant_conv");
         if (quant[0] != 2 * latent || quant[1] != 2 * latent)
-            throw h.Error($"'{P}quant_conv.weight' is [{string.Join(", ", quant)}]; diffusers needs embed_dim = z_channels = {latent}.");
+            throw h.Error(
+                $"'{P}quant_conv.weight' is [{string.Join(", ", quant)}]; " +
+                $"diffusers needs embed_dim = z_channels = {latent}.");
         int outChannels = (int)h.Require(P + "decoder.conv_out.weight", 4, "VAE decoder conv_out")[0];
         var vae = new LdmVaeArchitecture((int)convIn[1], outChannels, widths, layers, latent);
         notes.Add(
@@ -183,14 +199,17 @@ public static class SingleFileDetector
         if (!h.HasPrefix(P))
         {
             if (h.HasPrefix("cond_stage_model.transformer."))
-                throw h.Error("the text encoder is OpenAI CLIP ('cond_stage_model.transformer.*'): an SD 1.x checkpoint, not SD 2.x.");
+                throw h.Error(
+                    "the text encoder is OpenAI CLIP ('cond_stage_model.transformer.*'): " +
+                    "an SD 1.x checkpoint, not SD 2.x.");
             return null;
         }
         var tokens = h.Require(P + "token_embedding.weight", 2, "token embedding"); // [vocab, width]
         var positions = h.Require(P + "positional_embedding", 2, "positional embedding"); // [77, width]
         int blocks = 0;
         while (h.Has(P + $"transformer.resblocks.{blocks}.ln_1.weight")) blocks++;
-        if (blocks < 2) throw h.Error($"'{P}transformer.resblocks' has {blocks} block(s); SD 2.x reads the penultimate one.");
+        if (blocks < 2)
+            throw h.Error($"'{P}transformer.resblocks' has {blocks} block(s); SD 2.x reads the penultimate one.");
         int mlp = (int)h.Require(P + "transformer.resblocks.0.mlp.c_fc.weight", 2, "text MLP")[0];
         var text = new LdmTextArchitecture((int)tokens[1], blocks - 1, blocks, mlp, (int)tokens[0], (int)positions[0]);
         notes.Add(

@@ -14,8 +14,10 @@ namespace PSStableDiffusion.Engine.SingleFile;
 public sealed class SingleFileModelPlan
 {
     internal SingleFileModelPlan(string checkpointPath, string? configPath, ModelKind variant, string predictionType,
-        int defaultSize, string unetConfigJson, string vaeConfigJson, string textEncoderConfigJson, string schedulerConfigJson,
-        string? lowResSchedulerConfigJson, int? maxNoiseLevel, IReadOnlyList<string> notes, LdmKeyMap keyMap, IReadOnlyList<string> ignoredKeys,
+        int defaultSize, string unetConfigJson, string vaeConfigJson, string textEncoderConfigJson,
+        string schedulerConfigJson,
+        string? lowResSchedulerConfigJson, int? maxNoiseLevel, IReadOnlyList<string> notes, LdmKeyMap keyMap,
+        IReadOnlyList<string> ignoredKeys,
         IReadOnlyList<string>? unresolved = null)
     {
         Unresolved = unresolved ?? Array.Empty<string>();
@@ -50,10 +52,12 @@ public sealed class SingleFileModelPlan
     /// <summary>transformers <c>text_encoder/config.json</c> content.</summary>
     public string TextEncoderConfigJson { get; }
 
-    /// <summary>diffusers <c>scheduler/scheduler_config.json</c> content (DDIM, as the released SD 2.x models ship).</summary>
+    /// <summary>diffusers <c>scheduler/scheduler_config.json</c> content (DDIM, as the released SD 2.x
+    /// models ship).</summary>
     public string SchedulerConfigJson { get; }
 
-    /// <summary>Upscaler only: <c>low_res_scheduler/scheduler_config.json</c> (DDPM) for the noise added to the low-res image.</summary>
+    /// <summary>Upscaler only: <c>low_res_scheduler/scheduler_config.json</c> (DDPM) for the noise added to the
+    /// low-res image.</summary>
     public string? LowResSchedulerConfigJson { get; }
 
     /// <summary>Upscaler only: the highest noise level the pipeline accepts (<c>max_noise_level</c>).</summary>
@@ -63,9 +67,9 @@ public sealed class SingleFileModelPlan
     public IReadOnlyList<string> Notes { get; }
 
     /// <summary>
-    /// Settings detection had to guess without any released SD 2.x model to go by (e.g. attention heads for a width that is
-    /// not a multiple of 64). Such a plan describes the file, but loading it refuses to run a guessed architecture:
-    /// the model's ldm YAML is needed. Empty with a YAML, and for every released SD 2.x layout.
+    /// Settings detection had to guess without any released SD 2.x model to go by (e.g. attention heads for a width
+    /// that is not a multiple of 64). Such a plan describes the file, but loading it refuses to run a guessed
+    /// architecture: the model's ldm YAML is needed. Empty with a YAML, and for every released SD 2.x layout.
     /// </summary>
     public IReadOnlyList<string> Unresolved { get; }
 
@@ -74,11 +78,13 @@ public sealed class SingleFileModelPlan
 
     public LdmKeyMap KeyMap { get; }
 
-    /// <summary>Checkpoint keys that are known and not loaded (unused text block, schedule buffers, EMA copies, ...).</summary>
+    /// <summary>Checkpoint keys that are known and not loaded (unused text block, schedule buffers, EMA
+    /// copies, ...).</summary>
     public IReadOnlyList<string> IgnoredKeys { get; }
 
     /// <summary>
-    /// The folder of the CLIP tokenizer bundled with the engine (single files carry no tokenizer): <c>Data/clip-tokenizer</c>
+    /// The folder of the CLIP tokenizer bundled with the engine (single files carry no tokenizer):
+    /// <c>Data/clip-tokenizer</c>
     /// beside the engine assembly, which in a PowerShell module is not the host's base directory.
     /// </summary>
     public static string TokenizerFolder =>
@@ -88,11 +94,14 @@ public sealed class SingleFileModelPlan
 
     /// <summary>Checkpoint key → module key, or null for other components and ignored keys (see
     /// <see cref="LdmKeyMap.KeyMapFor"/>).</summary>
-    public Func<string, string?> KeyMapFor(SingleFileComponent component) => KeyMap.KeyMapFor(component, CheckpointPath);
+    public Func<string, string?> KeyMapFor(SingleFileComponent component) =>
+        KeyMap.KeyMapFor(component, CheckpointPath);
 
-    public UNet2DConditionConfig UNetConfig() => UNet2DConditionConfig.FromJson(UNetConfigJson, $"{CheckpointPath} (unet config)");
+    public UNet2DConditionConfig UNetConfig() =>
+        UNet2DConditionConfig.FromJson(UNetConfigJson, $"{CheckpointPath} (unet config)");
 
-    public AutoencoderKLConfig VaeConfig() => AutoencoderKLConfig.FromJson(VaeConfigJson, $"{CheckpointPath} (vae config)");
+    public AutoencoderKLConfig VaeConfig() =>
+        AutoencoderKLConfig.FromJson(VaeConfigJson, $"{CheckpointPath} (vae config)");
 
     public CLIPTextConfig TextEncoderConfig()
     {

@@ -9,12 +9,14 @@ namespace PSStableDiffusion.Engine.SingleFile;
 public sealed class SingleFileOptions
 {
     /// <summary>
-    /// An ldm inference YAML (<c>v2-inference-v.yaml</c> style). When null, <c>&lt;checkpoint name&gt;.yaml</c> beside the
-    /// checkpoint is used if it exists (see <see cref="UseConfigBesideCheckpoint"/>); otherwise everything is detected.
+    /// An ldm inference YAML (<c>v2-inference-v.yaml</c> style). When null, <c>&lt;checkpoint name&gt;.yaml</c> beside
+    /// the checkpoint is used if it exists (see <see cref="UseConfigBesideCheckpoint"/>); otherwise
+    /// everything is detected.
     /// </summary>
     public string? ConfigPath { get; init; }
 
-    /// <summary>Look for <c>&lt;checkpoint name&gt;.yaml</c> beside the checkpoint when <see cref="ConfigPath"/> is null.</summary>
+    /// <summary>Look for <c>&lt;checkpoint name&gt;.yaml</c> beside the checkpoint when <see
+    /// cref="ConfigPath"/> is null.</summary>
     public bool UseConfigBesideCheckpoint { get; init; } = true;
 
     /// <summary>

@@ -15,7 +15,8 @@ namespace PSStableDiffusion.Engine.SingleFile;
 /// </summary>
 public static class SingleFilePlanner
 {
-    /// <summary>Channels per attention head in every released SD 2.x UNet except the x4 upscaler (num_head_channels: 64).</summary>
+    /// <summary>Channels per attention head in every released SD 2.x UNet except the x4 upscaler
+    /// (num_head_channels: 64).</summary>
     public const int Sd2HeadChannels = 64;
 
     /// <summary>Heads per attention layer of the x4 upscaler's UNet (num_heads: 8).</summary>
@@ -26,18 +27,23 @@ public static class SingleFilePlanner
 
     private const string ResourcePrefix = "PSStableDiffusion.Engine.SingleFile.Configs.";
 
-    /// <summary>Plans the checkpoint at <paramref name="checkpointPath"/> (safetensors or a torch <c>.ckpt</c>).</summary>
+    /// <summary>Plans the checkpoint at <paramref name="checkpointPath"/> (safetensors or a torch
+    /// <c>.ckpt</c>).</summary>
     /// <exception cref="FileNotFoundException">The checkpoint (or the given config) does not exist.</exception>
     /// <exception cref="SafeTensorsFormatException">The file is not valid safetensors.</exception>
-    /// <exception cref="Checkpoints.CheckpointFormatException">The file is a malformed, legacy or unsafe torch checkpoint.</exception>
-    /// <exception cref="UnknownCheckpointKeyException">The file has keys that are neither weights nor known unused buffers.</exception>
-    /// <exception cref="SingleFileCheckpointException">The weights do not have the SD 2.x layout or disagree with the config.</exception>
+    /// <exception cref="Checkpoints.CheckpointFormatException">The file is a malformed, legacy or unsafe torch
+    /// checkpoint.</exception>
+    /// <exception cref="UnknownCheckpointKeyException">The file has keys that are neither weights nor known unused
+    /// buffers.</exception>
+    /// <exception cref="SingleFileCheckpointException">The weights do not have the SD 2.x layout or disagree with
+    /// the config.</exception>
     /// <exception cref="FormatException">The YAML is malformed.</exception>
     public static SingleFileModelPlan Plan(string checkpointPath, SingleFileOptions? options = null)
     {
         options ??= new SingleFileOptions();
         checkpointPath = Path.GetFullPath(checkpointPath);
-        if (!File.Exists(checkpointPath)) throw new FileNotFoundException($"Checkpoint not found: {checkpointPath}", checkpointPath);
+        if (!File.Exists(checkpointPath))
+            throw new FileNotFoundException($"Checkpoint not found: {checkpointPath}", checkpointPath);
         using var file = CheckpointFiles.Open(checkpointPath);
         return Plan(file, options);
     }
@@ -49,7 +55,8 @@ public static class SingleFilePlanner
     public static SingleFileModelPlan Plan(ITensorFile file, SingleFileOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(file);
-        return Plan(SingleFileDetector.Shapes(file), Path.GetFullPath(file.Path), options, CheckpointFiles.GlobalStep(file));
+        return Plan(
+            SingleFileDetector.Shapes(file), Path.GetFullPath(file.Path), options, CheckpointFiles.GlobalStep(file));
     }
 
     /// <summary>Plans from an already opened header (<see cref="SafeTensorsFile.Tensors"/>).</summary>
@@ -68,7 +75,8 @@ public static class SingleFilePlanner
         var detected = SingleFileDetector.Detect(tensors, checkpointPath, notes);
         var unet = detected.UNet
             ?? throw new SingleFileCheckpointException(checkpointPath, $"no UNet weights ('{LdmKeyMap.UNetPrefix}*').");
-        var vae = detected.Vae ?? throw new SingleFileCheckpointException(checkpointPath, $"no VAE weights ('{LdmKeyMap.VaePrefix}*').");
+        var vae = detected.Vae
+            ?? throw new SingleFileCheckpointException(checkpointPath, $"no VAE weights ('{LdmKeyMap.VaePrefix}*').");
         var text = detected.Text
             ?? throw new SingleFileCheckpointException(
                 checkpointPath, $"no OpenCLIP text encoder weights ('{LdmKeyMap.TextPrefix}*').");
@@ -89,7 +97,8 @@ public static class SingleFilePlanner
             notes.Add($"Config: {configPath}.");
             (unet, text) = yaml.CheckAgainst(unet, vae, text, notes);
         }
-        else notes.Add("Config: none given or beside the checkpoint; the settings below that weights cannot show are assumed.");
+        else notes.Add(
+            "Config: none given or beside the checkpoint; the settings below that weights cannot show are assumed.");
 
         var prediction = PredictionType(options, yaml, variant, unet, globalStep, notes);
         int factor = vae.DownscaleFactor;
@@ -123,7 +132,8 @@ public static class SingleFilePlanner
             notes.Add(midas > 0
                 ? $"The file bundles the MiDaS depth estimator ({midas} '{LdmKeyMap.DepthModelPrefix}*' " +
                     $"tensors): it loads when an image comes without a depth map."
-                : $"No MiDaS depth estimator ('{LdmKeyMap.DepthModelPrefix}*') in the file: depth-to-image needs a depth map.");
+                : $"No MiDaS depth estimator ('{LdmKeyMap.DepthModelPrefix}*') " +
+                    $"in the file: depth-to-image needs a depth map.");
         }
 
         var (scheduler, lowRes, maxNoise) = SchedulerConfigs(yaml, variant, prediction, notes);
@@ -148,13 +158,16 @@ public static class SingleFilePlanner
     {
         "epsilon" or "eps" => "epsilon",
         "v_prediction" or "v-prediction" or "v" or "vprediction" => "v_prediction",
-        _ => throw new ArgumentException($"Unknown prediction type '{value}' (epsilon or v_prediction).", nameof(value)),
+        _ =>
+            throw new ArgumentException($"Unknown prediction type '{value}' (epsilon or v_prediction).", nameof(value)),
     };
 
-    /// <summary>diffusers' <c>global_step</c> of the SD 2.x 512-base release: the one step it takes as epsilon.</summary>
+    /// <summary>diffusers' <c>global_step</c> of the SD 2.x 512-base release: the one step it takes
+    /// as epsilon.</summary>
     public const long Sd2BaseGlobalStep = 875000;
 
-    private static string PredictionType(SingleFileOptions options, LdmConfigView? yaml, ModelKind variant, LdmUNetArchitecture unet,
+    private static string PredictionType(
+        SingleFileOptions options, LdmConfigView? yaml, ModelKind variant, LdmUNetArchitecture unet,
         long? globalStep, List<string> notes)
     {
         if (options.PredictionType is not null)
@@ -167,26 +180,33 @@ public static class SingleFilePlanner
         {
             var parameterization = yaml.Parameterization;
             var chosen = parameterization == "v" ? "v_prediction" : "epsilon";
-            notes.Add($"Prediction type {chosen}: config parameterization '{parameterization ?? "(absent: ldm default eps)"}'.");
+            notes.Add(
+                $"Prediction type {chosen}: config parameterization " +
+                $"'{parameterization ?? "(absent: ldm default eps)"}'.");
             return chosen;
         }
         switch (variant)
         {
             case ModelKind.TextToImage:
-                // diffusers' from_single_file: an SD 2.x text-to-image checkpoint is v_prediction unless its global_step is
-                // 875000 (the 512-base release). Safetensors files carry no global_step, so they take v_prediction.
+                // diffusers' from_single_file: an SD 2.x text-to-image checkpoint is v_prediction unless its
+                // global_step is 875000 (the 512-base release). Safetensors files carry no global_step, so
+                // they take v_prediction.
                 var evidenceKey = LdmKeyMap.UNetPrefix + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight";
                 var evidence = $"an SD 2.x checkpoint (text width {unet.CrossAttentionDim} at '{evidenceKey}')";
                 if (globalStep == Sd2BaseGlobalStep)
                 {
-                    notes.Add($"Assumed prediction type epsilon, as diffusers' from_single_file does for {evidence} whose global_step is " +
+                    notes.Add(
+                        $"Assumed prediction type epsilon, as diffusers' " +
+                        $"from_single_file does for {evidence} whose global_step is " +
                               $"{Sd2BaseGlobalStep} (the 2.x 512-base release). For a " +
                               $"v-prediction model, give PredictionType v_prediction.");
                     return "epsilon";
                 }
                 notes.Add($"Assumed prediction type v_prediction, as diffusers' from_single_file does for {evidence} " +
-                          (globalStep is { } step ? $"with global_step {step}" : "without global_step (safetensors files have none)") +
-                          $": it picks epsilon only for global_step {Sd2BaseGlobalStep} (2.x 512-base). For stable-diffusion-2(-1)-base " +
+                          (globalStep is { } step ? $"with global_step {step}" : "without " +
+                              "global_step (safetensors files have none)") +
+                          $": it picks epsilon only for global_step {Sd2BaseGlobalStep} " +
+                          $"(2.x 512-base). For stable-diffusion-2(-1)-base " +
                           "and other epsilon models, give PredictionType epsilon.");
                 return "v_prediction";
             case ModelKind.Upscale:
@@ -204,7 +224,8 @@ public static class SingleFilePlanner
         }
     }
 
-    private static int DefaultSize(LdmConfigView? yaml, ModelKind variant, string prediction, int factor, List<string> notes)
+    private static int DefaultSize(
+        LdmConfigView? yaml, ModelKind variant, string prediction, int factor, List<string> notes)
     {
         if (yaml?.ImageSize is int latent)
         {
@@ -224,8 +245,10 @@ public static class SingleFilePlanner
         return size;
     }
 
-    /// <summary>Heads per level as diffusers' <c>attention_head_dim</c> holds them (SD 2.x: a head count): a list, or one value.</summary>
-    private static JsonNode HeadLayout(LdmConfigView? yaml, ModelKind variant, LdmUNetArchitecture unet, List<string> notes,
+    /// <summary>Heads per level as diffusers' <c>attention_head_dim</c> holds them (SD 2.x: a head count): a list, or
+    /// one value.</summary>
+    private static JsonNode HeadLayout(
+        LdmConfigView? yaml, ModelKind variant, LdmUNetArchitecture unet, List<string> notes,
         List<string> unresolved)
     {
         if (yaml is not null)
@@ -245,7 +268,8 @@ public static class SingleFilePlanner
                 notes.Add($"Attention heads {heads}: config num_heads.");
                 return heads;
             }
-            throw new SingleFileCheckpointException(yaml.ConfigPath, "unet_config.params has neither num_head_channels nor num_heads.");
+            throw new SingleFileCheckpointException(
+                yaml.ConfigPath, "unet_config.params has neither num_head_channels nor num_heads.");
         }
         if (variant == ModelKind.Upscale)
         {
@@ -270,7 +294,8 @@ public static class SingleFilePlanner
         return new JsonArray(layout.Select(h => (JsonNode)h).ToArray());
     }
 
-    private static int TextHeads(LdmConfigView? yaml, LdmTextArchitecture text, List<string> notes, List<string> unresolved)
+    private static int TextHeads(
+        LdmConfigView? yaml, LdmTextArchitecture text, List<string> notes, List<string> unresolved)
     {
         if (yaml?.TextTowerHeads is int heads)
         {
@@ -284,7 +309,8 @@ public static class SingleFilePlanner
                 $"({OpenClipHeadChannels} channels per head, as in OpenCLIP ViT-H/14).");
             return text.Width / OpenClipHeadChannels;
         }
-        notes.Add($"Assumed a single text encoder head: width {text.Width} is not a multiple of {OpenClipHeadChannels}.");
+        notes.Add(
+            $"Assumed a single text encoder head: width {text.Width} is not a multiple of {OpenClipHeadChannels}.");
         unresolved.Add(
             $"the text encoder heads of width {text.Width} (not a multiple " +
             $"of OpenCLIP's {OpenClipHeadChannels} channels per head)");
@@ -296,9 +322,10 @@ public static class SingleFilePlanner
     {
         bool upscale = variant == ModelKind.Upscale;
         // diffusers' from_single_file reads the scheduler of the checkpoint's default hub repo (stabilityai/
-        // stable-diffusion-2-1 for every SD 2.x text-to-image checkpoint). That file, written by diffusers 0.8.0, states
-        // only a dozen keys; every other one is the class default, so a scheduler built from it by name (from_config)
-        // takes its own default there too (DPM-Solver's timestep_spacing is linspace, not DDIM's leading).
+        // stable-diffusion-2-1 for every SD 2.x text-to-image checkpoint). That file, written by diffusers 0.8.0,
+        // states only a dozen keys; every other one is the class default, so a scheduler built from it by name
+        // (from_config) takes its own default there too (DPM-Solver's timestep_spacing is linspace,
+        // not DDIM's leading).
         var scheduler = ReadConfig(upscale ? "x4-upscaler.scheduler.json" : "sd21-ddim.scheduler.json");
         scheduler["prediction_type"] = prediction;
         if (yaml is not null)
@@ -308,14 +335,17 @@ public static class SingleFilePlanner
             if (yaml.LinearEnd is double end) scheduler["beta_end"] = end;
             if (yaml.Timesteps is int steps) scheduler["num_train_timesteps"] = steps;
         }
-        notes.Add($"Scheduler: DDIM {scheduler["beta_schedule"]} {scheduler["beta_start"]}..{scheduler["beta_end"]}, {prediction}" +
+        notes.Add(
+            $"Scheduler: DDIM {scheduler["beta_schedule"]} " +
+            $"{scheduler["beta_start"]}..{scheduler["beta_end"]}, {prediction}" +
                   (yaml is null ? $" (the released {(upscale ? "x4 upscaler" : "SD 2.1")} scheduler config)." : " (betas from the config)."));
         if (!upscale) return (scheduler.ToJsonString(Indented), null, null);
 
         var lowRes = ReadConfig("x4-upscaler.low_res_scheduler.json");
         if (yaml?.LowScaleLinearStart is double lowStart) lowRes["beta_start"] = lowStart;
         if (yaml?.LowScaleLinearEnd is double lowEnd) lowRes["beta_end"] = lowEnd;
-        int maxNoise = yaml?.MaxNoiseLevel ?? Assumed(350, notes, v => $"Assumed max_noise_level {v} (the released x4 upscaler's).");
+        int maxNoise = yaml?.MaxNoiseLevel
+            ?? Assumed(350, notes, v => $"Assumed max_noise_level {v} (the released x4 upscaler's).");
         return (scheduler.ToJsonString(Indented), lowRes.ToJsonString(Indented), maxNoise);
     }
 
@@ -333,7 +363,9 @@ public static class SingleFilePlanner
     private static JsonObject UNetConfig(LdmUNetArchitecture u, JsonNode heads, bool upcast, int sampleSize)
     {
         var down = u.LevelHasAttention.Select(a => (JsonNode)(a ? "CrossAttnDownBlock2D" : "DownBlock2D")).ToArray();
-        var up = u.LevelHasAttention.Reverse().Select(a => (JsonNode)(a ? "CrossAttnUpBlock2D" : "UpBlock2D")).ToArray();
+        var up = u.LevelHasAttention.Reverse()
+            .Select(a => (JsonNode)(a ? "CrossAttnUpBlock2D" : "UpBlock2D"))
+            .ToArray();
         JsonNode onlyCross = u.OnlyCrossAttention.Any(x => x)
             ? new JsonArray(u.OnlyCrossAttention.Select(x => (JsonNode)x).ToArray())
             : false;

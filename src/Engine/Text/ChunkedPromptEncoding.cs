@@ -10,7 +10,8 @@ namespace PSStableDiffusion.Engine.Text;
 public static class ChunkedPromptEncoding
 {
     /// <summary>[1, 77·k, D] for the k chunks.</summary>
-    /// <param name="encodeChunk">The text encoder's output for one chunk's ids, [1, 77, D] (a cache may answer it).</param>
+    /// <param name="encodeChunk">The text encoder's output for one chunk's ids, [1, 77, D] (a cache
+    /// may answer it).</param>
     public static Tensor Encode(IReadOnlyList<PromptChunk> chunks, Func<int[], Tensor> encodeChunk) =>
         Encode(chunks, (PromptChunk c) => encodeChunk(c.Ids));
 
@@ -19,8 +20,10 @@ public static class ChunkedPromptEncoding
     {
         if (chunks.Count == 0) throw new ArgumentException("A prompt has at least one chunk.", nameof(chunks));
         using var scope = NewDisposeScope();
-        var parts = chunks.Select(c => PromptEmphasis.ApplyOriginal(encodeChunk(c), c.Weights)).ToArray(); // k × [1, 77, D]
-        var z = parts.Length == 1 ? parts[0] : cat(parts, 1);                                                   // [1, 77·k, D]
+        // k × [1, 77, D]
+        var parts = chunks.Select(c => PromptEmphasis.ApplyOriginal(encodeChunk(c), c.Weights)).ToArray();
+        // [1, 77·k, D]
+        var z = parts.Length == 1 ? parts[0] : cat(parts, 1);
         return z.MoveToOuterDisposeScope();
     }
 }

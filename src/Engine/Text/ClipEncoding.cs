@@ -8,5 +8,6 @@ namespace PSStableDiffusion.Engine.Text;
 /// <param name="Ids">Exactly <see cref="ClipTokenizer.ModelMaxLength"/> ids: BOS, text tokens, EOS, padding.</param>
 /// <param name="TextTokenCount">Text tokens before truncation (BOS/EOS not counted).</param>
 /// <param name="Truncated">True when text tokens were dropped to fit; see <paramref name="DroppedText"/>.</param>
-/// <param name="DroppedText">The decoded text of the dropped tokens (what diffusers prints in its warning), or "".</param>
+/// <param name="DroppedText">The decoded text of the dropped tokens (what diffusers prints in its
+/// warning), or "".</param>
 public sealed record ClipEncoding(int[] Ids, int TextTokenCount, bool Truncated, string DroppedText);

@@ -22,7 +22,8 @@ public static partial class ClipTextCleaner
 {
     private const int MaxFixPasses = 16;
 
-    /// <summary>fix_text, then whitespace runs to one space and trimmed, then lower-cased (Python <c>str.lower</c>).</summary>
+    /// <summary>fix_text, then whitespace runs to one space and trimmed, then lower-cased (Python
+    /// <c>str.lower</c>).</summary>
     public static string Clean(string text) => PythonLower(CleanWhitespace(FixText(text)));
 
     /// <summary>The ftfy subset described on the class. Works line by line, as ftfy does.</summary>
@@ -124,7 +125,9 @@ public static partial class ClipTextCleaner
         long value = 0;
         foreach (char c in digits)
         {
-            int digit = hex ? (char.IsAsciiHexDigit(c) ? Convert.ToInt32(c.ToString(), 16) : -1) : (char.IsAsciiDigit(c) ? c - '0' : -1);
+            int digit = hex
+                ? (char.IsAsciiHexDigit(c) ? Convert.ToInt32(c.ToString(), 16) : -1)
+                : (char.IsAsciiDigit(c) ? c - '0' : -1);
             if (digit < 0) return null;
             value = Math.Min(value * (hex ? 16 : 10) + digit, 0x110000);
         }

@@ -53,15 +53,18 @@ public sealed class ClipTokenizer
     public int PadTokenId { get; }
     public int VocabSize => _idToToken.Length;
 
-    /// <summary>Loads <c>vocab.json</c>, <c>merges.txt</c>, <c>special_tokens_map.json</c> and <c>tokenizer_config.json</c>.</summary>
+    /// <summary>Loads <c>vocab.json</c>, <c>merges.txt</c>, <c>special_tokens_map.json</c> and
+    /// <c>tokenizer_config.json</c>.</summary>
     /// <exception cref="FileNotFoundException">A required file is missing.</exception>
     /// <exception cref="InvalidDataException">A file is malformed; the message names it.</exception>
     public static ClipTokenizer FromFolder(string folder)
     {
         string vocabPath = Path.Combine(folder, "vocab.json");
         string mergesPath = Path.Combine(folder, "merges.txt");
-        if (!File.Exists(vocabPath)) throw new FileNotFoundException($"CLIP tokenizer vocabulary not found: {vocabPath}", vocabPath);
-        if (!File.Exists(mergesPath)) throw new FileNotFoundException($"CLIP tokenizer merges not found: {mergesPath}", mergesPath);
+        if (!File.Exists(vocabPath))
+            throw new FileNotFoundException($"CLIP tokenizer vocabulary not found: {vocabPath}", vocabPath);
+        if (!File.Exists(mergesPath))
+            throw new FileNotFoundException($"CLIP tokenizer merges not found: {mergesPath}", mergesPath);
 
         Dictionary<string, int> vocab;
         try
@@ -79,9 +82,11 @@ public sealed class ClipTokenizer
         foreach (var line in File.ReadLines(mergesPath))
         {
             lineNumber++;
-            if (line.Length == 0 || (lineNumber == 1 && line.StartsWith("#version", StringComparison.Ordinal))) continue;
+            if (line.Length == 0 || (lineNumber == 1 && line.StartsWith("#version", StringComparison.Ordinal)))
+                continue;
             var parts = line.Split(' ');
-            if (parts.Length != 2) throw new InvalidDataException($"{mergesPath}:{lineNumber}: expected two symbols, got '{line}'");
+            if (parts.Length != 2)
+                throw new InvalidDataException($"{mergesPath}:{lineNumber}: expected two symbols, got '{line}'");
             merges.TryAdd((parts[0], parts[1]), merges.Count);
         }
 
@@ -95,7 +100,8 @@ public sealed class ClipTokenizer
             && map.TryGetProperty("additional_special_tokens", out var additional)
             && additional.ValueKind == JsonValueKind.Array)
             extra.AddRange(additional.EnumerateArray().Select(TokenText).OfType<string>());
-        if (config is { } cfg && cfg.TryGetProperty("added_tokens_decoder", out var added) && added.ValueKind == JsonValueKind.Object)
+        if (config is { } cfg
+            && cfg.TryGetProperty("added_tokens_decoder", out var added) && added.ValueKind == JsonValueKind.Object)
             extra.AddRange(added.EnumerateObject().Select(p => TokenText(p.Value)).OfType<string>());
 
         int maxLength = config is { } c && c.TryGetProperty("model_max_length", out var m) && m.TryGetInt32(out int n)
@@ -105,7 +111,8 @@ public sealed class ClipTokenizer
             Token("unk_token", "<|endoftext|>"), Token("pad_token", "<|endoftext|>"), extra, maxLength);
     }
 
-    /// <summary>Ids of <paramref name="text"/>: BOS, at most <see cref="ModelMaxLength"/> − 2 text tokens, EOS, then padding.</summary>
+    /// <summary>Ids of <paramref name="text"/>: BOS, at most <see cref="ModelMaxLength"/> − 2 text tokens, EOS,
+    /// then padding.</summary>
     public int[] Encode(string text) => EncodeWithInfo(text).Ids;
 
     /// <summary>One <see cref="Encode"/> per prompt.</summary>
@@ -135,7 +142,8 @@ public sealed class ClipTokenizer
     /// <summary>The id of one vocabulary entry (byte-level alphabet, "&lt;/w&gt;" ends a word), or null.</summary>
     public int? TokenId(string token) => _vocab.TryGetValue(token, out int id) ? id : null;
 
-    /// <summary>The BPE token strings of <paramref name="text"/> (byte-level alphabet, "&lt;/w&gt;" ends a word), no BOS/EOS.</summary>
+    /// <summary>The BPE token strings of <paramref name="text"/> (byte-level alphabet, "&lt;/w&gt;" ends a word),
+    /// no BOS/EOS.</summary>
     public IReadOnlyList<string> Tokenize(string text)
     {
         var tokens = new List<string>();
@@ -167,7 +175,8 @@ public sealed class ClipTokenizer
     private List<int> TextTokenIds(string text) =>
         Tokenize(text).Select(t => _vocab.TryGetValue(t, out int id) ? id : UnkTokenId).ToList();
 
-    /// <summary>Splits out special tokens (exact, case-sensitive matches, longest first), like the reference's trie.</summary>
+    /// <summary>Splits out special tokens (exact, case-sensitive matches, longest first), like the
+    /// reference's trie.</summary>
     private IEnumerable<(string Piece, bool IsSpecial)> SplitSpecial(string text)
     {
         int start = 0;
@@ -175,7 +184,8 @@ public sealed class ClipTokenizer
         {
             foreach (var special in _specialTokens)
             {
-                if (string.CompareOrdinal(text, i, special, 0, special.Length) != 0 || i + special.Length > text.Length) continue;
+                if (string.CompareOrdinal(text, i, special, 0, special.Length) != 0 || i + special.Length > text.Length)
+                    continue;
                 if (i > start) yield return (text[start..i], false);
                 yield return (special, true);
                 i += special.Length - 1;
@@ -203,7 +213,8 @@ public sealed class ClipTokenizer
         {
             var rune = runes[p];
             string rest = text[offsets[p]..];
-            if (rest.StartsWith("<|startoftext|>", StringComparison.Ordinal) || rest.StartsWith("<|endoftext|>", StringComparison.Ordinal))
+            if (rest.StartsWith("<|startoftext|>", StringComparison.Ordinal)
+                || rest.StartsWith("<|endoftext|>", StringComparison.Ordinal))
             {
                 string special = rest.StartsWith("<|s", StringComparison.Ordinal) ? "<|startoftext|>" : "<|endoftext|>";
                 yield return special;
@@ -228,7 +239,9 @@ public sealed class ClipTokenizer
             }
             else if (!ClipTextCleaner.IsPythonSpace(rune))
             {
-                while (end < runes.Length && !IsLetter(runes[end]) && !IsNumber(runes[end]) && !ClipTextCleaner.IsPythonSpace(runes[end])) end++;
+                while (end < runes.Length
+                        && !IsLetter(runes[end]) && !IsNumber(runes[end]) && !ClipTextCleaner.IsPythonSpace(runes[end]))
+                    end++;
                 yield return Slice(p, end);
             }
             p = end;
@@ -310,7 +323,8 @@ public sealed class ClipTokenizer
     }
 
     private int IdOf(string token, string role) =>
-        _vocab.TryGetValue(token, out int id) ? id : throw new InvalidDataException($"{role} '{token}' is not in the vocabulary");
+        _vocab.TryGetValue(token, out int id)
+            ? id : throw new InvalidDataException($"{role} '{token}' is not in the vocabulary");
 
     private static JsonElement? ReadJsonObject(string path)
     {

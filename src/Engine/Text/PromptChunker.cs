@@ -32,7 +32,8 @@ public sealed class PromptChunker
         CommaBacktrack = commaBacktrack;
     }
 
-    /// <summary>How far back (in tokens) a comma may be for the text after it to move to the next chunk; 0 = never.</summary>
+    /// <summary>How far back (in tokens) a comma may be for the text after it to move to the next chunk;
+    /// 0 = never.</summary>
     public int CommaBacktrack { get; }
 
     /// <summary>Parses <paramref name="prompt"/> (<see cref="PromptParser"/>) and chunks it.</summary>
@@ -42,7 +43,8 @@ public sealed class PromptChunker
 
     /// <summary>Parses and chunks <paramref name="prompt"/>, with the names of <paramref name="embeddings"/> replaced
     /// by their vectors (<see cref="Split(IReadOnlyList{PromptFragment}, Embeddings.EmbeddingLibrary?)"/>).</summary>
-    public PromptChunks Split(string prompt, Embeddings.EmbeddingLibrary? embeddings) => Split(PromptParser.Parse(prompt), embeddings);
+    public PromptChunks Split(string prompt, Embeddings.EmbeddingLibrary? embeddings) =>
+        Split(PromptParser.Parse(prompt), embeddings);
 
     /// <summary>Chunks already parsed fragments.</summary>
     /// <exception cref="PromptTooLongException">More than <see cref="MaxChunks"/> chunks.</exception>
@@ -74,7 +76,8 @@ public sealed class PromptChunker
             }
         }
         var result = builder.Finish();
-        if (result.Chunks.Count > MaxChunks) throw new PromptTooLongException(result.TokenCount, MaxChunks * ChunkLength);
+        if (result.Chunks.Count > MaxChunks)
+            throw new PromptTooLongException(result.TokenCount, MaxChunks * ChunkLength);
         return result;
     }
 
@@ -93,7 +96,8 @@ public sealed class PromptChunker
         public void Prepare(bool isComma)
         {
             if (isComma) _lastComma = _ids.Count;
-            else if (commaBacktrack > 0 && _ids.Count == ChunkLength && _lastComma >= 0 && _ids.Count - _lastComma <= commaBacktrack)
+            else if (commaBacktrack > 0
+                && _ids.Count == ChunkLength && _lastComma >= 0 && _ids.Count - _lastComma <= commaBacktrack)
                 MoveTailAfterLastComma();
             if (_ids.Count == ChunkLength) Close();
         }
@@ -122,7 +126,9 @@ public sealed class PromptChunker
             var movedWeights = _weights.GetRange(cut, _weights.Count - cut);
             // Unlike A1111, whose fix stays behind (its vectors then land on the old chunk's padding), an embedding
             // moves with its positions.
-            var movedEmbeddings = _embeddings.Where(e => e.Start >= cut).Select(e => e with { Start = e.Start - cut }).ToList();
+            var movedEmbeddings = _embeddings.Where(e => e.Start >= cut)
+                .Select(e => e with { Start = e.Start - cut })
+                .ToList();
             _embeddings.RemoveAll(e => e.Start >= cut);
             _ids.RemoveRange(cut, _ids.Count - cut);
             _weights.RemoveRange(cut, _weights.Count - cut);
@@ -142,7 +148,8 @@ public sealed class PromptChunker
             ids[0] = tokenizer.BosTokenId;
             _ids.CopyTo(ids, 1);
             _weights.CopyTo(weights, 1);
-            int firstEnd = Array.IndexOf(ids, tokenizer.EosTokenId, 1, _ids.Count); // an EOS typed into the prompt counts
+            // an EOS typed into the prompt counts
+            int firstEnd = Array.IndexOf(ids, tokenizer.EosTokenId, 1, _ids.Count);
             if (firstEnd < 0) firstEnd = _ids.Count + 1;
             ids[firstEnd] = tokenizer.EosTokenId;
             for (int k = firstEnd + 1; k < ids.Length; k++) ids[k] = tokenizer.PadTokenId;

@@ -14,7 +14,8 @@ internal sealed class PromptEmbeddingCache : IDisposable
 
     private readonly int _capacity;
     private readonly LinkedList<(string Key, Tensor Embeds)> _order = new();
-    private readonly Dictionary<string, LinkedListNode<(string Key, Tensor Embeds)>> _byKey = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LinkedListNode<(string Key, Tensor Embeds)>> _byKey = new(
+        StringComparer.Ordinal);
     private readonly object _lock = new();
 
     public PromptEmbeddingCache(int capacity = DefaultCapacity) => _capacity = capacity;
@@ -27,7 +28,8 @@ internal sealed class PromptEmbeddingCache : IDisposable
     public Tensor GetOrAdd(IReadOnlyList<int> tokenIds, Func<Tensor> encode, out bool hit) =>
         GetOrAdd(string.Join(',', tokenIds), encode, out hit);
 
-    /// <summary>As above, for a key that says everything the encoding depends on (ids, and the embeddings placed).</summary>
+    /// <summary>As above, for a key that says everything the encoding depends on (ids, and the
+    /// embeddings placed).</summary>
     public Tensor GetOrAdd(string key, Func<Tensor> encode, out bool hit)
     {
         lock (_lock)

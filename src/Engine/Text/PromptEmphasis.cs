@@ -15,7 +15,8 @@ public static class PromptEmphasis
     public static Tensor ApplyOriginal(Tensor z, float[] weights)
     {
         if (weights.Length != z.shape[1])
-            throw new ArgumentException($"{weights.Length} weights for a chunk of {z.shape[1]} tokens.", nameof(weights));
+            throw new ArgumentException(
+                $"{weights.Length} weights for a chunk of {z.shape[1]} tokens.", nameof(weights));
         if (weights.All(w => w == 1f)) return z;
         using var scope = NewDisposeScope();
         // A1111 multiplies by a float32 tensor, so a half-precision z is weighted and rescaled in float32.

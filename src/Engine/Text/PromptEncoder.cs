@@ -52,18 +52,22 @@ public sealed class PromptEncoder : IDisposable
     /// <paramref name="embeddings"/> in place of their names (AUTOMATIC1111 syntax only; the literal reading has no
     /// names to replace). Their vectors replace the token embeddings of their positions for this encoding only.
     /// </summary>
-    /// <exception cref="Embeddings.EmbeddingWidthException">A named embedding is not as wide as the text encoder.</exception>
+    /// <exception cref="Embeddings.EmbeddingWidthException">A named embedding is not as wide as the text
+    /// encoder.</exception>
     /// <exception cref="Embeddings.EmbeddingFormatException">A named embedding's file cannot be read.</exception>
-    public PromptEmbedding Encode(string prompt, PromptSyntax syntax, Action<string>? warn, Embeddings.EmbeddingLibrary? embeddings)
+    public PromptEmbedding Encode(
+        string prompt, PromptSyntax syntax, Action<string>? warn, Embeddings.EmbeddingLibrary? embeddings)
     {
         if (syntax == PromptSyntax.None) return Encode(prompt, warn);
         bool allCached = true;
         var embeds = ChunkedPromptEncoding.Encode(_chunker.Split(prompt, embeddings).Chunks, chunk =>
         {
-            var z = Cached(chunk.Ids, chunk.Embeddings, () => EncodeChunk(chunk), out bool hit);                  // [1, 77, D]
+            // [1, 77, D]
+            var z = Cached(chunk.Ids, chunk.Embeddings, () => EncodeChunk(chunk), out bool hit);
             allCached &= hit;
             return z;
-        });                                                                                                        // [1, 77·k, D]
+        // [1, 77·k, D]
+        });
         return new PromptEmbedding(embeds, allCached);
     }
 
@@ -72,7 +76,8 @@ public sealed class PromptEncoder : IDisposable
     /// the ids, each placed embedding's position and file hash (a placeholder id alone says nothing) and
     /// <see cref="TextEncoderState"/>. A literal prompt and a chunk with the same ids and nothing else share an entry.
     /// </summary>
-    private Tensor Cached(IReadOnlyList<int> ids, IReadOnlyList<EmbeddingPlacement> placed, Func<Tensor> encode, out bool hit)
+    private Tensor Cached(
+        IReadOnlyList<int> ids, IReadOnlyList<EmbeddingPlacement> placed, Func<Tensor> encode, out bool hit)
     {
         var key = string.Join(',', ids);
         if (placed.Count > 0) key += "|" + string.Join(',', placed.Select(e => $"{e.Start}:{e.Embedding.Sha256}"));
@@ -89,16 +94,20 @@ public sealed class PromptEncoder : IDisposable
         // [1, 77]
         var input = torch.tensor(
             chunk.Ids.Select(i => (long)i).ToArray(), new long[] { 1, chunk.Ids.Length }, ScalarType.Int64, _device);
-        var tokens = _textEncoder.EmbedTokens(input).clone();                                                          // [1, 77, D]
+        // [1, 77, D]
+        var tokens = _textEncoder.EmbedTokens(input).clone();
         foreach (var placement in chunk.Embeddings)
         {
-            var vectors = placement.Embedding.Vectors.to(tokens.dtype, _device);                                    // [n, D]
+            // [n, D]
+            var vectors = placement.Embedding.Vectors.to(tokens.dtype, _device);
             tokens[0, TensorIndex.Slice(placement.Start, placement.Start + vectors.shape[0])] = vectors;
         }
-        return _textEncoder.forward(input, tokens).LastHiddenState.MoveToOuterDisposeScope();                         // [1, 77, D]
+        // [1, 77, D]
+        return _textEncoder.forward(input, tokens).LastHiddenState.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The literal reading of <paramref name="prompt"/>: [1, 77, D], cut with a warning past the window.</summary>
+    /// <summary>The literal reading of <paramref name="prompt"/>: [1, 77, D], cut with a warning past
+    /// the window.</summary>
     public PromptEmbedding Encode(string prompt, Action<string>? warn = null)
     {
         var encoding = _tokenizer.EncodeWithInfo(prompt);
@@ -113,8 +122,10 @@ public sealed class PromptEncoder : IDisposable
     /// <summary>The text encoder's last hidden state for one row of token ids: [1, n, D].</summary>
     private Tensor EncodeIds(IReadOnlyList<int> ids)
     {
-        var input = torch.tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count }, ScalarType.Int64, _device); // [1, n]
-        return _textEncoder.forward(input).LastHiddenState;                                                               // [1, n, D]
+        var input = torch.tensor(
+            ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count }, ScalarType.Int64, _device); // [1, n]
+        // [1, n, D]
+        return _textEncoder.forward(input).LastHiddenState;
     }
 
     public void Dispose() => _cache.Dispose();

@@ -18,7 +18,8 @@ public static class PromptParser
     private const double RoundMultiplier = 1.1;
     private const double SquareMultiplier = 1 / 1.1;
 
-    /// <summary>The fragments of <paramref name="prompt"/>; never empty (an empty prompt is one empty fragment).</summary>
+    /// <summary>The fragments of <paramref name="prompt"/>; never empty (an empty prompt is one empty
+    /// fragment).</summary>
     /// <exception cref="PromptSyntaxException">A weight that Python's float() rejects, such as <c>(x:1.2.3)</c>;
     /// AUTOMATIC1111 fails on those too.</exception>
     public static IReadOnlyList<PromptFragment> Parse(string prompt)
@@ -66,7 +67,8 @@ public static class PromptParser
         int numberStart = p;
         if (p < prompt.Length && prompt[p] is '+' or '-') p++;
         int digitsStart = p;
-        while (p < prompt.Length && (prompt[p] == '.' || IsPythonDecimal(prompt, p, out _))) p += char.IsSurrogatePair(prompt, p) ? 2 : 1;
+        while (p < prompt.Length && (prompt[p] == '.' || IsPythonDecimal(prompt, p, out _)))
+            p += char.IsSurrogatePair(prompt, p) ? 2 : 1;
         int numberEnd = p;
         p = SkipPythonSpace(prompt, p);
         bool weightedCloser = numberEnd > digitsStart && p < prompt.Length && prompt[p] == ')';
@@ -84,7 +86,8 @@ public static class PromptParser
         return p + 1;
     }
 
-    /// <summary>float() of a match of <c>[+-]?[.\d]+</c>, which Python computes correctly rounded, as .NET does.</summary>
+    /// <summary>float() of a match of <c>[+-]?[.\d]+</c>, which Python computes correctly rounded, as
+    /// .NET does.</summary>
     private static double ParsePythonFloat(string prompt, int start, int end)
     {
         var ascii = new StringBuilder();
@@ -95,7 +98,8 @@ public static class PromptParser
             || !double.TryParse(
                 text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture,
                 out double value))
-            throw new PromptSyntaxException(prompt, start, $"'{prompt[start..end]}' is not a number, so the weight cannot be read.");
+            throw new PromptSyntaxException(
+                prompt, start, $"'{prompt[start..end]}' is not a number, so the weight cannot be read.");
         return value;
     }
 
@@ -129,7 +133,8 @@ public static class PromptParser
         {
             int after = at + PromptFragment.BreakText.Length;
             bool startsWord = at == 0 || !IsPythonWord(PrecedingRune(text, at)!.Value);
-            bool endsWord = after == text.Length || !Rune.TryGetRuneAt(text, after, out var next) || !IsPythonWord(next);
+            bool endsWord = after == text.Length
+                || !Rune.TryGetRuneAt(text, after, out var next) || !IsPythonWord(next);
             if (startsWord && endsWord) return at;
         }
         return null;
@@ -140,7 +145,8 @@ public static class PromptParser
         var merged = new List<PromptFragment>(fragments.Count);
         foreach (var (text, weight) in fragments)
         {
-            if (merged.Count > 0 && merged[^1].Weight == weight) merged[^1] = merged[^1] with { Text = merged[^1].Text + text };
+            if (merged.Count > 0 && merged[^1].Weight == weight)
+                merged[^1] = merged[^1] with { Text = merged[^1].Text + text };
             else merged.Add(new PromptFragment(text, weight));
         }
         return merged;
@@ -155,18 +161,22 @@ public static class PromptParser
     private static Rune? PrecedingRune(string text, int index)
     {
         if (index <= 0) return null;
-        if (index >= 2 && char.IsSurrogatePair(text[index - 2], text[index - 1])) return Rune.GetRuneAt(text, index - 2);
+        if (index >= 2 && char.IsSurrogatePair(text[index - 2], text[index - 1]))
+            return Rune.GetRuneAt(text, index - 2);
         return Rune.TryCreate(text[index - 1], out var r) ? r : Rune.ReplacementChar;
     }
 
-    /// <summary>Python's str.isspace(), which its <c>\s</c> follows: .NET's list plus the separators U+001C–U+001F.</summary>
+    /// <summary>Python's str.isspace(), which its <c>\s</c> follows: .NET's list plus the separators
+    /// U+001C–U+001F.</summary>
     private static bool IsPythonSpace(Rune r) => Rune.IsWhiteSpace(r) || r.Value is >= 0x1C and <= 0x1F;
 
     /// <summary>Python's <c>\d</c> (Unicode decimal digits, category Nd) at <paramref name="index"/>.</summary>
     private static bool IsPythonDecimal(string text, int index, out int digit)
     {
         digit = -1;
-        if (!Rune.TryGetRuneAt(text, index, out var r) || Rune.GetUnicodeCategory(r) != UnicodeCategory.DecimalDigitNumber) return false;
+        if (!Rune.TryGetRuneAt(text, index, out var r)
+                || Rune.GetUnicodeCategory(r) != UnicodeCategory.DecimalDigitNumber)
+            return false;
         digit = (int)Rune.GetNumericValue(r);
         return digit is >= 0 and <= 9;
     }

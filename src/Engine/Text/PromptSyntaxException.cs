@@ -1,6 +1,7 @@
 namespace PSStableDiffusion.Engine.Text;
 
-/// <summary>A prompt that AUTOMATIC1111's parser would reject (it raises on a weight such as <c>(x:1.2.3)</c>).</summary>
+/// <summary>A prompt that AUTOMATIC1111's parser would reject (it raises on a weight such as
+/// <c>(x:1.2.3)</c>).</summary>
 public sealed class PromptSyntaxException : ArgumentException
 {
     public PromptSyntaxException(string prompt, int position, string reason)

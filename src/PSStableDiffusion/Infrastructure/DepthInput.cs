@@ -9,7 +9,8 @@ internal static class DepthInput
 {
     public static GrayImage Read(object value, SessionState sessionState)
     {
-        if (SDImageSerialization.IsDeserializedImage(value)) return SDImageSerialization.Rehydrate((PSObject)value).ToGray();
+        if (SDImageSerialization.IsDeserializedImage(value))
+            return SDImageSerialization.Rehydrate((PSObject)value).ToGray();
         value = value is PSObject wrapped ? wrapped.BaseObject : value;
         return value switch
         {

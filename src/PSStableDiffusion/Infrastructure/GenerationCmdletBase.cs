@@ -27,17 +27,20 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
     [Parameter]
     public Precision Precision { get; set; } = Precision.Auto;
 
-    /// <summary>Single-file checkpoints: the ldm YAML config to use, instead of the one beside the file or detection.</summary>
+    /// <summary>Single-file checkpoints: the ldm YAML config to use, instead of the one beside the file or
+    /// detection.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Config { get; set; }
 
-    /// <summary>epsilon or v_prediction, overriding what the model's files say (single files carry no such setting).</summary>
+    /// <summary>epsilon or v_prediction, overriding what the model's files say (single files carry no
+    /// such setting).</summary>
     [Parameter]
     [ValidateSet("epsilon", "v_prediction")]
     public string? PredictionType { get; set; }
 
-    /// <summary>Hub ids and folders: a weights variant such as fp16 (*.fp16.safetensors), as diffusers' variant.</summary>
+    /// <summary>Hub ids and folders: a weights variant such as fp16 (*.fp16.safetensors), as
+    /// diffusers' variant.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Variant { get; set; }
@@ -47,8 +50,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
     [Parameter]
     public Engine.Text.PromptSyntax PromptSyntax { get; set; } = Engine.Text.PromptSyntax.Automatic1111;
 
-    /// <summary>Folders (with their subfolders) or files of textual-inversion embeddings, searched before $env:SD_EMBEDDINGS;
-    /// a prompt uses one by its file name.</summary>
+    /// <summary>Folders (with their subfolders) or files of textual-inversion embeddings, searched before
+    /// $env:SD_EMBEDDINGS; a prompt uses one by its file name.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string[]? EmbeddingPath { get; set; }
@@ -100,7 +103,9 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
                     new Engine.Networks.NetworkPathNotFoundException(path, nameof(EmbeddingPath)),
                     "EmbeddingPathNotFound", path));
         if (request.EmbeddingPaths is { Count: > 0 } && request.PromptSyntax == Engine.Text.PromptSyntax.None)
-            WriteWarning("-EmbeddingPath has no effect with -PromptSyntax None: the literal reading does not replace embedding names.");
+            WriteWarning(
+                "-EmbeddingPath has no effect with -PromptSyntax None: " +
+                "the literal reading does not replace embedding names.");
     }
 
     /// <summary>The value an engine rule refused, as the ErrorRecord's target: the scheduler name, the out-of-range
@@ -117,22 +122,24 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
     /// <summary>-EmbeddingPath as file-system paths (null when not given).</summary>
     protected IReadOnlyList<string>? EmbeddingPaths => EmbeddingPath?.Select(ResolvePath).ToArray();
 
-    /// <summary>-PromptSyntax when given, else a replayed record's (a replay reads its prompts as they were read).</summary>
+    /// <summary>-PromptSyntax when given, else a replayed record's (a replay reads its prompts as they
+    /// were read).</summary>
     protected Engine.Text.PromptSyntax PromptSyntaxFor(GenerationRecord? record) =>
         !MyInvocation.BoundParameters.ContainsKey(nameof(PromptSyntax)) &&
         Enum.TryParse<Engine.Text.PromptSyntax>(record?.PromptSyntax, ignoreCase: true, out var recorded)
             ? recorded
             : PromptSyntax;
 
-    /// <summary>A replayed image's record (New-SDImage's piped -Record): its precision is used unless -Precision is given.</summary>
+    /// <summary>A replayed image's record (New-SDImage's piped -Record): its precision is used unless
+    /// -Precision is given.</summary>
     protected virtual GenerationRecord? ReplayedRecord => null;
     /// <summary>A replay's LoRAs that were parameters (not prompt tags), used when -Lora is not given.</summary>
     protected IReadOnlyList<Engine.Lora.LoraUse>? ReplayedLoras { get; set; }
 
     /// <summary>
     /// The request with its LoRAs: the prompt's &lt;lora:…&gt; tags and -Lora, each name looked up in -LoraPath and
-    /// $env:SD_LORA (a replay's parameter LoRAs by their recorded file, else by name; each with its recorded hash, which
-    /// the engine checks). Stops with LoraPathNotFound, LoraNotFound or InvalidLora naming the value.
+    /// $env:SD_LORA (a replay's parameter LoRAs by their recorded file, else by name; each with its recorded hash,
+    /// which the engine checks). Stops with LoraPathNotFound, LoraNotFound or InvalidLora naming the value.
     /// </summary>
     private GenerationRequest WithLoras(GenerationRequest request)
     {
@@ -156,7 +163,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
             throw;
         }
         foreach (var tag in tags)
-            loras.Add(new Engine.Lora.LoraRequest(FindLora(tag.Name, files), tag.TextEncoderMultiplier, tag.UnetMultiplier)
+            loras.Add(new Engine.Lora.LoraRequest(
+                FindLora(tag.Name, files), tag.TextEncoderMultiplier, tag.UnetMultiplier)
                 { Name = tag.Name, FromPrompt = true, RecordedHash = RecordedLoraHash(tag.Name, fromPrompt: true) });
         if (Lora is not null)
         {
@@ -165,7 +173,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         else if (ReplayedLoras is not null)
         {
             foreach (var use in ReplayedLoras.Where(u => !u.FromPrompt))
-                loras.Add(new Engine.Lora.LoraRequest(use.Path is { } path && File.Exists(path) ? path : FindLora(use.Name, files),
+                loras.Add(new Engine.Lora.LoraRequest(
+                    use.Path is { } path && File.Exists(path) ? path : FindLora(use.Name, files),
                     use.TextEncoderMultiplier, use.UnetMultiplier) { Name = use.Name, RecordedHash = use.Hash });
         }
         return loras.Count == 0 ? request : request with { Loras = loras };
@@ -185,24 +194,28 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
             throw;
         }
         foreach (var missing in files.MissingFromVariable)
-            WriteWarning($"{Engine.Lora.LoraFile.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
+            WriteWarning(
+                $"{Engine.Lora.LoraFile.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
         foreach (var shadowed in files.Shadowed)
             WriteVerbose($"LoRA '{shadowed.Name}': '{shadowed.Path}' is hidden by an earlier file of the same name.");
         return files;
     }
 
-    /// <summary>The hash a replayed record gives the LoRA <paramref name="name"/> (a prompt tag's or a parameter's).</summary>
+    /// <summary>The hash a replayed record gives the LoRA <paramref name="name"/> (a prompt tag's or a
+    /// parameter's).</summary>
     private string? RecordedLoraHash(string name, bool fromPrompt) =>
         ReplayedLoras?.FirstOrDefault(u =>
             u.FromPrompt == fromPrompt && string.Equals(u.Name, name, StringComparison.OrdinalIgnoreCase))?.Hash;
 
-    /// <summary>One -Lora item: a hashtable (name or path → multiplier), a Get-SDLora object, or a name or path alone (1).</summary>
+    /// <summary>One -Lora item: a hashtable (name or path → multiplier), a Get-SDLora object, or a name or path
+    /// alone (1).</summary>
     private IEnumerable<Engine.Lora.LoraRequest> LorasOf(object item, Lazy<Engine.Networks.NetworkFileLookup> files)
     {
         switch (item is PSObject wrapped ? wrapped.BaseObject : item)
         {
             case Engine.Lora.LoraInfo info:
-                yield return new Engine.Lora.LoraRequest(info.Path, info.Multiplier, info.Multiplier) { Name = info.Name };
+                yield return new Engine.Lora.LoraRequest(
+                    info.Path, info.Multiplier, info.Multiplier) { Name = info.Name };
                 break;
             case System.Collections.IDictionary table:
                 foreach (System.Collections.DictionaryEntry entry in table)
@@ -234,7 +247,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         }
     }
 
-    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="files"/>; LoraNotFound otherwise.</summary>
+    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="files"/>; LoraNotFound
+    /// otherwise.</summary>
     private string FindLora(string nameOrPath, Lazy<Engine.Networks.NetworkFileLookup> files)
     {
         bool looksLikePath = nameOrPath.IndexOfAny(['/', '\\']) >= 0
@@ -253,7 +267,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         throw new InvalidOperationException("unreachable");
     }
 
-    /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to type back.</summary>
+    /// <summary>A random seed when none was given: 32 bits, as AUTOMATIC1111 draws them, so it is easy to
+    /// type back.</summary>
     protected static long ResolveSeed(long? seed) => seed ?? Random.Shared.NextInt64(0, 1L << 32);
 
     /// <summary>
@@ -329,7 +344,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
             ModelStore.Acquire(source, _target!, withCallbacks, log, Cancellation));
     }
 
-    /// <summary>Resolves -Precision (Auto, a replay's recorded dtype, or as given) into the target, saying why.</summary>
+    /// <summary>Resolves -Precision (Auto, a replay's recorded dtype, or as given) into the target,
+    /// saying why.</summary>
     private PrecisionChoice ChoosePrecision()
     {
         var target = _target!;
@@ -342,7 +358,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         return choice;
     }
 
-    protected static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
+    protected static string Truncate(string text, int length) =>
+        text.Length <= length ? text : text[..(length - 1)] + "…";
 
     #endregion
 }

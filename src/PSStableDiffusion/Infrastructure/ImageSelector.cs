@@ -6,8 +6,8 @@ using PSStableDiffusion.Engine;
 namespace PSStableDiffusion.Infrastructure;
 
 /// <summary>
-/// A value taken from each image for a grid axis or caption: a property of the SDImage (or else of its record), shown as
-/// "Name: value" as the web UI's X/Y plot labels its numeric axes, or a script block of $_, shown as its result.
+/// A value taken from each image for a grid axis or caption: a property of the SDImage (or else of its record), shown
+/// as "Name: value" as the web UI's X/Y plot labels its numeric axes, or a script block of $_, shown as its result.
 /// </summary>
 internal sealed class ImageSelector
 {
@@ -38,7 +38,8 @@ internal sealed class ImageSelector
     {
         if (_script is not null)
             return Format(_script.InvokeWithContext(null, [new PSVariable("_", image)], image));
-        var property = PSObject.AsPSObject(image).Properties[_property!] ?? PSObject.AsPSObject(image.Record).Properties[_property!];
+        var property = PSObject.AsPSObject(image).Properties[_property!]
+            ?? PSObject.AsPSObject(image.Record).Properties[_property!];
         if (property is null)
         {
             var names = PSObject.AsPSObject(image).Properties.Select(p => p.Name)

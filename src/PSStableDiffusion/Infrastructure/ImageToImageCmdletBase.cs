@@ -29,7 +29,8 @@ public abstract class ImageToImageCmdletBase : GenerationCmdletBase
     [ValidateRange(0L, long.MaxValue)]
     public long? Seed { get; set; }
 
-    /// <summary>A diffusers scheduler class name or an AUTOMATIC1111 sampler name; the model's own when omitted.</summary>
+    /// <summary>A diffusers scheduler class name or an AUTOMATIC1111 sampler name; the model's own
+    /// when omitted.</summary>
     [Parameter]
     [ArgumentCompleter(typeof(SchedulerNameCompleter))]
     [ValidateNotNullOrEmpty]

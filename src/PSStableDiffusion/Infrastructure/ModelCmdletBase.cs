@@ -13,7 +13,8 @@ public abstract class ModelCmdletBase : SDCmdletBase
 {
     #region Parameters
 
-    /// <summary>A diffusers model folder, a single checkpoint file (.safetensors or .ckpt), or a Hugging Face hub id.</summary>
+    /// <summary>A diffusers model folder, a single checkpoint file (.safetensors or .ckpt), or a Hugging
+    /// Face hub id.</summary>
     [Parameter(Mandatory = true)]
     [ValidateNotNullOrEmpty]
     public string Model { get; set; } = "";
@@ -28,12 +29,14 @@ public abstract class ModelCmdletBase : SDCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Revision { get; set; }
 
-    /// <summary>Hub ids: an access token for gated repositories (default: HF_TOKEN or the huggingface-cli login).</summary>
+    /// <summary>Hub ids: an access token for gated repositories (default: HF_TOKEN or the
+    /// huggingface-cli login).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Token { get; set; }
 
-    /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this process may use).</summary>
+    /// <summary>CPU threads for libtorch (default: the physical cores, at most the processors this
+    /// process may use).</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
     public int? Threads { get; set; }
@@ -54,12 +57,14 @@ public abstract class ModelCmdletBase : SDCmdletBase
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "InvalidDevice", ErrorCategory.InvalidArgument, Device ?? precision.ToString()));
+            ThrowTerminatingError(new ErrorRecord(
+                e, "InvalidDevice", ErrorCategory.InvalidArgument, Device ?? precision.ToString()));
             throw; // not reached
         }
     }
 
-    /// <summary>Sets libtorch's CPU threads from -Threads (or the default) and says in -Verbose how many and why.</summary>
+    /// <summary>Sets libtorch's CPU threads from -Threads (or the default) and says in -Verbose how
+    /// many and why.</summary>
     protected void ConfigureThreads()
     {
         var threads = TorchThreads.Configure(Threads);

@@ -16,7 +16,8 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer
         try
         {
             // A module built with build.ps1 -LibTorch: load that libtorch before anything (an argument completer, a
-            // type converter) makes TorchSharp look for it. A problem is reported by the first cmdlet, as an ErrorRecord.
+            // type converter) makes TorchSharp look for it. A problem is reported by the first
+            // cmdlet, as an ErrorRecord.
             LibTorchFolder.EnsureLoaded();
         }
         catch (LibTorchFolderException)

@@ -23,7 +23,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         _cancellation = new CancellationTokenSource();
         try
         {
-            // Before anything loads libtorch: on Windows without the VC++ runtime, say so instead of "module not found".
+            // Before anything loads libtorch: on Windows without the VC++ runtime, say so instead
+            // of "module not found".
             Engine.Runtime.VisualCppRuntime.EnsureInstalled();
         }
         catch (Engine.Runtime.NativeRuntimeMissingException e)
@@ -42,14 +43,16 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         }
     }
 
-    /// <summary>The ErrorRecord of an unusable libtorch folder: LibTorchCudaNotFound when only CUDA is missing.</summary>
+    /// <summary>The ErrorRecord of an unusable libtorch folder: LibTorchCudaNotFound when only CUDA
+    /// is missing.</summary>
     internal static ErrorRecord LibTorchFolderError(Engine.Runtime.LibTorchFolderException e)
     {
         var (id, category) = e.Problem switch
         {
             Engine.Runtime.LibTorchProblem.NoCuda => ("LibTorchCudaNotFound", ErrorCategory.NotInstalled),
             Engine.Runtime.LibTorchProblem.LoadFailed => ("LibTorchLoadFailed", ErrorCategory.NotInstalled),
-            Engine.Runtime.LibTorchProblem.AlreadyLoaded => ("LibTorchAlreadyLoaded", ErrorCategory.ResourceUnavailable),
+            Engine.Runtime.LibTorchProblem.AlreadyLoaded =>
+                ("LibTorchAlreadyLoaded", ErrorCategory.ResourceUnavailable),
             Engine.Runtime.LibTorchProblem.Unreadable => ("LibTorchSettingsInvalid", ErrorCategory.InvalidData),
             _ => ("LibTorchNotFound", ErrorCategory.ObjectNotFound),
         };
@@ -74,7 +77,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Resolves a user path (relative, ~, PSDrive) to a file-system path without requiring it to exist.</summary>
+    /// <summary>Resolves a user path (relative, ~, PSDrive) to a file-system path without requiring
+    /// it to exist.</summary>
     protected string ResolvePath(string path) => GetUnresolvedProviderPathFromPSPath(path);
 
     /// <summary>
@@ -85,7 +89,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
     {
         var (id, category) = exception switch
         {
-            _ when Engine.Runtime.TorchErrors.IsOutOfMemory(exception) => ("InsufficientMemory", ErrorCategory.ResourceUnavailable),
+            _ when Engine.Runtime.TorchErrors.IsOutOfMemory(exception) =>
+                ("InsufficientMemory", ErrorCategory.ResourceUnavailable),
             UnknownSchedulerException => ("UnknownScheduler", ErrorCategory.InvalidArgument),
             Engine.Lora.LoraNotFoundException => ("LoraNotFound", ErrorCategory.ObjectNotFound),
             Engine.Lora.UnknownLoraKeyException => ("UnknownLoraKey", ErrorCategory.InvalidData),
@@ -103,7 +108,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
                 ("HubAccessDenied", ErrorCategory.PermissionDenied),
             Engine.Hub.HubOfflineException => ("HubUnavailable", ErrorCategory.ConnectionError),
             Engine.Hub.HubException => ("HubDownloadFailed", ErrorCategory.ConnectionError),
-            Engine.Networks.NetworkPathNotFoundException notFound => (notFound.ParameterName + "NotFound", ErrorCategory.ObjectNotFound),
+            Engine.Networks.NetworkPathNotFoundException notFound =>
+                (notFound.ParameterName + "NotFound", ErrorCategory.ObjectNotFound),
             Engine.Text.Embeddings.EmbeddingNotFoundException => ("EmbeddingNotFound", ErrorCategory.ObjectNotFound),
             Engine.Text.Embeddings.EmbeddingWidthException => ("EmbeddingWidthMismatch", ErrorCategory.InvalidData),
             Engine.Text.Embeddings.EmbeddingFormatException => ("InvalidEmbedding", ErrorCategory.InvalidData),
@@ -136,7 +142,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         var record = new ErrorRecord(exception, id, category, target);
         if (PowerShellWording(exception) is { } worded) record.ErrorDetails = new ErrorDetails(worded);
         if (exception is Engine.Hub.HubAuthenticationException)
-            record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set $env:HF_TOKEN or pass -Token." };
+            record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set " +
+                "$env:HF_TOKEN or pass -Token." };
         if (exception is Engine.Runtime.NotEnoughMemoryException memory)
             record.ErrorDetails = new ErrorDetails(
                 exception.Message[..(exception.Message.IndexOf(" What would fit", StringComparison.Ordinal) + 1)]
@@ -148,7 +155,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
             record.ErrorDetails = new ErrorDetails(exception.Message)
             {
                 RecommendedAction = withdrawn.Mirror is { } mirror
-                    ? $"Use -Model {mirror} (a community copy, not Stability AI's; -Verbose says whether its weights match the release)."
+                    ? $"Use -Model {mirror} (a community copy, not Stability " +
+                        $"AI's; -Verbose says whether its weights match the release)."
                     : "Pass a local copy to -Model: a diffusers folder or the original checkpoint file.",
             };
         return record;
@@ -183,9 +191,9 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
     protected const int DownloadActivityId = 2;
 
     /// <summary>
-    /// Acquires what <paramref name="source"/> names through <paramref name="acquire"/>, given <paramref name="options"/>
-    /// with download-progress and warning callbacks. A hub download runs on a worker so that its progress, verbose
-    /// lines and warnings can be written from this, the pipeline thread.
+    /// Acquires what <paramref name="source"/> names through <paramref name="acquire"/>, given
+    /// <paramref name="options"/> with download-progress and warning callbacks. A hub download runs on a worker so that
+    /// its progress, verbose lines and warnings can be written from this, the pipeline thread.
     /// </summary>
     protected T AcquireWithDownloadProgress<T>(Engine.ModelSource source, Engine.ModelLoadOptions options,
         Func<Engine.ModelLoadOptions, Action<string>, T> acquire)

@@ -10,7 +10,8 @@ namespace PSStableDiffusion.Infrastructure;
 /// <see cref="PngPropertyName"/>: the image as the PNG that Save-SDImage writes, whose chunks carry the whole record.
 /// On the receiving side the same file names <see cref="SDImageTypeConverter"/> as the way back, so a
 /// "Deserialized.PSStableDiffusion.Engine.SDImage" becomes a full SDImage again: when it is deserialized in a session
-/// that has the module, when it binds to an SDImage parameter, or when it is cast to [PSStableDiffusion.Engine.SDImage].
+/// that has the module, when it binds to an SDImage parameter, or when it is cast to
+/// [PSStableDiffusion.Engine.SDImage].
 /// </summary>
 public static class SDImageSerialization
 {
@@ -38,7 +39,8 @@ public static class SDImageSerialization
             : throw new ArgumentException(
                 $"The {PngPropertyName} property belongs to SDImage, not {instance.BaseObject?.GetType().FullName}.");
 
-    /// <summary>True for the property bag of a serialized SDImage (whatever it holds: it may be forged or corrupt).</summary>
+    /// <summary>True for the property bag of a serialized SDImage (whatever it holds: it may be forged
+    /// or corrupt).</summary>
     public static bool IsDeserializedImage(object? value) =>
         value is PSObject bag && bag.BaseObject is not SDImage && bag.TypeNames.Contains(DeserializedTypeName);
 
@@ -60,7 +62,8 @@ public static class SDImageSerialization
         }
         if (image.Record.Width != image.Width || image.Record.Height != image.Height)
             throw new InvalidSDImageDataException(
-                $"its record says {image.Record.Width}x{image.Record.Height} but the PNG is {image.Width}x{image.Height}");
+                $"its record says {image.Record.Width}x{image.Record.Height} " +
+                $"but the PNG is {image.Width}x{image.Height}");
         foreach (var (name, value) in CheckedProperties)
         {
             var shown = PropertyValue(bag, name);
@@ -81,7 +84,9 @@ public static class SDImageSerialization
             null => throw new InvalidSDImageDataException(
                 $"it has no {PngPropertyName} property with the image's bytes. Was it " +
                 $"serialized by a session without PSStableDiffusion, or with a depth of 0?"),
-            _ => throw new InvalidSDImageDataException($"its {PngPropertyName} property is a {DescribeType(value)}, not PNG bytes"),
+            _ =>
+                throw new InvalidSDImageDataException(
+                    $"its {PngPropertyName} property is a {DescribeType(value)}, not PNG bytes"),
         };
     }
 

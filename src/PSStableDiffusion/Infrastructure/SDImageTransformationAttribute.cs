@@ -12,7 +12,8 @@ namespace PSStableDiffusion.Infrastructure;
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class SDImageTransformationAttribute : ArgumentTransformationAttribute
 {
-    /// <summary>Whether a string or FileInfo is read as an image file (false: only SDImages, deserialized or not).</summary>
+    /// <summary>Whether a string or FileInfo is read as an image file (false: only SDImages,
+    /// deserialized or not).</summary>
     public bool ReadsFiles { get; set; } = true;
 
     public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
@@ -26,10 +27,12 @@ public sealed class SDImageTransformationAttribute : ArgumentTransformationAttri
                 SDImage image => image,
                 // An array parameter (New-SDImageGrid -Image $a, $b): each element on its own.
                 object[] items => items.Select(item => Transform(engineIntrinsics, item)).ToArray(),
-                _ when SDImageSerialization.IsDeserializedImage(inputData) => SDImageSerialization.Rehydrate((PSObject)inputData!),
+                _ when SDImageSerialization.IsDeserializedImage(inputData) =>
+                    SDImageSerialization.Rehydrate((PSObject)inputData!),
                 _ when !ReadsFiles => inputData,
                 FileInfo file => ImageCodec.Read(file.FullName),
-                string path => ImageCodec.Read(engineIntrinsics.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
+                string path =>
+                    ImageCodec.Read(engineIntrinsics.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path)),
                 // Anything else is left as it is: the binder then refuses it for this parameter, and a piped object
                 // can still bind to another one (such as -LiteralPath by its FullName).
                 _ => inputData,

@@ -8,7 +8,8 @@ namespace PSStableDiffusion.Infrastructure;
 /// <summary>Tab completion for -Scheduler: every diffusers class name and AUTOMATIC1111 sampler name.</summary>
 public sealed class SchedulerNameCompleter : IArgumentCompleter
 {
-    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+    public IEnumerable<CompletionResult> CompleteArgument(
+        string commandName, string parameterName, string wordToComplete,
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var typed = wordToComplete.Trim('\'', '"');

@@ -37,9 +37,12 @@ public sealed class CLIPAttention : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var batch = hiddenStates.shape[0];
         var seqLength = hiddenStates.shape[1];
-        var query = q_proj.forward(hiddenStates).view(batch, seqLength, _numHeads, _headDim).transpose(1, 2); // [B, H, T, Dh]
-        var key = k_proj.forward(hiddenStates).view(batch, seqLength, _numHeads, _headDim).transpose(1, 2); // [B, H, T, Dh]
-        var value = v_proj.forward(hiddenStates).view(batch, seqLength, _numHeads, _headDim).transpose(1, 2); // [B, H, T, Dh]
+        // [B, H, T, Dh]
+        var query = q_proj.forward(hiddenStates).view(batch, seqLength, _numHeads, _headDim).transpose(1, 2);
+        // [B, H, T, Dh]
+        var key = k_proj.forward(hiddenStates).view(batch, seqLength, _numHeads, _headDim).transpose(1, 2);
+        // [B, H, T, Dh]
+        var value = v_proj.forward(hiddenStates).view(batch, seqLength, _numHeads, _headDim).transpose(1, 2);
         // softmax(q kᵀ / sqrt(Dh) + causal mask) v: SDPA's default scale is 1/sqrt(Dh), as CLIP's.
         var attention = nn.functional.scaled_dot_product_attention(query, key, value, is_casual: true); // [B, H, T, Dh]
         attention = attention.transpose(1, 2).reshape(batch, seqLength, _numHeads * _headDim); // [B, T, D]

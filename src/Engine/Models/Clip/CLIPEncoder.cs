@@ -11,7 +11,8 @@ public sealed class CLIPEncoder : nn.Module<Tensor, Tensor>
     private readonly ModuleList<CLIPEncoderLayer> layers;
 #pragma warning restore IDE1006
 
-    public CLIPEncoder(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null) : base(nameof(CLIPEncoder))
+    public CLIPEncoder(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null)
+        : base(nameof(CLIPEncoder))
     {
         layers = new ModuleList<CLIPEncoderLayer>();
         for (var i = 0; i < config.NumHiddenLayers; i++) layers.Add(new CLIPEncoderLayer(config, dtype, device));

@@ -20,7 +20,9 @@ public sealed class CLIPMLP : nn.Module<Tensor, Tensor>
         {
             "gelu" => false,
             "quick_gelu" => true,
-            _ => throw new ArgumentException($"hidden_act '{config.HiddenAct}' is not supported (gelu or quick_gelu).", nameof(config)),
+            _ =>
+                throw new ArgumentException(
+                    $"hidden_act '{config.HiddenAct}' is not supported (gelu or quick_gelu).", nameof(config)),
         };
         fc1 = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: true, device: device, dtype: dtype);
         fc2 = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: true, device: device, dtype: dtype);

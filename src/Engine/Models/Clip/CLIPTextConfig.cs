@@ -16,7 +16,8 @@ public sealed class CLIPTextConfig
     [JsonPropertyName("num_attention_heads")] public int NumAttentionHeads { get; set; } = 16;
     [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; set; } = 77;
     [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; set; } = 1e-5;
-    /// <summary><c>gelu</c> (exact, erf-based: OpenCLIP / SD 2.x) or <c>quick_gelu</c> (OpenAI CLIP / SD 1.x).</summary>
+    /// <summary><c>gelu</c> (exact, erf-based: OpenCLIP / SD 2.x) or <c>quick_gelu</c> (OpenAI CLIP
+    /// / SD 1.x).</summary>
     [JsonPropertyName("hidden_act")] public string HiddenAct { get; set; } = "gelu";
     [JsonPropertyName("projection_dim")] public int ProjectionDim { get; set; } = 512;
     [JsonPropertyName("bos_token_id")] public int BosTokenId { get; set; } = 49406;
@@ -57,6 +58,7 @@ public sealed class CLIPTextConfig
             throw new InvalidDataException(
                 $"{source}: 'hidden_size' {HiddenSize} is not divisible by 'num_attention_heads' {NumAttentionHeads}.");
         if (HiddenAct is not ("gelu" or "quick_gelu"))
-            throw new InvalidDataException($"{source}: 'hidden_act' '{HiddenAct}' is not supported (gelu or quick_gelu).");
+            throw new InvalidDataException(
+                $"{source}: 'hidden_act' '{HiddenAct}' is not supported (gelu or quick_gelu).");
     }
 }

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Clip;
 
-/// <summary>Token embedding plus learned absolute position embedding (transformers' <c>CLIPTextEmbeddings</c>).</summary>
+/// <summary>Token embedding plus learned absolute position embedding (transformers'
+/// <c>CLIPTextEmbeddings</c>).</summary>
 public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
@@ -31,12 +32,14 @@ public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
     /// <param name="inputIds">[B, T] int64 token ids, T ≤ max_position_embeddings.</param>
     public override Tensor forward(Tensor inputIds) => forward(inputIds, tokenEmbeds: null);
 
-    /// <summary>The token-embedding rows of <paramref name="inputIds"/>, before positions are added: [B, T, D].</summary>
+    /// <summary>The token-embedding rows of <paramref name="inputIds"/>, before positions are added:
+    /// [B, T, D].</summary>
     public Tensor EmbedTokens(Tensor inputIds) => token_embedding.forward(inputIds);
 
     /// <param name="inputIds">[B, T] int64 token ids, T ≤ max_position_embeddings.</param>
     /// <param name="tokenEmbeds">[B, T, D] token embeddings to use instead of the table's rows for
-    /// <paramref name="inputIds"/> (transformers' <c>inputs_embeds</c>): textual-inversion vectors replace some.</param>
+    /// <paramref name="inputIds"/> (transformers' <c>inputs_embeds</c>): textual-inversion vectors
+    /// replace some.</param>
     public Tensor forward(Tensor inputIds, Tensor? tokenEmbeds)
     {
         using var scope = NewDisposeScope();
@@ -45,7 +48,8 @@ public sealed class CLIPTextEmbeddings : nn.Module<Tensor, Tensor>
             throw new ArgumentException(
                 $"Sequence length {seqLength} exceeds max_position_embeddings {MaxPositions}.", nameof(inputIds));
         var positionIds = ScalarSafeTensor.Arange(seqLength, ScalarType.Int64, inputIds.device).unsqueeze(0); // [1, T]
-        Tensor embeddings = (tokenEmbeds ?? token_embedding.forward(inputIds)).ScalarSafe() + position_embedding.forward(positionIds); // [B, T, D]
+        Tensor embeddings = (tokenEmbeds ?? token_embedding.forward(inputIds)).ScalarSafe()
+            + position_embedding.forward(positionIds); // [B, T, D]
         return embeddings.MoveToOuterDisposeScope();
     }
 }

@@ -20,8 +20,10 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
     private readonly CLIPTextTransformer text_model;
 #pragma warning restore IDE1006
 
-    /// <summary>Builds the model with freshly initialised weights on <paramref name="device"/> (CPU by default).</summary>
-    public CLIPTextModel(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null) : base(nameof(CLIPTextModel))
+    /// <summary>Builds the model with freshly initialised weights on <paramref name="device"/> (CPU
+    /// by default).</summary>
+    public CLIPTextModel(CLIPTextConfig config, ScalarType? dtype = null, Device? device = null)
+        : base(nameof(CLIPTextModel))
     {
         config.Validate();
         Config = config;
@@ -34,13 +36,16 @@ public sealed class CLIPTextModel : nn.Module<Tensor, CLIPTextModelOutput>
     public CLIPTextConfig Config { get; }
 
     /// <param name="inputIds">[B, T] int64 token ids (T = 77 for Stable Diffusion).</param>
-    public override CLIPTextModelOutput forward(Tensor inputIds) => text_model.forward(inputIds, outputHiddenStates: false);
+    public override CLIPTextModelOutput forward(Tensor inputIds) =>
+        text_model.forward(inputIds, outputHiddenStates: false);
 
     /// <param name="inputIds">[B, T] int64 token ids.</param>
     /// <param name="outputHiddenStates">Also return the embeddings and every layer's output.</param>
-    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates) => text_model.forward(inputIds, outputHiddenStates);
+    public CLIPTextModelOutput forward(Tensor inputIds, bool outputHiddenStates) =>
+        text_model.forward(inputIds, outputHiddenStates);
 
-    /// <summary>The token-embedding rows of <paramref name="inputIds"/> ([B, T] → [B, T, D]), before positions.</summary>
+    /// <summary>The token-embedding rows of <paramref name="inputIds"/> ([B, T] → [B, T, D]), before
+    /// positions.</summary>
     public Tensor EmbedTokens(Tensor inputIds) => text_model.EmbedTokens(inputIds);
 
     /// <summary>Encodes with <paramref name="tokenEmbeds"/> ([B, T, D]) in place of the table's rows for

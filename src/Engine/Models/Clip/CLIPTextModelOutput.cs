@@ -12,7 +12,8 @@ public sealed class CLIPTextModelOutput : IDisposable
         HiddenStates = hiddenStates;
     }
 
-    /// <summary>[B, T, D]: output of the last layer after <c>final_layer_norm</c>; Stable Diffusion's prompt embeddings.</summary>
+    /// <summary>[B, T, D]: output of the last layer after <c>final_layer_norm</c>; Stable Diffusion's prompt
+    /// embeddings.</summary>
     public Tensor LastHiddenState { get; }
 
     /// <summary>[B, D]: <see cref="LastHiddenState"/> at each sequence's end-of-text token.</summary>

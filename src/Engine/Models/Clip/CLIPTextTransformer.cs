@@ -52,7 +52,8 @@ public sealed class CLIPTextTransformer : nn.Module<Tensor, CLIPTextModelOutput>
         var eosIndex = _eosTokenId == 2
             ? inputIds.to(ScalarType.Int64).argmax(-1) // [B]
             : inputIds.ScalarSafe().Equal(_eosTokenId).to(ScalarType.Int32).argmax(-1); // [B]
-        var batchIndex = ScalarSafeTensor.Arange(lastHiddenState.shape[0], ScalarType.Int64, lastHiddenState.device); // [B]
+        // [B]
+        var batchIndex = ScalarSafeTensor.Arange(lastHiddenState.shape[0], ScalarType.Int64, lastHiddenState.device);
         var pooled = lastHiddenState.index(batchIndex, eosIndex); // [B, D]
 
         return new CLIPTextModelOutput(lastHiddenState, pooled, hiddenStates).MoveToOuterDisposeScope();

@@ -2,11 +2,14 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Common;
 
-/// <summary>The activation functions diffusers' <c>act_fn</c> config field may name (diffusers' <c>get_activation</c>).</summary>
+/// <summary>The activation functions diffusers' <c>act_fn</c> config field may name (diffusers'
+/// <c>get_activation</c>).</summary>
 public static class Activations
 {
-    /// <summary>Returns the function for <paramref name="name"/>; <paramref name="field"/> names the config field in errors.</summary>
-    /// <param name="inPlace">Overwrite the argument (saves an allocation): only for tensors the caller created itself.</param>
+    /// <summary>Returns the function for <paramref name="name"/>; <paramref name="field"/> names the config field
+    /// in errors.</summary>
+    /// <param name="inPlace">Overwrite the argument (saves an allocation): only for tensors the caller
+    /// created itself.</param>
     public static Func<Tensor, Tensor> Get(string name, string field = "act_fn", bool inPlace = false) => name switch
     {
         "silu" or "swish" => x => nn.functional.silu(x, inPlace),

@@ -25,8 +25,10 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
     private readonly bool _residualConnection;
 
     /// <param name="query_dim">Width of the hidden states (queries and output).</param>
-    /// <param name="cross_attention_dim">Width of the context (keys/values); null means self-attention (= query_dim).</param>
-    /// <param name="upcast">Run the attention itself in float32 (diffusers' <c>upcast_attention</c>): matters for bf16/fp16.</param>
+    /// <param name="cross_attention_dim">Width of the context (keys/values); null means self-attention
+    /// (= query_dim).</param>
+    /// <param name="upcast">Run the attention itself in float32 (diffusers' <c>upcast_attention</c>): matters
+    /// for bf16/fp16.</param>
     /// <param name="norm_num_groups">When given, a GroupNorm over the input (VAE mid-block).</param>
     /// <param name="residual_connection">Add the input to the output (VAE mid-block).</param>
     public Attention(long query_dim, long? cross_attention_dim, long heads, long dim_head, bool bias, bool upcast,
@@ -65,7 +67,8 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
             (channels, height, width) = (hidden.shape[1], hidden.shape[2], hidden.shape[3]);
             // GroupNorm over [B, C, H, W] equals diffusers' GroupNorm over [B, C, H*W].
             var normed = group_norm is null ? hidden : group_norm.forward(hidden);
-            // permute+reshape is a free view of a channels-last tensor (the VAE decoder's layout) and one copy of an NCHW one.
+            // permute+reshape is a free view of a channels-last tensor (the VAE decoder's layout) and one
+            // copy of an NCHW one.
             tokens = normed.permute(0, 2, 3, 1).reshape(batch, height * width, channels); // [B, H*W, C]
         }
         else if (group_norm is not null)
@@ -90,7 +93,8 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
             attended = nn.functional.scaled_dot_product_attention(query, key, value); // [B, heads, N, d]
         }
 
-        var merged = attended.transpose(1, 2).reshape(batch, -1, attended.shape[1] * attended.shape[3]); // [B, N, heads*d]
+        // [B, N, heads*d]
+        var merged = attended.transpose(1, 2).reshape(batch, -1, attended.shape[1] * attended.shape[3]);
         var output = to_out[0].forward(merged); // [B, N, query_dim]
         if (isImage)
             output = output.transpose(1, 2).reshape(batch, channels, height, width); // [B, C, H, W]

@@ -13,7 +13,8 @@ public static class ConfigJson
         NumberHandling = JsonNumberHandling.AllowReadingFromString,
     };
 
-    /// <summary>Parses <paramref name="json"/> into <typeparamref name="T"/>; <paramref name="source"/> names the file in errors.</summary>
+    /// <summary>Parses <paramref name="json"/> into <typeparamref name="T"/>; <paramref name="source"/> names the file
+    /// in errors.</summary>
     /// <exception cref="InvalidDataException">The JSON is malformed or has a field of the wrong type.</exception>
     public static T Parse<T>(string json, string source) where T : class
     {

@@ -14,7 +14,8 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<nn.Module<Tensor, Tensor>> net;
 
-    public FeedForward(long dim, long mult = 4, Device? device = null, ScalarType? dtype = null) : base(nameof(FeedForward))
+    public FeedForward(long dim, long mult = 4, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(FeedForward))
     {
         var innerDim = dim * mult;
         net = nn.ModuleList<nn.Module<Tensor, Tensor>>(

@@ -6,7 +6,8 @@ namespace PSStableDiffusion.Engine.Models.Common;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>GEGLU</c>: one projection to 2·dim_out, split into value and gate, value · gelu(gate) (exact erf GELU).</summary>
+/// <summary>diffusers' <c>GEGLU</c>: one projection to 2·dim_out, split into value and gate, value · gelu(gate) (exact
+/// erf GELU).</summary>
 public sealed class GEGLU : nn.Module<Tensor, Tensor>
 {
     private readonly Linear proj;

@@ -18,7 +18,8 @@ public sealed class LookupEmbedding : nn.Module<Tensor, Tensor>, IReplaceablePar
     private Parameter weight;
 #pragma warning restore IDE1006
 
-    /// <param name="device">The meta device allocates nothing; otherwise the table is N(0, 1) as torch initialises it.</param>
+    /// <param name="device">The meta device allocates nothing; otherwise the table is N(0, 1) as torch
+    /// initialises it.</param>
     public LookupEmbedding(long count, long width, ScalarType? dtype = null, Device? device = null) : base("Embedding")
     {
         var table = torch.empty(new[] { count, width }, dtype ?? ScalarType.Float32, device ?? torch.CPU);

@@ -8,8 +8,9 @@ namespace PSStableDiffusion.Engine.Models.Common;
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
 /// <summary>
-/// diffusers' <c>ResnetBlock2D</c> with <c>time_embedding_norm="default"</c>: GroupNorm → act → conv, plus the projected
-/// time embedding (when <c>temb_channels</c> is given), GroupNorm → act → conv, and a 1x1 shortcut when the width changes.
+/// diffusers' <c>ResnetBlock2D</c> with <c>time_embedding_norm="default"</c>: GroupNorm → act → conv, plus the
+/// projected time embedding (when <c>temb_channels</c> is given), GroupNorm → act → conv, and a 1x1 shortcut
+/// when the width changes.
 /// </summary>
 public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
 {
@@ -35,7 +36,8 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
         norm2 = nn.GroupNorm(groups, out_channels, eps, affine: true, device: device, dtype: dtype);
         conv2 = nn.Conv2d(out_channels, out_channels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         if (in_channels != out_channels)
-            conv_shortcut = nn.Conv2d(in_channels, out_channels, 1, stride: 1, padding: 0L, device: device, dtype: dtype);
+            conv_shortcut = nn.Conv2d(
+                in_channels, out_channels, 1, stride: 1, padding: 0L, device: device, dtype: dtype);
         _activation = Activations.Get(act_fn);
         _activationInPlace = Activations.Get(act_fn, inPlace: true);
         _outputScaleFactor = output_scale_factor;
@@ -60,7 +62,8 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
                 throw new ArgumentNullException(
                     nameof(temb), "this ResnetBlock2D has a time_emb_proj and needs a time embedding.");
             var projected = time_emb_proj.forward(_activation(temb)); // [B, C_out]
-            hidden.ScalarSafe().AddInPlace(projected.unsqueeze(-1).unsqueeze(-1)); // [B, C_out, 1, 1] broadcast over H, W
+            // [B, C_out, 1, 1] broadcast over H, W
+            hidden.ScalarSafe().AddInPlace(projected.unsqueeze(-1).unsqueeze(-1));
         }
         normed = norm2.forward(hidden);
         hidden.Dispose();

@@ -13,7 +13,8 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
     private readonly Linear linear_2;
     private readonly Func<Tensor, Tensor> _activation;
 
-    public TimestepEmbedding(long in_channels, long time_embed_dim, string act_fn = "silu", Device? device = null, ScalarType? dtype = null)
+    public TimestepEmbedding(
+        long in_channels, long time_embed_dim, string act_fn = "silu", Device? device = null, ScalarType? dtype = null)
         : base(nameof(TimestepEmbedding))
     {
         linear_1 = nn.Linear(in_channels, time_embed_dim, hasBias: true, device: device, dtype: dtype);

@@ -30,7 +30,8 @@ public sealed class Timesteps : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var half = _numChannels / 2;
-        var exponent = ScalarSafeTensor.Arange(0, half, ScalarType.Float32, timesteps.device).ScalarSafe() * (-Math.Log(MaxPeriod));
+        var exponent = ScalarSafeTensor.Arange(
+            0, half, ScalarType.Float32, timesteps.device).ScalarSafe() * (-Math.Log(MaxPeriod));
         exponent = exponent / (half - _freqShift);
         var frequencies = exponent.Tensor.exp(); // [half]
         var angles = timesteps.to(ScalarType.Float32).unsqueeze(1) * frequencies.unsqueeze(0); // [B, half]

@@ -17,12 +17,14 @@ namespace PSStableDiffusion.Engine.Models.Common;
 public sealed class Upsample2D : nn.Module<Tensor, Tensor>
 {
     /// <summary>Smallest input H*W that takes the phase path; below it (the UNet's 8²–48² levels) the weight
-    /// rearrangement and the wider output cost more than they save (measured: 640 channels at 32² breaks even).</summary>
+    /// rearrangement and the wider output cost more than they save (measured: 640 channels at 32²
+    /// breaks even).</summary>
     internal const long PhasePathMinPixels = 64 * 64;
 
     private readonly Conv2d conv;
 
-    public Upsample2D(long channels, long out_channels, Device? device = null, ScalarType? dtype = null) : base(nameof(Upsample2D))
+    public Upsample2D(long channels, long out_channels, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(Upsample2D))
     {
         conv = nn.Conv2d(channels, out_channels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         RegisterComponents();
@@ -43,7 +45,8 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
             return ForwardByPhase(input);
         using var scope = NewDisposeScope();
         var upsampled = size is null
-            ? nn.functional.interpolate(input, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest) // [B, C, 2H, 2W]
+            // [B, C, 2H, 2W]
+            ? nn.functional.interpolate(input, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest)
             : nn.functional.interpolate(input, size: size, mode: InterpolationMode.Nearest); // [B, C, size]
         return conv.forward(upsampled).MoveToOuterDisposeScope();
     }
@@ -54,12 +57,14 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
     internal Tensor ForwardByPhase(Tensor input)
     {
         using var scope = NewDisposeScope();
-        long batch = input.shape[0], height = input.shape[2], width = input.shape[3], outChannels = conv.weight!.shape[0];
+        long batch = input.shape[0], height = input.shape[2], width = input.shape[3],
+        outChannels = conv.weight!.shape[0];
         using var phaseWeights = PhaseWeights(conv.weight!); // [4*C_out, C, 2, 2]
         using var phaseBias = conv.bias is null ? null : conv.bias.repeat(4); // [4*C_out]
         // Padding 1 with a 2x2 kernel: output (i, j) sees input rows i-1..i and columns j-1..j, so phase (dy, dx)
         // of output pixel (2i+dy, 2j+dx) is phases[(dy, dx)][i+dy, j+dx].
-        var phases = nn.functional.conv2d(input, phaseWeights, phaseBias, padding: new long[] { 1, 1 }); // [B, 4*C_out, H+1, W+1]
+        // [B, 4*C_out, H+1, W+1]
+        var phases = nn.functional.conv2d(input, phaseWeights, phaseBias, padding: new long[] { 1, 1 });
         // [B, H, 2, W, 2, C_out]
         var output = torch.empty(
             new[] { batch, height, 2, width, 2, outChannels }, dtype: input.dtype, device: input.device);
@@ -70,10 +75,12 @@ public sealed class Upsample2D : nn.Module<Tensor, Tensor>
                 var phase = phases.narrow(1, (dy * 2 + dx) * outChannels, outChannels)
                     .narrow(2, dy, height)
                     .narrow(3, dx, width); // [B, C_out, H, W]
-                output.select(4, dx).select(2, dy).copy_(phase.permute(0, 2, 3, 1)); // [B, H, W, C_out] slot of phase (dy, dx)
+                // [B, H, W, C_out] slot of phase (dy, dx)
+                output.select(4, dx).select(2, dy).copy_(phase.permute(0, 2, 3, 1));
             }
         }
-        return output.view(batch, 2 * height, 2 * width, outChannels).permute(0, 3, 1, 2).MoveToOuterDisposeScope(); // [B, C_out, 2H, 2W]
+        // [B, C_out, 2H, 2W]
+        return output.view(batch, 2 * height, 2 * width, outChannels).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -5,8 +5,8 @@ using PSStableDiffusion.Engine.Models.Vae;
 namespace PSStableDiffusion.Engine.Models.Configs;
 
 /// <summary>
-/// Full-size diffusers configs embedded from <c>Models/Configs/*.json</c>: for the benchmark (random weights of the real
-/// size), for single-file checkpoint loading (which carries no config), and for architecture tests.
+/// Full-size diffusers configs embedded from <c>Models/Configs/*.json</c>: for the benchmark (random weights of the
+/// real size), for single-file checkpoint loading (which carries no config), and for architecture tests.
 /// </summary>
 public static class KnownModelConfigs
 {

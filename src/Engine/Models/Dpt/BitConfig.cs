@@ -5,7 +5,8 @@ namespace PSStableDiffusion.Engine.Models.Dpt;
 
 /// <summary>
 /// transformers' <c>BitConfig</c>, the <c>backbone_config</c> of a DPT-Hybrid <c>config.json</c>. Defaults are the
-/// ones <c>DPTConfig</c> gives a hybrid model whose file has no backbone config (BiT-R50 stages [3, 4, 9], SAME padding).
+/// ones <c>DPTConfig</c> gives a hybrid model whose file has no backbone config (BiT-R50 stages [3,
+/// 4, 9], SAME padding).
 /// </summary>
 public sealed class BitConfig
 {
@@ -22,10 +23,12 @@ public sealed class BitConfig
     [JsonPropertyName("width_factor")] public int WidthFactor { get; set; } = 1;
     [JsonPropertyName("out_features")] public string[]? OutFeatures { get; set; } = { "stage1", "stage2", "stage3" };
 
-    /// <summary>TF "SAME" padding (dynamic where the stride is above 1), as <c>global_padding: "same"</c> asks.</summary>
+    /// <summary>TF "SAME" padding (dynamic where the stride is above 1), as <c>global_padding:
+    /// "same"</c> asks.</summary>
     [JsonIgnore] public bool SamePadding => string.Equals(GlobalPadding, "same", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Output channels of stage <paramref name="stage"/>: transformers' <c>make_div(hidden_size · width_factor)</c>.</summary>
+    /// <summary>Output channels of stage <paramref name="stage"/>: transformers' <c>make_div(hidden_size ·
+    /// width_factor)</c>.</summary>
     public int StageChannels(int stage) => MakeDivisible(HiddenSizes[stage] * WidthFactor);
 
     /// <summary>transformers' <c>make_div</c>: rounds to a multiple of 8, never more than 10 % down.</summary>
@@ -35,21 +38,27 @@ public sealed class BitConfig
         return rounded < 0.9 * value ? rounded + divisor : rounded;
     }
 
-    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field the engine does not implement.</summary>
+    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field the engine does not
+    /// implement.</summary>
     public void Validate(string source)
     {
         void Reject(string field, string value, string expected) =>
-            throw new NotSupportedException($"{source}: 'backbone_config.{field}' = {value} is not supported (expected {expected}).");
+            throw new NotSupportedException(
+                $"{source}: 'backbone_config.{field}' = {value} is not supported (expected {expected}).");
         if (LayerType != "bottleneck") Reject("layer_type", $"\"{LayerType}\"", "\"bottleneck\" (the DPT-Hybrid BiT)");
         if (HiddenAct != "relu") Reject("hidden_act", $"\"{HiddenAct}\"", "\"relu\"");
-        if (GlobalPadding is not null && !SamePadding) Reject("global_padding", $"\"{GlobalPadding}\"", "\"same\" or null");
-        if (Depths.Length == 0 || Depths.Any(d => d <= 0)) Reject("depths", $"[{string.Join(", ", Depths)}]", "positive stage depths");
+        if (GlobalPadding is not null && !SamePadding)
+            Reject("global_padding", $"\"{GlobalPadding}\"", "\"same\" or null");
+        if (Depths.Length == 0 || Depths.Any(d => d <= 0))
+            Reject("depths", $"[{string.Join(", ", Depths)}]", "positive stage depths");
         if (HiddenSizes.Length < Depths.Length)
             Reject("hidden_sizes", $"{HiddenSizes.Length} entries", $"at least {Depths.Length}, one per stage");
         if (NumGroups <= 0) Reject("num_groups", NumGroups.ToString(CultureInfo.InvariantCulture), "a positive count");
         var expected = Enumerable.Range(1, Depths.Length).Select(i => $"stage{i}").ToArray();
         if (OutFeatures is not null && !OutFeatures.SequenceEqual(expected))
-            Reject("out_features", $"[{string.Join(", ", OutFeatures)}]", $"[{string.Join(", ", expected)}]: DPT-Hybrid takes every stage");
+            Reject(
+                "out_features", $"[{string.Join(", ", OutFeatures)}]",
+                $"[{string.Join(", ", expected)}]: DPT-Hybrid takes every stage");
         if (Depths.Length != 3)
             Reject(
                 "depths", $"{Depths.Length} stages",

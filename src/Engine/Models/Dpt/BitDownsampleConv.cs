@@ -18,7 +18,8 @@ public sealed class BitDownsampleConv : nn.Module<Tensor, Tensor>
         ScalarType? dtype = null)
         : base(nameof(BitDownsampleConv))
     {
-        conv = new WeightStandardizedConv2d(inChannels, outChannels, 1, stride, config.SamePadding, 1e-8, device, dtype);
+        conv = new WeightStandardizedConv2d(
+            inChannels, outChannels, 1, stride, config.SamePadding, 1e-8, device, dtype);
         norm = BitGroupNormActivation.Create(config, outChannels, device, dtype);
         RegisterComponents();
     }

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>BitEncoder</c>: the stages, stride 1 for the first and 2 after (DPT-Hybrid: /4, /8, /16).</summary>
+/// <summary>transformers' <c>BitEncoder</c>: the stages, stride 1 for the first and 2 after (DPT-Hybrid:
+/// /4, /8, /16).</summary>
 public sealed class BitEncoder : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>BitStage</c>: <c>depth</c> bottleneck blocks; the first one strides and projects the shortcut.</summary>
+/// <summary>transformers' <c>BitStage</c>: <c>depth</c> bottleneck blocks; the first one strides and projects
+/// the shortcut.</summary>
 public sealed class BitStage : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys

@@ -47,7 +47,8 @@ public sealed class DPTConfig
     /// <c>backbone_out_indices[2:]</c> in layer order).</summary>
     [JsonIgnore] public int[] VitOutputLayers => BackboneOutIndices.Skip(2).Distinct().Order().ToArray();
 
-    /// <summary>The residual units' convolutions have a bias unless batch norm follows them (transformers' rule).</summary>
+    /// <summary>The residual units' convolutions have a bias unless batch norm follows them
+    /// (transformers' rule).</summary>
     [JsonIgnore] public bool FusionResidualBias => UseBiasInFusionResidual ?? !UseBatchNormInFusionResidual;
 
     /// <summary>Reads a <c>config.json</c> and validates it.</summary>
@@ -69,7 +70,8 @@ public sealed class DPTConfig
         return config;
     }
 
-    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field whose value the engine does not implement.</summary>
+    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field whose value the engine does not
+    /// implement.</summary>
     public void Validate(string source = "depth_estimator config.json")
     {
         static string Text(double v) => v.ToString(CultureInfo.InvariantCulture);
@@ -95,7 +97,8 @@ public sealed class DPTConfig
         if (!NeckIgnoreStages.SequenceEqual(new[] { 0, 1 }))
             Reject("neck_ignore_stages", $"[{string.Join(", ", NeckIgnoreStages)}]", "[0, 1]");
         var vitLayers = VitOutputLayers;
-        if (BackboneOutIndices.Length != 4 || vitLayers.Length != 2 || vitLayers.Any(i => i < 0 || i >= NumHiddenLayers))
+        if (BackboneOutIndices.Length != 4
+            || vitLayers.Length != 2 || vitLayers.Any(i => i < 0 || i >= NumHiddenLayers))
             Reject(
                 "backbone_out_indices", $"[{string.Join(", ", BackboneOutIndices)}]",
                 $"4 entries whose last two are distinct ViT layers below {NumHiddenLayers}");
@@ -104,7 +107,8 @@ public sealed class DPTConfig
                 Reject("reassemble_factors", Text(factor), "1, 0.5 or a whole number above 1");
         if (FusionHiddenSize < 2 || FusionHiddenSize % 2 != 0)
             Reject("fusion_hidden_size", Text(FusionHiddenSize), "a positive even width");
-        if (HeadInIndex != -1 && HeadInIndex != 3) Reject("head_in_index", Text(HeadInIndex), "-1 (the last fusion output)");
+        if (HeadInIndex != -1 && HeadInIndex != 3)
+            Reject("head_in_index", Text(HeadInIndex), "-1 (the last fusion output)");
         if (UseBatchNormInFusionResidual)
             Reject("use_batch_norm_in_fusion_residual", "true", "false (the depth estimator has no batch norm)");
         if (AddProjection) Reject("add_projection", "true", "false");

@@ -15,7 +15,8 @@ public sealed class DPTDepthEstimationHead : nn.Module<Tensor, Tensor>
     private readonly Sequential head;
 #pragma warning restore IDE1006
 
-    public DPTDepthEstimationHead(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTDepthEstimationHead))
+    public DPTDepthEstimationHead(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTDepthEstimationHead))
     {
         long features = config.FusionHiddenSize;
         head = nn.Sequential(

@@ -17,7 +17,8 @@ public sealed class DPTFeatureFusionLayer : nn.Module<Tensor, Tensor?, Tensor>
     private readonly DPTPreActResidualLayer residual_layer2;
 #pragma warning restore IDE1006
 
-    public DPTFeatureFusionLayer(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTFeatureFusionLayer))
+    public DPTFeatureFusionLayer(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTFeatureFusionLayer))
     {
         projection = nn.Conv2d(config.FusionHiddenSize, config.FusionHiddenSize, 1, device: device, dtype: dtype);
         residual_layer1 = new DPTPreActResidualLayer(config, device, dtype);
@@ -25,7 +26,8 @@ public sealed class DPTFeatureFusionLayer : nn.Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
-    /// <param name="hiddenState">[B, F, h, w], the coarser fused map (or the coarsest neck map for the first layer)</param>
+    /// <param name="hiddenState">[B, F, h, w], the coarser fused map (or the coarsest neck map for the
+    /// first layer)</param>
     /// <param name="residual">[B, F, h', w'], the neck map at this level; null for the first layer</param>
     /// <returns>[B, F, 2h, 2w]</returns>
     public override Tensor forward(Tensor hiddenState, Tensor? residual)

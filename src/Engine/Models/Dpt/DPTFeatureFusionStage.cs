@@ -11,15 +11,18 @@ public sealed class DPTFeatureFusionStage : nn.Module
     private readonly ModuleList<DPTFeatureFusionLayer> layers;
 #pragma warning restore IDE1006
 
-    public DPTFeatureFusionStage(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTFeatureFusionStage))
+    public DPTFeatureFusionStage(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTFeatureFusionStage))
     {
         layers = new ModuleList<DPTFeatureFusionLayer>();
-        for (int i = 0; i < config.NeckHiddenSizes.Length; i++) layers.Add(new DPTFeatureFusionLayer(config, device, dtype));
+        for (int i = 0; i < config.NeckHiddenSizes.Length; i++)
+            layers.Add(new DPTFeatureFusionLayer(config, device, dtype));
         RegisterComponents();
     }
 
     /// <param name="hiddenStates">The neck maps, finest first: [B, F, h_i, w_i]</param>
-    /// <returns>The fused maps, coarsest first (layer 0 upsamples the coarsest map; the last is the finest, at 2·h_0).</returns>
+    /// <returns>The fused maps, coarsest first (layer 0 upsamples the coarsest map; the last is the finest,
+    /// at 2·h_0).</returns>
     public IReadOnlyList<Tensor> Forward(IReadOnlyList<Tensor> hiddenStates)
     {
         var reversed = hiddenStates.Reverse().ToList();

@@ -21,9 +21,12 @@ public sealed class DPTForDepthEstimation : nn.Module
     /// <summary>The weights file name transformers writes with <c>safe_serialization</c>.</summary>
     public const string WeightsFileName = "model.safetensors";
 
-    /// <summary>Builds the architecture of <paramref name="config"/> (random weights; <c>torch.META</c> allocates nothing).</summary>
-    /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
-    public DPTForDepthEstimation(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTForDepthEstimation))
+    /// <summary>Builds the architecture of <paramref name="config"/> (random weights; <c>torch.META</c>
+    /// allocates nothing).</summary>
+    /// <exception cref="NotSupportedException">The config names a field value the engine does not
+    /// implement.</exception>
+    public DPTForDepthEstimation(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTForDepthEstimation))
     {
         config.Validate();
         Config = config;
@@ -41,7 +44,8 @@ public sealed class DPTForDepthEstimation : nn.Module
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
     /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key
     /// and file).</exception>
-    /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
+    /// <exception cref="NotSupportedException">The config names a field value the engine does not
+    /// implement.</exception>
     public static DPTForDepthEstimation FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = DPTConfig.FromFile(Path.Combine(folder, "config.json"));
@@ -62,7 +66,8 @@ public sealed class DPTForDepthEstimation : nn.Module
 
     /// <summary>
     /// Runs the model and returns every intermediate by the names of the golden fixture: <c>bit_stem</c>,
-    /// <c>bit_stage1..3</c>, <c>vit_embeddings</c>, <c>vit_layerN</c>, <c>vit_final_layernorm</c>, <c>neck_reassembleN</c>,
+    /// <c>bit_stage1..3</c>, <c>vit_embeddings</c>, <c>vit_layerN</c>, <c>vit_final_layernorm</c>,
+    /// <c>neck_reassembleN</c>,
     /// <c>neck_convN</c>, <c>fusionN</c>, <c>predicted_depth</c>. The caller disposes them.
     /// </summary>
     public IReadOnlyDictionary<string, Tensor> ForwardWithIntermediates(Tensor pixelValues)
@@ -72,7 +77,8 @@ public sealed class DPTForDepthEstimation : nn.Module
         var named = new Dictionary<string, Tensor>();
         var features = dpt.Forward(pixelValues, keepAllLayers: true);
         named["bit_stem"] = features.Embeddings.Stem;
-        for (int i = 0; i < features.Embeddings.Stages.Count; i++) named[$"bit_stage{i + 1}"] = features.Embeddings.Stages[i];
+        for (int i = 0; i < features.Embeddings.Stages.Count; i++)
+            named[$"bit_stage{i + 1}"] = features.Embeddings.Stages[i];
         named["vit_embeddings"] = features.Embeddings.Tokens;
         foreach (var (index, output) in features.LayerOutputs) named[$"vit_layer{index}"] = output;
         named["vit_final_layernorm"] = dpt.FinalLayerNorm(features.LayerOutputs[features.LayerOutputs.Keys.Max()]);
@@ -81,7 +87,8 @@ public sealed class DPTForDepthEstimation : nn.Module
         for (int i = 0; i < neckOutput.Projected.Count; i++) named[$"neck_conv{i}"] = neckOutput.Projected[i];
         for (int i = 0; i < neckOutput.Fused.Count; i++) named[$"fusion{i}"] = neckOutput.Fused[i];
         named["predicted_depth"] = head.forward(neckOutput.Fused[^1]);
-        foreach (var tensor in named.Values.Distinct(ReferenceEqualityComparer.Instance)) ((Tensor)tensor!).MoveToOuterDisposeScope();
+        foreach (var tensor in named.Values.Distinct(ReferenceEqualityComparer.Instance))
+            ((Tensor)tensor!).MoveToOuterDisposeScope();
         return named;
     }
 }

@@ -19,7 +19,8 @@ public sealed class DPTImageProcessor
     public static DPTImageProcessor FromPretrained(string folder) =>
         new(DPTImageProcessorConfig.FromFile(Path.Combine(folder, "preprocessor_config.json")));
 
-    /// <summary>transformers' <c>get_resize_output_image_size</c>: the size (height, width) the image is resized to.</summary>
+    /// <summary>transformers' <c>get_resize_output_image_size</c>: the size (height, width) the image is
+    /// resized to.</summary>
     public (int Height, int Width) OutputSize(int height, int width)
     {
         if (!Config.DoResize) return (height, width);
@@ -44,7 +45,8 @@ public sealed class DPTImageProcessor
 
     /// <param name="pixels">RGB bytes, H × W × 3</param>
     /// <returns>pixel_values, [1, 3, h, w] float32 on the CPU</returns>
-    /// <exception cref="ArgumentException">The resized image would be empty (the image is too small for the settings).</exception>
+    /// <exception cref="ArgumentException">The resized image would be empty (the image is too small for the
+    /// settings).</exception>
     public Tensor Preprocess(byte[] pixels, int width, int height)
     {
         var (newHeight, newWidth) = OutputSize(height, width);

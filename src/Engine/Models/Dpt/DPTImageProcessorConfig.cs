@@ -26,7 +26,8 @@ public sealed class DPTImageProcessorConfig
     [JsonPropertyName("image_std")] public double[] ImageStd { get; set; } = { 0.5, 0.5, 0.5 };
     [JsonPropertyName("do_pad")] public bool DoPad { get; set; }
 
-    /// <summary>The target size (height, width) before aspect and multiple constraints; 384 square by default.</summary>
+    /// <summary>The target size (height, width) before aspect and multiple constraints; 384 square
+    /// by default.</summary>
     [JsonIgnore] public (int Height, int Width) TargetSize { get; private set; } = (384, 384);
 
     /// <summary>The Pillow filter <see cref="Resample"/> names.</summary>
@@ -63,7 +64,8 @@ public sealed class DPTImageProcessorConfig
         void Reject(string field, string value, string expected) =>
             throw new NotSupportedException($"{source}: '{field}' = {value} is not supported (expected {expected}).");
         TargetSize = ReadSize(Size, source);
-        if (TargetSize.Height <= 0 || TargetSize.Width <= 0) Reject("size", Size?.GetRawText() ?? "", "positive height and width");
+        if (TargetSize.Height <= 0 || TargetSize.Width <= 0)
+            Reject("size", Size?.GetRawText() ?? "", "positive height and width");
         if (EnsureMultipleOf <= 0)
             Reject(
                 "ensure_multiple_of", EnsureMultipleOf.ToString(CultureInfo.InvariantCulture),
@@ -74,7 +76,8 @@ public sealed class DPTImageProcessorConfig
                 "0 (nearest), 1 (Lanczos), 2 (bilinear) or 3 (bicubic)");
         if (DoPad) Reject("do_pad", "true", "false");
         if (ImageMean.Length != 3) Reject("image_mean", $"{ImageMean.Length} values", "3, one per RGB channel");
-        if (ImageStd.Length != 3 || ImageStd.Any(s => s == 0)) Reject("image_std", $"[{string.Join(", ", ImageStd)}]", "3 non-zero values");
+        if (ImageStd.Length != 3 || ImageStd.Any(s => s == 0))
+            Reject("image_std", $"[{string.Join(", ", ImageStd)}]", "3 non-zero values");
     }
 
     private static (int Height, int Width) ReadSize(JsonElement? size, string source)

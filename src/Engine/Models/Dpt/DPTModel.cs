@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
 /// <summary>
-/// transformers' <c>DPTModel</c> with hybrid embeddings and no pooler: BiT + ViT. The depth head reads the chosen layers
-/// without the final <c>layernorm</c>; the layer is kept because its weights are part of the checkpoint.
+/// transformers' <c>DPTModel</c> with hybrid embeddings and no pooler: BiT + ViT. The depth head reads the chosen
+/// layers without the final <c>layernorm</c>; the layer is kept because its weights are part of the checkpoint.
 /// </summary>
 public sealed class DPTModel : nn.Module
 {

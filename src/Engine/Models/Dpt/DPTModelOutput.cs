@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Dpt;
 /// <param name="NeckInputs">BiT stages 1 and 2 ([B, C, H/4, W/4], [B, C, H/8, W/8]), then the chosen ViT layers'
 /// outputs ([B, 1 + grid², D] each, before the final LayerNorm), in that order.</param>
 /// <param name="Embeddings">The hybrid embeddings (tokens, stem, stages).</param>
-/// <param name="LayerOutputs">Every ViT layer output kept (all of them when asked, else those in <paramref name="NeckInputs"/>).</param>
+/// <param name="LayerOutputs">Every ViT layer output kept (all of them when asked, else those in
+/// <paramref name="NeckInputs"/>).</param>
 public sealed record DPTModelOutput(
     IReadOnlyList<Tensor> NeckInputs, DPTHybridEmbeddingOutput Embeddings,
     IReadOnlyDictionary<int, Tensor> LayerOutputs);

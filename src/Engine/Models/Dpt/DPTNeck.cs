@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>DPTNeck</c>: reassemble, a 3×3 convolution (no bias) per map to the fusion width, then fusion.</summary>
+/// <summary>transformers' <c>DPTNeck</c>: reassemble, a 3×3 convolution (no bias) per map to the fusion width,
+/// then fusion.</summary>
 public sealed class DPTNeck : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
@@ -17,7 +18,8 @@ public sealed class DPTNeck : nn.Module
         reassemble_stage = new DPTReassembleStage(config, device, dtype);
         convs = new ModuleList<Conv2d>();
         foreach (var channels in config.NeckHiddenSizes)
-            convs.Add(nn.Conv2d(channels, config.FusionHiddenSize, 3, padding: 1L, bias: false, device: device, dtype: dtype));
+            convs.Add(nn.Conv2d(
+                channels, config.FusionHiddenSize, 3, padding: 1L, bias: false, device: device, dtype: dtype));
         fusion_stage = new DPTFeatureFusionStage(config, device, dtype);
         RegisterComponents();
     }

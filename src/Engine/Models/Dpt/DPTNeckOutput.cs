@@ -7,4 +7,5 @@ namespace PSStableDiffusion.Engine.Models.Dpt;
 /// <param name="Reassembled">The reassembled maps (the first two are the BiT maps themselves).</param>
 /// <param name="Projected">After <c>convs</c>: [B, F, h_i, w_i].</param>
 /// <param name="Fused">The fusion outputs, coarsest first.</param>
-public sealed record DPTNeckOutput(IReadOnlyList<Tensor> Reassembled, IReadOnlyList<Tensor> Projected, IReadOnlyList<Tensor> Fused);
+public sealed record DPTNeckOutput(
+    IReadOnlyList<Tensor> Reassembled, IReadOnlyList<Tensor> Projected, IReadOnlyList<Tensor> Fused);

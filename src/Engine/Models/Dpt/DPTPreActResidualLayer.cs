@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>DPTPreActResidualLayer</c> (MiDaS' ResidualConvUnit): x + conv(ReLU(conv(ReLU(x)))).</summary>
+/// <summary>transformers' <c>DPTPreActResidualLayer</c> (MiDaS' ResidualConvUnit): x +
+/// conv(ReLU(conv(ReLU(x)))).</summary>
 public sealed class DPTPreActResidualLayer : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
@@ -13,11 +14,14 @@ public sealed class DPTPreActResidualLayer : nn.Module<Tensor, Tensor>
     private readonly Conv2d convolution2;
 #pragma warning restore IDE1006
 
-    public DPTPreActResidualLayer(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTPreActResidualLayer))
+    public DPTPreActResidualLayer(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTPreActResidualLayer))
     {
         long width = config.FusionHiddenSize;
-        convolution1 = nn.Conv2d(width, width, 3, stride: 1, padding: 1L, bias: config.FusionResidualBias, device: device, dtype: dtype);
-        convolution2 = nn.Conv2d(width, width, 3, stride: 1, padding: 1L, bias: config.FusionResidualBias, device: device, dtype: dtype);
+        convolution1 = nn.Conv2d(
+            width, width, 3, stride: 1, padding: 1L, bias: config.FusionResidualBias, device: device, dtype: dtype);
+        convolution2 = nn.Conv2d(
+            width, width, 3, stride: 1, padding: 1L, bias: config.FusionResidualBias, device: device, dtype: dtype);
         RegisterComponents();
     }
 

@@ -13,14 +13,17 @@ public sealed class DPTReassembleLayer : nn.Module<Tensor, Tensor>
     private readonly nn.Module<Tensor, Tensor>? resize;
 #pragma warning restore IDE1006
 
-    public DPTReassembleLayer(DPTConfig config, long channels, double factor, Device? device = null, ScalarType? dtype = null)
+    public DPTReassembleLayer(
+        DPTConfig config, long channels, double factor, Device? device = null, ScalarType? dtype = null)
         : base(nameof(DPTReassembleLayer))
     {
         projection = nn.Conv2d(config.HiddenSize, channels, 1, device: device, dtype: dtype);
         if (factor > 1)
-            resize = nn.ConvTranspose2d(channels, channels, (long)factor, stride: (long)factor, padding: 0, device: device, dtype: dtype);
+            resize = nn.ConvTranspose2d(
+                channels, channels, (long)factor, stride: (long)factor, padding: 0, device: device, dtype: dtype);
         else if (factor < 1)
-            resize = nn.Conv2d(channels, channels, 3, stride: (long)(1 / factor), padding: 1L, device: device, dtype: dtype);
+            resize = nn.Conv2d(
+                channels, channels, 3, stride: (long)(1 / factor), padding: 1L, device: device, dtype: dtype);
         RegisterComponents();
     }
 

@@ -17,7 +17,8 @@ public sealed class DPTReassembleStage : nn.Module
 #pragma warning restore IDE1006
     private readonly int[] _ignoredStages;
 
-    public DPTReassembleStage(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTReassembleStage))
+    public DPTReassembleStage(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTReassembleStage))
     {
         _ignoredStages = config.NeckIgnoreStages;
         layers = new ModuleList<nn.Module<Tensor, Tensor>>();
@@ -31,7 +32,8 @@ public sealed class DPTReassembleStage : nn.Module
                 readout_projects.Add(nn.Sequential(nn.Identity()));
                 continue;
             }
-            layers.Add(new DPTReassembleLayer(config, config.NeckHiddenSizes[i], config.ReassembleFactors[i], device, dtype));
+            layers.Add(new DPTReassembleLayer(
+                config, config.NeckHiddenSizes[i], config.ReassembleFactors[i], device, dtype));
             readout_projects.Add(nn.Sequential(
                 ("0", nn.Linear(2L * config.HiddenSize, config.HiddenSize, device: device, dtype: dtype)),
                 ("1", nn.GELU())));
@@ -39,8 +41,10 @@ public sealed class DPTReassembleStage : nn.Module
         RegisterComponents();
     }
 
-    /// <param name="hiddenStates">BiT maps [B, C, h, w] for the ignored stages, ViT outputs [B, 1 + n², D] for the rest</param>
-    /// <returns>One map per input: the ignored ones are the inputs themselves; the others are new [B, C_i, h_i, w_i].</returns>
+    /// <param name="hiddenStates">BiT maps [B, C, h, w] for the ignored stages, ViT outputs [B, 1 + n², D]
+    /// for the rest</param>
+    /// <returns>One map per input: the ignored ones are the inputs themselves; the others are new [B, C_i,
+    /// h_i, w_i].</returns>
     public IReadOnlyList<Tensor> Forward(IReadOnlyList<Tensor> hiddenStates)
     {
         var output = new List<Tensor>();

@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>DPTViTAttention</c>: self-attention (<c>attention</c>) then its projection (<c>output</c>).</summary>
+/// <summary>transformers' <c>DPTViTAttention</c>: self-attention (<c>attention</c>) then its projection
+/// (<c>output</c>).</summary>
 public sealed class DPTViTAttention : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
@@ -11,7 +12,8 @@ public sealed class DPTViTAttention : nn.Module<Tensor, Tensor>
     private readonly DPTViTSelfOutput output;
 #pragma warning restore IDE1006
 
-    public DPTViTAttention(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTViTAttention))
+    public DPTViTAttention(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTViTAttention))
     {
         attention = new DPTViTSelfAttention(config, device, dtype);
         output = new DPTViTSelfOutput(config, device, dtype);

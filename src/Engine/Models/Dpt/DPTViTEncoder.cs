@@ -11,7 +11,8 @@ public sealed class DPTViTEncoder : nn.Module<Tensor, Tensor>
     private readonly ModuleList<DPTViTLayer> layer;
 #pragma warning restore IDE1006
 
-    public DPTViTEncoder(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTViTEncoder))
+    public DPTViTEncoder(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTViTEncoder))
     {
         layer = new ModuleList<DPTViTLayer>();
         for (int i = 0; i < config.NumHiddenLayers; i++) layer.Add(new DPTViTLayer(config, device, dtype));

@@ -21,7 +21,8 @@ public sealed class DPTViTHybridEmbeddings : nn.Module, IReplaceableParameters
 #pragma warning restore IDE1006
     private readonly int _imageSize;
 
-    public DPTViTHybridEmbeddings(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTViTHybridEmbeddings))
+    public DPTViTHybridEmbeddings(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTViTHybridEmbeddings))
     {
         _imageSize = config.ImageSize;
         backbone = new BitBackbone(config.Bit, device, dtype);
@@ -45,7 +46,8 @@ public sealed class DPTViTHybridEmbeddings : nn.Module, IReplaceableParameters
         long height = pixelValues.shape[2], width = pixelValues.shape[3];
         if (height != _imageSize || width != _imageSize)
             throw new ArgumentException(
-                $"DPT-Hybrid takes {_imageSize}x{_imageSize} pixels (config image_size), got {width}x{height}.", nameof(pixelValues));
+                $"DPT-Hybrid takes {_imageSize}x{_imageSize} pixels (config image_size), got {width}x{height}.",
+                nameof(pixelValues));
         using var scope = NewDisposeScope();
         var (stem, stages) = backbone.ForwardFeatures(pixelValues);
         var features = projection.forward(stages[^1]); // [B, hidden, h, w]
@@ -53,10 +55,12 @@ public sealed class DPTViTHybridEmbeddings : nn.Module, IReplaceableParameters
         var patches = features.flatten(2).transpose(1, 2); // [B, h·w, hidden]
         if (patches.shape[1] + 1 != position_embeddings.shape[1])
             throw new ArgumentException(
-                $"The BiT map has {patches.shape[1]} cells but the position embeddings cover {position_embeddings.shape[1] - 1}: " +
+                $"The BiT map has {patches.shape[1]} cells but the position embeddings cover " +
+                $"{position_embeddings.shape[1] - 1}: " +
                 "config.json's image_size, patch_size and backbone do not agree.", nameof(pixelValues));
         var cls = cls_token.to(features.dtype).expand(batch, 1, hidden); // [B, 1, hidden]
-        Tensor tokens = torch.cat(new[] { cls, patches }, 1).ScalarSafe() + position_embeddings.to(features.dtype); // [B, 1 + h·w, hidden]
+        // [B, 1 + h·w, hidden]
+        Tensor tokens = torch.cat(new[] { cls, patches }, 1).ScalarSafe() + position_embeddings.to(features.dtype);
         return new DPTHybridEmbeddingOutput(tokens.MoveToOuterDisposeScope(), stem.MoveToOuterDisposeScope(),
             stages.Select(s => s.MoveToOuterDisposeScope()).ToList());
     }

@@ -11,7 +11,8 @@ public sealed class DPTViTIntermediate : nn.Module<Tensor, Tensor>
     private readonly Linear dense;
 #pragma warning restore IDE1006
 
-    public DPTViTIntermediate(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTViTIntermediate))
+    public DPTViTIntermediate(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTViTIntermediate))
     {
         dense = nn.Linear(config.HiddenSize, config.IntermediateSize, device: device, dtype: dtype);
         RegisterComponents();

@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>DPTViTLayer</c>, a pre-norm transformer block: x + attn(LN(x)), then h + MLP(LN(h)).</summary>
+/// <summary>transformers' <c>DPTViTLayer</c>, a pre-norm transformer block: x + attn(LN(x)), then h +
+/// MLP(LN(h)).</summary>
 public sealed class DPTViTLayer : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
@@ -31,7 +32,8 @@ public sealed class DPTViTLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hiddenStates)
     {
         using var scope = NewDisposeScope();
-        var attended = attention.forward(layernorm_before.forward(hiddenStates)).ScalarSafe().AddInPlace(hiddenStates); // [B, T, D]
+        // [B, T, D]
+        var attended = attention.forward(layernorm_before.forward(hiddenStates)).ScalarSafe().AddInPlace(hiddenStates);
         var expanded = intermediate.forward(layernorm_after.forward(attended)); // [B, T, intermediate]
         return output.forward(expanded, attended).MoveToOuterDisposeScope();
     }

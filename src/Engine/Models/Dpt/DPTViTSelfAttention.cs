@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Dpt;
 
-/// <summary>transformers' <c>DPTViTSelfAttention</c>: multi-head softmax(q kᵀ / √d) v over all tokens (no mask).</summary>
+/// <summary>transformers' <c>DPTViTSelfAttention</c>: multi-head softmax(q kᵀ / √d) v over all tokens
+/// (no mask).</summary>
 public sealed class DPTViTSelfAttention : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the state-dict keys
@@ -15,7 +16,8 @@ public sealed class DPTViTSelfAttention : nn.Module<Tensor, Tensor>
     private readonly long _heads;
     private readonly long _headSize;
 
-    public DPTViTSelfAttention(DPTConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(DPTViTSelfAttention))
+    public DPTViTSelfAttention(DPTConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(DPTViTSelfAttention))
     {
         _heads = config.NumAttentionHeads;
         _headSize = config.HiddenSize / config.NumAttentionHeads;
@@ -34,7 +36,9 @@ public sealed class DPTViTSelfAttention : nn.Module<Tensor, Tensor>
         Tensor Heads(Linear projection) =>
             projection.forward(hiddenStates).view(batch, tokens, _heads, _headSize).transpose(1, 2); // [B, H, T, Dh]
         // SDPA's default scale is 1/√Dh, the same as transformers' explicit division.
-        var context = nn.functional.scaled_dot_product_attention(Heads(query), Heads(key), Heads(value)); // [B, H, T, Dh]
-        return context.transpose(1, 2).reshape(batch, tokens, _heads * _headSize).MoveToOuterDisposeScope(); // [B, T, D]
+        // [B, H, T, Dh]
+        var context = nn.functional.scaled_dot_product_attention(Heads(query), Heads(key), Heads(value));
+        // [B, T, D]
+        return context.transpose(1, 2).reshape(batch, tokens, _heads * _headSize).MoveToOuterDisposeScope();
     }
 }

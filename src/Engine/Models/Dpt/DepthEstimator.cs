@@ -21,7 +21,8 @@ public sealed class DepthEstimator : ICachedEngine
 
     private readonly Lazy<string> _hash;
 
-    private DepthEstimator(DPTForDepthEstimation model, DPTImageProcessor processor, string source, ScalarType dtype, Device device,
+    private DepthEstimator(
+        DPTForDepthEstimation model, DPTImageProcessor processor, string source, ScalarType dtype, Device device,
         IReadOnlyList<string> weightFiles)
     {
         Model = model;
@@ -43,7 +44,8 @@ public sealed class DepthEstimator : ICachedEngine
     public Device Device { get; }
 
     /// <summary>Bytes of weights and buffers (a DPT folder alone is cached in the engine cache on its own).</summary>
-    public long MemoryBytes => _memoryBytes ??= Model.parameters().Concat(Model.buffers()).Sum(p => p.numel() * p.ElementSize);
+    public long MemoryBytes =>
+        _memoryBytes ??= Model.parameters().Concat(Model.buffers()).Sum(p => p.numel() * p.ElementSize);
 
     /// <summary>How the engine cache lists it.</summary>
     public string KindName => $"depth estimator ({ArchitectureName})";
@@ -51,8 +53,9 @@ public sealed class DepthEstimator : ICachedEngine
     /// <summary>SHA-256 of the weights file (the whole checkpoint for a single file), hex.</summary>
     public string Hash => _hash.Value;
 
-    /// <summary>Where <paramref name="path"/> keeps an estimator, or null: a diffusers folder with <c>depth_estimator/</c>,
-    /// a DPT folder (<c>config.json</c> + <c>model.safetensors</c>), or a checkpoint with <c>depth_model.model.*</c> keys.</summary>
+    /// <summary>Where <paramref name="path"/> keeps an estimator, or null: a diffusers folder with
+    /// <c>depth_estimator/</c>, a DPT folder (<c>config.json</c> + <c>model.safetensors</c>), or a checkpoint with
+    /// <c>depth_model.model.*</c> keys.</summary>
     public static string? Locate(string path)
     {
         if (Directory.Exists(path))
@@ -71,7 +74,8 @@ public sealed class DepthEstimator : ICachedEngine
 
     /// <summary>An estimator of modules built in memory (the benchmark's random full-size DPT-Hybrid); it has no
     /// weight files, so its <see cref="Hash"/> is empty. It owns <paramref name="model"/>.</summary>
-    public static DepthEstimator FromComponents(DPTForDepthEstimation model, DPTImageProcessor processor, string source, ScalarType dtype,
+    public static DepthEstimator FromComponents(
+        DPTForDepthEstimation model, DPTImageProcessor processor, string source, ScalarType dtype,
         Device device) =>
         new(model, processor, source, dtype, device, Array.Empty<string>());
 
@@ -86,7 +90,8 @@ public sealed class DepthEstimator : ICachedEngine
             $"folder (config.json + {DPTForDepthEstimation.WeightsFileName}), " +
             $"a DPT folder, or a single-file depth checkpoint with '{DptKeyMap.Prefix}*' weights.", path);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var estimator = Directory.Exists(located) ? FromFolder(located, dtype, device) : FromSingleFile(located, dtype, device);
+        var estimator = Directory.Exists(located)
+            ? FromFolder(located, dtype, device) : FromSingleFile(located, dtype, device);
         log?.Invoke(
             $"Loaded the {ArchitectureName} depth estimator from '{located}' " +
             $"({estimator.Model.Config.NumHiddenLayers} ViT layers, " +
@@ -97,8 +102,10 @@ public sealed class DepthEstimator : ICachedEngine
 
     private static DepthEstimator FromFolder(string folder, ScalarType dtype, Device device)
     {
-        // diffusers keeps the processor in a sibling feature_extractor/; a transformers DPT folder keeps it beside the weights.
-        var sibling = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(folder))!, "feature_extractor", "preprocessor_config.json");
+        // diffusers keeps the processor in a sibling feature_extractor/; a transformers DPT folder keeps
+        // it beside the weights.
+        var sibling = Path.Combine(
+            Path.GetDirectoryName(Path.GetFullPath(folder))!, "feature_extractor", "preprocessor_config.json");
         var beside = Path.Combine(folder, "preprocessor_config.json");
         var processorPath = File.Exists(beside) ? beside : File.Exists(sibling) ? sibling
             : throw new FileNotFoundException(
@@ -126,7 +133,8 @@ public sealed class DepthEstimator : ICachedEngine
             throw;
         }
         model.eval();
-        return new DepthEstimator(model, new DPTImageProcessor(processorConfig), checkpointPath, dtype, device, new[] { checkpointPath });
+        return new DepthEstimator(
+            model, new DPTImageProcessor(processorConfig), checkpointPath, dtype, device, new[] { checkpointPath });
     }
 
     /// <summary>The estimator's prediction for <paramref name="image"/> at the processor's size.</summary>
@@ -139,7 +147,8 @@ public sealed class DepthEstimator : ICachedEngine
     }
 
     /// <summary>The prediction resized to <paramref name="height"/> × <paramref name="width"/> (bicubic,
-    /// <c>align_corners=False</c>, as transformers' depth example and diffusers' depth pipeline resize it), in float32.</summary>
+    /// <c>align_corners=False</c>, as transformers' depth example and diffusers' depth pipeline resize it),
+    /// in float32.</summary>
     /// <returns>[1, height, width]</returns>
     public Tensor PredictAt(SDImage image, int height, int width)
     {

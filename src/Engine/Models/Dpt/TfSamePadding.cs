@@ -19,7 +19,8 @@ internal static class TfSamePadding
     {
         long padHeight = Amount(input.shape[2], kernel, stride), padWidth = Amount(input.shape[3], kernel, stride);
         if (padHeight == 0 && padWidth == 0) return input;
-        return nn.functional.pad(input, new[] { padWidth / 2, padWidth - padWidth / 2, padHeight / 2, padHeight - padHeight / 2 },
+        return nn.functional.pad(
+            input, new[] { padWidth / 2, padWidth - padWidth / 2, padHeight / 2, padHeight - padHeight / 2 },
             PaddingModes.Constant, value);
     }
 }

@@ -22,8 +22,8 @@ public sealed class WeightStandardizedConv2d : nn.Module<Tensor, Tensor>, IRepla
     private readonly bool _dynamicPadding;
     private readonly double _eps;
 
-    /// <param name="samePadding">transformers' <c>padding="SAME"</c>: static (k-1)/2 at stride 1, dynamic TF padding above;
-    /// otherwise PyTorch's default ((stride-1) + (k-1)) / 2.</param>
+    /// <param name="samePadding">transformers' <c>padding="SAME"</c>: static (k-1)/2 at stride 1, dynamic TF padding
+    /// above; otherwise PyTorch's default ((stride-1) + (k-1)) / 2.</param>
     public WeightStandardizedConv2d(long inChannels, long outChannels, long kernel, long stride, bool samePadding,
         double eps = 1e-8, Device? device = null, ScalarType? dtype = null) : base(nameof(WeightStandardizedConv2d))
     {
@@ -32,7 +32,8 @@ public sealed class WeightStandardizedConv2d : nn.Module<Tensor, Tensor>, IRepla
         _eps = eps;
         _dynamicPadding = samePadding && !(stride == 1 && (kernel - 1) % 2 == 0);
         _staticPadding = _dynamicPadding ? 0 : ((stride - 1) + (kernel - 1)) / 2;
-        var table = torch.empty(new[] { outChannels, inChannels, kernel, kernel }, dtype ?? ScalarType.Float32, device ?? torch.CPU);
+        var table = torch.empty(
+            new[] { outChannels, inChannels, kernel, kernel }, dtype ?? ScalarType.Float32, device ?? torch.CPU);
         if (table.device_type != DeviceType.META)
         {
             using var noGrad = torch.no_grad();
@@ -57,7 +58,8 @@ public sealed class WeightStandardizedConv2d : nn.Module<Tensor, Tensor>, IRepla
     private Tensor StandardizedWeight(ScalarType dtype)
     {
         var flat = weight.to(ScalarType.Float32).reshape(weight.shape[0], -1); // [out, in·k·k]
-        var (variance, mean) = torch.var_mean(flat, dimensions: new long[] { 1 }, unbiased: false, keepdim: true); // [out, 1] each
+        // [out, 1] each
+        var (variance, mean) = torch.var_mean(flat, dimensions: new long[] { 1 }, unbiased: false, keepdim: true);
         var standardized = (flat - mean) / (variance.ScalarSafe() + _eps).Tensor.sqrt(); // [out, in·k·k]
         return standardized.reshape(weight.shape).to(dtype); // [out, in, k, k]
     }

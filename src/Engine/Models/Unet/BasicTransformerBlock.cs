@@ -28,7 +28,8 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor, Tensor>
         : base(nameof(BasicTransformerBlock))
     {
         norm1 = nn.LayerNorm(dim, 1e-5, elementwise_affine: true, device: device, dtype: dtype);
-        attn1 = new Attention(dim, only_cross_attention ? cross_attention_dim : null, num_attention_heads, attention_head_dim,
+        attn1 = new Attention(
+            dim, only_cross_attention ? cross_attention_dim : null, num_attention_heads, attention_head_dim,
             bias: false, upcast: upcast_attention, device: device, dtype: dtype);
         norm2 = nn.LayerNorm(dim, 1e-5, elementwise_affine: true, device: device, dtype: dtype);
         attn2 = new Attention(dim, cross_attention_dim, num_attention_heads, attention_head_dim,
@@ -46,7 +47,9 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // Each sub-layer output is a fresh tensor: add the stream into it in place.
-        hidden = attn1.forward(norm1.forward(hidden), _onlyCrossAttention ? context : null).ScalarSafe().AddInPlace(hidden);
+        hidden = attn1.forward(norm1.forward(hidden), _onlyCrossAttention ? context : null)
+            .ScalarSafe()
+            .AddInPlace(hidden);
         hidden = attn2.forward(norm2.forward(hidden), context).ScalarSafe().AddInPlace(hidden);
         hidden = ff.forward(norm3.forward(hidden)).ScalarSafe().AddInPlace(hidden);
         return hidden.MoveToOuterDisposeScope();

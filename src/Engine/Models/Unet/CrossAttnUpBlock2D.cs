@@ -15,10 +15,13 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
-    /// <param name="in_channels">Width of the deepest skip this block consumes (the down block before its partner).</param>
+    /// <param name="in_channels">Width of the deepest skip this block consumes (the down block before
+    /// its partner).</param>
     /// <param name="prev_output_channel">Width of the incoming hidden state.</param>
-    public CrossAttnUpBlock2D(long in_channels, long prev_output_channel, long out_channels, long temb_channels, int num_layers,
-        int transformer_layers_per_block, long resnet_groups, double resnet_eps, string resnet_act_fn, bool add_upsample,
+    public CrossAttnUpBlock2D(
+        long in_channels, long prev_output_channel, long out_channels, long temb_channels, int num_layers,
+        int transformer_layers_per_block, long resnet_groups, double resnet_eps, string resnet_act_fn,
+        bool add_upsample,
         long num_attention_heads, long cross_attention_dim, bool use_linear_projection, bool only_cross_attention,
         bool upcast_attention, Device? device = null, ScalarType? dtype = null)
         : base(nameof(CrossAttnUpBlock2D))
@@ -30,7 +33,8 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
             .ToArray());
         attentions = nn.ModuleList(Enumerable.Range(0, num_layers)
             .Select(_ => new Transformer2DModel(num_attention_heads, out_channels / num_attention_heads, out_channels,
-                transformer_layers_per_block, cross_attention_dim, resnet_groups, use_linear_projection, only_cross_attention,
+                transformer_layers_per_block, cross_attention_dim, resnet_groups, use_linear_projection,
+                only_cross_attention,
                 upcast_attention, device, dtype))
             .ToArray());
         if (add_upsample)
@@ -40,7 +44,8 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
 
     public override int SkipCount => resnets.Count;
 
-    public override Tensor Forward(Tensor hidden, IReadOnlyList<Tensor> skips, Tensor temb, Tensor context, long[]? upsampleSize)
+    public override Tensor Forward(
+        Tensor hidden, IReadOnlyList<Tensor> skips, Tensor temb, Tensor context, long[]? upsampleSize)
     {
         using var scope = NewDisposeScope();
         for (var i = 0; i < resnets.Count; i++)

@@ -19,11 +19,13 @@ public sealed class DownBlock2D : UNetDownBlock
         : base(nameof(DownBlock2D))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, num_layers)
-            .Select(i => new ResnetBlock2D(i == 0 ? in_channels : out_channels, out_channels, temb_channels, resnet_groups,
+            .Select(i => new ResnetBlock2D(
+                i == 0 ? in_channels : out_channels, out_channels, temb_channels, resnet_groups,
                 resnet_eps, resnet_act_fn, device: device, dtype: dtype))
             .ToArray());
         if (add_downsample)
-            downsamplers = nn.ModuleList(new Downsample2D(out_channels, out_channels, downsample_padding, device, dtype));
+            downsamplers = nn.ModuleList(new Downsample2D(
+                out_channels, out_channels, downsample_padding, device, dtype));
         RegisterComponents();
     }
 

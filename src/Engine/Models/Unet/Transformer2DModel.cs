@@ -31,7 +31,8 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor, Tensor>
             ? nn.Linear(in_channels, innerDim, hasBias: true, device: device, dtype: dtype)
             : nn.Conv2d(in_channels, innerDim, 1, stride: 1, padding: 0L, device: device, dtype: dtype);
         transformer_blocks = nn.ModuleList(Enumerable.Range(0, (int)num_layers)
-            .Select(_ => new BasicTransformerBlock(innerDim, num_attention_heads, attention_head_dim, cross_attention_dim,
+            .Select(_ => new BasicTransformerBlock(
+                innerDim, num_attention_heads, attention_head_dim, cross_attention_dim,
                 only_cross_attention, upcast_attention, device, dtype))
             .ToArray());
         proj_out = use_linear_projection

@@ -19,12 +19,14 @@ public sealed class UNet2DConditionConfig
     [JsonPropertyName("freq_shift")] public double FreqShift { get; set; }
 
     [JsonPropertyName("down_block_types")]
-    public string[] DownBlockTypes { get; set; } = { "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D" };
+    public string[] DownBlockTypes { get; set; } =
+        { "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D" };
 
     [JsonPropertyName("mid_block_type")] public string? MidBlockType { get; set; } = "UNetMidBlock2DCrossAttn";
 
     [JsonPropertyName("up_block_types")]
-    public string[] UpBlockTypes { get; set; } = { "UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D" };
+    public string[] UpBlockTypes { get; set; } =
+        { "UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D" };
 
     [JsonPropertyName("only_cross_attention"), JsonConverter(typeof(ScalarOrArrayConverter<bool>))]
     public bool[] OnlyCrossAttention { get; set; } = { false };
@@ -47,7 +49,8 @@ public sealed class UNet2DConditionConfig
     [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(ScalarOrArrayConverter<int>))]
     public int[] TransformerLayersPerBlock { get; set; } = { 1 };
 
-    /// <summary>SD 2.x semantics (diffusers' historical naming): the number of heads per block, not their width.</summary>
+    /// <summary>SD 2.x semantics (diffusers' historical naming): the number of heads per block, not
+    /// their width.</summary>
     [JsonPropertyName("attention_head_dim"), JsonConverter(typeof(ScalarOrArrayConverter<int>))]
     public int[] AttentionHeadDim { get; set; } = { 8 };
 
@@ -103,7 +106,8 @@ public sealed class UNet2DConditionConfig
         return config;
     }
 
-    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field whose value the engine does not implement.</summary>
+    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field whose value the engine does not
+    /// implement.</summary>
     public void Validate(string source = "unet config.json")
     {
         void Reject(string field, object? value, string expected) =>
@@ -112,20 +116,25 @@ public sealed class UNet2DConditionConfig
 
         var blocks = BlockOutChannels.Length;
         if (blocks == 0) Reject("block_out_channels", BlockOutChannels, "at least one entry");
-        if (DownBlockTypes.Length != blocks) Reject("down_block_types", DownBlockTypes, $"{blocks} entries, one per block_out_channels");
-        if (UpBlockTypes.Length != blocks) Reject("up_block_types", UpBlockTypes, $"{blocks} entries, one per block_out_channels");
+        if (DownBlockTypes.Length != blocks)
+            Reject("down_block_types", DownBlockTypes, $"{blocks} entries, one per block_out_channels");
+        if (UpBlockTypes.Length != blocks)
+            Reject("up_block_types", UpBlockTypes, $"{blocks} entries, one per block_out_channels");
         foreach (var type in DownBlockTypes)
             if (type is not ("CrossAttnDownBlock2D" or "DownBlock2D"))
                 Reject("down_block_types", type, "CrossAttnDownBlock2D or DownBlock2D");
         foreach (var type in UpBlockTypes)
-            if (type is not ("CrossAttnUpBlock2D" or "UpBlock2D")) Reject("up_block_types", type, "CrossAttnUpBlock2D or UpBlock2D");
-        if (MidBlockType != "UNetMidBlock2DCrossAttn") Reject("mid_block_type", MidBlockType, "\"UNetMidBlock2DCrossAttn\"");
+            if (type is not ("CrossAttnUpBlock2D" or "UpBlock2D"))
+                Reject("up_block_types", type, "CrossAttnUpBlock2D or UpBlock2D");
+        if (MidBlockType != "UNetMidBlock2DCrossAttn")
+            Reject("mid_block_type", MidBlockType, "\"UNetMidBlock2DCrossAttn\"");
         if (NumAttentionHeads is not null)
             Reject(
                 "num_attention_heads", NumAttentionHeads, "null (SD 2.x gives the head count in attention_head_dim)");
         if (NormNumGroups is null) Reject("norm_num_groups", null, "a group count");
         foreach (var (field, values) in new[] { ("layers_per_block", LayersPerBlock), ("cross_attention_dim", CrossAttentionDim),
-                     ("transformer_layers_per_block", TransformerLayersPerBlock), ("attention_head_dim", AttentionHeadDim) })
+                     ("transformer_layers_per_block", TransformerLayersPerBlock),
+                     ("attention_head_dim", AttentionHeadDim) })
         {
             if (values.Length != 1 && values.Length != blocks) Reject(field, values, $"one value or {blocks} values");
             if (values.Any(v => v <= 0)) Reject(field, values, "positive values");

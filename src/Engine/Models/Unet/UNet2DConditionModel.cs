@@ -26,10 +26,13 @@ public sealed class UNet2DConditionModel : nn.Module
     private readonly Conv2d conv_out;
     private readonly Func<Tensor, Tensor> _activation; // in place: applied to the fresh norm output
 
-    /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised (random) weights.</summary>
+    /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised
+    /// (random) weights.</summary>
     /// <param name="dtype">Parameter dtype (default float32).</param>
-    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
-    /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
+    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure
+    /// without allocating.</param>
+    /// <exception cref="NotSupportedException">The config names a field value the engine does not
+    /// implement.</exception>
     public UNet2DConditionModel(UNet2DConditionConfig config, ScalarType? dtype = null, Device? device = null)
         : base(nameof(UNet2DConditionModel))
     {
@@ -40,7 +43,8 @@ public sealed class UNet2DConditionModel : nn.Module
         var heads = ConfigJson.PerBlock(config.AttentionHeadDim, blocks, "attention_head_dim");
         var layers = ConfigJson.PerBlock(config.LayersPerBlock, blocks, "layers_per_block");
         var crossDims = ConfigJson.PerBlock(config.CrossAttentionDim, blocks, "cross_attention_dim");
-        var transformerLayers = ConfigJson.PerBlock(config.TransformerLayersPerBlock, blocks, "transformer_layers_per_block");
+        var transformerLayers = ConfigJson.PerBlock(
+            config.TransformerLayersPerBlock, blocks, "transformer_layers_per_block");
         var onlyCross = ConfigJson.PerBlock(config.OnlyCrossAttention, blocks, "only_cross_attention");
         var groups = (long)config.NormNumGroups!.Value;
         var eps = config.NormEps;
@@ -63,9 +67,12 @@ public sealed class UNet2DConditionModel : nn.Module
             downBlocks.Add(config.DownBlockTypes[i] switch
             {
                 "CrossAttnDownBlock2D" => new CrossAttnDownBlock2D(inputChannel, outputChannel, timeEmbedDim, layers[i],
-                    transformerLayers[i], groups, eps, act, addDownsample, config.DownsamplePadding, heads[i], crossDims[i],
+                    transformerLayers[i], groups, eps, act, addDownsample, config.DownsamplePadding, heads[i],
+                    crossDims[i],
                     config.UseLinearProjection, onlyCross[i], config.UpcastAttention, device, dtype),
-                _ => new DownBlock2D(inputChannel, outputChannel, timeEmbedDim, layers[i], groups, eps, act, addDownsample,
+                _ =>
+                    new DownBlock2D(
+                        inputChannel, outputChannel, timeEmbedDim, layers[i], groups, eps, act, addDownsample,
                     config.DownsamplePadding, device, dtype),
             });
         }
@@ -87,10 +94,14 @@ public sealed class UNet2DConditionModel : nn.Module
             var addUpsample = i < blocks - 1;
             upBlocks.Add(config.UpBlockTypes[i] switch
             {
-                "CrossAttnUpBlock2D" => new CrossAttnUpBlock2D(inputChannel, prevOutputChannel, outputChannel, timeEmbedDim,
+                "CrossAttnUpBlock2D" =>
+                    new CrossAttnUpBlock2D(inputChannel, prevOutputChannel, outputChannel, timeEmbedDim,
                     layers[reversed] + 1, transformerLayers[reversed], groups, eps, act, addUpsample, heads[reversed],
-                    crossDims[reversed], config.UseLinearProjection, onlyCross[reversed], config.UpcastAttention, device, dtype),
-                _ => new UpBlock2D(inputChannel, prevOutputChannel, outputChannel, timeEmbedDim, layers[reversed] + 1, groups,
+                    crossDims[reversed], config.UseLinearProjection, onlyCross[reversed], config.UpcastAttention,
+                    device, dtype),
+                _ =>
+                    new UpBlock2D(
+                        inputChannel, prevOutputChannel, outputChannel, timeEmbedDim, layers[reversed] + 1, groups,
                     eps, act, addUpsample, device, dtype),
             });
         }
@@ -112,7 +123,8 @@ public sealed class UNet2DConditionModel : nn.Module
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
     /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key
     /// and file).</exception>
-    /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
+    /// <exception cref="NotSupportedException">The config names a field value the engine does not
+    /// implement.</exception>
     public static UNet2DConditionModel FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = UNet2DConditionConfig.FromFile(Path.Combine(folder, "config.json"));
@@ -121,10 +133,12 @@ public sealed class UNet2DConditionModel : nn.Module
     }
 
     /// <summary>Predicts the noise (or v) for a batch of latents.</summary>
-    /// <param name="sample">[B, in_channels, h, w] latents (plus mask/depth/low-res channels for the variant models).</param>
+    /// <param name="sample">[B, in_channels, h, w] latents (plus mask/depth/low-res channels for the
+    /// variant models).</param>
     /// <param name="timestep">A scalar tensor or [B] (integer or float).</param>
     /// <param name="encoderHiddenStates">[B, 77, cross_attention_dim] text encoder states.</param>
-    /// <param name="classLabels">[B] int64, required when the config has <c>num_class_embeds</c> (x4 upscaler: the noise level).</param>
+    /// <param name="classLabels">[B] int64, required when the config has <c>num_class_embeds</c> (x4 upscaler: the
+    /// noise level).</param>
     /// <returns>[B, out_channels, h, w]</returns>
     /// <exception cref="ArgumentException">A tensor's shape does not fit the config.</exception>
     /// <exception cref="ArgumentNullException">The model needs class labels and none were given.</exception>
@@ -187,7 +201,8 @@ public sealed class UNet2DConditionModel : nn.Module
         }
 
         // 6. post-process
-        var output = NarrowConvolution.Forward(conv_out, _activation(conv_norm_out.forward(hidden))); // [B, out_channels, h, w]
+        // [B, out_channels, h, w]
+        var output = NarrowConvolution.Forward(conv_out, _activation(conv_norm_out.forward(hidden)));
         return output.MoveToOuterDisposeScope();
     }
 }

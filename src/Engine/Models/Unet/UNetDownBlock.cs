@@ -11,6 +11,7 @@ public abstract class UNetDownBlock : nn.Module
     /// <param name="hidden">[B, C_in, H, W]</param>
     /// <param name="temb">[B, temb_channels]</param>
     /// <param name="context">[B, M, cross_attention_dim]; ignored by blocks without attention.</param>
-    /// <returns>The skip states in order (one per resnet, plus the downsampled output); the last one is the block output.</returns>
+    /// <returns>The skip states in order (one per resnet, plus the downsampled output); the last one is the
+    /// block output.</returns>
     public abstract Tensor[] Forward(Tensor hidden, Tensor temb, Tensor context);
 }

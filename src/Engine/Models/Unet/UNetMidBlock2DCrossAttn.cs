@@ -7,19 +7,24 @@ namespace PSStableDiffusion.Engine.Models.Unet;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>UNetMidBlock2DCrossAttn</c>: resnet, then (transformer → resnet) once (num_layers 1).</summary>
+/// <summary>diffusers' <c>UNetMidBlock2DCrossAttn</c>: resnet, then (transformer → resnet) once
+/// (num_layers 1).</summary>
 public sealed class UNetMidBlock2DCrossAttn : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly ModuleList<Transformer2DModel> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
 
-    public UNetMidBlock2DCrossAttn(long in_channels, long temb_channels, int transformer_layers_per_block, long resnet_groups,
-        double resnet_eps, string resnet_act_fn, double output_scale_factor, long num_attention_heads, long cross_attention_dim,
-        bool use_linear_projection, bool upcast_attention, int num_layers = 1, Device? device = null, ScalarType? dtype = null)
+    public UNetMidBlock2DCrossAttn(
+        long in_channels, long temb_channels, int transformer_layers_per_block, long resnet_groups,
+        double resnet_eps, string resnet_act_fn, double output_scale_factor, long num_attention_heads,
+        long cross_attention_dim,
+        bool use_linear_projection, bool upcast_attention, int num_layers = 1, Device? device = null,
+        ScalarType? dtype = null)
         : base(nameof(UNetMidBlock2DCrossAttn))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, num_layers + 1)
-            .Select(_ => new ResnetBlock2D(in_channels, in_channels, temb_channels, resnet_groups, resnet_eps, resnet_act_fn,
+            .Select(_ => new ResnetBlock2D(
+                in_channels, in_channels, temb_channels, resnet_groups, resnet_eps, resnet_act_fn,
                 output_scale_factor, device, dtype))
             .ToArray());
         attentions = nn.ModuleList(Enumerable.Range(0, num_layers)

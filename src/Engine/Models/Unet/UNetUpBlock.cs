@@ -17,5 +17,6 @@ public abstract class UNetUpBlock : nn.Module
     /// <param name="context">[B, M, cross_attention_dim]; ignored by blocks without attention.</param>
     /// <param name="upsampleSize">Target (height, width) of the upsampler, or null for x2.</param>
     /// <returns>[B, C_out, H', W'] (H' = 2H or upsampleSize when the block upsamples)</returns>
-    public abstract Tensor Forward(Tensor hidden, IReadOnlyList<Tensor> skips, Tensor temb, Tensor context, long[]? upsampleSize);
+    public abstract Tensor Forward(
+        Tensor hidden, IReadOnlyList<Tensor> skips, Tensor temb, Tensor context, long[]? upsampleSize);
 }

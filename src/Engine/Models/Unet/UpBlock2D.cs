@@ -7,16 +7,19 @@ namespace PSStableDiffusion.Engine.Models.Unet;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>UpBlock2D</c>: resnets over [hidden, skip] concatenations, then an optional x2 upsampler.</summary>
+/// <summary>diffusers' <c>UpBlock2D</c>: resnets over [hidden, skip] concatenations, then an optional x2
+/// upsampler.</summary>
 public sealed class UpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
-    /// <param name="in_channels">Width of the deepest skip this block consumes (the down block before its partner).</param>
+    /// <param name="in_channels">Width of the deepest skip this block consumes (the down block before
+    /// its partner).</param>
     /// <param name="prev_output_channel">Width of the incoming hidden state.</param>
     public UpBlock2D(long in_channels, long prev_output_channel, long out_channels, long temb_channels, int num_layers,
-        long resnet_groups, double resnet_eps, string resnet_act_fn, bool add_upsample, Device? device = null, ScalarType? dtype = null)
+        long resnet_groups, double resnet_eps, string resnet_act_fn, bool add_upsample, Device? device = null,
+        ScalarType? dtype = null)
         : base(nameof(UpBlock2D))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, num_layers)
@@ -31,7 +34,8 @@ public sealed class UpBlock2D : UNetUpBlock
 
     public override int SkipCount => resnets.Count;
 
-    public override Tensor Forward(Tensor hidden, IReadOnlyList<Tensor> skips, Tensor temb, Tensor context, long[]? upsampleSize)
+    public override Tensor Forward(
+        Tensor hidden, IReadOnlyList<Tensor> skips, Tensor temb, Tensor context, long[]? upsampleSize)
     {
         using var scope = NewDisposeScope();
         for (var i = 0; i < resnets.Count; i++)

@@ -9,7 +9,8 @@ namespace PSStableDiffusion.Engine.Models.Vae;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>AutoencoderKL</c>: <see cref="Encode"/> image → posterior, <see cref="Decode"/> latents → image.</summary>
+/// <summary>diffusers' <c>AutoencoderKL</c>: <see cref="Encode"/> image → posterior, <see cref="Decode"/>
+/// latents → image.</summary>
 public sealed class AutoencoderKL : nn.Module
 {
     private readonly Encoder encoder;
@@ -17,11 +18,15 @@ public sealed class AutoencoderKL : nn.Module
     private readonly Conv2d? quant_conv;
     private readonly Conv2d? post_quant_conv;
 
-    /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised (random) weights.</summary>
+    /// <summary>Builds the architecture of <paramref name="config"/> with freshly initialised
+    /// (random) weights.</summary>
     /// <param name="dtype">Parameter dtype (default float32).</param>
-    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure without allocating.</param>
-    /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
-    public AutoencoderKL(AutoencoderKLConfig config, ScalarType? dtype = null, Device? device = null) : base(nameof(AutoencoderKL))
+    /// <param name="device">Where the parameters live; <c>torch.META</c> builds the structure
+    /// without allocating.</param>
+    /// <exception cref="NotSupportedException">The config names a field value the engine does not
+    /// implement.</exception>
+    public AutoencoderKL(AutoencoderKLConfig config, ScalarType? dtype = null, Device? device = null)
+        : base(nameof(AutoencoderKL))
     {
         config.Validate();
         Config = config;
@@ -48,7 +53,8 @@ public sealed class AutoencoderKL : nn.Module
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
     /// <exception cref="Loading.ModelLoadException">The weights do not match the config's architecture (names the key
     /// and file).</exception>
-    /// <exception cref="NotSupportedException">The config names a field value the engine does not implement.</exception>
+    /// <exception cref="NotSupportedException">The config names a field value the engine does not
+    /// implement.</exception>
     public static AutoencoderKL FromPretrained(string folder, ScalarType dtype, Device device)
     {
         var config = AutoencoderKLConfig.FromFile(Path.Combine(folder, "config.json"));
@@ -57,7 +63,8 @@ public sealed class AutoencoderKL : nn.Module
     }
 
     /// <param name="image">[B, 3, H, W] in [-1, 1]</param>
-    /// <returns>The posterior: mean and std, each [B, latent_channels, H/f, W/f] (not yet scaled by <see cref="ScalingFactor"/>).</returns>
+    /// <returns>The posterior: mean and std, each [B, latent_channels, H/f, W/f] (not yet scaled by
+    /// <see cref="ScalingFactor"/>).</returns>
     public VaePosterior Encode(Tensor image)
     {
         using var noGrad = torch.no_grad();

@@ -56,7 +56,8 @@ public sealed class AutoencoderKLConfig
         return config;
     }
 
-    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field whose value the engine does not implement.</summary>
+    /// <summary>Throws <see cref="NotSupportedException"/> naming the first field whose value the engine does not
+    /// implement.</summary>
     public void Validate(string source = "vae config.json")
     {
         void Reject(string field, string value, string expected) =>
@@ -72,9 +73,11 @@ public sealed class AutoencoderKLConfig
             if (type != "DownEncoderBlock2D") Reject("down_block_types", $"\"{type}\"", "\"DownEncoderBlock2D\"");
         foreach (var type in UpBlockTypes)
             if (type != "UpDecoderBlock2D") Reject("up_block_types", $"\"{type}\"", "\"UpDecoderBlock2D\"");
-        if (LayersPerBlock <= 0) Reject("layers_per_block", LayersPerBlock.ToString(CultureInfo.InvariantCulture), "a positive count");
+        if (LayersPerBlock <= 0)
+            Reject("layers_per_block", LayersPerBlock.ToString(CultureInfo.InvariantCulture), "a positive count");
         Activations.Get(ActFn, "act_fn");
-        if (LatentsMean is { ValueKind: not JsonValueKind.Null } mean) Reject("latents_mean", mean.GetRawText(), "null");
+        if (LatentsMean is { ValueKind: not JsonValueKind.Null } mean)
+            Reject("latents_mean", mean.GetRawText(), "null");
         if (LatentsStd is { ValueKind: not JsonValueKind.Null } std) Reject("latents_std", std.GetRawText(), "null");
     }
 }

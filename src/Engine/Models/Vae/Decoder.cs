@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Vae;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' VAE <c>Decoder</c>: latents → image, widths in reverse order, layers_per_block + 1 resnets per level.</summary>
+/// <summary>diffusers' VAE <c>Decoder</c>: latents → image, widths in reverse order, layers_per_block + 1 resnets
+/// per level.</summary>
 public sealed class Decoder : nn.Module<Tensor, Tensor>
 {
     private const double Eps = 1e-6;
@@ -22,19 +23,23 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
     {
         var reversed = Enumerable.Reverse(config.BlockOutChannels).ToArray();
         conv_in = nn.Conv2d(config.LatentChannels, reversed[0], 3, stride: 1, padding: 1, device: device, dtype: dtype);
-        mid_block = new UNetMidBlock2D(reversed[0], config.NormNumGroups, Eps, config.ActFn, config.MidBlockAddAttention,
+        mid_block = new UNetMidBlock2D(
+            reversed[0], config.NormNumGroups, Eps, config.ActFn, config.MidBlockAddAttention,
             device: device, dtype: dtype);
         up_blocks = nn.ModuleList(Enumerable.Range(0, reversed.Length)
-            .Select(i => new UpDecoderBlock2D(i == 0 ? reversed[0] : reversed[i - 1], reversed[i], config.LayersPerBlock + 1,
+            .Select(i => new UpDecoderBlock2D(
+                i == 0 ? reversed[0] : reversed[i - 1], reversed[i], config.LayersPerBlock + 1,
                 config.NormNumGroups, Eps, config.ActFn, add_upsample: i < reversed.Length - 1, device, dtype))
             .ToArray());
-        conv_norm_out = nn.GroupNorm(config.NormNumGroups, reversed[^1], Eps, affine: true, device: device, dtype: dtype);
+        conv_norm_out = nn.GroupNorm(
+            config.NormNumGroups, reversed[^1], Eps, affine: true, device: device, dtype: dtype);
         conv_out = nn.Conv2d(reversed[^1], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         _activation = Activations.Get(config.ActFn, inPlace: true);
         RegisterComponents();
     }
 
-    /// <param name="latents">[B, latent_channels, h, w] (already divided by the scaling factor and through post_quant_conv)</param>
+    /// <param name="latents">[B, latent_channels, h, w] (already divided by the scaling factor and through
+    /// post_quant_conv)</param>
     /// <returns>[B, 3, h*f, w*f]</returns>
     public override Tensor forward(Tensor latents)
     {
@@ -44,7 +49,8 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
         using var nhwc = ChannelsLast.Of(latents); // [B, latent_channels, h, w], NHWC in memory
         var hidden = conv_in.forward(nhwc); // [B, C_last, h, w]
         hidden = Intermediates.Replace(hidden, mid_block.forward(hidden), nhwc);
-        foreach (var block in up_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc); // [B, C0, h*f, w*f]
+        // [B, C0, h*f, w*f]
+        foreach (var block in up_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc);
         var normed = conv_norm_out.forward(hidden);
         hidden.Dispose();
         hidden = conv_out.forward(_activation(normed)); // [B, 3, h*f, w*f]

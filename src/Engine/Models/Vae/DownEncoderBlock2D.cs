@@ -14,12 +14,14 @@ public sealed class DownEncoderBlock2D : nn.Module<Tensor, Tensor>
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
-    public DownEncoderBlock2D(long in_channels, long out_channels, int num_layers, long resnet_groups, double resnet_eps,
+    public DownEncoderBlock2D(
+        long in_channels, long out_channels, int num_layers, long resnet_groups, double resnet_eps,
         string resnet_act_fn, bool add_downsample, Device? device = null, ScalarType? dtype = null)
         : base(nameof(DownEncoderBlock2D))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, num_layers)
-            .Select(i => new ResnetBlock2D(i == 0 ? in_channels : out_channels, out_channels, null, resnet_groups, resnet_eps,
+            .Select(i => new ResnetBlock2D(
+                i == 0 ? in_channels : out_channels, out_channels, null, resnet_groups, resnet_eps,
                 resnet_act_fn, device: device, dtype: dtype))
             .ToArray());
         if (add_downsample)
@@ -33,7 +35,8 @@ public sealed class DownEncoderBlock2D : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var input = hidden;
-        foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input); // [B, C_out, H, W]
+        // [B, C_out, H, W]
+        foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input);
         // [B, C_out, H/2, W/2]
         if (downsamplers is not null) hidden = Intermediates.Replace(hidden, downsamplers[0].forward(hidden), input);
         return hidden.MoveToOuterDisposeScope();

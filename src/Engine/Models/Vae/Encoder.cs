@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Vae;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' VAE <c>Encoder</c> (double_z): image → 2·latent_channels moments (mean, logvar) at 1/2^(levels-1) size.</summary>
+/// <summary>diffusers' VAE <c>Encoder</c> (double_z): image → 2·latent_channels moments (mean, logvar) at
+/// 1/2^(levels-1) size.</summary>
 public sealed class Encoder : nn.Module<Tensor, Tensor>
 {
     private const double Eps = 1e-6;
@@ -23,13 +24,17 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
         var channels = config.BlockOutChannels;
         conv_in = nn.Conv2d(config.InChannels, channels[0], 3, stride: 1, padding: 1, device: device, dtype: dtype);
         down_blocks = nn.ModuleList(Enumerable.Range(0, channels.Length)
-            .Select(i => new DownEncoderBlock2D(i == 0 ? channels[0] : channels[i - 1], channels[i], config.LayersPerBlock,
+            .Select(i => new DownEncoderBlock2D(
+                i == 0 ? channels[0] : channels[i - 1], channels[i], config.LayersPerBlock,
                 config.NormNumGroups, Eps, config.ActFn, add_downsample: i < channels.Length - 1, device, dtype))
             .ToArray());
-        mid_block = new UNetMidBlock2D(channels[^1], config.NormNumGroups, Eps, config.ActFn, config.MidBlockAddAttention,
+        mid_block = new UNetMidBlock2D(
+            channels[^1], config.NormNumGroups, Eps, config.ActFn, config.MidBlockAddAttention,
             device: device, dtype: dtype);
-        conv_norm_out = nn.GroupNorm(config.NormNumGroups, channels[^1], Eps, affine: true, device: device, dtype: dtype);
-        conv_out = nn.Conv2d(channels[^1], 2 * config.LatentChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        conv_norm_out = nn.GroupNorm(
+            config.NormNumGroups, channels[^1], Eps, affine: true, device: device, dtype: dtype);
+        conv_out = nn.Conv2d(
+            channels[^1], 2 * config.LatentChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         _activation = Activations.Get(config.ActFn, inPlace: true);
         RegisterComponents();
     }
@@ -42,7 +47,8 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
         // Channels-last throughout, as in the Decoder (faster oneDNN convolutions), and each level freed once used.
         using var nhwc = ChannelsLast.Of(image); // [B, 3, H, W], NHWC in memory
         var hidden = conv_in.forward(nhwc); // [B, C0, H, W]
-        foreach (var block in down_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc); // [B, C_last, H/f, W/f]
+        // [B, C_last, H/f, W/f]
+        foreach (var block in down_blocks) hidden = Intermediates.Replace(hidden, block.forward(hidden), nhwc);
         hidden = Intermediates.Replace(hidden, mid_block.forward(hidden), nhwc);
         var normed = conv_norm_out.forward(hidden);
         hidden.Dispose();

@@ -16,7 +16,8 @@ public sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
     private readonly ModuleList<Attention> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
 
-    public UNetMidBlock2D(long in_channels, long resnet_groups, double resnet_eps, string resnet_act_fn, bool add_attention,
+    public UNetMidBlock2D(
+        long in_channels, long resnet_groups, double resnet_eps, string resnet_act_fn, bool add_attention,
         int num_layers = 1, Device? device = null, ScalarType? dtype = null)
         : base(nameof(UNetMidBlock2D))
     {
@@ -28,7 +29,8 @@ public sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
         // upcast_softmax; SDPA ignores that in float32, and we honour it for half precision by upcasting.
         attentions = nn.ModuleList(Enumerable.Range(0, add_attention ? num_layers : 0)
             .Select(_ => new Attention(in_channels, null, heads: 1, dim_head: in_channels, bias: true, upcast: true,
-                norm_num_groups: resnet_groups, eps: resnet_eps, residual_connection: true, device: device, dtype: dtype))
+                norm_num_groups: resnet_groups, eps: resnet_eps, residual_connection: true, device: device,
+                dtype: dtype))
             .ToArray());
         RegisterComponents();
     }
@@ -42,7 +44,8 @@ public sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
         hidden = resnets[0].forward(hidden, null); // [B, C, H, W]
         for (var i = 1; i < resnets.Count; i++)
         {
-            if (attentions.Count > 0) hidden = Intermediates.Replace(hidden, attentions[i - 1].forward(hidden, null), input);
+            if (attentions.Count > 0)
+                hidden = Intermediates.Replace(hidden, attentions[i - 1].forward(hidden, null), input);
             hidden = Intermediates.Replace(hidden, resnets[i].forward(hidden, null), input);
         }
         return hidden.MoveToOuterDisposeScope();

@@ -7,7 +7,8 @@ namespace PSStableDiffusion.Engine.Models.Vae;
 
 #pragma warning disable IDE1006 // field names follow the diffusers state-dict keys
 
-/// <summary>diffusers' <c>UpDecoderBlock2D</c>: resnets without time embedding, then an optional x2 upsampler.</summary>
+/// <summary>diffusers' <c>UpDecoderBlock2D</c>: resnets without time embedding, then an optional x2
+/// upsampler.</summary>
 public sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
@@ -18,7 +19,8 @@ public sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
         : base(nameof(UpDecoderBlock2D))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, num_layers)
-            .Select(i => new ResnetBlock2D(i == 0 ? in_channels : out_channels, out_channels, null, resnet_groups, resnet_eps,
+            .Select(i => new ResnetBlock2D(
+                i == 0 ? in_channels : out_channels, out_channels, null, resnet_groups, resnet_eps,
                 resnet_act_fn, device: device, dtype: dtype))
             .ToArray());
         if (add_upsample)
@@ -33,8 +35,10 @@ public sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var input = hidden;
         // Each level's output is freed once the next one exists; the input belongs to the caller.
-        foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input); // [B, C_out, H, W]
-        if (upsamplers is not null) hidden = Intermediates.Replace(hidden, upsamplers[0].forward(hidden), input); // [B, C_out, 2H, 2W]
+        // [B, C_out, H, W]
+        foreach (var resnet in resnets) hidden = Intermediates.Replace(hidden, resnet.forward(hidden, null), input);
+        // [B, C_out, 2H, 2W]
+        if (upsamplers is not null) hidden = Intermediates.Replace(hidden, upsamplers[0].forward(hidden), input);
         return hidden.MoveToOuterDisposeScope();
     }
 }

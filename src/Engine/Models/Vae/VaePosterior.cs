@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 
 namespace PSStableDiffusion.Engine.Models.Vae;
 
-/// <summary>The diagonal Gaussian posterior q(z|x) the VAE encoder returns; disposing it disposes both tensors.</summary>
+/// <summary>The diagonal Gaussian posterior q(z|x) the VAE encoder returns; disposing it disposes
+/// both tensors.</summary>
 /// <param name="Mean">[B, latent_channels, h, w]</param>
 /// <param name="Std">[B, latent_channels, h, w] = exp(0.5 · clamp(logvar, -30, 20))</param>
 public sealed record VaePosterior(Tensor Mean, Tensor Std) : IDisposable

@@ -8,10 +8,12 @@ public sealed record DepthToImageInput : ImageTaskInput
     public override PipelineKind Kind => PipelineKind.Depth2Img;
 
     /// <summary>[1, H, W] (or [H, W], [1, 1, H, W]) depth map, any scale and size (min-max normalised). Null: the
-    /// model's depth estimator (MiDaS DPT-Hybrid) estimates it from <see cref="ImageTaskInput.Image"/>, as diffusers does.</summary>
+    /// model's depth estimator (MiDaS DPT-Hybrid) estimates it from <see cref="ImageTaskInput.Image"/>, as
+    /// diffusers does.</summary>
     public Tensor? DepthMap { get; init; }
 
-    /// <summary>Set on the input as it ran when the depth was estimated: the estimator's name and weights hash.</summary>
+    /// <summary>Set on the input as it ran when the depth was estimated: the estimator's name and
+    /// weights hash.</summary>
     public string? DepthEstimator { get; init; }
 
     /// <inheritdoc cref="DepthEstimator"/>

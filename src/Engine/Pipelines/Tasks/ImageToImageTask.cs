@@ -17,11 +17,13 @@ internal sealed class ImageToImageTask : PipelineTask
 
     public override void Prepare(PipelineRun run)
     {
-        _image = PrepareImage(run, _input.Image, outputPerInput: 1, ResizeFilter.Lanczos);                  // [1, 3, H, W]
+        // [1, 3, H, W]
+        _image = PrepareImage(run, _input.Image, outputPerInput: 1, ResizeFilter.Lanczos);
         SetSizesFromImage(run, _image);
     }
 
-    // prepare_latents: sample the posterior (one draw for the one image), scale, repeat for the batch, then noise of the
-    // batch shape added at the first timestep of the cut schedule.
-    public override Tensor PrepareLatents(PipelineRun run) => run.NoisedImageLatents(_image!);               // [N, 4, h, w]
+    // prepare_latents: sample the posterior (one draw for the one image), scale, repeat for the batch, then noise of
+    // the batch shape added at the first timestep of the cut schedule.
+    // [N, 4, h, w]
+    public override Tensor PrepareLatents(PipelineRun run) => run.NoisedImageLatents(_image!);
 }

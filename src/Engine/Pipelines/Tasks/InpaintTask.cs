@@ -12,11 +12,16 @@ namespace PSStableDiffusion.Engine.Pipelines.Tasks;
 internal sealed class InpaintTask : PipelineTask
 {
     private readonly InpaintInput _input;
-    private Tensor? _image;                                                                                // [1, 3, H, W]
-    private Tensor? _repaintMask;                                                                          // [1, 1, H, W] binarised
-    private Tensor? _maskedImage;                                                                          // [1, 3, H, W]
-    private Tensor? _maskLatents;                                                                          // [2N, 1, h, w]
-    private Tensor? _maskedImageLatents;                                                                   // [2N, 4, h, w]
+    // [1, 3, H, W]
+    private Tensor? _image;
+    // [1, 1, H, W] binarised
+    private Tensor? _repaintMask;
+    // [1, 3, H, W]
+    private Tensor? _maskedImage;
+    // [2N, 1, h, w]
+    private Tensor? _maskLatents;
+    // [2N, 4, h, w]
+    private Tensor? _maskedImageLatents;
 
     public InpaintTask(InpaintInput input) => _input = input;
 
@@ -30,7 +35,8 @@ internal sealed class InpaintTask : PipelineTask
         ImageConditioning.NormalizeMask(_input.Mask).Dispose();
     }
 
-    /// <summary>The image, and the mask / masked image that need no noise (diffusers prepares them before the latents).</summary>
+    /// <summary>The image, and the mask / masked image that need no noise (diffusers prepares them before
+    /// the latents).</summary>
     public override void Prepare(PipelineRun run)
     {
         _image = PrepareImage(run, _input.Image, outputPerInput: 1, ResizeFilter.Lanczos);
@@ -48,27 +54,35 @@ internal sealed class InpaintTask : PipelineTask
     /// </summary>
     public override Tensor PrepareLatents(PipelineRun run)
     {
-        var latents = _input.Strength >= 1.0 ? run.PureNoiseLatents() : run.NoisedImageLatents(_image!);  // [N, 4, h, w]
+        // [N, 4, h, w]
+        var latents = _input.Strength >= 1.0 ? run.PureNoiseLatents() : run.NoisedImageLatents(_image!);
         var smallMask = nn.functional.interpolate(_repaintMask!, size: new long[] { run.LatentHeight, run.LatentWidth },
-            mode: InterpolationMode.Nearest);                                                                // [1, 1, h, w]
-        var maskedLatents = run.EncodeImage(_maskedImage!);                                                  // [1, 4, h, w]
-        _maskLatents = smallMask.repeat(run.Batch, 1, 1, 1);                                                 // [2N, 1, h, w]
-        _maskedImageLatents = maskedLatents.repeat(run.Batch, 1, 1, 1);                                      // [2N, 4, h, w]
+            // [1, 1, h, w]
+            mode: InterpolationMode.Nearest);
+        // [1, 4, h, w]
+        var maskedLatents = run.EncodeImage(_maskedImage!);
+        // [2N, 1, h, w]
+        _maskLatents = smallMask.repeat(run.Batch, 1, 1, 1);
+        // [2N, 4, h, w]
+        _maskedImageLatents = maskedLatents.repeat(run.Batch, 1, 1, 1);
         run.Inspect("mask_latents", _maskLatents);
         run.Inspect("masked_image_latents", _maskedImageLatents);
         return latents;
     }
 
     public override Tensor ConcatConditioning(Tensor scaledLatents) =>
-        torch.cat(new[] { scaledLatents, _maskLatents!, _maskedImageLatents! }, 1);                        // [2N, 9, h, w]
+        // [2N, 9, h, w]
+        torch.cat(new[] { scaledLatents, _maskLatents!, _maskedImageLatents! }, 1);
 
     /// <summary>Keeps the original pixels outside the mask (the VAE round trip shifts colours there).</summary>
     public override Tensor Finish(Tensor decoded, PipelineRun run)
     {
         if (!_input.Composite) return decoded;
-        var keep = _repaintMask!.cpu();                                                                     // [1, 1, H, W]
+        // [1, 1, H, W]
+        var keep = _repaintMask!.cpu();
         run.Observer.Log?.Invoke("Composited the unmasked pixels of the original image over the result.");
-        return decoded * keep + _image!.cpu() * (1 - keep.ScalarSafe());                                                 // [N, 3, H, W]
+        // [N, 3, H, W]
+        return decoded * keep + _image!.cpu() * (1 - keep.ScalarSafe());
     }
 
     /// <summary>

@@ -22,23 +22,27 @@ internal abstract class PipelineTask
     /// <summary>UNet tile size when the request names none; null: do not tile.</summary>
     public virtual int? DefaultTileSize => null;
 
-    /// <summary>Extra class labels for the UNet ([2N]), the upscaler's noise level; set in <see cref="PrepareLatents"/>.</summary>
+    /// <summary>Extra class labels for the UNet ([2N]), the upscaler's noise level; set in
+    /// <see cref="PrepareLatents"/>.</summary>
     public virtual Tensor? ClassLabels => null;
 
-    /// <summary>Checks the task's own inputs before any work (the shared settings are checked by <see cref="RequestRules"/>):
-    /// here, that an image input is a readable image, once for every task that has one.</summary>
+    /// <summary>Checks the task's own inputs before any work (the shared settings are checked by
+    /// <see cref="RequestRules"/>): here, that an image input is a readable image, once for every task
+    /// that has one.</summary>
     public virtual void Check(StableDiffusionModel model)
     {
         if (Input is ImageTaskInput image) ImageConditioning.NormalizeImage(image.Image).Dispose();
     }
 
-    /// <summary>The input image and the conditioning that needs no noise; sets the run's output and latent sizes.</summary>
+    /// <summary>The input image and the conditioning that needs no noise; sets the run's output and
+    /// latent sizes.</summary>
     public abstract void Prepare(PipelineRun run);
 
     /// <summary>The latents the loop starts from, drawing noise in diffusers' order for this task.</summary>
     public abstract Tensor PrepareLatents(PipelineRun run);
 
-    /// <summary>The UNet input for one step: the scaled latents ([B, 4, h, w]) with the task's channels appended.</summary>
+    /// <summary>The UNet input for one step: the scaled latents ([B, 4, h, w]) with the task's
+    /// channels appended.</summary>
     public virtual Tensor ConcatConditioning(Tensor scaledLatents) => scaledLatents;
 
     /// <summary>After the decode ([N, 3, H, W] float32 on the CPU).</summary>
@@ -54,7 +58,8 @@ internal abstract class PipelineTask
         if (input is ImageToImageInput image && model.Kind == ModelKind.Depth)
             input = new DepthToImageInput { Image = image.Image, Strength = image.Strength, SourceImageHash = image.SourceImageHash };
         if (!model.Kind.SupportedPipelines().Contains(input.Kind))
-            throw new PipelineMismatchException(model.Kind, input.Kind, model.Source, MismatchDetail(model.Kind, input.Kind));
+            throw new PipelineMismatchException(
+                model.Kind, input.Kind, model.Source, MismatchDetail(model.Kind, input.Kind));
         return input switch
         {
             TextToImageInput => new TextToImageTask(),
@@ -96,10 +101,12 @@ internal abstract class PipelineTask
             throw new ArgumentOutOfRangeException("Width", $"{wantedWidth}x{wantedHeight}",
                 $"The input size {wantedWidth}x{wantedHeight} is smaller than the VAE factor {factor}.");
         if (width != wantedWidth || height != wantedHeight)
-            run.Observer.Log?.Invoke($"{wantedWidth}x{wantedHeight} is not a multiple of {factor}; using {width}x{height}.");
+            run.Observer.Log?.Invoke(
+                $"{wantedWidth}x{wantedHeight} is not a multiple of {factor}; using {width}x{height}.");
         if (width != imageWidth || height != imageHeight)
         {
-            run.Observer.Log?.Invoke($"Resized the {imageWidth}x{imageHeight} input image to {width}x{height} ({filter}).");
+            run.Observer.Log?.Invoke(
+                $"Resized the {imageWidth}x{imageHeight} input image to {width}x{height} ({filter}).");
             image = ImageConditioning.ResizeImage(image, width, height, filter);
         }
         image = image.to(run.Device);
@@ -111,6 +118,7 @@ internal abstract class PipelineTask
     protected static void SetSizesFromImage(PipelineRun run, Tensor image)
     {
         (run.Width, run.Height) = ((int)image.shape[3], (int)image.shape[2]);
-        (run.LatentWidth, run.LatentHeight) = (run.Width / run.Model.VaeScaleFactor, run.Height / run.Model.VaeScaleFactor);
+        (run.LatentWidth, run.LatentHeight) =
+            (run.Width / run.Model.VaeScaleFactor, run.Height / run.Model.VaeScaleFactor);
     }
 }

@@ -1,6 +1,7 @@
 namespace PSStableDiffusion.Engine.Pipelines.Tasks;
 
-/// <summary>What a task's input adds to the generation record: strength, noise level and the hashes of its images.</summary>
+/// <summary>What a task's input adds to the generation record: strength, noise level and the hashes of
+/// its images.</summary>
 internal sealed record TaskRecord(double? Strength, int? NoiseLevel, string? SourceImageHash, string? MaskHash,
     string? Depth = null, string? DepthEstimatorHash = null)
 {

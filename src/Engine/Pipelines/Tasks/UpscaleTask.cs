@@ -18,8 +18,10 @@ internal sealed class UpscaleTask : PipelineTask
     public const int MaxNoiseLevel = 350;
 
     private readonly UpscaleInput _input;
-    private Tensor? _image;                                                                                // [1, 3, h, w]
-    private Tensor? _lowResCondition;                                                                      // [2N, 3, h, w]
+    // [1, 3, h, w]
+    private Tensor? _image;
+    // [2N, 3, h, w]
+    private Tensor? _lowResCondition;
     private Tensor? _classLabels;                                                                          // [2N]
 
     public UpscaleTask(UpscaleInput input) => _input = input;
@@ -45,22 +47,28 @@ internal sealed class UpscaleTask : PipelineTask
         (run.Width, run.Height) = (run.LatentWidth * factor, run.LatentHeight * factor);
     }
 
-    /// <summary>The low-res image is noised at t = noise_level (drawn first), then the latents at the low-res size.</summary>
+    /// <summary>The low-res image is noised at t = noise_level (drawn first), then the latents at the
+    /// low-res size.</summary>
     public override Tensor PrepareLatents(PipelineRun run)
     {
         using var lowResScheduler = SchedulerRegistry.FromConfig(run.Model.LowResSchedulerConfig!);
         var noiseLevel = torch.tensor(new long[] { _input.NoiseLevel }, ScalarType.Int64, run.Device);     // [1]
         run.Inspect("lowres_add_noise_input", _image!);
-        var lowResNoise = run.Noise.Randn(_image!.shape, ScalarType.Float32).to(run.Device);                // [1, 3, h, w]
+        // [1, 3, h, w]
+        var lowResNoise = run.Noise.Randn(_image!.shape, ScalarType.Float32).to(run.Device);
         run.Inspect("lowres_noise", lowResNoise);
         run.Inspect("noise_level", noiseLevel);
-        var noised = lowResScheduler.AddNoise(_image, lowResNoise, noiseLevel);                            // [1, 3, h, w]
+        // [1, 3, h, w]
+        var noised = lowResScheduler.AddNoise(_image, lowResNoise, noiseLevel);
         run.Inspect("lowres_noised_image", noised);
-        _lowResCondition = noised.repeat(run.Batch, 1, 1, 1);                                               // [2N, 3, h, w]
+        // [2N, 3, h, w]
+        _lowResCondition = noised.repeat(run.Batch, 1, 1, 1);
         _classLabels = noiseLevel.repeat(run.Batch);                                                        // [2N]
-        return run.PureNoiseLatents();                                                                      // [N, 4, h, w]
+        // [N, 4, h, w]
+        return run.PureNoiseLatents();
     }
 
     public override Tensor ConcatConditioning(Tensor scaledLatents) =>
-        torch.cat(new[] { scaledLatents, _lowResCondition! }, 1);                                            // [2N, 7, h, w]
+        // [2N, 7, h, w]
+        torch.cat(new[] { scaledLatents, _lowResCondition! }, 1);
 }

@@ -24,7 +24,8 @@ public static class EmbeddingFile
     /// <summary>The extensions looked for in embedding folders, as A1111's loader takes them (images aside).</summary>
     public static readonly IReadOnlyList<string> Extensions = [".pt", ".bin", ".safetensors"];
 
-    /// <summary>The most vectors one embedding may have: it must fit in one prompt chunk (A1111 never splits one).</summary>
+    /// <summary>The most vectors one embedding may have: it must fit in one prompt chunk (A1111 never
+    /// splits one).</summary>
     public const int MaxVectors = PromptChunker.ChunkLength;
 
     /// <summary>Reads <paramref name="path"/>; its trigger word is the file name without extension.</summary>
@@ -55,9 +56,11 @@ public static class EmbeddingFile
             using var file = SafeTensorsFile.Open(path);
             var keys = file.Keys.ToList();
             if (keys.Contains("clip_g") && keys.Contains("clip_l"))
-                throw new EmbeddingFormatException(path, "it is an SDXL embedding (clip_g and clip_l), not one for SD 2.x.");
+                throw new EmbeddingFormatException(
+                    path, "it is an SDXL embedding (clip_g and clip_l), not one for SD 2.x.");
             if (keys.Count != 1)
-                throw new EmbeddingFormatException(path, $"it holds {keys.Count} tensors ({Preview(keys)}); an embedding file holds one.");
+                throw new EmbeddingFormatException(
+                    path, $"it holds {keys.Count} tensors ({Preview(keys)}); an embedding file holds one.");
             return (file.Read(keys[0], ScalarType.Float32), keys[0] == "emb_params" ? "safetensors emb_params" : "safetensors single tensor");
         }
         catch (SafeTensorsFormatException e)
@@ -89,10 +92,12 @@ public static class EmbeddingFile
     }
 
     /// <summary>The one tensor of an A1111 or diffusers embedding pickle, named by its key.</summary>
-    private static IReadOnlyDictionary<string, TorchTensorRef> SelectVectors(string path, object? root, out string format)
+    private static IReadOnlyDictionary<string, TorchTensorRef> SelectVectors(
+        string path, object? root, out string format)
     {
         if (root is not PickleDict top)
-            throw new EmbeddingFormatException(path, $"it holds {(root is null ? "None" : root.GetType().Name)}, not a dict.");
+            throw new EmbeddingFormatException(
+                path, $"it holds {(root is null ? "None" : root.GetType().Name)}, not a dict.");
         if (top.TryGet("string_to_param", out var terms))
         {
             format = "A1111 .pt";
@@ -122,18 +127,22 @@ public static class EmbeddingFile
                 $"{where} holds {dict.Count} terms " +
                 $"({Preview(dict.Items.Select(kv => kv.Key.ToString() ?? ""))}); an embedding file holds one.");
         var (key, value) = dict.Items[0];
-        if (value is not TorchTensorRef tensor) throw new EmbeddingFormatException(path, $"{where}'s entry '{key}' is not a tensor.");
+        if (value is not TorchTensorRef tensor)
+            throw new EmbeddingFormatException(path, $"{where}'s entry '{key}' is not a tensor.");
         return new Dictionary<string, TorchTensorRef>(StringComparer.Ordinal) { [key.ToString() ?? "*"] = tensor };
     }
 
-    /// <summary>[n, D]: a 1-D tensor is one vector; at least one and at most <see cref="MaxVectors"/> vectors.</summary>
+    /// <summary>[n, D]: a 1-D tensor is one vector; at least one and at most <see
+    /// cref="MaxVectors"/> vectors.</summary>
     private static Tensor Checked(string path, Tensor vectors)
     {
         if (vectors.dim() == 1) vectors = vectors.unsqueeze(0);                                   // [1, D]
         if (vectors.dim() != 2 || vectors.shape[0] < 1 || vectors.shape[1] < 1)
-            throw new EmbeddingFormatException(path, $"its tensor has shape [{string.Join(", ", vectors.shape)}], not [vectors, width].");
+            throw new EmbeddingFormatException(
+                path, $"its tensor has shape [{string.Join(", ", vectors.shape)}], not [vectors, width].");
         if (vectors.shape[0] > MaxVectors)
-            throw new EmbeddingFormatException(path, $"it has {vectors.shape[0]} vectors; at most {MaxVectors} fit in one prompt chunk.");
+            throw new EmbeddingFormatException(
+                path, $"it has {vectors.shape[0]} vectors; at most {MaxVectors} fit in one prompt chunk.");
         if (!vectors.isfinite().all().item<bool>())
             throw new EmbeddingFormatException(path, "its vectors hold NaN or infinite values.");
         return vectors.contiguous();

@@ -8,7 +8,8 @@ namespace PSStableDiffusion.Engine.Text.Embeddings;
 /// <param name="Hash">The first 12 hex digits of the file's SHA-256, as "TI hashes" records it.</param>
 /// <param name="Sha256">The whole SHA-256.</param>
 /// <param name="Format">The layout found (A1111 .pt, diffusers concept, safetensors emb_params, ...).</param>
-public sealed record EmbeddingInfo(string Name, int Vectors, int Width, bool Fits, string Hash, string Path, string Sha256, string Format)
+public sealed record EmbeddingInfo(
+    string Name, int Vectors, int Width, bool Fits, string Hash, string Path, string Sha256, string Format)
 {
     /// <summary>Reads the file; <paramref name="width"/> is the text encoder width it should have.</summary>
     /// <exception cref="EmbeddingFormatException">Not an embedding.</exception>

@@ -36,9 +36,11 @@ public sealed class EmbeddingLibrary : IDisposable
         foreach (var list in _byFirstToken.Values) list.Sort((a, b) => b.Ids.Length.CompareTo(a.Ids.Length));
     }
 
-    /// <summary>The folders and files searched: EmbeddingPath's <paramref name="paths"/>, then SD_EMBEDDINGS'.</summary>
+    /// <summary>The folders and files searched: EmbeddingPath's <paramref name="paths"/>, then
+    /// SD_EMBEDDINGS'.</summary>
     /// <exception cref="NetworkPathNotFoundException">A path in <paramref name="paths"/> does not exist.</exception>
-    public static NetworkFileLookup FindFiles(IEnumerable<string>? paths, Func<string, string?>? getEnvironmentVariable = null) =>
+    public static NetworkFileLookup FindFiles(
+        IEnumerable<string>? paths, Func<string, string?>? getEnvironmentVariable = null) =>
         new(paths, EmbeddingFile.Extensions, "EmbeddingPath", EnvironmentVariable, getEnvironmentVariable);
 
     public NetworkFileLookup Files { get; }

@@ -4,7 +4,9 @@ namespace PSStableDiffusion.Engine.Text.Embeddings;
 public sealed class EmbeddingNotFoundException : FileNotFoundException
 {
     public EmbeddingNotFoundException(string name, string? shortHash)
-        : base($"The image was made with the textual-inversion embedding '{name}'{(shortHash is null ? "" : $" (hash {shortHash})")}, " +
+        : base(
+            $"The image was made with the textual-inversion embedding " +
+            $"'{name}'{(shortHash is null ? "" : $" (hash {shortHash})")}, " +
             "but no file of that name is in EmbeddingPath or SD_EMBEDDINGS.", name)
     {
         Name = name;

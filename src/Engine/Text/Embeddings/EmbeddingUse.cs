@@ -14,11 +14,14 @@ public static class EmbeddingUse
     {
         var files = EmbeddingLibrary.FindFiles(paths, getEnvironmentVariable);
         foreach (var missing in files.MissingFromVariable)
-            warn?.Invoke($"{EmbeddingLibrary.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
+            warn?.Invoke(
+                $"{EmbeddingLibrary.EnvironmentVariable} names '{missing}', which does not exist; it was skipped.");
         foreach (var shadowed in files.Shadowed)
-            log?.Invoke($"Embedding '{shadowed.Name}': '{shadowed.Path}' is hidden by an earlier file of the same name.");
+            log?.Invoke(
+                $"Embedding '{shadowed.Name}': '{shadowed.Path}' is hidden by an earlier file of the same name.");
         if (files.Files.Count == 0) return null;
-        log?.Invoke($"{files.Files.Count} textual-inversion embedding file(s) available; a prompt uses one by its file name.");
+        log?.Invoke(
+            $"{files.Files.Count} textual-inversion embedding file(s) available; a prompt uses one by its file name.");
         return new EmbeddingLibrary(files, tokenizer, width);
     }
 
@@ -28,15 +31,18 @@ public static class EmbeddingUse
     /// differs a warning.
     /// </summary>
     /// <exception cref="EmbeddingNotFoundException">A recorded embedding is not available.</exception>
-    public static IReadOnlyList<UsedEmbedding> Finish(EmbeddingLibrary? library, IReadOnlyDictionary<string, string>? expected,
+    public static IReadOnlyList<UsedEmbedding> Finish(
+        EmbeddingLibrary? library, IReadOnlyDictionary<string, string>? expected,
         Action<string>? log, Action<string>? warn)
     {
         var used = library?.Used.Select(e => new UsedEmbedding(e.Name, e.ShortHash)).ToList() ?? [];
         foreach (var e in library?.Used ?? [])
-            log?.Invoke($"Embedding '{e.Name}': {e.VectorCount} vector(s) from '{e.Path}' ({e.Format}, hash {e.ShortHash}).");
+            log?.Invoke(
+                $"Embedding '{e.Name}': {e.VectorCount} vector(s) from '{e.Path}' ({e.Format}, hash {e.ShortHash}).");
         foreach (var (name, hash) in expected ?? new Dictionary<string, string>())
         {
-            var match = used.FirstOrDefault(u => string.Equals(RecordName(u.Name), RecordName(name), StringComparison.OrdinalIgnoreCase));
+            var match = used.FirstOrDefault(u => string.Equals(
+                RecordName(u.Name), RecordName(name), StringComparison.OrdinalIgnoreCase));
             if (match is null) throw new EmbeddingNotFoundException(name, string.IsNullOrEmpty(hash) ? null : hash);
             if (!string.IsNullOrEmpty(hash) && !match.ShortHash.StartsWith(hash, StringComparison.OrdinalIgnoreCase) &&
                 !hash.StartsWith(match.ShortHash, StringComparison.OrdinalIgnoreCase))
@@ -47,7 +53,8 @@ public static class EmbeddingUse
         return used;
     }
 
-    /// <summary>The name as A1111 writes it into "TI hashes" (it drops ':' and ',', which would break the field).</summary>
+    /// <summary>The name as A1111 writes it into "TI hashes" (it drops ':' and ',', which would break
+    /// the field).</summary>
     public static string RecordName(string name) =>
         name.Replace(":", "", StringComparison.Ordinal).Replace(",", "", StringComparison.Ordinal);
 }

@@ -28,7 +28,8 @@ public sealed class TextualInversionEmbedding : IDisposable
     /// <summary>How many token positions the embedding takes in a prompt.</summary>
     public int VectorCount => (int)Vectors.shape[0];
 
-    /// <summary>The width of each vector: the text encoder's hidden size it was trained for (1024 for SD 2.x, 768 for SD 1.x).</summary>
+    /// <summary>The width of each vector: the text encoder's hidden size it was trained for (1024 for SD 2.x, 768
+    /// for SD 1.x).</summary>
     public int Width => (int)Vectors.shape[1];
 
     /// <summary>SHA-256 of the whole file, lower-case hex.</summary>
@@ -37,7 +38,8 @@ public sealed class TextualInversionEmbedding : IDisposable
     /// <summary>The first 12 hex digits of <see cref="Sha256"/>: what AUTOMATIC1111 writes in "TI hashes".</summary>
     public string ShortHash => Sha256[..ShortHashLength];
 
-    /// <summary>Which layout the file had (for -Verbose and Get-SDEmbedding): "A1111 .pt", "diffusers concept", ...</summary>
+    /// <summary>Which layout the file had (for -Verbose and Get-SDEmbedding): "A1111 .pt", "diffusers
+    /// concept", ...</summary>
     public string Format { get; }
 
     /// <summary>Digits of the SHA-256 AUTOMATIC1111 records per embedding (Embedding.set_hash: hash[0:12]).</summary>
