@@ -161,8 +161,9 @@ public static class ModelCatalog
 
     /// <summary>Failures that mean "this is not a model we can describe", as opposed to bugs.</summary>
     private static bool IsDescriptionFailure(Exception e) =>
-        e is IOException or InvalidDataException or NotSupportedException or FormatException or JsonException or KeyNotFoundException
-            or SingleFileCheckpointException or ArgumentException or UnauthorizedAccessException;
+        e is IOException or InvalidDataException or NotSupportedException or FormatException or JsonException
+            or KeyNotFoundException or SingleFileCheckpointException or ArgumentException
+            or UnauthorizedAccessException;
 
     /// <summary>The dtype of most floating tensors in the UNet's safetensors (the plain weights when there are
     /// several sets).</summary>

@@ -80,8 +80,10 @@ public sealed class GetSDDepthMapCommand : ModelCmdletBase
 
     protected override void EndProcessing()
     {
-        WriteProgress(
-            new ProgressRecord(ProgressActivityId, "Estimating depth", "Done") { RecordType = ProgressRecordType.Completed });
+        WriteProgress(new ProgressRecord(ProgressActivityId, "Estimating depth", "Done")
+        {
+            RecordType = ProgressRecordType.Completed
+        });
         base.EndProcessing();
     }
 

@@ -48,7 +48,8 @@ public sealed class GetSDDeviceCommand : PSCmdlet
         {
             devices = DeviceProbe.GetDevices(includeCpu, includeCuda);
         }
-        catch (Exception exception) when (exception is DllNotFoundException or NotSupportedException or TypeInitializationException)
+        catch (Exception exception)
+            when (exception is DllNotFoundException or NotSupportedException or TypeInitializationException)
         {
             ThrowTerminatingError(new ErrorRecord(
                 new InvalidOperationException(

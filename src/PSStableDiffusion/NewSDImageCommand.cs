@@ -151,7 +151,9 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
             Scheduler = Scheduler,
             // A replay takes eta and Karras sigmas from the piped record unless the command line gives them.
             Eta = Eta ?? Record?.Eta,
-            KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas)) ? KarrasSigmas.IsPresent : Record?.KarrasSigmas,
+            KarrasSigmas = MyInvocation.BoundParameters.ContainsKey(nameof(KarrasSigmas))
+                ? KarrasSigmas.IsPresent
+                : Record?.KarrasSigmas,
             DecoderTileSize = MyInvocation.BoundParameters.ContainsKey(nameof(TiledDecode))
                 ? (TiledDecode.IsPresent ? StableDiffusionPipeline.DefaultDecoderTileSize : null)
                 : Record?.DecoderTileSize,
@@ -191,7 +193,10 @@ public sealed class NewSDImageCommand : GenerationCmdletBase
             ThrowTerminatingError(ToErrorRecord(e, "InvalidDepthMap", DepthMap));
             throw;
         }
-        return new DepthToImageInput { Image = image, SourceImageHash = hash, Strength = Strength, DepthMap = depth.ToTensor() };
+        return new DepthToImageInput
+        {
+            Image = image, SourceImageHash = hash, Strength = Strength, DepthMap = depth.ToTensor()
+        };
     }
 
     #endregion

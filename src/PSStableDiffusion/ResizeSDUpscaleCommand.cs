@@ -67,7 +67,10 @@ public sealed class ResizeSDUpscaleCommand : ImageToImageCmdletBase
             GuidanceScale = GuidanceScale,
             Seed = ResolveSeed(Seed),
             Scheduler = Scheduler,
-            Input = new UpscaleInput { Image = image.ToTensor(), SourceImageHash = image.ComputeContentHash(), NoiseLevel = NoiseLevel },
+            Input = new UpscaleInput
+            {
+                Image = image.ToTensor(), SourceImageHash = image.ComputeContentHash(), NoiseLevel = NoiseLevel
+            },
             TileSize = TileSize,
         };
         CheckRequest(request);

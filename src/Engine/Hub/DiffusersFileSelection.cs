@@ -21,7 +21,8 @@ public static class DiffusersFileSelection
     /// <summary>What a download fetches: the engine's components plus the small config-only folders diffusers loads
     /// too (<c>feature_extractor/</c>, a few KB), so that a Python user of the shared cache finds a complete snapshot
     /// offline.</summary>
-    public static IReadOnlyList<string> DefaultComponents { get; } = EngineComponents.Append("feature_extractor").ToArray();
+    public static IReadOnlyList<string> DefaultComponents { get; } =
+        EngineComponents.Append("feature_extractor").ToArray();
 
     private static readonly string[] ConfigExtensions = { ".json", ".txt", ".model" };
 

@@ -27,7 +27,8 @@ public sealed unsafe class SafeTensorsFile : ITensorFile
         string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data, long dataLength,
         IReadOnlyDictionary<string, SafeTensorInfo> tensors, IReadOnlyDictionary<string, string> metadata)
     {
-        Path = path; _map = map; _view = view; _data = data; _dataLength = dataLength; Tensors = tensors; Metadata = metadata;
+        Path = path; _map = map; _view = view; _data = data; _dataLength = dataLength;
+        Tensors = tensors; Metadata = metadata;
     }
 
     public string Path { get; }

@@ -65,6 +65,7 @@ public static class AtomicFile
     }
 
     private static bool IsTransientReplaceFailure(Exception e, string target) =>
-        e is UnauthorizedAccessException or IOException and not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException)
+        e is UnauthorizedAccessException or IOException
+            and not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException)
         && File.Exists(target);
 }

@@ -15,7 +15,11 @@ public static partial class OutputPathTemplate
     public const string DefaultFileName = "{Date}-{Time}-{Seed}-{Index}.png";
 
     public static readonly IReadOnlyList<string> Tokens =
-        new[] { "Seed", "Index", "Steps", "Guidance", "Scheduler", "Width", "Height", "Prompt", "Model", "Hash", "Date", "Time", "Kind" };
+        new[]
+        {
+            "Seed", "Index", "Steps", "Guidance", "Scheduler", "Width", "Height", "Prompt", "Model", "Hash", "Date",
+            "Time", "Kind"
+        };
 
     [GeneratedRegex(@"\{([A-Za-z]+)\}")]
     private static partial Regex TokenPattern();

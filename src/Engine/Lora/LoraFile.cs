@@ -198,7 +198,8 @@ public sealed class LoraFile : IDisposable
         name = name.Replace(".processor.", ".", StringComparison.Ordinal);
         if (name.StartsWith("text_encoder.", StringComparison.Ordinal))
         {
-            foreach (var (old, now) in new[] { ("to_q", "q_proj"), ("to_k", "k_proj"), ("to_v", "v_proj"), ("to_out", "out_proj") })
+            foreach (var (old, now) in
+                new[] { ("to_q", "q_proj"), ("to_k", "k_proj"), ("to_v", "v_proj"), ("to_out", "out_proj") })
                 if (name.EndsWith(".self_attn." + old, StringComparison.Ordinal))
                     return name[..^old.Length] + now;
             return name;

@@ -50,7 +50,11 @@ internal sealed class LoraUpdates(LoraKeyMap map) : IDisposable
                 var update = Fit(file.Path, layer, target, product, shape);
                 if (multiplier == 0) { update.Dispose(); continue; }
                 update.ScalarSafe().MultiplyInPlace(multiplier * layer.Scale);
-                if (_deltas.TryGetValue(target.Layer, out var sum)) { sum.ScalarSafe().AddInPlace(update); update.Dispose(); }
+                if (_deltas.TryGetValue(target.Layer, out var sum))
+                {
+                    sum.ScalarSafe().AddInPlace(update);
+                    update.Dispose();
+                }
                 else _deltas[target.Layer] = update;
                 TouchesTextEncoder |= target.Part == LoraPart.TextEncoder;
             }

@@ -79,7 +79,12 @@ public sealed class NetworkFileLookup
             AddFile(System.IO.Path.GetFullPath(path));
             return;
         }
-        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System };
+        var options = new EnumerationOptions
+        {
+            RecurseSubdirectories = true,
+            IgnoreInaccessible = true,
+            AttributesToSkip = FileAttributes.Hidden | FileAttributes.System
+        };
         // Sorted so that which of two same-named files wins does not depend on the file system's order.
         var found = Directory.EnumerateFiles(path, "*", options)
             .Where(f => Extensions.Contains(System.IO.Path.GetExtension(f)))

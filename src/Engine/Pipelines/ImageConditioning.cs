@@ -90,7 +90,12 @@ public static class ImageConditioning
     /// <summary>A depth map as [1, H, W] float32 from [H, W], [1, H, W] or [1, 1, H, W].</summary>
     public static Tensor NormalizeDepth(Tensor depth)
     {
-        var x = depth.dim() switch { 2 => depth.unsqueeze(0), 4 when depth.shape[1] == 1 => depth.squeeze(1), _ => depth };
+        var x = depth.dim() switch
+        {
+            2 => depth.unsqueeze(0),
+            4 when depth.shape[1] == 1 => depth.squeeze(1),
+            _ => depth
+        };
         if (x.dim() != 3 || x.shape[0] != 1)
             throw new ArgumentException(
                 $"DepthMap must be [1, H, W], got [{string.Join(", ", depth.shape)}].", "DepthMap");

@@ -85,7 +85,8 @@ internal sealed class PipelineRun
         Inspect(name + "_posterior_mean", mean);
         Inspect(name + "_posterior_std", std);
         var sample = Noise.Randn(posterior.Mean.shape, ScalarType.Float32).to(image.device);
-        return ((ScalarSafeTensor)mean + (ScalarSafeTensor)std * (ScalarSafeTensor)sample) * Model.Vae.Config.ScalingFactor;
+        return ((ScalarSafeTensor)mean + (ScalarSafeTensor)std * (ScalarSafeTensor)sample)
+            * Model.Vae.Config.ScalingFactor;
     }
 
     /// <summary>img2img's start: noise of the batch shape added at the first timestep of the cut schedule.</summary>

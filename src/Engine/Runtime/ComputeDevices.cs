@@ -33,7 +33,8 @@ public static class ComputeDevices
         get
         {
             var assembly = typeof(torch).Assembly;
-            var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+            var informational =
+                assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
             return informational?.Split('+')[0] ?? assembly.GetName().Version?.ToString() ?? "unknown";
         }
     }

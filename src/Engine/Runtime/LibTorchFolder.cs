@@ -47,7 +47,8 @@ public static class LibTorchFolder
                 throw new InvalidDataException("'folder' is empty or 'backend' is not cpu or cuda");
             return new LibTorchSettings(folder, backend);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException)
+        catch (Exception e)
+            when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException)
         {
             throw new LibTorchFolderException(
                 path, LibTorchProblem.Unreadable,

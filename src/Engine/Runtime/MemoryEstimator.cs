@@ -50,7 +50,8 @@ public static class MemoryEstimator
     {
         long Tile(TilePlan? plan, int edge) => plan is null ? edge : Math.Min(plan.TileSize, edge);
         long unetTokens = Tile(unetTiles, latentHeight) * Tile(unetTiles, latentWidth);
-        long decodePixels = Tile(decoderTiles, latentHeight) * Tile(decoderTiles, latentWidth) * model.VaeScaleFactor * model.VaeScaleFactor;
+        long decodePixels = Tile(decoderTiles, latentHeight) * Tile(decoderTiles, latentWidth)
+            * model.VaeScaleFactor * model.VaeScaleFactor;
         long decoder = DecoderActivations(model.Vae.Config, count, decodePixels, model.VaeDType);
         if (decoderTiles is not null) // the blended float32 output and its weight map beside the tile's activations
             decoder += (long)count * 4 * 4 * latentHeight * latentWidth * model.VaeScaleFactor * model.VaeScaleFactor;

@@ -62,7 +62,8 @@ public sealed class PrecisionSpeedCache(string path)
             var entries = JsonSerializer.Deserialize<Dictionary<string, PrecisionSpeed>>(File.ReadAllText(FilePath));
             return entries is null ? new(StringComparer.Ordinal) : new(entries, StringComparer.Ordinal);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or NotSupportedException)
+        catch (Exception ex)
+            when (ex is IOException or UnauthorizedAccessException or JsonException or NotSupportedException)
         {
             return new(StringComparer.Ordinal);
         }

@@ -35,7 +35,8 @@ public sealed class DDPMScheduler : SchedulerBase
     public DDPMScheduler(SchedulerConfig? config = null) : base(Defaults, config)
     {
         _varianceType = Config.VarianceType!;
-        if (_varianceType is not ("fixed_small" or "fixed_small_log" or "fixed_large" or "fixed_large_log" or "learned" or "learned_range"))
+        if (_varianceType is not ("fixed_small" or "fixed_small_log" or "fixed_large" or "fixed_large_log" or "learned"
+            or "learned_range"))
             throw new ArgumentException(
                 $"Unknown variance_type '{_varianceType}' (expected fixed_small, " +
                 $"fixed_small_log, fixed_large, fixed_large_log, learned or learned_range).");

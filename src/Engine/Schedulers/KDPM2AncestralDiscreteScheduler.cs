@@ -53,7 +53,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaSchedulerBase
             sigmasDown[^1] = torch.tensor(0f);
             var sigmasInterpol = s.log().lerp(sigmasDown.log(), 0.5).exp();
             sigmasInterpol[^2..] = torch.tensor(0f);
-            (up, down, interpol) = (sigmasUp.data<float>().ToArray(), sigmasDown.data<float>().ToArray(), sigmasInterpol.data<float>().ToArray());
+            (up, down, interpol) = (sigmasUp.data<float>().ToArray(), sigmasDown.data<float>().ToArray(),
+                sigmasInterpol.data<float>().ToArray());
         }
 
         SigmaValues = RepeatInterleaved(sigmas32, withLast: true);

@@ -364,7 +364,8 @@ public abstract class SchedulerBase : IDisposable
     {
         var dtype = sample.dtype;
         var shape = sample.shape;
-        var flat = (dtype is ScalarType.Float32 or ScalarType.Float64 ? sample : sample.to(ScalarType.Float32)).reshape(shape[0], -1);
+        var flat = (dtype is ScalarType.Float32 or ScalarType.Float64 ? sample : sample.to(ScalarType.Float32))
+            .reshape(shape[0], -1);
         var ratio = Config.DynamicThresholdingRatio ?? 0.995;
         var maxValue = Config.SampleMaxValue ?? 1.0;
         var s = new ScalarSafeTensor(flat.abs().quantile(torch.tensor(ratio, flat.dtype), 1))

@@ -145,7 +145,8 @@ public abstract class SigmaSchedulerBase : SchedulerBase
     /// (KDPM2) or not (Heun).
     /// </summary>
     protected static float[] RepeatInterleaved(float[] values, bool withLast) =>
-        [values[0], .. values[1..(withLast ? values.Length : values.Length - 1)].SelectMany(v => new[] { v, v }), values[^1]];
+        [values[0], .. values[1..(withLast ? values.Length : values.Length - 1)].SelectMany(v => new[] { v, v }),
+            values[^1]];
 
     /// <summary>k-diffusion input scaling: x / sqrt(sigma^2 + 1), the coefficient rounded to float32 as
     /// torch does.</summary>

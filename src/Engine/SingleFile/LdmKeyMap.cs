@@ -438,7 +438,8 @@ public sealed class LdmKeyMap
         VaeResnet(source + ".block_1", module + ".resnets.0", ch, ch);
         string s = source + ".attn_1", m = module + ".attentions.0";
         Norm(C, s + ".norm", m + ".group_norm", ch);
-        foreach (var (ldm, diffusers) in new[] { ("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("proj_out", "to_out.0") })
+        foreach (var (ldm, diffusers) in
+            new[] { ("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("proj_out", "to_out.0") })
         {
             // ldm's AttnBlock uses 1x1 convolutions; diffusers' Attention uses Linear layers with the same matrix.
             Add(

@@ -300,7 +300,10 @@ public static class LdmYaml
                 char c = _text[_pos++];
                 if (c == quote)
                 {
-                    if (quote == '\'' && _pos < _text.Length && _text[_pos] == '\'') { value.Append('\''); _pos++; continue; }
+                    if (quote == '\'' && _pos < _text.Length && _text[_pos] == '\'')
+                    {
+                        value.Append('\''); _pos++; continue;
+                    }
                     return new LdmYamlScalar(_line, value.ToString(), quoted: true);
                 }
                 if (c == '\\' && quote == '"' && _pos < _text.Length)

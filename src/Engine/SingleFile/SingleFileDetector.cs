@@ -59,7 +59,10 @@ public static class SingleFileDetector
     {
         private readonly IReadOnlyDictionary<string, long[]> _tensors;
 
-        public Header(IReadOnlyDictionary<string, long[]> tensors, string filePath) { _tensors = tensors; FilePath = filePath; }
+        public Header(IReadOnlyDictionary<string, long[]> tensors, string filePath)
+        {
+            _tensors = tensors; FilePath = filePath;
+        }
 
         public string FilePath { get; }
 

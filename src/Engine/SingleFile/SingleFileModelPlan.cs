@@ -24,8 +24,8 @@ public sealed class SingleFileModelPlan
         CheckpointPath = checkpointPath; ConfigPath = configPath; Kind = variant; PredictionType = predictionType;
         DefaultSize = defaultSize; UNetConfigJson = unetConfigJson; VaeConfigJson = vaeConfigJson;
         TextEncoderConfigJson = textEncoderConfigJson; SchedulerConfigJson = schedulerConfigJson;
-        LowResSchedulerConfigJson = lowResSchedulerConfigJson; MaxNoiseLevel = maxNoiseLevel; Notes = notes; KeyMap = keyMap;
-        IgnoredKeys = ignoredKeys;
+        LowResSchedulerConfigJson = lowResSchedulerConfigJson; MaxNoiseLevel = maxNoiseLevel; Notes = notes;
+        KeyMap = keyMap; IgnoredKeys = ignoredKeys;
     }
 
     /// <summary>Full path of the checkpoint.</summary>

@@ -235,7 +235,10 @@ public static partial class ClipTextCleaner
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
-            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { builder.Append(c).Append(text[++i]); }
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                builder.Append(c).Append(text[++i]);
+            }
             else builder.Append(char.IsSurrogate(c) ? '\uFFFD' : c);
         }
         return builder.ToString();

@@ -23,7 +23,8 @@ public sealed class ClipTokenizer
     private readonly HashSet<int> _specialIds;
     private readonly ConcurrentDictionary<string, string[]> _bpeCache = new(StringComparer.Ordinal);
     private static readonly string[] ByteToChar = BuildByteAlphabet();
-    private static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((s, b) => (s[0], (byte)b)).ToDictionary(p => p.Item1, p => p.Item2);
+    private static readonly Dictionary<char, byte> CharToByte =
+        ByteToChar.Select((s, b) => (s[0], (byte)b)).ToDictionary(p => p.Item1, p => p.Item2);
 
     private ClipTokenizer(Dictionary<string, int> vocab, Dictionary<(string, string), int> mergeRanks,
         string bos, string eos, string unk, string pad, IEnumerable<string> extraSpecial, int modelMaxLength)
@@ -258,7 +259,8 @@ public sealed class ClipTokenizer
     }
 
     private static bool IsLetter(Rune rune) => Rune.GetUnicodeCategory(rune) is UnicodeCategory.UppercaseLetter
-        or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter;
+        or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter or UnicodeCategory.ModifierLetter
+        or UnicodeCategory.OtherLetter;
 
     private static bool IsNumber(Rune rune) => Rune.GetUnicodeCategory(rune) is UnicodeCategory.DecimalDigitNumber
         or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber;

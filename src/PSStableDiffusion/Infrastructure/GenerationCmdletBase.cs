@@ -230,12 +230,18 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
                                 $"-Lora gives '{key}' the multiplier '{entry.Value}', which is not a number."),
                             "InvalidLoraMultiplier", ErrorCategory.InvalidArgument, entry.Value));
                     var path = FindLora(key, files);
-                    yield return new Engine.Lora.LoraRequest(path, multiplier, multiplier) { Name = Path.GetFileNameWithoutExtension(path) };
+                    yield return new Engine.Lora.LoraRequest(path, multiplier, multiplier)
+                    {
+                        Name = Path.GetFileNameWithoutExtension(path)
+                    };
                 }
                 break;
             case string text:
                 var found = FindLora(text, files);
-                yield return new Engine.Lora.LoraRequest(found, 1.0, 1.0) { Name = Path.GetFileNameWithoutExtension(found) };
+                yield return new Engine.Lora.LoraRequest(found, 1.0, 1.0)
+                {
+                    Name = Path.GetFileNameWithoutExtension(found)
+                };
                 break;
             default:
                 ThrowTerminatingError(new ErrorRecord(

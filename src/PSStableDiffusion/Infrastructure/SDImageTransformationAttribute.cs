@@ -38,7 +38,8 @@ public sealed class SDImageTransformationAttribute : ArgumentTransformationAttri
                 _ => inputData,
             };
         }
-        catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException or InvalidSDImageDataException)
+        catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException
+            or InvalidSDImageDataException)
         {
             throw new ArgumentTransformationMetadataException(e.Message, e);
         }

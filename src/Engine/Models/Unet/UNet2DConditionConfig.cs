@@ -72,7 +72,8 @@ public sealed class UNet2DConditionConfig
     [JsonPropertyName("addition_time_embed_dim")] public int? AdditionTimeEmbedDim { get; set; }
     [JsonPropertyName("encoder_hid_dim")] public int? EncoderHidDim { get; set; }
     [JsonPropertyName("encoder_hid_dim_type")] public string? EncoderHidDimType { get; set; }
-    [JsonPropertyName("projection_class_embeddings_input_dim")] public int? ProjectionClassEmbeddingsInputDim { get; set; }
+    [JsonPropertyName("projection_class_embeddings_input_dim")]
+    public int? ProjectionClassEmbeddingsInputDim { get; set; }
     [JsonPropertyName("resnet_time_scale_shift")] public string ResnetTimeScaleShift { get; set; } = "default";
     [JsonPropertyName("resnet_skip_time_act")] public bool ResnetSkipTimeAct { get; set; }
     [JsonPropertyName("resnet_out_scale_factor")] public double ResnetOutScaleFactor { get; set; } = 1.0;
@@ -85,7 +86,8 @@ public sealed class UNet2DConditionConfig
     [JsonPropertyName("conv_out_kernel")] public int ConvOutKernel { get; set; } = 3;
     [JsonPropertyName("attention_type")] public string AttentionType { get; set; } = "default";
     [JsonPropertyName("cross_attention_norm")] public string? CrossAttentionNorm { get; set; }
-    [JsonPropertyName("reverse_transformer_layers_per_block")] public System.Text.Json.JsonElement? ReverseTransformerLayersPerBlock { get; set; }
+    [JsonPropertyName("reverse_transformer_layers_per_block")]
+    public System.Text.Json.JsonElement? ReverseTransformerLayersPerBlock { get; set; }
 
     /// <summary>Reads a <c>config.json</c> and validates it.</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>

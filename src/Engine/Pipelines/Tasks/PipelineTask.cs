@@ -56,7 +56,10 @@ internal abstract class PipelineTask
     {
         var input = request.Input;
         if (input is ImageToImageInput image && model.Kind == ModelKind.Depth)
-            input = new DepthToImageInput { Image = image.Image, Strength = image.Strength, SourceImageHash = image.SourceImageHash };
+            input = new DepthToImageInput
+            {
+                Image = image.Image, Strength = image.Strength, SourceImageHash = image.SourceImageHash
+            };
         if (!model.Kind.SupportedPipelines().Contains(input.Kind))
             throw new PipelineMismatchException(
                 model.Kind, input.Kind, model.Source, MismatchDetail(model.Kind, input.Kind));

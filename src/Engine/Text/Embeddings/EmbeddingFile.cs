@@ -61,7 +61,8 @@ public static class EmbeddingFile
             if (keys.Count != 1)
                 throw new EmbeddingFormatException(
                     path, $"it holds {keys.Count} tensors ({Preview(keys)}); an embedding file holds one.");
-            return (file.Read(keys[0], ScalarType.Float32), keys[0] == "emb_params" ? "safetensors emb_params" : "safetensors single tensor");
+            return (file.Read(keys[0], ScalarType.Float32),
+                keys[0] == "emb_params" ? "safetensors emb_params" : "safetensors single tensor");
         }
         catch (SafeTensorsFormatException e)
         {
