@@ -50,7 +50,7 @@ public sealed class GetSDDepthMapCommand : ModelCmdletBase
         base.BeginProcessing();
         // Auto (the generating cmdlets' default, often set for every cmdlet in $PSDefaultParameterValues) is float32
         // here: the estimator is small, and Auto's measurement is of the UNet's shapes, not the estimator's.
-        _target = ResolveTargetOrStop(Precision == Precision.Auto ? Precision.Float32 : Precision);
+        _target = ResolveTargetOrStop(Precision);
     }
 
     protected override void ProcessRecord()

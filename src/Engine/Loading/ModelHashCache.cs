@@ -54,11 +54,13 @@ public sealed class ModelHashCache
     }
 
     /// <summary>The cached hash of <paramref name="files"/> (in this order) while none of them changed; else
-    /// <paramref name="compute"/>'s, which is then stored.</summary>
-    public string GetOrCompute(IReadOnlyList<string> files, Func<string> compute)
+    /// <paramref name="compute"/>'s, which is then stored. <paramref name="kind"/> names a hash other than the SHA-256
+    /// of the bytes (such as a LoRA's AUTOMATIC1111 hash), so the same file can have both.</summary>
+    public string GetOrCompute(IReadOnlyList<string> files, Func<string> compute, string? kind = null)
     {
-        var key = Key(files);
-        if (key is null) return compute(); // a file vanished: let the hash itself report it
+        var identity = Key(files);
+        if (identity is null) return compute(); // a file vanished: let the hash itself report it
+        var key = kind is null ? identity : $"{kind}:{identity}";
         lock (FileLock)
         {
             if (Read().TryGetValue(key, out var cached)) return cached;

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.SingleFile;
 using static TorchSharp.torch;
 
@@ -92,7 +93,11 @@ public sealed class LoraFile : IDisposable
             foreach (var layer in layers) layer.Dispose();
             throw;
         }
-        return new LoraFile(path, format, layers, HashOf(path, file is SafeTensorsFile));
+        // Cached across calls and sessions while the file is unchanged: a merge per call would otherwise read the whole
+        // file a second time, only to hash it.
+        var safetensors = file is SafeTensorsFile;
+        var hash = ModelHashCache.Default.GetOrCompute([path], () => HashOf(path, safetensors), kind: "lora-a1111");
+        return new LoraFile(path, format, layers, hash);
     }
 
     /// <summary>The layers' keys grouped by layer name, each with its roles (down, up, mid, alpha, scale).</summary>

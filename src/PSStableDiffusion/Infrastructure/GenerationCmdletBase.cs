@@ -75,7 +75,7 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
     {
         base.BeginProcessing();
         // The device (and an explicit precision) is checked now; Auto is resolved per call, once threads are set.
-        _target = ResolveTargetOrStop(Precision == Precision.Auto ? Precision.Float32 : Precision);
+        _target = ResolveTargetOrStop(Precision);
     }
 
     #endregion

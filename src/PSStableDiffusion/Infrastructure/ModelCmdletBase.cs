@@ -47,13 +47,14 @@ public abstract class ModelCmdletBase : SDCmdletBase
 
     /// <summary>
     /// -Device with <paramref name="precision"/> as a compute target; a device that does not exist (or a precision it
-    /// cannot run) ends the command with InvalidDevice before any work.
+    /// cannot run) ends the command with InvalidDevice before any work. Auto stands as float32 here: a generating
+    /// cmdlet resolves it per call (once threads are set) and replaces it; Get-SDDepthMap keeps float32.
     /// </summary>
     protected ComputeTarget ResolveTargetOrStop(Precision precision)
     {
         try
         {
-            return ComputeParameters.Resolve(Device, precision);
+            return ComputeParameters.Resolve(Device, precision == Precision.Auto ? Precision.Float32 : precision);
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {

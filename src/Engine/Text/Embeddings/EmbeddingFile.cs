@@ -1,6 +1,6 @@
-using System.Security.Cryptography;
 using PSStableDiffusion.Engine.Checkpoints;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -34,7 +34,7 @@ public static class EmbeddingFile
     public static TextualInversionEmbedding Read(string path)
     {
         var name = System.IO.Path.GetFileNameWithoutExtension(path);
-        string sha256 = HashFile(path);
+        string sha256 = ModelHashCache.HashFiles([path]);
         var (vectors, format) = path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
             ? ReadSafeTensors(path)
             : ReadTorch(path);
@@ -147,12 +147,6 @@ public static class EmbeddingFile
         if (!vectors.isfinite().all().item<bool>())
             throw new EmbeddingFormatException(path, "its vectors hold NaN or infinite values.");
         return vectors.contiguous();
-    }
-
-    private static string HashFile(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
 
     private static string Preview(IEnumerable<string> keys)
