@@ -57,6 +57,13 @@ public static partial class A1111Parameters
     public static string Format(GenerationRecord record)
     {
         var text = new StringBuilder(record.Prompt);
+        // The web UI applies LoRAs through prompt tags only: those given as a parameter get one at the prompt's end (as
+        // its "add network to prompt" setting writes it), so the text makes the same image there and in a replay,
+        // where the tag then stands for the LoRA (Parse marks it as the prompt's).
+        foreach (var use in record.Loras ?? [])
+            if (!use.FromPrompt
+                && Lora.LoraPromptTags.Format(use.Name, use.TextEncoderMultiplier, use.UnetMultiplier) is { } tag)
+                text.Append(text.Length == 0 ? "" : " ").Append(tag);
         if (!string.IsNullOrEmpty(record.NegativePrompt))
             text.Append("\nNegative prompt: ").Append(record.NegativePrompt);
 

@@ -70,7 +70,7 @@ public sealed class AppliedLoras : IDisposable
                 log?.Invoke(
                     $"LoRA '{request.Name}' ({file.Format}, {file.Layers.Count} layers, hash {file.ShortHash}): " +
                             $"text encoder × {request.TextEncoderMultiplier}, UNet × {request.UnetMultiplier}.");
-                if (request.RecordedHash is { Length: > 0 } recorded && !SameHash(recorded, file.ShortHash))
+                if (request.RecordedHash is { Length: > 0 } recorded && !LoraFile.SameHash(recorded, file.ShortHash))
                     warn?.Invoke(
                         $"The LoRA '{request.Name}' ('{file.Path}') has " +
                         $"hash {file.ShortHash}, but the image was made with " +
@@ -101,12 +101,6 @@ public sealed class AppliedLoras : IDisposable
             TorchMemory.ReleaseFreeHeap();
         }
     }
-
-    /// <summary>A1111's short hashes compare by their common prefix (records carry 10 or 12 digits),
-    /// in any case.</summary>
-    private static bool SameHash(string recorded, string actual) =>
-        actual.StartsWith(recorded, StringComparison.OrdinalIgnoreCase)
-            || recorded.StartsWith(actual, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Gives <paramref name="layer"/> the weight W + delta, keeping W's tensor to put back. Takes
     /// <paramref name="delta"/> (disposed or reused): for a float32 CPU weight the merged tensor is the

@@ -93,11 +93,7 @@ public sealed class LoraFile : IDisposable
             foreach (var layer in layers) layer.Dispose();
             throw;
         }
-        // Cached across calls and sessions while the file is unchanged: a merge per call would otherwise read the whole
-        // file a second time, only to hash it.
-        var safetensors = file is SafeTensorsFile;
-        var hash = ModelHashCache.Default.GetOrCompute([path], () => HashOf(path, safetensors), kind: "lora-a1111");
-        return new LoraFile(path, format, layers, hash);
+        return new LoraFile(path, format, layers, ShortHashOf(path));
     }
 
     /// <summary>The layers' keys grouped by layer name, each with its roles (down, up, mid, alpha, scale).</summary>
@@ -212,18 +208,45 @@ public sealed class LoraFile : IDisposable
         return name.EndsWith(".to_out", StringComparison.Ordinal) ? name + ".0" : name;
     }
 
+    /// <summary>
+    /// <see cref="ShortHash"/> of <paramref name="path"/> without reading its tensors: what a replay compares with a
+    /// record's "Lora hashes" to find a renamed file. Cached in <paramref name="cache"/> (default
+    /// <see cref="ModelHashCache.Default"/>) across calls and sessions while the file is unchanged, so a folder is
+    /// read once, and a merge per call does not read the whole file a second time only to hash it.
+    /// </summary>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public static string ShortHashOf(string path, ModelHashCache? cache = null)
+    {
+        path = System.IO.Path.GetFullPath(path);
+        // Whether the data starts after a header is what CheckpointFiles.Open decides, so this hash and the one of the
+        // file as opened are the same number.
+        return (cache ?? ModelHashCache.Default).GetOrCompute(
+            [path], () => HashOf(path, CheckpointFiles.ReadsAsSafeTensors(path)), kind: "lora-a1111");
+    }
+
     private static string HashOf(string path, bool safetensors)
     {
         using var stream = new FileStream(
             path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16);
-        if (safetensors)
+        if (safetensors && stream.Length >= 8)
         {
             Span<byte> length = stackalloc byte[8];
             stream.ReadExactly(length);
-            stream.Seek(8 + BitConverter.ToInt64(length), SeekOrigin.Begin);
+            long headerLength = BitConverter.ToInt64(length);
+            // A header that runs past the end is no safetensors file (opening it fails); a lookup by hash over a folder
+            // still hashes it, over all its bytes.
+            bool fits = headerLength >= 0 && headerLength <= stream.Length - 8;
+            stream.Seek(fits ? 8 + headerLength : 0, SeekOrigin.Begin);
         }
         return Convert.ToHexString(SHA256.HashData(stream))[..12].ToLowerInvariant();
     }
+
+    /// <summary>Whether a recorded short hash names <paramref name="actual"/>: AUTOMATIC1111's short hashes compare
+    /// by their common prefix (records carry 10 or 12 digits), in any case.</summary>
+    public static bool SameHash(string recorded, string actual) =>
+        recorded.Length > 0 && actual.Length > 0
+            && (actual.StartsWith(recorded, StringComparison.OrdinalIgnoreCase)
+                || recorded.StartsWith(actual, StringComparison.OrdinalIgnoreCase));
 
     internal static string Dims(Tensor t) => string.Join(", ", t.shape);
 

@@ -60,6 +60,18 @@ public static partial class LoraPromptTags
         return request with { Prompt = prompt };
     }
 
+    /// <summary>The tag that applies <paramref name="name"/> with these multipliers, as AUTOMATIC1111 reads it:
+    /// <c>&lt;lora:name:0.8&gt;</c> when both are equal, else <c>&lt;lora:name:te:unet&gt;</c>. Null for a name that a
+    /// tag cannot hold (empty, or with ':', '&lt;' or '&gt;').</summary>
+    public static string? Format(string name, double textEncoderMultiplier, double unetMultiplier)
+    {
+        if (name.Length == 0 || name.Trim() != name || name.IndexOfAny([':', '<', '>']) >= 0) return null;
+        static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+        return textEncoderMultiplier.Equals(unetMultiplier)
+            ? $"<lora:{name}:{Number(textEncoderMultiplier)}>"
+            : $"<lora:{name}:{Number(textEncoderMultiplier)}:{Number(unetMultiplier)}>";
+    }
+
     private static LoraTag Parse(string prompt, int position, string text, string arguments)
     {
         var positional = new List<string>();

@@ -27,6 +27,14 @@ public static class CheckpointFiles
     {
         path = Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint not found: {path}", path);
+        return ReadsAsSafeTensors(path) ? SafeTensorsFile.Open(path) : TorchCheckpointFile.Open(path);
+    }
+
+    /// <summary>Whether <see cref="Open"/> reads <paramref name="path"/> (an existing file) as safetensors: a zip
+    /// (<c>PK\x03\x04</c>) or legacy pickle (<c>0x80</c>) start means a torch checkpoint, anything else is read as
+    /// safetensors. Reads the first 9 bytes only.</summary>
+    public static bool ReadsAsSafeTensors(string path)
+    {
         Span<byte> head = stackalloc byte[9];
         int read;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1))
@@ -36,7 +44,7 @@ public static class CheckpointFiles
         bool safetensors = read == 9 && head[4] == 0 && head[5] == 0 && head[6] == 0 && head[7] == 0 && head[8] == '{';
         bool zip = read >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
         bool legacyPickle = !safetensors && read >= 1 && head[0] == 0x80;
-        return zip || legacyPickle ? TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
+        return !(zip || legacyPickle);
     }
 
     /// <summary>The training step a torch checkpoint records (<c>global_step</c>); safetensors files

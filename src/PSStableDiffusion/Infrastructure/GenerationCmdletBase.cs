@@ -16,6 +16,7 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
     #region Members
 
     private const int ProgressActivityId = 1;
+    private const int LoraHashActivityId = 4;
     private ComputeTarget? _target;
 
     #endregion
@@ -163,9 +164,12 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
             throw;
         }
         foreach (var tag in tags)
+        {
+            var recordedHash = RecordedLoraHash(tag.Name, fromPrompt: true);
             loras.Add(new Engine.Lora.LoraRequest(
-                FindLora(tag.Name, files), tag.TextEncoderMultiplier, tag.UnetMultiplier)
-                { Name = tag.Name, FromPrompt = true, RecordedHash = RecordedLoraHash(tag.Name, fromPrompt: true) });
+                FindLora(tag.Name, files, recordedHash), tag.TextEncoderMultiplier, tag.UnetMultiplier)
+                { Name = tag.Name, FromPrompt = true, RecordedHash = recordedHash });
+        }
         if (Lora is not null)
         {
             foreach (var item in Lora) loras.AddRange(LorasOf(item, files));
@@ -174,8 +178,8 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         {
             foreach (var use in ReplayedLoras.Where(u => !u.FromPrompt))
                 loras.Add(new Engine.Lora.LoraRequest(
-                    use.Path is { } path && File.Exists(path) ? path : FindLora(use.Name, files),
-                    use.TextEncoderMultiplier, use.UnetMultiplier) { Name = use.Name, RecordedHash = use.Hash });
+                    FindLora(use.Name, files, use.Hash, use.Path), use.TextEncoderMultiplier, use.UnetMultiplier)
+                    { Name = use.Name, RecordedHash = use.Hash });
         }
         return loras.Count == 0 ? request : request with { Loras = loras };
     }
@@ -253,23 +257,59 @@ public abstract class GenerationCmdletBase : ModelCmdletBase
         }
     }
 
-    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="files"/>; LoraNotFound
-    /// otherwise.</summary>
-    private string FindLora(string nameOrPath, Lazy<Engine.Networks.NetworkFileLookup> files)
+    /// <summary>A LoRA file by path (an existing file) or by name in <paramref name="files"/>; for a replay with
+    /// the record's hash and file, by hash where the name does not give a file with that hash
+    /// (<see cref="Engine.Lora.LoraFinder"/>). LoraNotFound otherwise, naming the name and the hash.</summary>
+    private string FindLora(string nameOrPath, Lazy<Engine.Networks.NetworkFileLookup> files,
+        string? recordedHash = null, string? recordedPath = null)
     {
         bool looksLikePath = nameOrPath.IndexOfAny(['/', '\\']) >= 0
             || Engine.Lora.LoraFile.Extensions.Any(e => nameOrPath.EndsWith(e, StringComparison.OrdinalIgnoreCase));
+        var name = nameOrPath;
         if (looksLikePath)
         {
             var path = ResolvePath(nameOrPath);
-            if (File.Exists(path)) return path;
+            // A path names one file: only a replay's recorded hash may lead elsewhere.
+            if (string.IsNullOrEmpty(recordedHash))
+                return File.Exists(path) ? path : StopLoraNotFound(
+                    new Engine.Lora.LoraNotFoundException(nameOrPath, files.Value.Searched), nameOrPath);
+            (recordedPath, name) = (path, Path.GetFileNameWithoutExtension(path));
+            if (name.Length == 0) name = nameOrPath;
         }
-        else if (files.Value.TryFind(nameOrPath, out var found))
+        var finder = new Engine.Lora.LoraFinder(() => files.Value);
+        var progress = new ProgressRecord(LoraHashActivityId, $"Looking for the LoRA with hash {recordedHash}", " ");
+        try
         {
-            return found.Path;
+            return RunEngine(() => finder.Find(name, recordedHash, recordedPath, WriteVerbose, (done, total) =>
+            {
+                progress.StatusDescription = $"File {done + 1} of {total}";
+                progress.PercentComplete = total == 0 ? 100 : (int)(100.0 * done / total);
+                WriteProgress(progress);
+            }, Cancellation)).Path;
         }
-        ThrowTerminatingError(new ErrorRecord(new Engine.Lora.LoraNotFoundException(nameOrPath, files.Value.Searched),
-            "LoraNotFound", ErrorCategory.ObjectNotFound, nameOrPath));
+        catch (Engine.Lora.LoraNotFoundException e)
+        {
+            return StopLoraNotFound(e, nameOrPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The named or recorded file could not be read to compare its hash.
+            ThrowTerminatingError(ToErrorRecord(e, "IOError", nameOrPath));
+            throw;
+        }
+        finally
+        {
+            if (progress.PercentComplete >= 0)
+            {
+                progress.RecordType = ProgressRecordType.Completed;
+                WriteProgress(progress);
+            }
+        }
+    }
+
+    private string StopLoraNotFound(Engine.Lora.LoraNotFoundException error, string nameOrPath)
+    {
+        ThrowTerminatingError(ToErrorRecord(error, "LoraNotFound", nameOrPath));
         throw new InvalidOperationException("unreachable");
     }
 
