@@ -213,6 +213,23 @@ namespace PSStableDiffusionTests
             return texts;
         }
 
+        /// <summary>Writes a copy of the PNG without the text chunks (tEXt, iTXt, zTXt) of this keyword, as another
+        /// tool that keeps only the others would (chunks are self-contained: the rest stays byte for byte).</summary>
+        public static void WriteWithoutText(string path, string keyword, string destination)
+        {
+            var data = File.ReadAllBytes(path);
+            var output = new MemoryStream();
+            output.Write(data, 0, 8);
+            foreach (var (type, start, length) in Chunks(data))
+            {
+                bool text = type == "tEXt" || type == "iTXt" || type == "zTXt";
+                int zero = text ? Array.IndexOf(data, (byte)0, start, length) : -1;
+                if (text && zero > start && Encoding.Latin1.GetString(data, start, zero - start) == keyword) continue;
+                output.Write(data, start - 8, length + 12);
+            }
+            File.WriteAllBytes(destination, output.ToArray());
+        }
+
         public static int MaxAbsDifference(byte[] a, byte[] b)
         {
             if (a.Length != b.Length) throw new ArgumentException("the images have " + a.Length + " and " + b.Length + " bytes");

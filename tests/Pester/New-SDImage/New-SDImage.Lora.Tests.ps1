@@ -90,6 +90,81 @@ Describe 'New-SDImage with LoRAs' {
         }
     }
 
+    Context 'Replay on a machine where the LoRA file has another name (found by its recorded hash)' {
+        BeforeAll {
+            $script:tagged = New-SDImage @call -Prompt "$($call.Prompt) <lora:style_kohya:0.8>" -LoraPath $loraFolder
+            $script:parameter = New-SDImage @call -Lora @{ style_kohya = 0.8 } -LoraPath $loraFolder
+            # Another machine's LoRA folder: the same file under another name, and another LoRA.
+            $script:renamed = New-Item -ItemType Directory (Join-Path $TestDrive 'renamed')
+            Copy-Item (Join-Path $loraFolder 'style_kohya.safetensors') (Join-Path $renamed 'my_style_v2.safetensors')
+            Copy-Item (Join-Path $loraFolder 'subject_peft.safetensors') (Join-Path $renamed 'a_subject.safetensors')
+            $script:subjectHash = (Get-SDLora subject_peft -LoraPath $loraFolder).Hash
+
+            function Split-Output($Output) {
+                [pscustomobject]@{
+                    Images  = @($Output | Where-Object { $_ -is [PSStableDiffusion.Engine.SDImage] })
+                    Verbose = @($Output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+                }
+            }
+        }
+
+        It 'replays a prompt tag to the same pixels with the renamed file, and says so in -Verbose' {
+            $out = Split-Output ($tagged | New-SDImage -Model $call.Model -LoraPath $renamed -Verbose 4>&1)
+            $again = $out.Images[0]
+            Get-SDPixelDifference $tagged.Pixels $again.Pixels | Should -Be 0
+            Get-LoraCaseDifference mult08 $again | Should -BeLessOrEqual (Get-LoraCaseTolerance mult08)
+            @($out.Verbose | Where-Object { $_ -like "*style_kohya*my_style_v2*$styleHash*" }).Count | Should -Be 1
+            $again.Record.Loras[0].Name | Should -Be 'style_kohya'
+            $again.Record.Loras[0].Hash | Should -Be $styleHash
+            $again.Record.Loras[0].Path | Should -Be (Join-Path $renamed 'my_style_v2.safetensors')
+        }
+
+        It 'replays the A1111 text alone of a -Lora image (its tag, Lora hashes) to the same pixels, the LoRA once' {
+            $saved = Join-Path $TestDrive 'parameter.png'
+            $parameter | Save-SDImage $saved
+            $a1111Only = Join-Path $TestDrive 'parameter-a1111-only.png'
+            [PSStableDiffusionTests.Png]::WriteWithoutText($saved, 'sd-record', $a1111Only)
+            $imported = Import-SDImage $a1111Only
+            $imported.Record.Prompt | Should -Be "$($call.Prompt) <lora:style_kohya:0.8>"
+            $again = $imported | New-SDImage -Model $call.Model -LoraPath $renamed
+            @($again.Record.Loras).Count | Should -Be 1
+            $again.Record.Loras[0].FromPrompt | Should -BeTrue
+            $again.Record.Loras[0].Path | Should -Be (Join-Path $renamed 'my_style_v2.safetensors')
+            Get-SDPixelDifference $parameter.Pixels $again.Pixels | Should -Be 0
+            # The -Lora image is the prompt tag's image: the LoRA was applied once, either way.
+            Get-SDPixelDifference $tagged.Pixels $parameter.Pixels | Should -Be 0
+        }
+
+        It 'replays a -Lora from the record, its file gone, by the hash in the renamed folder' {
+            $moved = $parameter.Record.Clone()
+            $use = $moved.Loras[0]
+            $moved.Loras[0] = [PSStableDiffusion.Engine.Lora.LoraUse]::new($use.Name, $use.Hash,
+                (Join-Path $TestDrive 'gone/style_kohya.safetensors'), $use.TextEncoderMultiplier, $use.UnetMultiplier, $false)
+            $copy = [PSStableDiffusion.Engine.SDImage]::new($parameter.Width, $parameter.Height, $parameter.Pixels, $moved)
+            $again = $copy | New-SDImage -Model $call.Model -LoraPath $renamed
+            $again.Record.Loras[0].Path | Should -Be (Join-Path $renamed 'my_style_v2.safetensors')
+            Get-SDPixelDifference $parameter.Pixels $again.Pixels | Should -Be 0
+        }
+
+        It 'uses the file of the name with a warning when no file has the recorded hash' {
+            $other = New-Item -ItemType Directory (Join-Path $TestDrive 'other-version')
+            Copy-Item (Join-Path $loraFolder 'subject_peft.safetensors') (Join-Path $other 'style_kohya.safetensors')
+            $again = $tagged | New-SDImage -Model $call.Model -LoraPath $other -WarningVariable warnings -WarningAction SilentlyContinue
+            @($warnings | Where-Object { "$_" -like "*style_kohya*$subjectHash*$styleHash*may differ*" }).Count | Should -Be 1
+            $again.Record.Loras[0].Hash | Should -Be $subjectHash
+        }
+
+        It 'stops with LoraNotFound naming the name and the hash when neither is found' {
+            $neither = New-Item -ItemType Directory (Join-Path $TestDrive 'neither')
+            Copy-Item (Join-Path $loraFolder 'subject_peft.safetensors') (Join-Path $neither 'a_subject.safetensors')
+            $e = Get-SDCommandError { $tagged | New-SDImage -Model $call.Model -LoraPath $neither }
+            $e.FullyQualifiedErrorId | Should -BeLike 'LoraNotFound,*'
+            $e.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+            $e.TargetObject | Should -Be 'style_kohya'
+            $e.Exception.Message | Should -Match "'style_kohya'.*$styleHash"
+        }
+    }
+
     Context 'The negative prompt' {
         It 'reads a tag there as text, as AUTOMATIC1111 does: no lookup, no LoRA, a warning' {
             $tagged = $call.Clone()
