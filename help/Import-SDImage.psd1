@@ -7,7 +7,8 @@ Import-SDImage reads PNG, JPEG, WebP, BMP and GIF (first frame) files and writes
 pixels as 8-bit RGB (an alpha channel is dropped, no colour management is applied). A PNG written by Save-SDImage
 gives back its full generation record: prompt, negative prompt, seed, steps, guidance scale, scheduler and its
 config, size, model path and hash, dtype, device, timings, module version and creation time. A PNG from
-AUTOMATIC1111's web UI gives the record parsed from its "parameters" text. Any other image has an empty record that
+AUTOMATIC1111's web UI gives the record parsed from its "parameters" text (with its LoRA tags and "Lora hashes",
+by which a replay finds each LoRA file). Any other image has an empty record that
 holds only its size.
 '@
         @'

@@ -38,7 +38,8 @@ made it. Piping an SDImage (from New-SDImage or Import-SDImage) into New-SDImage
 NegativePrompt, Seed, Steps, GuidanceScale, Scheduler, Width, Height, ImageIndex and BatchSize bind by property
 name, so only -Model has to be given; image k of a -Count batch is made again exactly, because the whole batch's noise
 is drawn again and only image k is written. Parameters given on the command line win over the piped values. A replay
-is text-to-image: to replay an image-to-image image, pass its init image again with -InitImage.
+is text-to-image: to replay an image-to-image image, pass its init image again with -InitImage. A replay applies the
+image's LoRAs again, found by their recorded hashes where the files here have other names (see -Lora).
 '@
         @'
 The model is loaded on first use and kept in the module's engine cache, shared by every runspace of the process
@@ -77,8 +78,12 @@ Multiplier), or names alone (1). Names are looked up in -LoraPath and then $env:
 (lora_unet_..., lora_te_..., also LDM-named), diffusers/PEFT and older diffusers files are read; several LoRAs add up.
 In the prompt, <lora:name:0.8> applies 0.8 to both the text encoder and the UNet, <lora:name:te=0.5:unet=0.8> (or
 <lora:name:0.5:0.8>) each its own; the tags are removed before the prompt is read. The image record and its
-parameters text carry "Lora hashes", and piping the image back replays them (a file whose hash differs from the
-recorded one is applied with a warning: another version of the file). Errors: LoraNotFound (no such file),
+parameters text carry "Lora hashes" (AUTOMATIC1111's short hash), and the parameters text gives each -Lora LoRA a
+tag at the end of its prompt (as the web UI applies LoRAs through tags only), so the web UI makes the same image. Piping
+the image back replays each LoRA once and, as the web UI does when infotext is pasted, finds a file named differently
+on this machine by its recorded hash: the file of the recorded name (or recorded path) when it has the hash, else the
+file in the LoRA folders that has it (-Verbose says which), else the file of the name with a warning that the image
+may differ (another version). Errors: LoraNotFound (no such file; in a replay, no file with the recorded hash either),
 UnknownLoraKey (a layer this model does not have), LoraModelMismatch (made for another model, such as SD 1.x),
 InvalidLora, InvalidSafeTensors, UnsafeCheckpoint.
 '@
@@ -400,6 +405,15 @@ tiles, which keeps its memory near that of a 512x512 decode.
             Remarks = @'
 Reads the record from the PNG and replays it: same prompt, negative prompt, seed, steps, guidance scale, scheduler
 and size, so the same model gives the same pixels. Add parameters to vary it, for example -Steps 50.
+'@
+        }
+        @{
+            Title   = 'Replay a web UI image whose LoRA is named differently here'
+            Code    = 'Import-SDImage ./from-webui.png | New-SDImage -Model ./sd21 -LoraPath ./loras -Verbose'
+            Remarks = @'
+The PNG's parameters text has <lora:watercolor:0.8> in its prompt, and its Lora hashes give watercolor the hash
+0123456789ab. There is no watercolor.safetensors in ./loras, but watercolor_v2.safetensors has that hash: it is
+applied at 0.8, and -Verbose says so. The hashes of the folder's files are remembered, so the next replay reads none of them again.
 '@
         }
         @{

@@ -60,8 +60,12 @@ Multiplier), or names alone (1). Names are looked up in -LoraPath and then $env:
 (lora_unet_..., lora_te_..., also LDM-named), diffusers/PEFT and older diffusers files are read; several LoRAs add up.
 In the prompt, <lora:name:0.8> applies 0.8 to both the text encoder and the UNet, <lora:name:te=0.5:unet=0.8> (or
 <lora:name:0.5:0.8>) each its own; the tags are removed before the prompt is read. The image record and its
-parameters text carry "Lora hashes", and piping the image back replays them (a file whose hash differs from the
-recorded one is applied with a warning: another version of the file). Errors: LoraNotFound (no such file),
+parameters text carry "Lora hashes" (AUTOMATIC1111's short hash), and the parameters text gives each -Lora LoRA a
+tag at the end of its prompt (as the web UI applies LoRAs through tags only), so the web UI makes the same image. Piping
+the image back replays each LoRA once and, as the web UI does when infotext is pasted, finds a file named differently
+on this machine by its recorded hash: the file of the recorded name (or recorded path) when it has the hash, else the
+file in the LoRA folders that has it (-Verbose says which), else the file of the name with a warning that the image
+may differ (another version). Errors: LoraNotFound (no such file; in a replay, no file with the recorded hash either),
 UnknownLoraKey (a layer this model does not have), LoraModelMismatch (made for another model, such as SD 1.x),
 InvalidLora, InvalidSafeTensors, UnsafeCheckpoint.
 '@
