@@ -72,8 +72,13 @@ public class LoraPromptTagTests
         Assert.Contains("Lora hashes: \"style: 0123456789ab, ink: ba9876543210\"", text);
         var parsed = A1111Parameters.Parse(text);
         Assert.Equal([("style", "0123456789ab"), ("ink", "ba9876543210")], parsed.Loras!.Select(l => (l.Name, l.Hash)));
-        Assert.Equal(record.Prompt, parsed.Prompt);
-        // The prompt's tag brings 'style' back on replay; 'ink', named by no tag, is replayed as a parameter (not twice).
-        Assert.Equal([true, false], parsed.Loras!.Select(l => l.FromPrompt));
+        // 'ink' was a parameter: the web UI applies LoRAs through prompt tags only, so the text gives it one at the
+        // prompt's end, and a replay of the text finds both LoRAs in the prompt (each once).
+        Assert.Equal(record.Prompt + " <lora:ink:1>", parsed.Prompt);
+        Assert.Equal([true, true], parsed.Loras!.Select(l => l.FromPrompt));
+        // A text without that tag (written before it was added): 'ink', named by no tag, is replayed as a parameter.
+        var untagged = A1111Parameters.Parse(text.Replace(" <lora:ink:1>", "", StringComparison.Ordinal));
+        Assert.Equal(record.Prompt, untagged.Prompt);
+        Assert.Equal([true, false], untagged.Loras!.Select(l => l.FromPrompt));
     }
 }
