@@ -18,7 +18,10 @@ public sealed class ModelHashCache
     /// <summary>Environment variable that moves the cache folder (CI, tests, read-only homes).</summary>
     public const string FolderVariable = Runtime.CacheFolder.Variable;
 
-    private const int MaxEntries = 256;
+    // Bounded so a long-lived cache does not grow without end, but large enough for a LoRA folder of a few thousand
+    // files: a replay that looks a renamed LoRA up by its hash hashes the folder, and an eviction would make every such
+    // replay read the whole folder again.
+    private const int MaxEntries = 4096;
     private static readonly object FileLock = new();
 
     /// <param name="path">The JSON file the hashes live in.</param>

@@ -100,6 +100,20 @@ public sealed class ModelHashCacheTests : IDisposable
         }
     }
 
+    [Fact]
+    public void ALoraFolderOfHundredsOfFilesStaysCached()
+    {
+        // A replay looking a LoRA up by its hash hashes every file of the folders: all of them must stay cached.
+        var cache = new ModelHashCache(Path.Combine(_temp.Path, "model-hashes.json"));
+        var files = WriteFiles(Enumerable.Range(0, 300).Select(i => ($"lora{i}.safetensors", $"lora {i}")).ToArray());
+        int computed = 0;
+        foreach (var file in files)
+            cache.GetOrCompute([file], () => { computed++; return ModelHashCache.HashFiles([file]); }, kind: "lora-a1111");
+        foreach (var file in files)
+            cache.GetOrCompute([file], () => { computed++; return "again"; }, kind: "lora-a1111");
+        Assert.Equal(files.Length, computed);
+    }
+
     private string[] WriteFiles(params (string Name, string Content)[] files) =>
         files.Select(f =>
         {
