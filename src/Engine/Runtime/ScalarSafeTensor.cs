@@ -149,6 +149,13 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
         return Tensor.ge(number);
     }
 
+    /// <summary>TorchSharp's <c>tensor &gt; number</c>.</summary>
+    public Tensor Greater(double value)
+    {
+        using var number = value.ToScalar();
+        return Tensor.gt(number);
+    }
+
     /// <summary>TorchSharp's <c>tensor &lt; number</c>.</summary>
     public Tensor Less(double value)
     {
@@ -194,6 +201,12 @@ internal readonly struct ScalarSafeTensor(Tensor tensor)
     {
         using Scalar low = min.ToScalar(), high = max.ToScalar();
         return Kept(Tensor.clamp(low, high), this, this);
+    }
+
+    public ScalarSafeTensor ClampMin(double min)
+    {
+        using var low = min.ToScalar();
+        return Kept(Tensor.clamp_min(low), this, this);
     }
 
     private static ScalarSafeTensor Add(ScalarSafeTensor tensor, Scalar number)

@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Pipelines;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.ModelSources;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
@@ -92,7 +93,7 @@ public sealed class ModelFileChangeTests
         using var file = SafeTensorsFile.Open(source);
         using var scope = torch.NewDisposeScope();
         var tensors = file.Tensors.Keys.Order(StringComparer.Ordinal)
-            .Select(name => (name, name == Weight ? file.Read(name) + shift : file.Read(name))).ToList();
+            .Select(name => (name, name == Weight ? (file.Read(name).ScalarSafe() + shift).Tensor : file.Read(name))).ToList();
         SafeTensorsWriter.Write(destination, tensors);
     }
 }

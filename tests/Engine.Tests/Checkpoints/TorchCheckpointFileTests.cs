@@ -1,6 +1,7 @@
 using System.Text;
 using PSStableDiffusion.Engine.Checkpoints;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -148,7 +149,7 @@ public sealed class TorchCheckpointFileTests : IDisposable
     public void HostileGlobal_AfterRealTensors_IsStillRefused()
     {
         var writer = new TorchSaveWriter();
-        using var t = torch.arange(6, ScalarType.Float32);
+        using var t = ScalarSafeTensor.Arange(6, ScalarType.Float32, CPU);
         writer.AddTensor("weight", t);
         var clean = writer.BuildPickle();
         // Splice "os.system('touch marker')" in as another state-dict value, just before the closing SETITEMS.
@@ -193,8 +194,8 @@ public sealed class TorchCheckpointFileTests : IDisposable
     private string WriteSmallCheckpoint(string name, Action<TorchSaveWriter>? configure = null)
     {
         var writer = new TorchSaveWriter { GlobalStep = 7 };
-        using var a = torch.arange(24, ScalarType.Float32).reshape(2, 3, 4);
-        using var b = torch.arange(10, ScalarType.Int64);
+        using var a = ScalarSafeTensor.Arange(24, ScalarType.Float32, CPU).reshape(2, 3, 4);
+        using var b = ScalarSafeTensor.Arange(10, ScalarType.Int64, CPU);
         writer.AddTensor("a", a);
         writer.AddTensor("b", b);
         configure?.Invoke(writer);
@@ -210,7 +211,7 @@ public sealed class TorchCheckpointFileTests : IDisposable
         Assert.Equal(7, file.GlobalStep);
         using var a = file.Read("a");
         using var b = file.Read("b");
-        using var expectedA = torch.arange(24, ScalarType.Float32).reshape(2, 3, 4);
+        using var expectedA = ScalarSafeTensor.Arange(24, ScalarType.Float32, CPU).reshape(2, 3, 4);
         Assert.True(expectedA.bytes.SequenceEqual(a.bytes));
         Assert.Equal(ScalarType.Int64, b.dtype);
         Assert.Equal(45L, b.sum().item<long>());

@@ -3,6 +3,7 @@ using PSStableDiffusion.Engine.Models.Clip;
 using PSStableDiffusion.Engine.Models.Configs;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
 using TorchSharp;
 using Xunit;
@@ -44,13 +45,13 @@ public class FullSizeStepTests(ITestOutputHelper output)
         var unetOutput = unet.forward(torch.cat(new[] { latents, latents }), torch.tensor(t), embeds);  // [2, 4, 64, 64]
         Assert.Equal(new long[] { 2, 4, 64, 64 }, unetOutput.shape);
         var chunks = unetOutput.chunk(2);
-        var noisePred = chunks[0] + 7.5 * (chunks[1] - chunks[0]);
+        Tensor noisePred = chunks[0].ScalarSafe() + 7.5 * (chunks[1].ScalarSafe() - chunks[0]);
         latents = scheduler.Step(noisePred, t, latents);
         output.WriteLine($"UNet step: {clock.Elapsed.TotalSeconds:F1} s"); clock.Restart();
 
         using var vae = new AutoencoderKL(KnownModelConfigs.Vae(KnownModel.Sd21_768V));
         vae.eval();
-        var image = vae.Decode(latents / vae.ScalingFactor);                               // [1, 3, 512, 512]
+        var image = vae.Decode(latents.ScalarSafe() / vae.ScalingFactor);                  // [1, 3, 512, 512]
         Assert.Equal(new long[] { 1, 3, 512, 512 }, image.shape);
         output.WriteLine($"VAE decode: {clock.Elapsed.TotalSeconds:F1} s");
 

@@ -1,5 +1,6 @@
 using System.Text;
 using PSStableDiffusion.Engine.IO;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -47,8 +48,8 @@ public sealed class SafeTensorsFileTests : IDisposable
             ("f16", torch.randn(new long[] { 4, 2, 3 }, generator: generator).to(ScalarType.Float16)),
             ("bf16", torch.randn(new long[] { 7 }, generator: generator).to(ScalarType.BFloat16)),
             ("f64", torch.randn(new long[] { 2, 2 }, ScalarType.Float64, generator: generator)),
-            ("i64", torch.arange(0, 10, ScalarType.Int64)),
-            ("u8", torch.arange(0, 200, ScalarType.Byte)),
+            ("i64", ScalarSafeTensor.Arange(0, 10, ScalarType.Int64, CPU)),
+            ("u8", ScalarSafeTensor.Arange(0, 200, ScalarType.Byte, CPU)),
             ("bool", torch.tensor(new[] { true, false, true })),
             ("scalar", torch.tensor(3.5f)),
             ("empty", torch.zeros(new long[] { 0, 3 })),
@@ -271,6 +272,6 @@ public sealed class SafeTensorsFileTests : IDisposable
         File.WriteAllBytes(path, bytes.ToArray());
         using var file = SafeTensorsFile.Open(path);
         Assert.Equal(new[] { 1.5f, -2.25f }, file.Read("w").data<float>().ToArray());
-        Assert.Equal(new[] { 3.0, -4.5 }, file.Read("w", ScalarType.Float64).mul(2).data<double>().ToArray());
+        Assert.Equal(new[] { 3.0, -4.5 }, (file.Read("w", ScalarType.Float64).ScalarSafe() * 2).Tensor.data<double>().ToArray());
     }
 }

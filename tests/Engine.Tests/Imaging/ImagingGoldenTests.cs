@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Imaging;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -26,7 +27,7 @@ public class ImagingGoldenTests(ITestOutputHelper output)
         var actual = tensor(image.Pixels, [image.Height, image.Width, 3], ScalarType.Byte);
         var diff = (actual.to(ScalarType.Int32) - expected.to(ScalarType.Int32)).abs();
         var maxDiff = diff.max().item<int>();
-        var differing = diff.gt(0).sum().item<long>();
+        var differing = diff.ScalarSafe().Greater(0).sum().item<long>();
         output.WriteLine($"{caseName}: max abs diff {maxDiff} levels, {differing} of {diff.numel()} values differ");
         Assert.True(maxDiff <= golden.Tolerance("image_uint8"), $"{caseName}: max diff {maxDiff}");
         // Same float32 input and the same float32 operations as diffusers/numpy: the bytes should be identical.
@@ -85,7 +86,7 @@ public class ImagingGoldenTests(ITestOutputHelper output)
         Assert.Equal(io.Read("input_mask_uint8").bytes.ToArray(), mask.Values.Select(v => (byte)v).ToArray());
 
         // diffusers' mask processor: L, /255, then 1 where >= 0.5 else 0.
-        var binary = mask.ToTensor(normalize: true).ge(0.5).to(ScalarType.Float32).unsqueeze(0); // [1, 1, H, W]
+        var binary = mask.ToTensor(normalize: true).ScalarSafe().GreaterOrEqual(0.5).to(ScalarType.Float32).unsqueeze(0); // [1, 1, H, W]
         Golden.AssertClose(io.Read("mask_preprocessed"), binary, golden.Tolerance("mask_preprocessed"), "mask_preprocessed");
     }
 }

@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -46,7 +47,7 @@ public sealed class StateDictLoaderTests : IDisposable
             ["norm.weight"] = torch.randn(new long[] { 3 }, generator: generator).to(dtype),
             ["norm.bias"] = torch.randn(new long[] { 3 }, generator: generator).to(dtype),
             ["scale"] = torch.randn(new long[] { 3 }, generator: generator).to(dtype),
-            ["position_ids"] = torch.arange(5, ScalarType.Int64).unsqueeze(0),
+            ["position_ids"] = ScalarSafeTensor.Arange(5, ScalarType.Int64, CPU).unsqueeze(0),
         };
     }
 

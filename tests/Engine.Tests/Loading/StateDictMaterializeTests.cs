@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -101,7 +102,7 @@ public sealed class StateDictMaterializeTests : IDisposable
             Assert.True(expectedImage.eq(module.Image(image)).all().item<bool>());
 
             // A mapped weight is copy-on-write: writing it never reaches the file.
-            module.named_parameters().First(p => p.name == "proj.weight").parameter.fill_(0);
+            module.named_parameters().First(p => p.name == "proj.weight").parameter.ScalarSafe().Fill(0);
         }
         GC.Collect();
         GC.WaitForPendingFinalizers();

@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
 using TorchSharp;
 using Xunit;
@@ -23,7 +24,7 @@ public class DenoisingLoopMemoryTests
         var liveAfterStep = new List<long>();
         var observer = new PipelineObserver { Progress = _ => liveAfterStep.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount) };
 
-        var result = DenoisingLoop.Run(scheduler, scheduler.TimestepValues, latents, noise, observer, (sample, _, _) => 0.1 * sample);
+        var result = DenoisingLoop.Run(scheduler, scheduler.TimestepValues, latents, noise, observer, (sample, _, _) => (0.1 * sample.ScalarSafe()).Tensor);
 
         Assert.Equal(scheduler.TimestepValues.Count, liveAfterStep.Count);
         Assert.True(result.isfinite().all().item<bool>());

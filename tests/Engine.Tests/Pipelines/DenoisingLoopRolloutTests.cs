@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Schedulers;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
@@ -40,7 +41,7 @@ public class DenoisingLoopRolloutTests
                 compared++;
             },
         };
-        var x = SchedulerGolden.Tensor("x_init") * scheduler.InitNoiseSigma;
+        Tensor x = SchedulerGolden.Tensor("x_init").ScalarSafe() * scheduler.InitNoiseSigma;
 
         DenoisingLoop.Run(scheduler, scheduler.TimestepValues, x, noise, observer,
             (latents, t, _) => SchedulerGolden.ModelFormula(scheduler.ScaleModelInput(latents, t), t));

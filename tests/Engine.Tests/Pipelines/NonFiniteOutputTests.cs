@@ -1,5 +1,6 @@
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
@@ -24,7 +25,11 @@ public sealed class NonFiniteOutputTests
         var latents = torch.randn(new long[] { 1, 4, 8, 8 }, generator: new torch.Generator(2)); // [1, 4, 8, 8]
         int calls = 0;
         var error = Assert.Throws<NonFiniteOutputException>(() => DenoisingLoop.Run(scheduler, scheduler.TimestepValues, latents, noise,
-            PipelineObserver.None, (sample, _, _) => ++calls == 3 ? (0.1 * sample).index_put_(torch.tensor(bad), 0, 1, 2, 3) : 0.1 * sample));
+            PipelineObserver.None, (sample, _, _) =>
+            {
+                Tensor output = 0.1 * sample.ScalarSafe();
+                return ++calls == 3 ? output.index_put_(torch.tensor(bad), 0, 1, 2, 3) : output;
+            }));
         Assert.Equal("UNet", error.Stage);
         Assert.Equal(3, error.Step);
         Assert.Contains("at step 3 of 5", error.Message);
@@ -40,7 +45,7 @@ public sealed class NonFiniteOutputTests
         using var model = DiffusersFolderLoader.Load(golden.ModelFolder, ComputeTarget.Cpu32);
         torch.nn.Module module = component == "unet" ? model.Unet : model.Vae;
         using (torch.no_grad())
-            module.named_parameters().Single(p => p.name == weight).parameter[0].fill_(double.NaN); // a private copy of the mapped page
+            module.named_parameters().Single(p => p.name == weight).parameter[0].ScalarSafe().Fill(double.NaN); // a private copy of the mapped page
         var error = Assert.Throws<NonFiniteOutputException>(() => Run(model, golden, null).Dispose());
         Assert.Equal(stage, error.Stage);
         Assert.Equal(step, error.Step);

@@ -1,6 +1,7 @@
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Lora;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Text;
 using PSStableDiffusion.Engine.Tests.Lora;
 using PSStableDiffusion.Engine.Tests.Support;
@@ -97,7 +98,7 @@ public class PromptEmbeddingCacheTests
     {
         using var cache = new PromptEmbeddingCache(capacity: 2);
         int encodes = 0;
-        Tensor Encode(float value) { encodes++; return torch.full(new long[] { 1, 77, 4 }, value); }
+        Tensor Encode(float value) { encodes++; return torch.empty(new long[] { 1, 77, 4 }).ScalarSafe().Fill(value); }
 
         using (var a = cache.GetOrAdd(new[] { 1, 2 }, () => Encode(1), out var hitA)) Assert.False(hitA);
         using (var b = cache.GetOrAdd(new[] { 3 }, () => Encode(2), out _)) { }

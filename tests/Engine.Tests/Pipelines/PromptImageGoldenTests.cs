@@ -2,6 +2,7 @@ using System.Text.Json;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Loading;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -57,7 +58,7 @@ public sealed class PromptImageGoldenTests(ITestOutputHelper output)
         using var result = StableDiffusionPipeline.Generate(model, request, observer);
 
         Assert.Equal(Compared, seen);
-        var image = ((result.Images / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1)[0];                       // [H, W, 3]
+        var image = (result.Images.ScalarSafe() / 2 + 0.5).Clamp(0, 1).Tensor.permute(0, 2, 3, 1)[0]; // [H, W, 3]
         var diffImage = Golden.AssertClose(io.Read($"{caseName}/image_float"), image, Tolerance("image_float"), $"{caseName}/image_float");
         output.WriteLine($"{caseName} image_float: max abs diff {diffImage:G3}");
         if (caseName == "ti_negative")

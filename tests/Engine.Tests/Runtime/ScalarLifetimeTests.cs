@@ -39,6 +39,15 @@ public class ScalarLifetimeTests(ITestOutputHelper output)
         Assert.True(found.Count == 0, $"{found.Count} implicit Scalars:\n" + string.Join("\n", found));
     }
 
+    /// <summary>The tests' own code (golden helpers, rollouts, stand-in models): a test that makes an implicit Scalar can
+    /// hit the same race beside the parallel tests, and fail or pass for the wrong reason.</summary>
+    [Fact]
+    public void TestCodeMakesNoImplicitScalar()
+    {
+        var found = ImplicitScalarScanner.Find(typeof(ScalarLifetimeTests).Assembly, ["PSStableDiffusion.Engine.Tests"]);
+        Assert.True(found.Count == 0, $"{found.Count} implicit Scalars:\n" + string.Join("\n", found));
+    }
+
     /// <summary>
     /// Three threads step every scheduler preset, run DDIM steps and the number arithmetic itself in tight loops, while a
     /// fourth collects garbage and runs finalizers; every result must equal, bit for bit, one made with no collections.
@@ -132,8 +141,7 @@ public class ScalarLifetimeTests(ITestOutputHelper output)
         using var scheduler = SchedulerRegistry.Create(name);
         using var noise = new GeneratorNoiseSource(7);
         scheduler.SetTimesteps(steps);
-        using var sigma = scheduler.InitNoiseSigma.ToScalar();
-        var x = torch.randn([1, 4, 8, 8], generator: noise.Generator).mul(sigma);
+        Tensor x = torch.randn([1, 4, 8, 8], generator: noise.Generator).ScalarSafe() * scheduler.InitNoiseSigma;
         foreach (var t in scheduler.TimestepValues)
         {
             var modelOutput = scheduler.ScaleModelInput(x, t).tanh();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
@@ -89,7 +90,7 @@ public class SchedulerRolloutTests(ITestOutputHelper output)
         using var scheduler = SchedulerGolden.Build(run);
         scheduler.SetTimesteps(run.GetProperty("num_inference_steps").GetInt32());
 
-        var x = SchedulerGolden.Tensor("x_init") * scheduler.InitNoiseSigma;
+        Tensor x = SchedulerGolden.Tensor("x_init").ScalarSafe() * scheduler.InitNoiseSigma;
         var worst = 0.0;
         var calls = 0;
         foreach (var t in scheduler.TimestepValues)

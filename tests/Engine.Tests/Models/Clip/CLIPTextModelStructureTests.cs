@@ -1,6 +1,7 @@
 using System.Text;
 using PSStableDiffusion.Engine.IO;
 using PSStableDiffusion.Engine.Models.Clip;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Tests.Support;
 using TorchSharp;
 using Xunit;
@@ -116,7 +117,7 @@ public class CLIPTextModelStructureTests
             System.Text.Json.JsonSerializer.Serialize(config), Encoding.UTF8);
         using var source = new CLIPTextModel(config);
         var tensors = source.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach());
-        tensors["text_model.embeddings.position_ids"] = arange(77, dtype: ScalarType.Int64).unsqueeze(0);
+        tensors["text_model.embeddings.position_ids"] = ScalarSafeTensor.Arange(77, ScalarType.Int64, CPU).unsqueeze(0);
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors.Select(kv => (kv.Key, kv.Value)));
 
         using var loaded = CLIPTextModel.FromPretrained(folder, ScalarType.Float32, CPU);

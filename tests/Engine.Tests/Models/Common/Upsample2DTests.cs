@@ -1,4 +1,5 @@
 using PSStableDiffusion.Engine.Models.Common;
+using PSStableDiffusion.Engine.Runtime;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -61,7 +62,7 @@ public class Upsample2DTests
     {
         using var scope = torch.NewDisposeScope();
         // A kernel whose taps are distinct powers of two, so every folded sum is exact and identifiable.
-        var weight = torch.pow(2.0, torch.arange(9, dtype: ScalarType.Float32)).view(1, 1, 3, 3); // [1, 1, 3, 3]
+        var weight = torch.pow(2.0, ScalarSafeTensor.Arange(9, ScalarType.Float32, CPU)).view(1, 1, 3, 3); // [1, 1, 3, 3]
         var folded = Upsample2D.PhaseWeights(weight); // [4, 1, 2, 2]
         Assert.Equal(new long[] { 4, 1, 2, 2 }, folded.shape);
         float W(int r, int c) => MathF.Pow(2, r * 3 + c);
@@ -84,7 +85,8 @@ public class Upsample2DTests
     {
         var upsample = new Upsample2D(channels, outChannels);
         var generator = new torch.Generator(seed);
-        var weight = torch.randn(new[] { outChannels, channels, 3L, 3L }, generator: generator) * 0.2; // [C_out, C, 3, 3]
+        var draw = torch.randn(new[] { outChannels, channels, 3L, 3L }, generator: generator); // [C_out, C, 3, 3]
+        Tensor weight = draw.ScalarSafe() * 0.2;
         var bias = torch.randn(new[] { outChannels }, generator: generator); // [C_out]
         var parameters = upsample.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using (torch.no_grad())
