@@ -21,12 +21,6 @@ public class ScalarLifetimeTests(ITestOutputHelper output)
     /// <summary>ScalarSafeTensor, the one place that makes Scalars (explicitly, and disposes them).</summary>
     private const string ScalarMaker = "PSStableDiffusion.Engine.Runtime.ScalarSafeTensor.";
 
-    /// <summary>Engine types not yet converted (each passes numbers as TorchSharp's implicit Scalars); shrink, never grow.</summary>
-    private static readonly string[] NotYetConverted =
-    [
-        "PSStableDiffusion.Engine.Models.Common.Activations", // mish (TorchSharp makes its Scalars inside; unused by SD 2.x configs)
-    ];
-
     /// <summary>The whole engine (schedulers, per-step pipeline code, the models' forward passes): none of it may make
     /// an implicit Scalar, so a new unprotected site fails here.</summary>
     [Fact]
@@ -34,7 +28,6 @@ public class ScalarLifetimeTests(ITestOutputHelper output)
     {
         var found = ImplicitScalarScanner.Find(typeof(SchedulerBase).Assembly, ["PSStableDiffusion.Engine"])
             .Where(call => !call.StartsWith(ScalarMaker, StringComparison.Ordinal))
-            .Where(call => !NotYetConverted.Any(type => call.StartsWith(type, StringComparison.Ordinal)))
             .ToList();
         Assert.True(found.Count == 0, $"{found.Count} implicit Scalars:\n" + string.Join("\n", found));
     }
