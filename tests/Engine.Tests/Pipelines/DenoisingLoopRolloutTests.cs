@@ -13,7 +13,6 @@ namespace PSStableDiffusion.Engine.Tests.Pipelines;
 /// of a UNet, reproduces every latent diffusers stored for every scheduler run in schedulers.json: so every scheduler,
 /// as New-SDImage drives it, steps exactly as in diffusers (stochastic ones with the stored noise).
 /// </summary>
-[Collection(SchedulerStepsCollection.Name)]
 public class DenoisingLoopRolloutTests
 {
     public static TheoryData<string> RunKeys() => SchedulerRolloutTests.RunKeys();

@@ -15,7 +15,6 @@ namespace PSStableDiffusion.Engine.Tests.Schedulers;
 /// diffusers' <c>XScheduler.from_config(pipe.scheduler.config)</c> builds it, for a single file (whose config diffusers
 /// reads from the released hub file, most keys defaulted), a folder's released config and folders' modern configs.
 /// </summary>
-[Collection(SchedulerStepsCollection.Name)]
 public class SchedulerFromConfigTests(ITestOutputHelper output)
 {
     private static readonly Lazy<JsonDocument> Fixture = new(() =>

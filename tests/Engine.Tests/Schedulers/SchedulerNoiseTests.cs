@@ -9,7 +9,6 @@ using static TorchSharp.torch;
 namespace PSStableDiffusion.Engine.Tests.Schedulers;
 
 /// <summary>Training schedules and add_noise (img2img start, x4 upscaler low-res noise) against diffusers.</summary>
-[Collection(SchedulerStepsCollection.Name)]
 public class SchedulerNoiseTests(ITestOutputHelper output)
 {
     public static TheoryData<string> AddNoiseKeys()

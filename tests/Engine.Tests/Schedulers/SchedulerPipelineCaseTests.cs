@@ -11,7 +11,6 @@ namespace PSStableDiffusion.Engine.Tests.Schedulers;
 /// The scheduler part of each golden pipeline case: its model/scheduler config, the (strength-sliced) timesteps,
 /// add_noise, the UNet input scaling, and every scheduler.step from the stored guided noise prediction.
 /// </summary>
-[Collection(SchedulerStepsCollection.Name)]
 public class SchedulerPipelineCaseTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases() => GoldenCases.PipelineCases;

@@ -10,7 +10,6 @@ using static TorchSharp.torch;
 namespace PSStableDiffusion.Engine.Tests.Schedulers;
 
 /// <summary>Every run of schedulers.json: schedule, then a rollout with the model formula, against diffusers.</summary>
-[Collection(SchedulerStepsCollection.Name)]
 public class SchedulerRolloutTests(ITestOutputHelper output)
 {
     public static TheoryData<string> RunKeys()
