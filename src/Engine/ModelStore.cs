@@ -88,7 +88,9 @@ public static class ModelStore
         throw new ModelNotFoundException(model,
             $"Model '{model}' not found: " +
             $"{(fullPath is null ? "it is not a valid path" : $"there is no folder or file at '{fullPath}'")}" +
-            (looksLikeId ? ", and it is not a valid hub id (org/name: letters, digits, '-', '_', '.'; no '--' or '..')" : ", and it is not a hub id") +
+            (looksLikeId
+                ? ", and it is not a valid hub id (org/name: letters, digits, '-', '_', '.'; no '--' or '..')"
+                : ", and it is not a hub id") +
             $". {AcceptedForms}");
     }
 
@@ -195,7 +197,8 @@ public static class ModelStore
             ? $"Loaded {model.KindName} model ({model.PredictionType}, default " +
                 $"{model.DefaultSize}x{model.DefaultSize}, {model.MemoryBytes / (1024.0 * 1024):F1} MiB of weights) " +
                 $"in {elapsed.TotalSeconds:F2} s."
-            : $"Using the cached {model.KindName} model '{location}' on {target} (clearing the engine cache frees it).");
+            : $"Using the cached {model.KindName} model '{location}' on {target} " +
+                "(clearing the engine cache frees it).");
     }
 
     /// <summary>Refuses options that cannot apply to this kind of model, rather than ignoring them.</summary>

@@ -187,7 +187,8 @@ public sealed class TorchCheckpointFile : ITensorFile
                 throw new CheckpointFormatException($"'{path}': storage '{key}' is listed but no tensor names it.");
             if (count != storage.ElementCount)
                 throw new CheckpointFormatException(
-                    $"'{path}': storage '{key}' holds {count} elements but the pickle declares {storage.ElementCount}.");
+                    $"'{path}': storage '{key}' holds {count} elements " +
+                    $"but the pickle declares {storage.ElementCount}.");
             long bytes = CheckedBytes(path, key, count, ElementSize(storage.DType));
             if (!table.TryAdd(key, (offset + 8, bytes)))
                 throw new CheckpointFormatException($"'{path}': storage '{key}' is listed twice.");
@@ -312,8 +313,9 @@ public sealed class TorchCheckpointFile : ITensorFile
         var storage = Remember(path, storages, new TorchStorageRef(key, dtype, pid[3] as string ?? "cpu", numel));
         if (!legacy || pid[5] is null) return storage;
 
-        if (pid[5] is not PickleTuple { Count: 3 } view || view[1] is not long viewOffset || view[2] is not long viewCount ||
-            viewOffset < 0 || viewCount < 0 || viewOffset > numel - viewCount)
+        if (pid[5] is not PickleTuple { Count: 3 } view
+            || view[1] is not long viewOffset || view[2] is not long viewCount
+            || viewOffset < 0 || viewCount < 0 || viewOffset > numel - viewCount)
             throw new CheckpointFormatException(
                 $"'{path}': storage '{key}' has a view that is not (key, offset, numel) inside it.");
         return Remember(path, storages, new TorchStorageRef(PlainKey(path, view[0]), dtype, storage.Location, viewCount)
@@ -379,7 +381,8 @@ public sealed class TorchCheckpointFile : ITensorFile
         }
         if (elements > 0 && lastElement >= storage.ElementCount)
             throw new CheckpointFormatException(
-                $"'{path}': tensor '{name}' of shape [{string.Join(", ", tensor.Sizes)}] reaches element {lastElement} " +
+                $"'{path}': tensor '{name}' of shape [{string.Join(", ", tensor.Sizes)}] " +
+                $"reaches element {lastElement} " +
                 $"but storage '{storage.Key}' holds {storage.ElementCount}.");
     }
 
@@ -479,7 +482,8 @@ public sealed class TorchCheckpointFile : ITensorFile
             int read = input.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
             if (read < buffer.Length)
                 throw new CheckpointFormatException(
-                    $"'{path}': entry '{entry.FullName}' ends after {read} of {buffer.Length} bytes (truncated file?).");
+                    $"'{path}': entry '{entry.FullName}' ends after {read} of {buffer.Length} bytes " +
+                    "(truncated file?).");
         }
         catch (InvalidDataException e)
         {

@@ -81,6 +81,7 @@ public static class DiffusersFileSelection
 
     private static IReadOnlyList<string> SelectWeights(List<string> files, string? variant, string component) =>
         WeightFileSelection.Select(files, variant) ?? throw new HubNotFoundException(
-            $"Component '{component}' has no {(variant is null ? "" : variant + " or plain ")}safetensors/.bin weights " +
+            $"Component '{component}' has no " +
+            $"{(variant is null ? "" : variant + " or plain ")}safetensors/.bin weights " +
             $"(files: {string.Join(", ", files)}).");
 }

@@ -87,7 +87,8 @@ public sealed class HubClient : IDisposable
             if (CompleteSnapshot(cache, revision, variant) is { } cached)
             {
                 Warning?.Invoke(
-                    $"Using the cached snapshot of '{repoId}' at '{revision}' ('{cached}'): {FallbackReason(repoId, e)}");
+                    $"Using the cached snapshot of '{repoId}' at '{revision}' ('{cached}'): " +
+                    FallbackReason(repoId, e));
                 return cached;
             }
             throw NoCacheFailure(repoId, revision, e);
@@ -361,7 +362,8 @@ public sealed class HubClient : IDisposable
     private Uri ResolveUri(string repoId, string revision, string path) =>
         new(
             _endpoint,
-            $"{repoId}/resolve/{Uri.EscapeDataString(revision)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
+            $"{repoId}/resolve/{Uri.EscapeDataString(revision)}/" +
+            string.Join('/', path.Split('/').Select(Uri.EscapeDataString)));
 
     private async Task DownloadBlobAsync(
         HubCache cache, string commit, FileMetadata file, string? token, TransferState state, CancellationToken ct)
@@ -452,8 +454,8 @@ public sealed class HubClient : IDisposable
             {
                 File.Delete(incomplete);
                 throw new HubChecksumException(
-                    $"'{file.Path}' has sha256 {actual} but the hub announced {file.Etag}; the download was discarded " +
-                    "and nothing entered the cache. Retry; if it persists, " +
+                    $"'{file.Path}' has sha256 {actual} but the hub announced {file.Etag}; " +
+                    "the download was discarded and nothing entered the cache. Retry; if it persists, " +
                     "the mirror or proxy in between is corrupting data.");
             }
         }

@@ -27,7 +27,8 @@ internal static unsafe class NativeTensors
     //                      int8_t scalar_type, int8_t dtype, int device_type, int device_index, bool requires_grad)
     private static IntPtr THSTensor_new(void* data, delegate* unmanaged[Cdecl]<void*, void> deleter, long* sizes,
         int sizeCount, sbyte sourceType, sbyte targetType, int deviceType, int deviceIndex, bool requiresGrad) =>
-        ((delegate* unmanaged[Cdecl]<void*, delegate* unmanaged[Cdecl]<void*, void>, long*, int, sbyte, sbyte, int, int, byte, IntPtr>)
+        ((delegate* unmanaged[Cdecl]<void*, delegate* unmanaged[Cdecl]<void*, void>, long*, int, sbyte, sbyte, int, int,
+                byte, IntPtr>)
             Exports.Value.NewTensor)(
                 data, deleter, sizes, sizeCount, sourceType, targetType, deviceType, deviceIndex,
                 requiresGrad ? (byte)1 : (byte)0);

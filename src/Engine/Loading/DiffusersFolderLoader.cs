@@ -158,7 +158,8 @@ public static class DiffusersFolderLoader
                 log?.Invoke($"'{componentFolder}' has no {variant} weights; using {Path.GetFileName(files[0])}.");
             if (files[0].EndsWith(".bin", StringComparison.Ordinal))
                 log?.Invoke(
-                    $"'{componentFolder}' has no safetensors weights; reading the pickled {Path.GetFileName(files[0])} " +
+                    $"'{componentFolder}' has no safetensors weights; " +
+                    $"reading the pickled {Path.GetFileName(files[0])} " +
                     "with the restricted unpickler (tensors and plain containers only, no code runs).");
             return files;
         }

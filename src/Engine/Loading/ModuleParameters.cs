@@ -28,7 +28,8 @@ public static class ModuleParameters
         var (owner, attribute) = Split(owners, key);
         if (!IsSettable(owner, attribute))
             throw new NotSupportedException(
-                $"Cannot give '{key}' its own storage: {owner.GetType().Name} has no settable parameter '{attribute}'.");
+                $"Cannot give '{key}' its own storage: " +
+                $"{owner.GetType().Name} has no settable parameter '{attribute}'.");
     }
 
     /// <summary>

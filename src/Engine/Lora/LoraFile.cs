@@ -129,7 +129,9 @@ public sealed class LoraFile : IDisposable
             throw new LoraFormatException(
                 path,
                 $"layer '{name}' has " +
-                $"{(roles.ContainsKey("down") ? "a down factor but no up factor" : roles.ContainsKey("up") ? "an up factor but no down factor" : "an alpha or scale but no factors")}.");
+                (roles.ContainsKey("down") ? "a down factor but no up factor"
+                    : roles.ContainsKey("up") ? "an up factor but no down factor"
+                    : "an alpha or scale but no factors") + ".");
         var down = file.Read(downKey, ScalarType.Float32);
         var up = file.Read(upKey, ScalarType.Float32);
         Tensor? mid = roles.TryGetValue("mid", out var midKey) ? file.Read(midKey, ScalarType.Float32) : null;

@@ -271,7 +271,8 @@ public static class StableDiffusionPipeline
         if (tiles is not null)
             run.Observer.Log?.Invoke(
                 $"Tiled VAE decoder: {tileCount} tiles of " +
-                $"{Math.Min(tiles.TileSize, run.LatentWidth) * model.VaeScaleFactor}x{Math.Min(tiles.TileSize, run.LatentHeight) * model.VaeScaleFactor} " +
+                $"{Math.Min(tiles.TileSize, run.LatentWidth) * model.VaeScaleFactor}x" +
+                $"{Math.Min(tiles.TileSize, run.LatentHeight) * model.VaeScaleFactor} " +
                 $"pixels (overlap {tiles.Overlap * model.VaeScaleFactor}).");
         run.Inspect("vae_decode_output", decoded);
         NonFiniteOutputException.ThrowIfNotFinite(decoded, "VAE decoder");

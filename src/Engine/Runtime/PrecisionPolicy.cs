@@ -58,7 +58,8 @@ public static class PrecisionPolicy
             ? new(Precision.BFloat16, $"bfloat16: measured faster than float32 on this CPU ({figures}).")
             : new(
                 Precision.Float32,
-                $"float32: bfloat16 is not at least {RequiredBFloat16Speedup.ToString(CultureInfo.InvariantCulture)}x " +
+                "float32: bfloat16 is not at least " +
+                $"{RequiredBFloat16Speedup.ToString(CultureInfo.InvariantCulture)}x " +
                 $"faster on this CPU ({figures}).");
     }
 

@@ -44,12 +44,14 @@ public static class SchedulerRegistry
         if (eta is not null && !info.Defaults.ContainsKey("eta"))
             throw new ArgumentException(
                 $"Eta does not apply to the scheduler '{name}' ({info.ClassName}); it applies to " +
-                $"{string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("eta")).Select(s => s.ShortName))}.",
+                string.Join(", ", Instance.Value.Schedulers
+                    .Where(s => s.Defaults.ContainsKey("eta")).Select(s => s.ShortName)) + ".",
                 "Eta");
         if (karrasSigmas is not null && !info.Defaults.ContainsKey("use_karras_sigmas"))
             throw new ArgumentException(
                 $"KarrasSigmas does not apply to the scheduler '{name}' ({info.ClassName}); it applies to " +
-                $"{string.Join(", ", Instance.Value.Schedulers.Where(s => s.Defaults.ContainsKey("use_karras_sigmas")).Select(s => s.ShortName))}.",
+                string.Join(", ", Instance.Value.Schedulers
+                    .Where(s => s.Defaults.ContainsKey("use_karras_sigmas")).Select(s => s.ShortName)) + ".",
                 "KarrasSigmas");
     }
 

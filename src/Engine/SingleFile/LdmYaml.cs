@@ -309,8 +309,11 @@ public static class LdmYaml
                 if (c == '\\' && quote == '"' && _pos < _text.Length)
                 {
                     char escaped = _text[_pos++];
-                    value.Append(
-                        escaped switch { 'n' => '\n', 't' => '\t', '\\' => '\\', '"' => '"', '/' => '/', _ => throw Error($"unsupported escape '\\{escaped}'") });
+                    value.Append(escaped switch
+                    {
+                        'n' => '\n', 't' => '\t', '\\' => '\\', '"' => '"', '/' => '/',
+                        _ => throw Error($"unsupported escape '\\{escaped}'"),
+                    });
                     continue;
                 }
                 value.Append(c);

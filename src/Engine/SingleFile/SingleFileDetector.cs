@@ -163,7 +163,10 @@ public static class SingleFileDetector
                   $"widths [{string.Join(", ", widths)}], " +
                   $"{layersPerBlock} ResNets per level, attention on levels " +
                   $"[{string.Join(", ", Enumerable.Range(0, widths.Count).Where(l => hasAttention[l]))}]" +
-                  $"{(onlyCross.Any(x => x) ? $" (cross-attention only on [{string.Join(", ", Enumerable.Range(0, widths.Count).Where(l => onlyCross[l]))}])" : "")}, " +
+                  (onlyCross.Any(x => x)
+                      ? " (cross-attention only on " +
+                        $"[{string.Join(", ", Enumerable.Range(0, widths.Count).Where(l => onlyCross[l]))}])"
+                      : "") + ", " +
                   $"transformer depth {depth}, text width {context}, {(linear ? "linear" : "1x1 convolution")} " +
                   $"projections (proj_in [{string.Join(", ", projIn)}]).");
         return unet;

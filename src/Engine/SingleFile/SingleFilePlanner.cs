@@ -218,8 +218,8 @@ public static class SingleFilePlanner
                 notes.Add(
                     $"Assumed prediction type epsilon: the released SD 2 {variant} model (its ldm config has no " +
                     $"parameterization; diffusers' " +
-                    $"{(variant == ModelKind.Inpaint ? "stable-diffusion-2-inpainting" : "stable-diffusion-2-depth")} " +
-                    $"scheduler).");
+                    (variant == ModelKind.Inpaint ? "stable-diffusion-2-inpainting" : "stable-diffusion-2-depth") +
+                    " scheduler).");
                 return "epsilon";
         }
     }
@@ -240,8 +240,10 @@ public static class SingleFilePlanner
         };
         notes.Add(variant == ModelKind.Upscale
             ? $"Assumed default size {size}: the x4 upscaler's UNet sample_size 128 (a 128-pixel input) x {factor}."
-            : $"Assumed default size {size}, as diffusers does " +
-                $"({(variant == ModelKind.TextToImage ? "768 for v_prediction SD 2.x, 512 for epsilon" : "the released 512 model")}).");
+            : $"Assumed default size {size}, as diffusers does (" +
+                (variant == ModelKind.TextToImage
+                    ? "768 for v_prediction SD 2.x, 512 for epsilon"
+                    : "the released 512 model") + ").");
         return size;
     }
 
@@ -338,7 +340,9 @@ public static class SingleFilePlanner
         notes.Add(
             $"Scheduler: DDIM {scheduler["beta_schedule"]} " +
             $"{scheduler["beta_start"]}..{scheduler["beta_end"]}, {prediction}" +
-                  (yaml is null ? $" (the released {(upscale ? "x4 upscaler" : "SD 2.1")} scheduler config)." : " (betas from the config)."));
+                  (yaml is null
+                      ? $" (the released {(upscale ? "x4 upscaler" : "SD 2.1")} scheduler config)."
+                      : " (betas from the config)."));
         if (!upscale) return (scheduler.ToJsonString(Indented), null, null);
 
         var lowRes = ReadConfig("x4-upscaler.low_res_scheduler.json");

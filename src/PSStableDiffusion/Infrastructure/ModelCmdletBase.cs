@@ -70,8 +70,11 @@ public abstract class ModelCmdletBase : SDCmdletBase
     {
         var threads = TorchThreads.Configure(Threads);
         WriteVerbose(
-            $"libtorch runs on {threads} CPU " +
-            $"thread(s){(Threads is null ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} processors this process may use; -Threads changes it)" : "")}.");
+            $"libtorch runs on {threads} CPU thread(s)" +
+            (Threads is null
+                ? $" (libtorch's default {TorchThreads.LibTorchDefault}, at most the {Environment.ProcessorCount} " +
+                  "processors this process may use; -Threads changes it)"
+                : "") + ".");
     }
 
     #endregion

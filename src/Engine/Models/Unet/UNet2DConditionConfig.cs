@@ -134,9 +134,12 @@ public sealed class UNet2DConditionConfig
             Reject(
                 "num_attention_heads", NumAttentionHeads, "null (SD 2.x gives the head count in attention_head_dim)");
         if (NormNumGroups is null) Reject("norm_num_groups", null, "a group count");
-        foreach (var (field, values) in new[] { ("layers_per_block", LayersPerBlock), ("cross_attention_dim", CrossAttentionDim),
+        foreach (var (field, values) in new[]
+                 {
+                     ("layers_per_block", LayersPerBlock), ("cross_attention_dim", CrossAttentionDim),
                      ("transformer_layers_per_block", TransformerLayersPerBlock),
-                     ("attention_head_dim", AttentionHeadDim) })
+                     ("attention_head_dim", AttentionHeadDim),
+                 })
         {
             if (values.Length != 1 && values.Length != blocks) Reject(field, values, $"one value or {blocks} values");
             if (values.Any(v => v <= 0)) Reject(field, values, "positive values");

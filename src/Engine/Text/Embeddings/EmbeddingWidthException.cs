@@ -5,8 +5,11 @@ namespace PSStableDiffusion.Engine.Text.Embeddings;
 public sealed class EmbeddingWidthException : IOException
 {
     public EmbeddingWidthException(string name, string path, int width, int expected)
-        : base($"The embedding '{name}' ('{path}') has vectors {width} wide but this model's text encoder takes {expected}" +
-            (width == 768 && expected == 1024 ? " (it was made for SD 1.x; SD 2.x needs embeddings trained for SD 2.x)." : "."))
+        : base($"The embedding '{name}' ('{path}') has vectors {width} wide " +
+            $"but this model's text encoder takes {expected}" +
+            (width == 768 && expected == 1024
+                ? " (it was made for SD 1.x; SD 2.x needs embeddings trained for SD 2.x)."
+                : "."))
     {
         Name = name;
         FilePath = path;
