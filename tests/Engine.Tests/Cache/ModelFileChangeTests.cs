@@ -93,7 +93,8 @@ public sealed class ModelFileChangeTests
         using var file = SafeTensorsFile.Open(source);
         using var scope = torch.NewDisposeScope();
         var tensors = file.Tensors.Keys.Order(StringComparer.Ordinal)
-            .Select(name => (name, name == Weight ? (file.Read(name).ScalarSafe() + shift).Tensor : file.Read(name))).ToList();
+            .Select(name => (name, name == Weight ? (file.Read(name).ScalarSafe() + shift).Tensor : file.Read(name)))
+            .ToList();
         SafeTensorsWriter.Write(destination, tensors);
     }
 }

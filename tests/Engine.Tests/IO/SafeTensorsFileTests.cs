@@ -272,6 +272,7 @@ public sealed class SafeTensorsFileTests : IDisposable
         File.WriteAllBytes(path, bytes.ToArray());
         using var file = SafeTensorsFile.Open(path);
         Assert.Equal(new[] { 1.5f, -2.25f }, file.Read("w").data<float>().ToArray());
-        Assert.Equal(new[] { 3.0, -4.5 }, (file.Read("w", ScalarType.Float64).ScalarSafe() * 2).Tensor.data<double>().ToArray());
+        Tensor doubled = file.Read("w", ScalarType.Float64).ScalarSafe() * 2;
+        Assert.Equal(new[] { 3.0, -4.5 }, doubled.data<double>().ToArray());
     }
 }

@@ -86,7 +86,8 @@ public class ImagingGoldenTests(ITestOutputHelper output)
         Assert.Equal(io.Read("input_mask_uint8").bytes.ToArray(), mask.Values.Select(v => (byte)v).ToArray());
 
         // diffusers' mask processor: L, /255, then 1 where >= 0.5 else 0.
-        var binary = mask.ToTensor(normalize: true).ScalarSafe().GreaterOrEqual(0.5).to(ScalarType.Float32).unsqueeze(0); // [1, 1, H, W]
+        var gray = mask.ToTensor(normalize: true);                                          // [1, H, W]
+        var binary = gray.ScalarSafe().GreaterOrEqual(0.5).to(ScalarType.Float32).unsqueeze(0); // [1, 1, H, W]
         Golden.AssertClose(io.Read("mask_preprocessed"), binary, golden.Tolerance("mask_preprocessed"), "mask_preprocessed");
     }
 }
