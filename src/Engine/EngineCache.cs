@@ -108,6 +108,18 @@ public sealed class EngineCache
         }
     }
 
+    /// <summary>Bytes the loaded engines on <paramref name="device"/> (<c>cpu</c>, <c>cuda:N</c>) hold, leaving out
+    /// <paramref name="except"/>: what freeing them would give back to that device (its GPU memory check).</summary>
+    internal long WeightBytesOn(string device, ICachedEngine? except = null)
+    {
+        lock (_mapLock)
+        {
+            return _entries.Values
+                .Where(e => e.Engine is not null && e.Engine != except && e.Key.Target.DeviceName == device)
+                .Sum(e => e.Engine!.MemoryBytes);
+        }
+    }
+
     /// <summary>
     /// Frees the engines matching <paramref name="match"/> (all when null). A busy engine is freed when its current
     /// call ends. Returns the snapshots of what was removed. <paramref name="match"/> runs under the cache's lock, so

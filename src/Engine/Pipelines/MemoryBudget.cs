@@ -5,48 +5,73 @@ using TorchSharp;
 namespace PSStableDiffusion.Engine.Pipelines;
 
 /// <summary>
-/// Refuses a call that cannot fit in memory before it runs (<see cref="NotEnoughMemoryException"/>): a 2048² image or
-/// an untiled 1024² decode can exhaust a machine, and the system then kills the whole process with no message. CPU
-/// only: on a GPU libtorch's own out-of-memory error is clean and is reported as such.
+/// Refuses a call that cannot fit in its device's memory before it runs (<see cref="NotEnoughMemoryException"/>). On
+/// the CPU a 2048² image or an untiled 1024² decode can exhaust the machine, and the system then kills the whole
+/// process with no message. On a GPU libtorch's own out-of-memory error is clean (and reported as InsufficientMemory
+/// too), but comes after the call has run its steps; the check refuses at once, saying what would fit.
 /// </summary>
 internal static class MemoryBudget
 {
-    /// <summary>Checks the call against <paramref name="availableBytes"/> (null: unknown, nothing
-    /// is refused).</summary>
-    public static void Check(PipelineRun run, TilePlan? unetTiles, TilePlan? decoderTiles, long? availableBytes)
+    /// <summary>Checks the call against <paramref name="memory"/>, the run's device's (unknown: nothing is refused).
+    /// Returns the estimate; null when the check is turned off.</summary>
+    public static MemoryEstimate? Check(PipelineRun run, TilePlan? unetTiles, TilePlan? decoderTiles,
+        DeviceMemory memory)
     {
-        if (run.Device.type != DeviceType.CPU || availableBytes is not long available || Disabled()) return;
         var model = run.Model;
         // A LoRA swaps merged weights (ordinary memory) in for this call's layers, so only then are they counted anew.
-        long mapped = run.Request.Loras.Count == 0
-            ? model.MappedWeightBytes : MappedBytes(model.TextEncoder, model.Unet, model.Vae);
-        MemoryEstimate Estimate(int latentHeight, int latentWidth, TilePlan? decoder) =>
-            MemoryEstimator.For(model, run.Count, run.Guided, latentHeight, latentWidth, unetTiles, decoder, mapped);
-
-        var estimate = Estimate(run.LatentHeight, run.LatentWidth, decoderTiles);
-        run.Observer.Log?.Invoke(
-            $"Memory: this call needs about {NotEnoughMemoryException.GiB(estimate.PeakBytes)} at its peak " +
-            $"({estimate.PeakStage}), {NotEnoughMemoryException.GiB(available)} is available.");
-        if (estimate.PeakBytes <= available) return;
-
-        var tiled = new TilePlan(
-            StableDiffusionPipeline.DefaultDecoderTileSize, StableDiffusionPipeline.DefaultDecoderTileSize / 4);
-        bool tiledFits = decoderTiles is null
-            && Estimate(run.LatentHeight, run.LatentWidth, tiled).PeakBytes <= available;
-        throw new NotEnoughMemoryException(
-            estimate, available, tiledFits,
-            FittingSize(run, size => Estimate(size.h, size.w, decoderTiles).PeakBytes <= available));
+        long mapped = !memory.CountsMappedWeights ? 0
+            : run.Request.Loras.Count == 0 ? model.MappedWeightBytes : MappedBytes(model.TextEncoder, model.Unet, model.Vae);
+        var call = MemoryCall.Of(model, run.Count, run.Guided, run.LatentHeight, run.LatentWidth, unetTiles,
+            decoderTiles, mapped);
+        return Check(call, memory, run.Observer.Log);
     }
 
-    /// <summary>The largest output size of the request's aspect ratio (in steps of 8 latent pixels) that
-    /// fits, or null.</summary>
-    private static (int Width, int Height)? FittingSize(PipelineRun run, Func<(int h, int w), bool> fits)
+    /// <summary>Checks the call against <paramref name="availableBytes"/> of CPU memory (null: unknown).</summary>
+    public static MemoryEstimate? Check(PipelineRun run, TilePlan? unetTiles, TilePlan? decoderTiles,
+        long? availableBytes) =>
+        Check(run, unetTiles, decoderTiles, DeviceMemory.Cpu(availableBytes));
+
+    /// <summary>Checks <paramref name="call"/> against <paramref name="memory"/>, saying both through
+    /// <paramref name="log"/>.</summary>
+    internal static MemoryEstimate? Check(MemoryCall call, DeviceMemory memory, Action<string>? log)
     {
-        double aspect = (double)run.LatentWidth / run.LatentHeight;
-        for (int h = run.LatentHeight - 8; h >= 8; h -= 8)
+        if (Disabled())
+        {
+            log?.Invoke($"Memory: not checked ({NotEnoughMemoryException.SwitchVariable} turns the check off).");
+            return null;
+        }
+        var estimate = MemoryEstimator.For(call);
+        log?.Invoke(
+            $"Memory: this call needs about {NotEnoughMemoryException.GiB(estimate.PeakBytes)} at its peak " +
+            $"({estimate.PeakStage}); {memory.Describe()}.");
+        if (memory.AvailableBytes is long available && estimate.PeakBytes > available)
+            throw Refusal(call, memory, estimate, available);
+        memory.RecordRun(estimate.PeakBytes);
+        return estimate;
+    }
+
+    /// <summary>The refusal, with what would fit: a tiled decode, a smaller size, freeing other cached models.</summary>
+    private static NotEnoughMemoryException Refusal(
+        MemoryCall call, DeviceMemory memory, MemoryEstimate estimate, long available)
+    {
+        var tiled = new TilePlan(
+            StableDiffusionPipeline.DefaultDecoderTileSize, StableDiffusionPipeline.DefaultDecoderTileSize / 4);
+        bool tiledFits = call.DecoderTiles is null
+            && MemoryEstimator.For(call with { DecoderTiles = tiled }).PeakBytes <= available;
+        var size = FittingSize(call, smaller => MemoryEstimator.For(smaller).PeakBytes <= available);
+        return new NotEnoughMemoryException(estimate, memory, tiledFits, size);
+    }
+
+    /// <summary>The largest output size of the call's aspect ratio (in steps of 8 latent pixels) that
+    /// fits, or null.</summary>
+    private static (int Width, int Height)? FittingSize(MemoryCall call, Func<MemoryCall, bool> fits)
+    {
+        double aspect = (double)call.LatentWidth / call.LatentHeight;
+        for (int h = call.LatentHeight - 8; h >= 8; h -= 8)
         {
             int w = Math.Max(8, (int)(h * aspect) / 8 * 8);
-            if (fits((h, w))) return (w * run.Model.VaeScaleFactor, h * run.Model.VaeScaleFactor);
+            if (fits(call with { LatentHeight = h, LatentWidth = w }))
+                return (w * call.VaeScaleFactor, h * call.VaeScaleFactor);
         }
         return null;
     }

@@ -73,7 +73,7 @@ public static class StableDiffusionPipeline
         // that cannot fit in memory is refused here, before the heavy work.
         task.Prepare(run);
         var unetTiles = ResolveTiling(request, task, run.LatentHeight, run.LatentWidth);
-        MemoryBudget.Check(run, unetTiles, DecoderTiling(run, unetTiles), AvailableMemory.CpuBytes());
+        MemoryBudget.Check(run, unetTiles, DecoderTiling(run, unetTiles), DeviceMemory.Of(model));
 
         // 4. Scheduler and timesteps (cut by strength where an image starts the loop).
         using var scheduler = CreateScheduler(model, request);

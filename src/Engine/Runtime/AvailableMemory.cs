@@ -26,6 +26,12 @@ public static partial class AvailableMemory
         return null;
     }
 
+    /// <summary>Where <see cref="CpuBytes"/> reads, as -Verbose names it.</summary>
+    public static string CpuSource =>
+        OperatingSystem.IsLinux() ? "MemAvailable of /proc/meminfo, within the cgroup's memory.max"
+        : OperatingSystem.IsWindows() ? "GlobalMemoryStatusEx's available physical memory"
+        : "no reader on this platform";
+
     /// <summary><c>MemAvailable</c> of a /proc/meminfo file, in bytes.</summary>
     internal static long? MeminfoAvailable(string path)
     {

@@ -46,20 +46,25 @@ public static class MemoryEstimator
     /// given tilings (null: whole).</summary>
     public static MemoryEstimate For(
         StableDiffusionModel model, int count, bool guided, int latentHeight, int latentWidth,
-        TilePlan? unetTiles, TilePlan? decoderTiles, long mappedWeightBytes)
+        TilePlan? unetTiles, TilePlan? decoderTiles, long mappedWeightBytes) =>
+        For(MemoryCall.Of(model, count, guided, latentHeight, latentWidth, unetTiles, decoderTiles, mappedWeightBytes));
+
+    /// <summary>The estimate for <paramref name="call"/>.</summary>
+    internal static MemoryEstimate For(MemoryCall call)
     {
         long Tile(TilePlan? plan, int edge) => plan is null ? edge : Math.Min(plan.TileSize, edge);
-        long unetTokens = Tile(unetTiles, latentHeight) * Tile(unetTiles, latentWidth);
-        long decodePixels = Tile(decoderTiles, latentHeight) * Tile(decoderTiles, latentWidth)
-            * model.VaeScaleFactor * model.VaeScaleFactor;
-        long decoder = DecoderActivations(model.Vae.Config, count, decodePixels, model.VaeDType);
-        if (decoderTiles is not null) // the blended float32 output and its weight map beside the tile's activations
-            decoder += (long)count * 4 * 4 * latentHeight * latentWidth * model.VaeScaleFactor * model.VaeScaleFactor;
+        long unetTokens = Tile(call.UnetTiles, call.LatentHeight) * Tile(call.UnetTiles, call.LatentWidth);
+        long scale = call.VaeScaleFactor;
+        long decodePixels = Tile(call.DecoderTiles, call.LatentHeight) * Tile(call.DecoderTiles, call.LatentWidth)
+            * scale * scale;
+        long decoder = DecoderActivations(call.Vae, call.Count, decodePixels, call.VaeDType);
+        if (call.DecoderTiles is not null) // the blended float32 output and its weight map beside the tile's activations
+            decoder += (long)call.Count * 4 * 4 * call.LatentHeight * call.LatentWidth * scale * scale;
         return new MemoryEstimate
         {
-            UnetBytes = UNetActivations(model.Unet.Config, guided ? 2 * count : count, unetTokens, model.Target.DType),
+            UnetBytes = UNetActivations(call.Unet, call.Guided ? 2 * call.Count : call.Count, unetTokens, call.UnetDType),
             DecoderBytes = decoder,
-            MappedWeightBytes = mappedWeightBytes,
+            MappedWeightBytes = call.MappedWeightBytes,
         };
     }
 

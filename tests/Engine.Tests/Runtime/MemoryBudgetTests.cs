@@ -14,7 +14,9 @@ namespace PSStableDiffusion.Engine.Tests.Runtime;
 /// before anything is allocated, saying what would fit. The estimate's calibration against measured peaks is in the
 /// bench (bench/RESULTS.md), not here; these tests pin the behaviour around it.
 /// </summary>
-/// <remarks>One class, so the tests that set <see cref="NotEnoughMemoryException.SwitchVariable"/> run one at a time.</remarks>
+/// <remarks>The tests that set <see cref="NotEnoughMemoryException.SwitchVariable"/> run one at a time with every test
+/// that expects a refusal (<see cref="MemoryCheckCollection"/>).</remarks>
+[Collection(MemoryCheckCollection.Name)]
 public sealed class MemoryBudgetTests(GoldenModels models) : IClassFixture<GoldenModels>
 {
     private const long GiB = 1L << 30;
