@@ -27,4 +27,29 @@ public static class TorchErrors
         }
         return false;
     }
+
+    /// <summary>
+    /// The message of <paramref name="exception"/> (or of the inner libtorch error that makes it an out-of-memory one)
+    /// without the C++ stack frames libtorch appends (<c>frame #0: ...</c>, <c>Exception raised from ...</c>), which
+    /// mean nothing to a user: the first lines, as libtorch words them.
+    /// </summary>
+    public static string Summary(Exception exception)
+    {
+        var source = exception;
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is ExternalException) { source = current; break; }
+        }
+        var message = source.Message;
+        foreach (var marker in StackMarkers)
+        {
+            int at = message.IndexOf(marker, StringComparison.Ordinal);
+            if (at >= 0) message = message[..at];
+        }
+        return message.Trim();
+    }
+
+    // c10::Error's what() appends "\nException raised from <function> at <file> (most recent call first):" and the
+    // frames; an enforce failure ("[enforce fail at ...]") appends the frames alone.
+    private static readonly string[] StackMarkers = { "\nException raised from ", "\nframe #" };
 }

@@ -144,6 +144,13 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         if (exception is Engine.Hub.HubAuthenticationException)
             record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set " +
                 "$env:HF_TOKEN or pass -Token." };
+        if (exception is not Engine.Runtime.NotEnoughMemoryException && Engine.Runtime.TorchErrors.IsOutOfMemory(exception))
+            record.ErrorDetails = new ErrorDetails(Engine.Runtime.TorchErrors.Summary(exception))
+            {
+                // libtorch ran out during the call (on a GPU the check before it cannot see everything); the cached
+                // model is unharmed, and the call's memory went back to libtorch.
+                RecommendedAction = OutOfMemoryAdvice(),
+            };
         if (exception is Engine.Runtime.NotEnoughMemoryException memory)
             record.ErrorDetails = new ErrorDetails(
                 exception.Message[..(exception.Message.IndexOf(" What would fit", StringComparison.Ordinal) + 1)]
@@ -160,6 +167,18 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
                     : "Pass a local copy to -Model: a diffusers folder or the original checkpoint file.",
             };
         return record;
+    }
+
+    /// <summary>After libtorch ran out of memory: what asks for less, among this cmdlet's parameters.</summary>
+    private string OutOfMemoryAdvice()
+    {
+        var parameters = MyInvocation.MyCommand.Parameters;
+        var less = new List<string>();
+        if (parameters.ContainsKey("TiledDecode")) less.Add("-TiledDecode");
+        if (parameters.ContainsKey("Width")) less.Add("a smaller -Width and -Height");
+        if (parameters.ContainsKey("Count")) less.Add("a smaller -Count");
+        less.Add("Clear-SDEngine to free other cached models");
+        return $"Ask for less at once: {string.Join(", or ", less)}. The loaded model stays usable.";
     }
 
     /// <summary>What would fit, in this module's terms (the engine names request properties).</summary>
