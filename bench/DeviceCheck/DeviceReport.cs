@@ -10,7 +10,8 @@ internal static class DeviceReport
     public static JsonObject Describe()
     {
         var devices = new JsonArray();
-        foreach (var device in ComputeDevices.Discover())
+        var found = ComputeDevices.Discover();
+        foreach (var device in found)
         {
             devices.Add(new JsonObject
             {
@@ -23,7 +24,7 @@ internal static class DeviceReport
                 ["has_avx512_bf16"] = device.Cpu?.HasAvx512Bf16,
             });
         }
-        return new JsonObject { ["devices"] = devices };
+        return new JsonObject { ["devices"] = devices, ["gpu_memory"] = GpuMemoryReport.Describe(found) };
     }
 
     /// <summary>The libtorch in use: its folder (--libtorch or the settings file) and version, and TorchSharp's.</summary>

@@ -10,7 +10,9 @@
 #  2. LibTorchSharp (TorchSharp v0.107.0's src/Native, from the bundle) built with CMake/ninja against that torch
 #     (build/native/CMakeLists.txt) and put next to the runner;
 #  3. the runner's device list (Get-SDDevice's view), loading libtorch from the torch folder (--libtorch: the
-#     engine's LibTorchFolder, as a module built with build.ps1 -LibTorch does; LD_LIBRARY_PATH only as a fallback);
+#     engine's LibTorchFolder, as a module built with build.ps1 -LibTorch does; LD_LIBRARY_PATH only as a fallback),
+#     with the engine's GPU memory reading (the NVIDIA driver API) and a 1 GiB allocation probe; then PyTorch's
+#     torch.cuda.mem_get_info() of the same GPU, to compare;
 #  4. golden parity of the six pipeline cases on the device in float32 (golden tolerances, image within 2 levels),
 #     then float16 (image against the float32 one, within the runner's stated bound);
 #  5. the bench: UNet step and VAE decode at 512² and 768², a whole 768² 50-step DDIM image in float16;
@@ -90,6 +92,9 @@ if ! run_runner devices 120 devices --device "$device"; then
     run_runner devices-ld-library-path 120 devices --device "$device"
 fi
 cat "$results/devices.json" 2>/dev/null >&2
+# 3b. PyTorch's reading of the same GPU memory (summarize.py sets it beside the engine's, flagging a difference > 5 %).
+timeout 120 python3 "$root/bench/DeviceCheck/torch_memory.py" > "$results/torch-memory.json" 2> "$results/torch-memory.log"
+log "torch.cuda.mem_get_info: exit $? ($(tail -1 "$results/torch-memory.log" 2>/dev/null))"
 
 # 4. Golden parity.
 run_runner "golden-$device-float32" "$step_timeout" golden --device "$device" --precision float32 --golden "$golden"

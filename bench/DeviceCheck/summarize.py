@@ -74,6 +74,38 @@ def bench_lines(folder):
             yield f"  diffusers {stage} ERROR: {error.strip().splitlines()[-1]}"
 
 
+def memory_lines(folder, devices):
+    """The engine's GPU memory reading (NVIDIA driver API) beside PyTorch's (torch.cuda.mem_get_info), each taken in
+    its own process with its own CUDA context: a difference over 5 % of either figure is flagged."""
+    ours = (devices or {}).get("gpu_memory", [])
+    torch_json = load(os.path.join(folder, "torch-memory.json")) or {}
+    theirs = {r["device"]: r for r in torch_json.get("gpu_memory", [])}
+    if torch_json.get("problem"):
+        yield f"gpu memory, torch's reading: {torch_json['problem']}"
+    for reading in ours:
+        device = reading["device"]
+        if reading.get("problem"):
+            yield f"gpu memory {device}: unknown to the engine ({reading['problem']}; {reading['source']})"
+            continue
+        line = (f"gpu memory {device} ({reading.get('name')}): engine {reading['free_bytes'] / 2**30:.2f} GiB free of "
+                f"{reading['total_bytes'] / 2**30:.2f} GiB ({reading['source']})")
+        torch_reading = theirs.get(device)
+        if torch_reading:
+            diffs = [abs(reading[k] - torch_reading[k]) / torch_reading[k] for k in ("free_bytes", "total_bytes")]
+            verdict = "MISMATCH > 5 %" if max(diffs) > 0.05 else "agree within 5 %"
+            line += (f"; torch {torch_reading['free_bytes'] / 2**30:.2f} GiB free of {torch_reading['total_bytes'] / 2**30:.2f} GiB"
+                     f": free differs {diffs[0] * 100:.2f} %, total {diffs[1] * 100:.2f} %: {verdict}")
+        else:
+            line += "; NO torch reading to compare (torch-memory.json)"
+        yield line
+        probe = reading.get("probe")
+        if probe:
+            yield (f"  1 GiB probe: free fell {probe['free_drop_bytes'] / 2**20:.0f} MiB "
+                   f"({'sees' if probe['reading_sees_allocation'] else 'DOES NOT SEE'} libtorch's allocation), rose "
+                   f"{probe['free_back_after_dispose_bytes'] / 2**20:.0f} MiB after dispose "
+                   f"({'kept in libtorch cache, as CudaAllocatorCache assumes' if probe['freed_block_stays_cached'] else 'RETURNED to the driver: CudaAllocatorCache over-counts'})")
+
+
 def main():
     folder = sys.argv[1]
     devices = load(os.path.join(folder, "devices.json")) or load(os.path.join(folder, "devices-ld-library-path.json"))
@@ -81,6 +113,8 @@ def main():
         yield_line = f"libtorch {devices['libtorch']['version']} from {devices['libtorch']['folder']}; devices: " + \
             ", ".join(d["device"] for d in devices["devices"])
         print(yield_line)
+    for line in memory_lines(folder, devices):
+        print(line)
     for line in golden_lines(folder):
         print(line)
     for line in bench_lines(folder):
