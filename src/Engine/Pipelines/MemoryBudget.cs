@@ -20,7 +20,8 @@ internal static class MemoryBudget
         var model = run.Model;
         // A LoRA swaps merged weights (ordinary memory) in for this call's layers, so only then are they counted anew.
         long mapped = !memory.CountsMappedWeights ? 0
-            : run.Request.Loras.Count == 0 ? model.MappedWeightBytes : MappedBytes(model.TextEncoder, model.Unet, model.Vae);
+            : run.Request.Loras.Count == 0 ? model.MappedWeightBytes
+            : MappedBytes(model.TextEncoder, model.Unet, model.Vae);
         var call = MemoryCall.Of(model, run.Count, run.Guided, run.LatentHeight, run.LatentWidth, unetTiles,
             decoderTiles, mapped);
         return Check(call, memory, run.Observer.Log);
@@ -50,7 +51,8 @@ internal static class MemoryBudget
         return estimate;
     }
 
-    /// <summary>The refusal, with what would fit: a tiled decode, a smaller size, freeing other cached models.</summary>
+    /// <summary>The refusal, with what would fit: a tiled decode, a smaller size, freeing other cached
+    /// models.</summary>
     private static NotEnoughMemoryException Refusal(
         MemoryCall call, DeviceMemory memory, MemoryEstimate estimate, long available)
     {

@@ -47,7 +47,8 @@ public sealed unsafe class CudaDriverMemory : IGpuMemoryProvider
     /// keeps it loaded anyway).</summary>
     public static CudaDriverMemory Shared => SharedInstance.Value;
 
-    /// <summary>The driver library's names on this platform, tried in order (none on macOS: no NVIDIA driver).</summary>
+    /// <summary>The driver library's names on this platform, tried in order (none on macOS: no NVIDIA
+    /// driver).</summary>
     internal static IReadOnlyList<string> DriverLibraryNames() =>
         OperatingSystem.IsWindows() ? ["nvcuda.dll"]
         : OperatingSystem.IsLinux() ? ["libcuda.so.1", "libcuda.so"]

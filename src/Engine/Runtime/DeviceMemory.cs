@@ -33,7 +33,8 @@ public sealed record DeviceMemory
     /// <summary>CUDA: bytes of weights the loaded models hold on the device (this one's included).</summary>
     public long ResidentBytes { get; init; }
 
-    /// <summary>CUDA: of <see cref="ResidentBytes"/>, the other cached models' (freeing them makes it reusable).</summary>
+    /// <summary>CUDA: of <see cref="ResidentBytes"/>, the other cached models' (freeing them makes it
+    /// reusable).</summary>
     public long OtherModelsBytes { get; init; }
 
     /// <summary>Whether weights that view a mapped file count in the call's estimate: on the CPU they must stay in
@@ -99,8 +100,8 @@ public sealed record DeviceMemory
             return $"the memory available on {Label} is unknown ({Problem}; {Source}), so nothing is refused";
         if (Gpu is not { } gpu) return $"{GiB(available)} is available on {Device} ({Source})";
         return $"{GiB(available)} is available on {Label}: {GiB(gpu.FreeBytes!.Value)} free of " +
-            $"{GiB(gpu.TotalBytes!.Value)} ({Source}), plus {GiB(CachedBytes)} that libtorch keeps cached from earlier " +
-            $"calls; the {GiB(ResidentBytes)} of weights loaded there are already in use and not counted again";
+            $"{GiB(gpu.TotalBytes!.Value)} ({Source}), plus {GiB(CachedBytes)} that libtorch keeps cached from " +
+            $"earlier calls; the {GiB(ResidentBytes)} of weights loaded there are already in use and not counted again";
     }
 
     /// <summary>The device, with the GPU's name where known.</summary>

@@ -58,11 +58,13 @@ public static class MemoryEstimator
         long decodePixels = Tile(call.DecoderTiles, call.LatentHeight) * Tile(call.DecoderTiles, call.LatentWidth)
             * scale * scale;
         long decoder = DecoderActivations(call.Vae, call.Count, decodePixels, call.VaeDType);
-        if (call.DecoderTiles is not null) // the blended float32 output and its weight map beside the tile's activations
+        // A tiled decode holds the blended float32 output and its weight map beside the tile's activations.
+        if (call.DecoderTiles is not null)
             decoder += (long)call.Count * 4 * 4 * call.LatentHeight * call.LatentWidth * scale * scale;
         return new MemoryEstimate
         {
-            UnetBytes = UNetActivations(call.Unet, call.Guided ? 2 * call.Count : call.Count, unetTokens, call.UnetDType),
+            UnetBytes = UNetActivations(
+                call.Unet, call.Guided ? 2 * call.Count : call.Count, unetTokens, call.UnetDType),
             DecoderBytes = decoder,
             MappedWeightBytes = call.MappedWeightBytes,
         };

@@ -33,7 +33,8 @@ public sealed class NotEnoughMemoryException : Exception
 
     public long AvailableBytes { get; }
 
-    /// <summary>The device's memory as read for the call: where, from what, and (on a GPU) the driver's figures.</summary>
+    /// <summary>The device's memory as read for the call: where, from what, and (on a GPU) the driver's
+    /// figures.</summary>
     public DeviceMemory Memory { get; }
 
     /// <summary>The device the call was refused on: <c>cpu</c> or <c>cuda:N</c>.</summary>

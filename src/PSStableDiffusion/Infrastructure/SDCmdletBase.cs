@@ -144,7 +144,8 @@ public abstract class SDCmdletBase : PSCmdlet, IDisposable
         if (exception is Engine.Hub.HubAuthenticationException)
             record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = "Set " +
                 "$env:HF_TOKEN or pass -Token." };
-        if (exception is not Engine.Runtime.NotEnoughMemoryException && Engine.Runtime.TorchErrors.IsOutOfMemory(exception))
+        if (exception is not Engine.Runtime.NotEnoughMemoryException
+            && Engine.Runtime.TorchErrors.IsOutOfMemory(exception))
             record.ErrorDetails = new ErrorDetails(Engine.Runtime.TorchErrors.Summary(exception))
             {
                 // libtorch ran out during the call (on a GPU the check before it cannot see everything); the cached
