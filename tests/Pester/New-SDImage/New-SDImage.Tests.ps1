@@ -191,6 +191,16 @@ Describe 'New-SDImage' {
             $outFolder | Should -Not -Exist
         }
 
+        It 'says with -Verbose what the call needs, what memory is available on which device, and from where' {
+            $verbose = @(New-SDImage 'x' -Model $smallModel -Steps 1 -Seed 1 -Verbose 4>&1 |
+                Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+            $line = @($verbose | Where-Object { $_ -like 'Memory: *' })
+            $line.Count | Should -Be 1
+            $line[0] | Should -Match '^Memory: this call needs about [0-9.]+ GiB at its peak \((UNet|decoder)\); '
+            $expected = [PSStableDiffusion.Engine.Runtime.AvailableMemory]::CpuSource
+            $line[0] | Should -BeLike "*GiB is available on cpu ($expected)."
+        }
+
         It 'refuses a call that cannot fit in memory before it starts, saying what would fit in PowerShell terms' {
             $record = $null
             # 64 images of 4096x4096: even the tiny model's decoder would need hundreds of GiB.
