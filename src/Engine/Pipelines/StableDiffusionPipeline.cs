@@ -44,13 +44,7 @@ public static class StableDiffusionPipeline
     {
         observer ??= PipelineObserver.None;
         request = Lora.LoraPromptTags.WithoutTags(request);
-        // As in AUTOMATIC1111, extra networks come from the prompt only: a negative prompt's tag stays
-        // text, applies nothing.
-        if (Lora.LoraPromptTags.TagsIn(request.NegativePrompt) is { Count: > 0 } negativeTags)
-            observer.Warn?.Invoke(
-                $"The negative prompt's {string.Join(" ", negativeTags)} is read as text and applies no LoRA " +
-                                  "(as in AUTOMATIC1111, LoRAs come from the " +
-                                  "prompt's tags and the Lora parameter only).");
+        WarnOfNegativePromptTags(request, observer);
         var task = PipelineTask.For(model, request);
         RequestRules.Check(request, model.SchedulerConfig.ClassName ?? "DDIM");
         task.Check(model);
@@ -121,6 +115,15 @@ public static class StableDiffusionPipeline
             Embeddings = run.Embeddings,
             Loras = loras.Applied,
         };
+    }
+
+    /// <summary>As in AUTOMATIC1111, extra networks come from the prompt only: a negative prompt's LoRA tag stays
+    /// text and applies nothing, which the user is told.</summary>
+    private static void WarnOfNegativePromptTags(GenerationRequest request, PipelineObserver observer)
+    {
+        if (Lora.LoraPromptTags.TagsIn(request.NegativePrompt) is not { Count: > 0 } tags) return;
+        observer.Warn?.Invoke($"The negative prompt's {string.Join(" ", tags)} is read as text and applies no " +
+            "LoRA (as in AUTOMATIC1111, LoRAs come from the prompt's tags and the Lora parameter only).");
     }
 
     /// <summary>Step 1: the prompt's conditioning, and the negative prompt's before it when guided. One tensor
