@@ -8,9 +8,9 @@ using PSStableDiffusion.Infrastructure;
 namespace PSStableDiffusion;
 
 /// <summary>
-/// Generates images from a text prompt (text-to-image), or from a prompt and a starting image
-/// (-InitImage: image-to-image,
-/// or depth-to-image with -DepthMap on a depth model). Each prompt from the pipeline gives <see cref="Count"/> images.
+/// Generates images from a text prompt (text-to-image), or from a prompt and a starting image (-InitImage:
+/// image-to-image, or depth-to-image with -DepthMap on a depth model). Each prompt from the pipeline gives
+/// <see cref="Count"/> images.
 /// Piping an SDImage in replays its prompt, negative prompt, seed, steps, guidance, scheduler and size.
 /// </summary>
 [Cmdlet(VerbsCommon.New, "SDImage", DefaultParameterSetName = TextToImageSet)]
