@@ -20,6 +20,8 @@ const string Usage = """
       --libtorch <folder>     load libtorch from this folder (a libtorch archive or Python's torch package) first;
                               LibTorchSharp must sit next to this program (built for that libtorch)
       --golden <folder>       tests/golden (default: found above this program's folder)
+      --reference <file>      golden, float16/bfloat16: diffusers_golden.py's JSON for this device and dtype; the bound
+                              is then twice diffusers' own loss to that dtype (else a stated bound)
       --steps N               bench: denoising steps of the whole image (default 50)
       --repeats N             bench: timed runs per stage after one warm-up (default 5)
       --out <file>            also write the JSON result there
@@ -76,7 +78,8 @@ try
     (result, passed) = command switch
     {
         "devices" => (DeviceReport.Describe(), true),
-        "golden" => GoldenParity.Run(device, options.GetValueOrDefault("precision", "float32"), options.GetValueOrDefault("golden")),
+        "golden" => GoldenParity.Run(device, options.GetValueOrDefault("precision", "float32"), options.GetValueOrDefault("golden"),
+            options.GetValueOrDefault("reference")),
         _ => GpuBench.Run(device, options.GetValueOrDefault("precision", isCuda ? "float16" : "float32"),
             int.Parse(options.GetValueOrDefault("steps", "50")), int.Parse(options.GetValueOrDefault("repeats", "5"))),
     };

@@ -14,7 +14,8 @@
 #     with the engine's GPU memory reading (the NVIDIA driver API) and a 1 GiB allocation probe; then PyTorch's
 #     torch.cuda.mem_get_info() of the same GPU, to compare;
 #  4. golden parity of the six pipeline cases on the device in float32 (golden tolerances, image within 2 levels),
-#     then float16 (image against the float32 one, within the runner's stated bound);
+#     then float16 (image against the float32 one, within twice diffusers' own float16 loss, which
+#     diffusers_golden.py measures on the same device just before);
 #  5. the bench: UNet step and VAE decode at 512² and 768², a whole 768² 50-step DDIM image in float16;
 #  6. the same with diffusers 0.29.2 (from the bundle) on the same GPU, and the ratio;
 #  peak GPU memory of 5 and 6 sampled with nvidia-smi. Results: JSON and logs in $OUT (or out/device-check/results),
@@ -99,7 +100,15 @@ log "torch.cuda.mem_get_info: exit $? ($(tail -1 "$results/torch-memory.log" 2>/
 # 4. Golden parity.
 run_runner "golden-$device-float32" "$step_timeout" golden --device "$device" --precision float32 --golden "$golden"
 if [ "$device" = cpu ]; then reduced=bfloat16; else reduced=float16; fi
-run_runner "golden-$device-$reduced" "$step_timeout" golden --device "$device" --precision "$reduced" --golden "$golden"
+# 4b. diffusers' own loss to that precision on this device (float32 noise in both runs), the reduced check's bound.
+log "diffusers 0.29.2 golden cases in float32 and $reduced on $device"
+PYTHONPATH="$work/src${PYTHONPATH:+:$PYTHONPATH}" timeout "$step_timeout" python3 "$root/bench/DeviceCheck/diffusers_golden.py" \
+    --golden "$golden" --device "$device" --dtype "$reduced" --images "$results/diffusers-golden" \
+    --out "$results/diffusers-golden-$device-$reduced.json" > "$results/diffusers-golden.log" 2>&1
+log "diffusers golden: exit $? ($(tail -1 "$results/diffusers-golden.log"))"
+reference=()
+[ -s "$results/diffusers-golden-$device-$reduced.json" ] && reference=(--reference "$results/diffusers-golden-$device-$reduced.json")
+run_runner "golden-$device-$reduced" "$step_timeout" golden --device "$device" --precision "$reduced" --golden "$golden" "${reference[@]}"
 
 # 5 and 6. The bench, ours then diffusers', each with nvidia-smi sampling the GPU's memory.
 sample_memory() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$results/$1-memory.csv" 2>/dev/null & echo $!; }

@@ -30,7 +30,14 @@ def golden_lines(folder):
                     detail += f", FAILED {case['failure']}"
             else:
                 detail = (f"image vs float32 max {case['image_max_levels_vs_float32']} / mean {case['image_mean_levels_vs_float32']:.3f} levels "
-                          f"(bound {case['bound_max_levels']} / {case['bound_mean_levels']}), vs expected.png max {case['image_max_levels_vs_expected_png']}")
+                          f"(bound {case['bound_max_levels']:g} / {case['bound_mean_levels']:.2f}, {case.get('bound_source', 'stated')}), "
+                          f"vs expected.png max {case['image_max_levels_vs_expected_png']}")
+                if "diffusers_max_levels_vs_float32" in case:
+                    detail += (f"; diffusers' own loss max {case['diffusers_max_levels_vs_float32']} / mean "
+                               f"{case['diffusers_mean_levels_vs_float32']:.3f}")
+                if "image_max_levels_vs_diffusers_same_dtype" in case:
+                    detail += (f"; vs diffusers' {data['precision']} image max {case['image_max_levels_vs_diffusers_same_dtype']} / mean "
+                               f"{case['image_mean_levels_vs_diffusers_same_dtype']:.3f}")
             yield f"  {case['case']:<18} {case['noise']:<6} {'pass' if case['pass'] else 'FAIL'}  {detail}"
 
 
