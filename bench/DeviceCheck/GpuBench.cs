@@ -8,6 +8,7 @@ using PSStableDiffusion.Engine.Models.Configs;
 using PSStableDiffusion.Engine.Models.Unet;
 using PSStableDiffusion.Engine.Models.Vae;
 using PSStableDiffusion.Engine.Pipelines;
+using PSStableDiffusion.Engine.Runtime;
 using PSStableDiffusion.Engine.Schedulers;
 using PSStableDiffusion.Engine.Text;
 using TorchSharp;
@@ -17,8 +18,10 @@ namespace PSStableDiffusion.DeviceCheck;
 
 /// <summary>
 /// Full-size SD 2.1 768-v with random weights (the CPU benchmark's, built in memory and moved to the device): one
-/// UNet call with the CFG batch of 2 and one VAE decode at 512² and 768², then one whole 768² image of N DDIM steps.
-/// Times are medians of --repeats runs after one warm-up, each ended by a device synchronize. The VAE is timed in
+/// UNet call with the CFG batch of 2 and one VAE decode at 512², 768² and 1024², then one whole 768² image of N DDIM
+/// steps. Times are medians of --repeats runs after one warm-up, each ended by a device synchronize. On CUDA each of
+/// those stages also records what the caching allocator holds beyond the weights afterwards, next to the engine's
+/// memory estimate (<see cref="AllocatorAccount"/>): issue 12's calibration on a GPU. The VAE is timed in
 /// the dtype the engine decodes in (float32 for a float16 model whose VAE config sets force_upcast, as SD 2.1's does)
 /// and in the model's dtype, since diffusers' SD 2 pipeline decodes in the model's dtype.
 /// </summary>
@@ -47,12 +50,16 @@ internal static class GpuBench
         stages["build_s"] = clock.Elapsed.TotalSeconds;
         Log($"random 768-v UNet ({target.DTypeName}) and VAE ({vaeDType}) on {target.DeviceName} in {clock.Elapsed.TotalSeconds:F1} s");
 
+        var memory = new AllocatorAccount(target);
         using (no_grad())
         {
-            foreach (var size in new[] { 512, 768 })
+            foreach (var size in new[] { 512, 768, 1024 })
             {
-                stages[$"unet{size}"] = TimeUNet(unet, target, size, repeats);
-                stages[$"vae{size}"] = TimeVae(vae, vaeDType, target, size, repeats);
+                long tokens = (size / 8L) * (size / 8L);
+                stages[$"unet{size}"] = memory.After($"unet{size}", TimeUNet(unet, target, size, repeats),
+                    MemoryEstimator.UNetActivations(unet.Config, batch: 2, tokens, target.DType));
+                stages[$"vae{size}"] = memory.After($"vae{size}", TimeVae(vae, vaeDType, target, size, repeats),
+                    MemoryEstimator.DecoderActivations(vaeConfig, images: 1, (long)size * size, vaeDType));
             }
             if (vaeDType != target.DType)
             {
@@ -62,6 +69,7 @@ internal static class GpuBench
             }
         }
         stages["txt2img768"] = WholeImage(unet, vae, target, steps);
+        var allocator = memory.Summary();
         bool finite = stages.Select(s => s.Value).OfType<JsonObject>().All(s => s["finite"]?.GetValue<bool>() ?? true);
         return (new JsonObject
         {
@@ -69,6 +77,7 @@ internal static class GpuBench
             ["precision"] = target.DTypeName,
             ["attention"] = "scaled_dot_product_attention (libtorch picks flash / memory-efficient / math)",
             ["stages"] = stages,
+            ["allocator"] = allocator,
             ["pass"] = finite,
         }, finite);
     }

@@ -63,7 +63,8 @@ def bench_lines(folder):
     ours_stages = (ours or {}).get("stages", {})
     their_stages = (theirs or {}).get("stages", {})
     yield f"bench float16 on {(theirs or {}).get('device_name', '?')}: stage, ours, diffusers {(theirs or {}).get('diffusers', '?')}, ratio ours/diffusers"
-    for name in ["unet512", "unet768", "vae512", "vae768", "vae512_float16", "vae768_float16", "txt2img768"]:
+    for name in ["unet512", "unet768", "unet1024", "vae512", "vae768", "vae1024", "vae512_float16", "vae768_float16",
+                 "txt2img768"]:
         a, b = seconds(ours_stages.get(name)), seconds(their_stages.get(name))
         ratio = f"{a / b:.2f}" if a and b else "-"
         fa = f"{a:.4f} s" if a is not None else "-"
@@ -73,12 +74,23 @@ def bench_lines(folder):
         mib = peak_mib(folder, f"bench-{side}")
         if mib is not None:
             yield f"  peak GPU memory ({side}, nvidia-smi): {mib} MiB"
+    yield from estimate_lines(ours)
     if theirs:
         for stage, value in their_stages.items():
             if isinstance(value, dict) and "peak_allocated_bytes" in value:
                 yield f"  diffusers {stage}: peak allocated {value['peak_allocated_bytes'] / 2**20:.0f} MiB"
         for stage, error in theirs.get("errors", {}).items():
             yield f"  diffusers {stage} ERROR: {error.strip().splitlines()[-1]}"
+
+
+def estimate_lines(ours):
+    """Issue 12's memory estimate on the GPU: what the caching allocator holds above the weights after each stage (the
+    largest peak so far) against the largest estimate so far (AllocatorAccount.cs)."""
+    for name, stage in (ours or {}).get("stages", {}).items():
+        if isinstance(stage, dict) and "allocator_above_weights_bytes" in stage:
+            held, estimate = stage["allocator_above_weights_bytes"], stage["largest_estimate_so_far_bytes"]
+            yield (f"  memory after {name:<8}: allocator holds {held / 2**30:.3f} GiB above the weights, largest estimate "
+                   f"so far {estimate / 2**30:.3f} GiB ({(held / estimate - 1) * 100:+.1f} %)")
 
 
 def memory_lines(folder, devices):
