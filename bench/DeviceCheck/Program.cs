@@ -12,7 +12,7 @@ const string Usage = """
       golden                  the six golden pipeline cases (tests/golden) on --device in --precision: every
                               intermediate within the golden tolerances and the image within 2 levels (float32);
                               for float16/bfloat16 the image against the same device's float32 image
-      bench                   full-size SD 2.1 768-v, random weights: UNet step and VAE decode at 512² and 768²,
+      bench                   full-size SD 2.1 768-v, random weights: UNet step and VAE decode at 512², 768², 1024²,
                               one whole 768² image (--steps DDIM steps, CFG 7.5)
     options:
       --device cpu|cuda[:N]   default cpu

@@ -16,7 +16,8 @@
 #  4. golden parity of the six pipeline cases on the device in float32 (golden tolerances, image within 2 levels),
 #     then float16 (image against the float32 one, within twice diffusers' own float16 loss, which
 #     diffusers_golden.py measures on the same device just before);
-#  5. the bench: UNet step and VAE decode at 512² and 768², a whole 768² 50-step DDIM image in float16;
+#  5. the bench: UNet step and VAE decode at 512², 768² and 1024² (with the allocator against the engine's memory
+#     estimate), a whole 768² 50-step DDIM image in float16;
 #  6. the same with diffusers 0.29.2 (from the bundle) on the same GPU, and the ratio;
 #  peak GPU memory of 5 and 6 sampled with nvidia-smi. Results: JSON and logs in $OUT (or out/device-check/results),
 #  summary.txt last. Each step has its own time limit; a failing step is reported and the next one runs.
