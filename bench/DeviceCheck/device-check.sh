@@ -44,6 +44,7 @@ bundle="$root/out/device-check"
 results="${OUT:-$bundle/results}"
 work="${DEVICE_CHECK_WORK:-/tmp/sd-device-check}"
 step_timeout="${STEP_TIMEOUT:-240}" # seconds per runner step (a loaded CPU rehearsal needs more)
+python="${PYTHON:-python3}"          # the Python with torch (the CPU rehearsal: the reference stack's /usr/bin/python3)
 mkdir -p "$results" "$work"
 log() { echo "==> [$(date -u +%H:%M:%S)] $*" | tee -a "$results/summary.txt" >&2; }
 started=$(date +%s)
@@ -56,9 +57,9 @@ golden="$work/tests/golden"
 
 # 1. The machine.
 if [ -z "$libtorch" ]; then
-    libtorch="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
+    libtorch="$("$python" -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
 fi
-log "device $device; libtorch folder '$libtorch'; torch $(python3 -c 'import torch; print(torch.__version__, torch.version.cuda)' 2>/dev/null)"
+log "device $device; libtorch folder '$libtorch'; torch $("$python" -c 'import torch; print(torch.__version__, torch.version.cuda)' 2>/dev/null)"
 if [ "$device" != cpu ]; then nvidia-smi > "$results/nvidia-smi.txt" 2>&1; head -15 "$results/nvidia-smi.txt" >&2; fi
 
 # 2. LibTorchSharp for that libtorch.
@@ -95,7 +96,7 @@ if ! run_runner devices 120 devices --device "$device"; then
 fi
 cat "$results/devices.json" 2>/dev/null >&2
 # 3b. PyTorch's reading of the same GPU memory (summarize.py sets it beside the engine's, flagging a difference > 5 %).
-timeout 120 python3 "$root/bench/DeviceCheck/torch_memory.py" > "$results/torch-memory.json" 2> "$results/torch-memory.log"
+timeout 120 "$python" "$root/bench/DeviceCheck/torch_memory.py" > "$results/torch-memory.json" 2> "$results/torch-memory.log"
 log "torch.cuda.mem_get_info: exit $? ($(tail -1 "$results/torch-memory.log" 2>/dev/null))"
 
 # 4. Golden parity.
@@ -103,7 +104,7 @@ run_runner "golden-$device-float32" "$step_timeout" golden --device "$device" --
 if [ "$device" = cpu ]; then reduced=bfloat16; else reduced=float16; fi
 # 4b. diffusers' own loss to that precision on this device (float32 noise in both runs), the reduced check's bound.
 log "diffusers 0.29.2 golden cases in float32 and $reduced on $device"
-PYTHONPATH="$work/src${PYTHONPATH:+:$PYTHONPATH}" timeout "$step_timeout" python3 "$root/bench/DeviceCheck/diffusers_golden.py" \
+PYTHONPATH="$work/src${PYTHONPATH:+:$PYTHONPATH}" timeout "$step_timeout" "$python" "$root/bench/DeviceCheck/diffusers_golden.py" \
     --golden "$golden" --device "$device" --dtype "$reduced" --images "$results/diffusers-golden" \
     --out "$results/diffusers-golden-$device-$reduced.json" > "$results/diffusers-golden.log" 2>&1
 log "diffusers golden: exit $? ($(tail -1 "$results/diffusers-golden.log"))"
@@ -119,7 +120,7 @@ if [ "$skip_bench" = 0 ]; then
     kill "$sampler" 2>/dev/null
     sampler=$(sample_memory bench-diffusers)
     log "diffusers 0.29.2 on the same GPU"
-    PYTHONPATH="$work/src${PYTHONPATH:+:$PYTHONPATH}" timeout 240 python3 "$root/bench/DeviceCheck/diffusers_bench.py" \
+    PYTHONPATH="$work/src${PYTHONPATH:+:$PYTHONPATH}" timeout 240 "$python" "$root/bench/DeviceCheck/diffusers_bench.py" \
         --configs "$root/src/Engine/Models/Configs" --scheduler "$root/src/Engine/SingleFile/Configs/sd21-ddim.scheduler.json" \
         --tokenizer "$root/src/Engine/Data/clip-tokenizer" --steps "$steps" --repeats 5 --out "$results/bench-diffusers.json" \
         > "$results/bench-diffusers.log" 2>&1
@@ -127,6 +128,6 @@ if [ "$skip_bench" = 0 ]; then
     kill "$sampler" 2>/dev/null
 fi
 
-python3 "$root/bench/DeviceCheck/summarize.py" "$results" >> "$results/summary.txt" 2>&1
+"$python" "$root/bench/DeviceCheck/summarize.py" "$results" >> "$results/summary.txt" 2>&1
 log "done in $(( $(date +%s) - started )) s"
 cat "$results/summary.txt"
