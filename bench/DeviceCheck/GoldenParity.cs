@@ -15,7 +15,8 @@ namespace PSStableDiffusion.DeviceCheck;
 /// seed alone (the CPU generator draws the noise on every device). In float16 or bfloat16 the image is compared with
 /// the same device's float32 image instead. The bound then comes from the reference: diffusers_golden.py runs
 /// diffusers itself in both precisions on the same device (--reference names its JSON), and the engine may lose at
-/// most <see cref="ReferenceFactor"/> times what diffusers loses, plus a small slack (<see cref="ReferenceBound"/>).
+/// most twice what diffusers loses, plus a small slack (<see cref="ReducedPrecisionBound"/>, the rule the xunit
+/// bfloat16 tests use with tests/golden/bf16_reference.json).
 /// Without a reference the stated <see cref="ReducedPrecisionMaxLevels"/> and
 /// <see cref="ReducedPrecisionMeanLevels"/> apply.
 /// </summary>
@@ -33,19 +34,6 @@ internal static class GoldenParity
     /// </summary>
     public const int ReducedPrecisionMaxLevels = 48;
     public const double ReducedPrecisionMeanLevels = 3.0;
-
-    /// <summary>
-    /// With a reference: the engine's loss to half precision may be this many times diffusers' own (the same case, the
-    /// same device and dtype, the same float32 noise). Rounding differences grow chaotically over the steps on these
-    /// tiny random models, so two correct implementations land at different distances from float32; twice the
-    /// reference's loss still tells a correct one from a broken kernel, which moves the image by most of the range.
-    /// </summary>
-    public const double ReferenceFactor = 2.0;
-
-    /// <summary>The bound for one case: <see cref="ReferenceFactor"/> × diffusers' loss, plus 2 levels (max) and half
-    /// a level (mean), so a case where diffusers loses nothing still allows rounding.</summary>
-    public static (double Max, double Mean) ReferenceBound(int referenceMax, double referenceMean) =>
-        (ReferenceFactor * referenceMax + 2, ReferenceFactor * referenceMean + 0.5);
 
     public static (JsonObject Result, bool Passed) Run(string device, string precisionName, string? goldenFolder,
         string? referencePath = null)
@@ -155,8 +143,8 @@ internal static class GoldenParity
         {
             int referenceMax = measured["max_levels"]!.GetValue<int>();
             double referenceMean = measured["mean_levels"]!.GetValue<double>();
-            (boundMax, boundMean) = ReferenceBound(referenceMax, referenceMean);
-            entry["bound_source"] = $"{ReferenceFactor} x diffusers' own loss on this device";
+            (boundMax, boundMean) = ReducedPrecisionBound.For(referenceMax, referenceMean);
+            entry["bound_source"] = $"{ReducedPrecisionBound.Factor} x diffusers' own loss on this device";
             entry["diffusers_max_levels_vs_float32"] = referenceMax;
             entry["diffusers_mean_levels_vs_float32"] = referenceMean;
             AddDistanceToDiffusersImage(entry, reference, golden.Name, image);

@@ -16,6 +16,40 @@ namespace PSStableDiffusion.Engine.Tests.Pipelines;
 /// </summary>
 public class BFloat16PipelineTests(ITestOutputHelper output)
 {
+    /// <summary>
+    /// Every task in bfloat16, from the seed: the engine's image may move from its float32 image by at most twice what
+    /// diffusers' own image moves in bfloat16 on the reference stack (tests/golden/bf16_reference.json, made by
+    /// tools/make_bf16_reference.py with diffusers 0.29.2 and float32 noise), plus a little
+    /// (<see cref="ReducedPrecisionBound"/>). A broken bfloat16 kernel moves the image by most of the range.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(GoldenCases.PipelineCases), MemberType = typeof(GoldenCases))]
+    public void EveryTaskLosesAtMostTwiceWhatDiffusersLosesInBFloat16(string caseName)
+    {
+        using var golden = Golden.Case(caseName);
+        using var reference = Golden.ParseJson(File.ReadAllText(Golden.Path("bf16_reference.json")));
+        var measured = reference.RootElement.GetProperty("cases").GetProperty(caseName);
+        int referenceMax = measured.GetProperty("max_levels").GetInt32();
+        double referenceMean = measured.GetProperty("mean_levels").GetDouble();
+        var (boundMax, boundMean) = ReducedPrecisionBound.For(referenceMax, referenceMean);
+
+        var request = GoldenRequests.For(golden);
+        var float32 = Render(golden, request, Precision.Float32);
+        var bfloat16 = Render(golden, request, Precision.BFloat16);
+        var (max, mean) = ReducedPrecisionBound.Levels(float32, bfloat16);
+
+        output.WriteLine($"{caseName}: bf16 vs fp32 image max {max} / mean {mean:F3} levels; diffusers' own loss max " +
+            $"{referenceMax} / mean {referenceMean:F3}; bound {boundMax} / {boundMean:F3}");
+        Assert.True(mean <= boundMean, $"mean difference {mean:F3} levels exceeds {boundMean:F3} (twice diffusers' {referenceMean:F3}, + 0.5)");
+        Assert.True(max <= boundMax, $"max difference {max} levels exceeds {boundMax} (twice diffusers' {referenceMax}, + 2)");
+    }
+
+    private static byte[] Render(GoldenCase golden, GenerationRequest request, Precision precision)
+    {
+        using var model = DiffusersFolderLoader.Load(golden.ModelFolder, new ComputeTarget("cpu", precision));
+        return Assert.Single(ImageGeneration.Generate(model, request)).Pixels;
+    }
+
     [Fact]
     public void BFloat16ImageStaysCloseToFloat32()
     {
