@@ -49,7 +49,7 @@ mkdir -p "$results" "$work"
 log() { echo "==> [$(date -u +%H:%M:%S)] $*" | tee -a "$results/summary.txt" >&2; }
 started=$(date +%s)
 
-for piece in runner golden torchsharp-native diffusers; do
+for piece in runner golden torchsharp-native diffusers transformers; do
     if [ -f "$bundle/$piece.tar.xz" ]; then tar -C "$work" -xJf "$bundle/$piece.tar.xz"; else log "missing $bundle/$piece.tar.xz (run prepare-bundle.sh)"; fi
 done
 runner="$work/runner/PSStableDiffusion.DeviceCheck"

@@ -12,8 +12,9 @@ loss instead of a number picked by hand: the engine's float16 image may move fro
 what diffusers' does, plus a little (ReferenceBound in GoldenParity.cs), and it reports how far the engine's float16
 image is from diffusers' float16 image.
 
-Imports: diffusers from PYTHONPATH (the bundle's src/ on the GPU machine, with the machine's torch and transformers);
-with REF_SRC set, the reference stack of /work/shared/reference-stack instead (the CPU rehearsal).
+Imports: diffusers, transformers and huggingface_hub from PYTHONPATH (the bundle's src/ on the GPU machine: the
+reference stack's versions, see prepare-bundle.sh), torch, numpy and Pillow from the machine; with REF_SRC set, the
+reference stack of /work/shared/reference-stack instead.
 Run: python3 diffusers_golden.py --golden tests/golden --device cuda --dtype float16 --images DIR --out FILE
 """
 import argparse
@@ -25,6 +26,30 @@ import time
 if os.environ.get("REF_SRC"):
     sys.path.insert(0, os.environ.get("REFERENCE_STACK", "/work/shared/reference-stack"))
     import refenv  # noqa: F401  (puts the pinned sources first on sys.path)
+else:
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # the GPU machine has no network: never wait for one
+        os.environ.setdefault(key, "1")
+    # The bundle's transformers (the reference stack's v4.40 branch point) checks at import that installed packages
+    # are in its pip ranges, and the GPU machine's tokenizers is newer than its pin, although these pipelines only use
+    # the pure-Python CLIPTokenizer. That blanket check guards installation, not results, so it is skipped; the
+    # per-feature check the module also offers (dep_version_check) still runs when something calls it.
+    import types
+
+    def dep_version_check(pkg, hint=None):
+        from transformers.dependency_versions_table import deps
+        from transformers.utils.versions import require_version
+        require_version(deps[pkg], hint)
+
+    check = types.ModuleType("transformers.dependency_versions_check")
+    check.dep_version_check = dep_version_check
+    sys.modules.setdefault("transformers.dependency_versions_check", check)
+    # Without the tokenizers package, transformers 4.40's fallback AddedToken is unhashable (the reference stack's
+    # refenv.py carries the same fix): hash it by content and let it be unpickled, as the Rust one does.
+    import transformers.tokenization_utils_base as tokenization_base
+    if getattr(tokenization_base.AddedToken, "__hash__", None) is None:
+        tokenization_base.AddedToken.__hash__ = lambda self: hash(self.content)
+    if not hasattr(tokenization_base.AddedToken, "__setstate__"):
+        tokenization_base.AddedToken.__setstate__ = lambda self, state: self.__dict__.update(state)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -76,7 +101,8 @@ def call_arguments(folder, case):
 def run(folder, case, device, dtype):
     """One image of the case, as 8-bit RGB [H, W, 3], and whether diffusers' float output was finite."""
     optional = {"depth_estimator": None, "feature_extractor": None} if "Depth" in case["pipeline"] else {"safety_checker": None}
-    pipe = getattr(diffusers, case["pipeline"]).from_pretrained(os.path.join(folder, "model"), torch_dtype=dtype, **optional)
+    pipe = getattr(diffusers, case["pipeline"]).from_pretrained(os.path.join(folder, "model"), torch_dtype=dtype,
+                                                                low_cpu_mem_usage=False, **optional)  # no accelerate
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     draw_noise_in_float32()
