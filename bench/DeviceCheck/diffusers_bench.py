@@ -5,7 +5,8 @@ Full-size SD 2.1 768-v built from the engine's own config files (src/Engine/Mode
 (diffusers' default AttnProcessor2_0): one UNet call with the CFG batch of 2 and one VAE decode at 512² and 768²
 (median of --repeats runs after one warm-up, each ended by torch.cuda.synchronize), then a whole 768² image of
 --steps DDIM steps, CFG 7.5, after a 2-step warm-up. Peak GPU memory per stage from torch.cuda.max_memory_allocated.
-diffusers comes from PYTHONPATH (the bundle's src/); torch, transformers and safetensors are the machine's.
+diffusers, transformers and huggingface_hub come from PYTHONPATH (the bundle's src/, see bundled_reference.py);
+torch and safetensors are the machine's.
 Writes JSON to --out; prints one line per stage to stderr.
 """
 import argparse
@@ -17,6 +18,11 @@ import time
 import traceback
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bundled_reference  # noqa: E402
+
+bundled_reference.prepare()  # diffusers, transformers and huggingface_hub come from the bundle
 
 
 def log(message):

@@ -27,29 +27,10 @@ if os.environ.get("REF_SRC"):
     sys.path.insert(0, os.environ.get("REFERENCE_STACK", "/work/shared/reference-stack"))
     import refenv  # noqa: F401  (puts the pinned sources first on sys.path)
 else:
-    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # the GPU machine has no network: never wait for one
-        os.environ.setdefault(key, "1")
-    # The bundle's transformers (the reference stack's v4.40 branch point) checks at import that installed packages
-    # are in its pip ranges, and the GPU machine's tokenizers is newer than its pin, although these pipelines only use
-    # the pure-Python CLIPTokenizer. That blanket check guards installation, not results, so it is skipped; the
-    # per-feature check the module also offers (dep_version_check) still runs when something calls it.
-    import types
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bundled_reference  # noqa: E402
 
-    def dep_version_check(pkg, hint=None):
-        from transformers.dependency_versions_table import deps
-        from transformers.utils.versions import require_version
-        require_version(deps[pkg], hint)
-
-    check = types.ModuleType("transformers.dependency_versions_check")
-    check.dep_version_check = dep_version_check
-    sys.modules.setdefault("transformers.dependency_versions_check", check)
-    # Without the tokenizers package, transformers 4.40's fallback AddedToken is unhashable (the reference stack's
-    # refenv.py carries the same fix): hash it by content and let it be unpickled, as the Rust one does.
-    import transformers.tokenization_utils_base as tokenization_base
-    if getattr(tokenization_base.AddedToken, "__hash__", None) is None:
-        tokenization_base.AddedToken.__hash__ = lambda self: hash(self.content)
-    if not hasattr(tokenization_base.AddedToken, "__setstate__"):
-        tokenization_base.AddedToken.__setstate__ = lambda self, state: self.__dict__.update(state)
+    bundled_reference.prepare()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
