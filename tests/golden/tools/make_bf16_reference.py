@@ -46,7 +46,7 @@ def cpu_name():
 def main():
     args = golden_io.parse_args(__doc__.splitlines()[0])
     out = golden_io.Output(args, [FILE])
-    torch.set_num_threads(2)  # the figures do not depend on it; the run time does
+    torch.set_num_threads(2)  # as refenv sets it: the bfloat16 figures follow the order of the sums, so threads count
     cases = {}
     for name in diffusers_golden.CASES:
         folder = os.path.join(golden_io.GOLDEN, name)
