@@ -56,9 +56,9 @@ internal static class GpuBench
             foreach (var size in new[] { 512, 768, 1024 })
             {
                 long tokens = (size / 8L) * (size / 8L);
-                stages[$"unet{size}"] = memory.After($"unet{size}", TimeUNet(unet, target, size, repeats),
+                stages[$"unet{size}"] = memory.After(TimeUNet(unet, target, size, repeats),
                     MemoryEstimator.UNetActivations(unet.Config, batch: 2, tokens, target.DType));
-                stages[$"vae{size}"] = memory.After($"vae{size}", TimeVae(vae, vaeDType, target, size, repeats),
+                stages[$"vae{size}"] = memory.After(TimeVae(vae, vaeDType, target, size, repeats),
                     MemoryEstimator.DecoderActivations(vaeConfig, images: 1, (long)size * size, vaeDType));
             }
             if (vaeDType != target.DType)

@@ -59,13 +59,19 @@ def draw_noise_in_float32():
         noise = original(shape, generator=generator, device=device, dtype=torch.float32, layout=layout)
         return noise if dtype is None else noise.to(dtype)
 
+    replace_randn_tensor(original, randn_float32)
+
+
+def replace_randn_tensor(original, replacement):
+    """Puts replacement in place of diffusers' randn_tensor in every module that imported it (each pipeline module
+    holds its own reference, so patching torch_utils alone would miss them)."""
     for module in list(sys.modules.values()):
         if module is not None and getattr(module, "randn_tensor", None) is original:
-            module.randn_tensor = randn_float32
+            module.randn_tensor = replacement
 
 
 def call_arguments(folder, case):
-    """case.json's call with its input images, as tests/golden/tools/make_pipeline_cases.py passes them."""
+    """case.json's call with its input images: what tests/golden/tools/make_pipeline_cases.py passes too."""
     kwargs = {k: v for k, v in case["call"].items() if k not in ("lowres_height", "lowres_width")}
     if case["pipeline"] != "StableDiffusionPipeline":
         kwargs.pop("height", None)
@@ -97,6 +103,18 @@ def run(folder, case, device, dtype):
     return (np.nan_to_num(image).clip(0, 1) * 255).round().astype(np.uint8), finite
 
 
+def measure_case(golden, name, device, dtype):
+    """The case run in float32 and in dtype on device: ({max_levels, mean_levels, finite}, float32 image, dtype image)."""
+    folder = os.path.join(golden, name)
+    case = json.load(open(os.path.join(folder, "case.json")))
+    full, full_finite = run(folder, case, device, torch.float32)
+    reduced, reduced_finite = run(folder, case, device, dtype)
+    difference = np.abs(full.astype(np.int32) - reduced.astype(np.int32))
+    entry = {"max_levels": int(difference.max()), "mean_levels": float(difference.mean()),
+             "finite": full_finite and reduced_finite}
+    return entry, full, reduced
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--golden", required=True)
@@ -114,16 +132,11 @@ def main():
                "diffusers": diffusers.__version__,
                "images": os.path.abspath(args.images), "cases": {}}
     for name in args.cases:
-        folder = os.path.join(args.golden, name)
-        case = json.load(open(os.path.join(folder, "case.json")))
         start = time.perf_counter()
-        full, full_finite = run(folder, case, args.device, torch.float32)
-        reduced, reduced_finite = run(folder, case, args.device, getattr(torch, args.dtype))
+        entry, full, reduced = measure_case(args.golden, name, args.device, getattr(torch, args.dtype))
+        entry["seconds"] = time.perf_counter() - start
         Image.fromarray(full).save(os.path.join(args.images, f"{name}.float32.png"))
         Image.fromarray(reduced).save(os.path.join(args.images, f"{name}.{args.dtype}.png"))
-        difference = np.abs(full.astype(np.int32) - reduced.astype(np.int32))
-        entry = {"max_levels": int(difference.max()), "mean_levels": float(difference.mean()),
-                 "finite": full_finite and reduced_finite, "seconds": time.perf_counter() - start}
         results["cases"][name] = entry
         log(f"{name}: diffusers {args.dtype} vs float32 max {entry['max_levels']} levels, "
             f"mean {entry['mean_levels']:.2f}{'' if entry['finite'] else ' (not finite)'}")

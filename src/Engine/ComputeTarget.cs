@@ -1,3 +1,4 @@
+using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,6 +20,10 @@ public sealed record ComputeTarget(string DeviceName, Precision Precision)
     };
 
     public bool IsCuda => DeviceName.StartsWith("cuda", StringComparison.Ordinal);
+
+    /// <summary>N of a <c>cuda:N</c> target (<see cref="Parse"/> writes plain <c>cuda</c> as <c>cuda:0</c>); null on
+    /// the CPU.</summary>
+    public int? CudaOrdinal => IsCuda ? int.Parse(DeviceName.AsSpan("cuda:".Length), CultureInfo.InvariantCulture) : null;
 
     /// <summary>The dtype name as diffusers/torch print it (float32, bfloat16, float16).</summary>
     public string DTypeName => Precision switch

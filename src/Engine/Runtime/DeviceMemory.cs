@@ -1,4 +1,3 @@
-using System.Globalization;
 using PSStableDiffusion.Engine.Pipelines;
 
 namespace PSStableDiffusion.Engine.Runtime;
@@ -81,7 +80,7 @@ public sealed record DeviceMemory
     public static DeviceMemory Of(StableDiffusionModel model)
     {
         if (!model.Target.IsCuda) return Cpu(AvailableMemory.CpuBytes());
-        int ordinal = int.Parse(model.Target.DeviceName.AsSpan("cuda:".Length), CultureInfo.InvariantCulture);
+        int ordinal = model.Target.CudaOrdinal!.Value;
         long others = EngineCache.Shared.WeightBytesOn(model.Target.DeviceName, except: model);
         return Cuda(ordinal, CudaDriverMemory.Shared, others + model.MemoryBytes, others, CudaAllocatorCache.Shared);
     }

@@ -9,6 +9,9 @@ Run: REF_SRC=<ref sources> /usr/bin/python3 tests/golden/tools/bf16_reference_er
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_io  # noqa: E402
+
 sys.path.insert(0, os.environ.get("REFENV_DIR", "/work/shared/reference-stack"))
 import refenv  # noqa: E402,F401  (puts the pinned sources on the path)
 import torch  # noqa: E402
@@ -16,14 +19,6 @@ from diffusers import UNet2DConditionModel  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def cpu_name():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def unet_bf16_error(case):
@@ -51,7 +46,7 @@ def narrow_conv_error(cin, cout, size):
 
 
 def main():
-    print(f"torch {torch.__version__}, mkldnn {torch.backends.mkldnn.is_available()}, CPU {cpu_name()}")
+    print(f"torch {torch.__version__}, mkldnn {torch.backends.mkldnn.is_available()}, CPU {golden_io.cpu_name()}")
     for case in ["txt2img_v", "upscale_x4", "txt2img_eps_dpmpp"]:
         worst, mean, rng = unet_bf16_error(case)
         print(f"{case}: step00 UNet bf16 vs golden fp32: max {worst:.4g}, mean {mean:.4g}, output range {rng:.4g}")

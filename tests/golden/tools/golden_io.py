@@ -62,6 +62,22 @@ def versions(**extra):
     return out
 
 
+def cpu_name():
+    """The CPU's model name from /proc/cpuinfo (figures of reduced-precision kernels depend on it)."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def cpu_flags(wanted):
+    """Which of the /proc/cpuinfo flags in `wanted` this CPU has, in the order given."""
+    with open("/proc/cpuinfo") as f:
+        present = set(f.read().split())
+    return [flag for flag in wanted if flag in present]
+
+
 def write_json(path, doc, indent=2, ensure_ascii=True):
     with open(path, "w", encoding="utf-8") as f:
         f.write(json.dumps(doc, indent=indent, ensure_ascii=ensure_ascii) + "\n")

@@ -24,9 +24,6 @@ import golden_io  # noqa: E402
 golden_io.pin_blas_kernels()  # the fixtures' float32 BLAS kernels
 sys.path.insert(0, os.environ.get("REFERENCE_STACK", "/work/shared/reference-stack"))
 import refenv  # noqa: E402,F401  (puts the pinned sources first on sys.path)
-import json  # noqa: E402
-
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(golden_io.REPO, "bench", "DeviceCheck"))
@@ -35,33 +32,21 @@ import diffusers_golden  # noqa: E402
 FILE = "bf16_reference.json"
 
 
-def cpu_name():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def main():
     args = golden_io.parse_args(__doc__.splitlines()[0])
     out = golden_io.Output(args, [FILE])
-    torch.set_num_threads(2)  # as refenv sets it: the bfloat16 figures follow the order of the sums, so threads count
+    # refenv runs torch on 2 threads; the bfloat16 figures follow the order of the sums, so the thread count matters.
     cases = {}
     for name in diffusers_golden.CASES:
-        folder = os.path.join(golden_io.GOLDEN, name)
-        case = json.load(open(os.path.join(folder, "case.json")))
-        full, full_finite = diffusers_golden.run(folder, case, "cpu", torch.float32)
-        reduced, reduced_finite = diffusers_golden.run(folder, case, "cpu", torch.bfloat16)
-        assert full_finite and reduced_finite, f"{name}: diffusers image not finite ({full_finite}, {reduced_finite})"
-        difference = np.abs(full.astype(np.int32) - reduced.astype(np.int32))
-        cases[name] = {"max_levels": int(difference.max()), "mean_levels": round(float(difference.mean()), 6)}
+        entry, _, _ = diffusers_golden.measure_case(golden_io.GOLDEN, name, "cpu", torch.bfloat16)
+        assert entry["finite"], f"{name}: diffusers' image is not finite"
+        cases[name] = {"max_levels": entry["max_levels"], "mean_levels": round(entry["mean_levels"], 6)}
         print(f"{name}: bfloat16 vs float32 max {cases[name]['max_levels']} levels, mean {cases[name]['mean_levels']:.3f}")
-    flags = [f for f in ("avx512_bf16", "amx_bf16", "avx512f") if f in open("/proc/cpuinfo").read().split()]
     doc = {
         "about": "diffusers' own loss to bfloat16 on the CPU: its bfloat16 image of each golden case against its float32 "
                  "image, noise drawn in float32 in both (tools/make_bf16_reference.py)",
-        "versions": golden_io.versions(cpu=cpu_name(), cpu_flags=flags),
+        "versions": golden_io.versions(cpu=golden_io.cpu_name(),
+                                       cpu_flags=golden_io.cpu_flags(("avx512_bf16", "amx_bf16", "avx512f"))),
         "cases": cases,
     }
     golden_io.write_json(out.path(FILE), doc)

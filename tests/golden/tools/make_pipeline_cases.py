@@ -42,6 +42,9 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 import diffusers  # noqa: E402
 from diffusers.utils import torch_utils  # noqa: E402
 
+sys.path.insert(0, os.path.join(golden_io.REPO, "bench", "DeviceCheck"))
+import diffusers_golden  # noqa: E402  (call_arguments: the call the GPU device check makes too)
+
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CASES = ["txt2img_v", "txt2img_eps_dpmpp", "img2img", "inpaint", "depth2img", "upscale_x4"]
 
@@ -91,9 +94,7 @@ def instrument(pipe, rec):
         rec.noise += 1
         return out
 
-    for module in list(sys.modules.values()):
-        if module is not None and getattr(module, "randn_tensor", None) is original_randn:
-            module.randn_tensor = randn
+    diffusers_golden.replace_randn_tensor(original_randn, randn)
 
     def encoded(result, *args, **kwargs):
         prompt_embeds, negative = result[0], result[1]
@@ -217,24 +218,16 @@ def run_case(name, model_folder=None):
     """Runs one case; `model_folder` loads the same weights from elsewhere (e.g. saved as pickled .bin files)."""
     folder = os.path.join(GOLDEN, name)
     case = json.load(open(os.path.join(folder, "case.json")))
-    call = dict(case["call"])
     optional = {"depth_estimator": None, "feature_extractor": None} if "Depth" in case["pipeline"] else {"safety_checker": None}
     pipe = getattr(diffusers, case["pipeline"]).from_pretrained(model_folder or os.path.join(folder, "model"), **optional)
     pipe.set_progress_bar_config(disable=True)
     rec = Recorder()
     instrument(pipe, rec)
-    kwargs = {k: v for k, v in call.items() if k not in ("lowres_height", "lowres_width")}
-    if case["pipeline"] != "StableDiffusionPipeline":
-        kwargs.pop("height", None)
-        kwargs.pop("width", None)
-        kwargs["image"] = Image.open(os.path.join(folder, "input_image.png")).convert("RGB")
+    kwargs = diffusers_golden.call_arguments(folder, case)
+    if "image" in kwargs:
         rec.put("input_image_uint8", torch.from_numpy(np.array(kwargs["image"])))
-    if os.path.exists(os.path.join(folder, "input_mask.png")):
-        kwargs["mask_image"] = Image.open(os.path.join(folder, "input_mask.png")).convert("L")
+    if "mask_image" in kwargs:
         rec.put("input_mask_uint8", torch.from_numpy(np.array(kwargs["mask_image"])))
-    if os.path.exists(os.path.join(folder, "input_depth.png")):
-        depth = np.array(Image.open(os.path.join(folder, "input_depth.png"))).astype(np.float32)
-        kwargs["depth_map"] = torch.from_numpy(depth)[None]
     generator = torch.Generator("cpu").manual_seed(case["seed"])
     with torch.no_grad():
         out = pipe(**kwargs, generator=generator, output_type="np")
